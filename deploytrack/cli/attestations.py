@@ -1,0 +1,198 @@
+"""`attestation` and `artifact` commands: the evidence store."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from deploytrack.cli import App, pass_app
+from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
+from deploytrack.digests import short
+
+
+def _read_input(path: str, limit: int) -> bytes:
+    """Read at most `limit`+1 bytes: enough to tell that an input is over the limit."""
+    if path == "-":
+        return sys.stdin.buffer.read(limit + 1)
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit + 1)
+    except IsADirectoryError:
+        raise click.ClickException(f"{path} is a directory: give attestation files") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
+
+
+@click.group("attestation")
+def attestation() -> None:
+    """The evidence store: in-toto statements, DSSE envelopes, Sigstore bundles."""
+
+
+@attestation.command("import")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--project", default=None, help="Project (overrides the predicate's).")
+@click.option("--version", "version", default=None, help="Project version.")
+@click.option("--workflow", default=None, help="Workflow that produced it.")
+@output_option
+@pass_app
+def attestation_import(
+    app: App,
+    paths: tuple[str, ...],
+    project: str | None,
+    version: str | None,
+    workflow: str | None,
+    output: str,
+) -> None:
+    """Store attestation files (`-` reads stdin). All are checked before any is stored."""
+    from deploytrack.evidence import MAX_INPUT_BYTES
+    from deploytrack.services import evidence
+
+    if paths.count("-") > 1:
+        raise click.UsageError("stdin ('-') can be read only once")
+    sources = [
+        evidence.Source(
+            name="stdin" if path == "-" else path,
+            data=_read_input(path, MAX_INPUT_BYTES),
+            jsonl=path.endswith(".jsonl"),
+        )
+        for path in paths
+    ]
+    results = evidence.import_sources(
+        app.store, sources, evidence.Overrides(project, version, workflow)
+    )
+    if output == "json":
+        print_json(results)
+        return
+    for result in results:
+        att = result.attestation
+        if result.created:
+            click.echo(
+                f"Imported {att.digest} from {result.source}: {att.format}, "
+                f"{att.predicate_type}, {len(att.subjects)} subject(s), "
+                f"{len(att.materials)} material(s)."
+            )
+        else:
+            click.echo(f"Already imported {att.digest} from {result.source}: nothing added.")
+
+
+@attestation.command("list")
+@click.option("--project", default=None, help="Only this project.")
+@click.option("--version", "version", default=None, help="Only this project version.")
+@click.option("--digest", default=None, help="Only attestations naming this digest.")
+@output_option
+@pass_app
+def attestation_list(
+    app: App, project: str | None, version: str | None, digest: str | None, output: str
+) -> None:
+    """List stored attestations, newest first."""
+    from deploytrack.services import evidence
+
+    views = evidence.list_attestations(app.store, project, version, digest)
+    if output == "json":
+        print_json(views)
+        return
+    print_table(
+        [
+            "DIGEST",
+            "FORMAT",
+            "PREDICATE TYPE",
+            "PROJECT",
+            "VERSION",
+            "WORKFLOW",
+            "SUBJECTS",
+            "IMPORTED",
+        ],
+        [
+            [
+                short(v.digest),
+                v.format,
+                v.predicate_type,
+                v.project,
+                v.version,
+                v.workflow,
+                str(len(v.subjects)),
+                when(v.imported_at),
+            ]
+            for v in views
+        ],
+        empty="No attestations: import one with 'deploytrack attestation import FILE'.",
+    )
+
+
+def show_attestation(view: Any) -> None:
+    print_fields(
+        [
+            ("Digest", view.digest),
+            ("Format", view.format),
+            ("Statement type", view.statement_type),
+            ("Predicate type", view.predicate_type),
+            ("Project", view.project),
+            ("Version", view.version),
+            ("Workflow", view.workflow),
+            ("Imported", when(view.imported_at)),
+        ]
+    )
+    click.echo("\nSubjects:")
+    print_table(["NAME", "DIGEST"], [[s.name, s.digest] for s in view.subjects], empty="  none")
+    click.echo("\nMaterials:")
+    print_table(
+        ["KIND", "NAME", "DIGEST"],
+        [[m.kind, m.name, m.digest] for m in view.materials],
+        empty="  none",
+    )
+
+
+@attestation.command("describe")
+@click.argument("digest")
+@output_option
+@pass_app
+def attestation_describe(app: App, digest: str, output: str) -> None:
+    """Show one attestation: types, subjects, materials, project (a unique prefix will do)."""
+    from deploytrack.services import evidence
+
+    view = evidence.describe_attestation(app.store, digest)
+    if output == "json":
+        print_json(view)
+    else:
+        show_attestation(view)
+
+
+@click.group("artifact")
+def artifact() -> None:
+    """Bytes kept in the evidence store."""
+
+
+@artifact.command("download")
+@click.option("--digest", required=True, help="sha256 digest of the stored bytes.")
+@click.option(
+    "--output",
+    "destination",
+    default="-",
+    show_default=True,
+    metavar="FILE|-",
+    help="Where to write the bytes; '-' is stdout. An existing file is not overwritten.",
+)
+@pass_app
+def artifact_download(app: App, digest: str, destination: str) -> None:
+    """Write stored bytes exactly as they were imported."""
+    from deploytrack.services import evidence
+
+    data = evidence.download(app.store, digest)
+    if destination == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(
+            f"{destination} exists: choose another path or remove it first"
+        ) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {destination}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    click.echo(f"Wrote {len(data)} bytes to {destination}.", err=True)

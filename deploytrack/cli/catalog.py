@@ -1,0 +1,191 @@
+"""`environment` and `logical-environment` commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from deploytrack.cli import App, pass_app
+from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
+from deploytrack.services.validate import ENVIRONMENT_TYPES
+
+_NAME = click.option("--name", required=True, help="DNS-1123 label, e.g. prod-eu-1.")
+
+
+def _show(view: Any, output: str) -> None:
+    if output == "json":
+        print_json(view)
+        return
+    pairs = [("Name", view.name), ("Description", view.description)]
+    if hasattr(view, "type"):
+        pairs.append(("Type", view.type))
+    else:
+        pairs.append(("Default", "yes" if view.is_default else "no"))
+    pairs += [("Created", when(view.created_at)), ("Updated", when(view.updated_at))]
+    print_fields(pairs)
+
+
+@click.group("environment")
+def environment() -> None:
+    """Infrastructure targets: a Kubernetes cluster, an ECS service, a server."""
+
+
+@environment.command("create")
+@_NAME
+@click.option("--description", default="", help="Free text.")
+@click.option(
+    "--type", "type_", type=click.Choice(ENVIRONMENT_TYPES), default="custom", show_default=True
+)
+@output_option
+@pass_app
+def environment_create(app: App, name: str, description: str, type_: str, output: str) -> None:
+    """Create an environment."""
+    from deploytrack.services.catalog import environments
+
+    view = environments.create(app.store, name, description, type_)
+    if output == "json":
+        print_json(view)
+    else:
+        click.echo(f"Created environment {view.name} ({view.type}).")
+
+
+@environment.command("list")
+@output_option
+@pass_app
+def environment_list(app: App, output: str) -> None:
+    """List environments."""
+    from deploytrack.services.catalog import environments
+
+    views = environments.list(app.store)
+    if output == "json":
+        print_json(views)
+        return
+    print_table(
+        ["NAME", "TYPE", "DESCRIPTION", "CREATED"],
+        [[v.name, v.type, v.description, when(v.created_at)] for v in views],
+        empty="No environments: create one with 'deploytrack environment create'.",
+    )
+
+
+@environment.command("describe")
+@_NAME
+@output_option
+@pass_app
+def environment_describe(app: App, name: str, output: str) -> None:
+    """Show one environment."""
+    from deploytrack.services.catalog import environments
+
+    _show(environments.describe(app.store, name), output)
+
+
+@environment.command("update")
+@_NAME
+@click.option("--description", default=None, help="New description.")
+@click.option("--type", "type_", type=click.Choice(ENVIRONMENT_TYPES), default=None)
+@output_option
+@pass_app
+def environment_update(
+    app: App, name: str, description: str | None, type_: str | None, output: str
+) -> None:
+    """Change an environment's description or type."""
+    from deploytrack.services.catalog import environments
+
+    if description is None and type_ is None:
+        raise click.UsageError("give --description or --type (or both)")
+    view = environments.update(app.store, name, description, type_)
+    if output == "json":
+        print_json(view)
+    else:
+        click.echo(f"Updated environment {view.name}.")
+
+
+@environment.command("delete")
+@_NAME
+@pass_app
+def environment_delete(app: App, name: str) -> None:
+    """Delete an environment no deployment record references."""
+    from deploytrack.services.catalog import environments
+
+    environments.delete(app.store, name)
+    click.echo(f"Deleted environment {name}.")
+
+
+@click.group("logical-environment")
+def logical_environment() -> None:
+    """Lifecycle stages: development, staging, production, or your own (canary...)."""
+
+
+@logical_environment.command("create")
+@_NAME
+@click.option("--description", default="", help="Free text.")
+@output_option
+@pass_app
+def logical_create(app: App, name: str, description: str, output: str) -> None:
+    """Create a logical environment."""
+    from deploytrack.services.catalog import logical_environments
+
+    view = logical_environments.create(app.store, name, description)
+    if output == "json":
+        print_json(view)
+    else:
+        click.echo(f"Created logical environment {view.name}.")
+
+
+@logical_environment.command("list")
+@output_option
+@pass_app
+def logical_list(app: App, output: str) -> None:
+    """List logical environments."""
+    from deploytrack.services.catalog import logical_environments
+
+    views = logical_environments.list(app.store)
+    if output == "json":
+        print_json(views)
+        return
+    print_table(
+        ["NAME", "DEFAULT", "DESCRIPTION", "CREATED"],
+        [
+            [v.name, "yes" if v.is_default else "no", v.description, when(v.created_at)]
+            for v in views
+        ],
+        empty="No logical environments.",
+    )
+
+
+@logical_environment.command("describe")
+@_NAME
+@output_option
+@pass_app
+def logical_describe(app: App, name: str, output: str) -> None:
+    """Show one logical environment."""
+    from deploytrack.services.catalog import logical_environments
+
+    _show(logical_environments.describe(app.store, name), output)
+
+
+@logical_environment.command("update")
+@_NAME
+@click.option("--description", required=True, help="New description.")
+@output_option
+@pass_app
+def logical_update(app: App, name: str, description: str, output: str) -> None:
+    """Change a logical environment's description."""
+    from deploytrack.services.catalog import logical_environments
+
+    view = logical_environments.update(app.store, name, description)
+    if output == "json":
+        print_json(view)
+    else:
+        click.echo(f"Updated logical environment {view.name}.")
+
+
+@logical_environment.command("delete")
+@_NAME
+@pass_app
+def logical_delete(app: App, name: str) -> None:
+    """Delete a logical environment no deployment record references."""
+    from deploytrack.services.catalog import logical_environments
+
+    logical_environments.delete(app.store, name)
+    click.echo(f"Deleted logical environment {name}.")

@@ -1,0 +1,217 @@
+"""`deployment` commands: record, list, describe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from deploytrack.cli import App, pass_app
+from deploytrack.cli.attestations import show_attestation
+from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
+from deploytrack.digests import short
+from deploytrack.services.validate import KINDS
+
+_KIND = click.Choice(KINDS, case_sensitive=False)
+
+
+@click.group("deployment")
+def deployment() -> None:
+    """Which artifact runs where: records, their history, and their evidence."""
+
+
+def _artifact(view: Any) -> str:
+    if view.artifact_ref:
+        return f"{view.artifact_ref}@{short(view.digest)}"
+    return short(view.digest)
+
+
+def _summary(view: Any) -> str:
+    return (
+        f"{view.deployment_name} ({view.kind}) {_artifact(view)} in "
+        f"{view.environment}/{view.logical_environment}"
+    )
+
+
+@deployment.command("record")
+@click.option("--env", "environment", required=True, help="Environment name.")
+@click.option("--logical-env", "logical_environment", required=True, help="Logical environment.")
+@click.option("--deployment-name", required=True, help="What runs there, e.g. api-server.")
+@click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
+@click.option("--digest", default=None, help="sha256:<64 hex> of the artifact.")
+@click.option(
+    "--oci-ref", default=None, help="Reference pinning a digest: name@sha256:... or name:tag@..."
+)
+@click.option(
+    "--status",
+    type=click.Choice(["deployed", "decommissioned"]),
+    default="deployed",
+    show_default=True,
+)
+@output_option
+@pass_app
+def deployment_record(
+    app: App,
+    environment: str,
+    logical_environment: str,
+    deployment_name: str,
+    kind: str,
+    digest: str | None,
+    oci_ref: str | None,
+    status: str,
+    output: str,
+) -> None:
+    """Record that an artifact runs in an environment at a stage (or that it stopped).
+
+    A new digest supersedes the active record; the same digest is a heartbeat.
+    """
+    from deploytrack.services import deployments
+
+    if (digest is None) == (oci_ref is None):
+        raise click.UsageError("give exactly one of --digest and --oci-ref")
+    artifact_ref = None
+    if oci_ref is not None:
+        from deploytrack.registry.reference import parse_reference
+
+        ref = parse_reference(oci_ref.removeprefix("oci://"))
+        if ref.digest is None:
+            raise click.ClickException(
+                f"{oci_ref} names a tag, and resolving tags needs a registry: pin the digest "
+                "(name:tag@sha256:...) or give --digest"
+            )
+        digest, artifact_ref = ref.digest, ref.display
+    key = deployments.Key(environment, logical_environment, deployment_name, kind.upper())
+    result = deployments.record(
+        app.store, key, digest or "", artifact_ref=artifact_ref, status=status
+    )
+    if output == "json":
+        print_json(result)
+        return
+    view = result.deployment
+    if result.action == "created":
+        click.echo(f"Recorded deployment {view.id}: {_summary(view)}.")
+    elif result.action == "superseded":
+        assert result.previous is not None
+        click.echo(
+            f"Recorded deployment {view.id}: {_summary(view)}; it supersedes deployment "
+            f"{result.previous.id} ({short(result.previous.digest)})."
+        )
+    elif result.action == "heartbeat":
+        click.echo(
+            f"Heartbeat for deployment {view.id}: {_summary(view)} still runs "
+            f"(last seen {when(view.last_seen_at)})."
+        )
+    elif result.action == "decommissioned":
+        click.echo(f"Decommissioned deployment {view.id}: {_summary(view)}.")
+    else:
+        click.echo(f"Deployment {view.id} was already decommissioned: nothing changed.")
+
+
+@deployment.command("list")
+@click.option("--env", "environment", default=None, help="Only this environment.")
+@click.option("--logical-env", "logical_environment", default=None, help="Only this stage.")
+@click.option("--deployment-name", default=None, help="Only this deployment name.")
+@click.option("--kind", default=None, type=_KIND, help="Only this kind.")
+@click.option("--digest", default=None, help="Only records of this digest.")
+@click.option("--history", is_flag=True, help="Include superseded and decommissioned records.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
+@output_option
+@pass_app
+def deployment_list(
+    app: App,
+    environment: str | None,
+    logical_environment: str | None,
+    deployment_name: str | None,
+    kind: str | None,
+    digest: str | None,
+    history: bool,
+    limit: int | None,
+    output: str,
+) -> None:
+    """List active deployments, newest first (--history adds ended ones)."""
+    from deploytrack.services import deployments
+
+    views = deployments.list_deployments(
+        app.store,
+        deployments.ListFilter(
+            environment=environment,
+            logical_environment=logical_environment,
+            deployment_name=deployment_name,
+            kind=kind.upper() if kind else None,
+            digest=digest,
+            history=history,
+            limit=limit,
+        ),
+    )
+    if output == "json":
+        print_json(views)
+        return
+    print_table(
+        [
+            "ID",
+            "ENVIRONMENT",
+            "LOGICAL ENV",
+            "NAME",
+            "KIND",
+            "ARTIFACT",
+            "STATUS",
+            "DEPLOYED AT",
+            "LAST SEEN",
+        ],
+        [
+            [
+                str(v.id),
+                v.environment,
+                v.logical_environment,
+                v.deployment_name,
+                v.kind,
+                _artifact(v),
+                v.status,
+                when(v.created_at),
+                when(v.last_seen_at),
+            ]
+            for v in views
+        ],
+        empty="No deployments match.",
+    )
+
+
+@deployment.command("describe")
+@click.argument("deployment_id", metavar="ID", type=click.IntRange(min=1))
+@output_option
+@pass_app
+def deployment_describe(app: App, deployment_id: int, output: str) -> None:
+    """Show one record and every attestation that names its digest."""
+    from deploytrack.services import deployments
+
+    detail = deployments.describe(app.store, deployment_id)
+    if output == "json":
+        from deploytrack.cli.output import jsonable
+
+        body = jsonable(detail.deployment)
+        body["supersedes"] = detail.supersedes
+        body["attestations"] = jsonable(detail.attestations)
+        print_json(body)
+        return
+    view = detail.deployment
+    print_fields(
+        [
+            ("ID", view.id),
+            ("Environment", view.environment),
+            ("Logical env", view.logical_environment),
+            ("Name", view.deployment_name),
+            ("Kind", view.kind),
+            ("Digest", view.digest),
+            ("Artifact ref", view.artifact_ref),
+            ("Status", view.status),
+            ("Deployed at", when(view.created_at)),
+            ("Last seen", when(view.last_seen_at)),
+            ("Ended at", when(view.ended_at) if view.ended_at else None),
+            ("Supersedes", detail.supersedes),
+            ("Superseded by", view.superseded_by),
+        ]
+    )
+    click.echo(f"\nEvidence ({len(detail.attestations)} attestation(s) name this digest):")
+    for att in detail.attestations:
+        click.echo("")
+        show_attestation(att)

@@ -1,0 +1,80 @@
+"""Printing: tables for people, JSON for machines.
+
+JSON field names are the views' field names (documented in the README); every field
+ending in `_at` is a time and is printed as RFC 3339 UTC with microseconds.
+tabulate is imported only when a table is printed (~75 ms).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from deploytrack import timeutil
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_option(func: F) -> F:
+    return click.option(
+        "-o",
+        "--output",
+        "output",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Table for people, JSON for machines.",
+    )(func)
+
+
+def jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: (
+                timeutil.rfc3339(item)
+                if field.name.endswith("_at") and isinstance(item, int)
+                else jsonable(item)
+            )
+            for field in dataclasses.fields(value)
+            for item in [getattr(value, field.name)]
+        }
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> None:
+    if not rows:
+        click.echo(empty, err=True)
+        return
+    from tabulate import tabulate
+
+    click.echo(
+        tabulate(
+            [["-" if cell is None or cell == "" else cell for cell in row] for row in rows],
+            headers=list(headers),
+            tablefmt="simple",
+            disable_numparse=True,
+        )
+    )
+
+
+def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        shown = "-" if value is None or value == "" else value
+        click.echo(f"{key + ':':<{width + 1}} {shown}")
+
+
+def when(us: int | None) -> str:
+    return timeutil.short(us)

@@ -1,0 +1,148 @@
+"""Environments (infrastructure targets) and logical environments (lifecycle stages).
+
+Both are named catalogues with the same life cycle; `_Catalog` holds the rules once and
+the two public objects differ only in their model, label and extra field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from deploytrack import timeutil
+from deploytrack.services import ServiceError, validate
+from deploytrack.services.views import EnvironmentView, LogicalEnvironmentView
+from deploytrack.store import Store
+from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
+
+V = TypeVar("V")
+
+
+class _Catalog(Generic[V]):
+    def __init__(
+        self,
+        model: Any,
+        label: str,
+        command: str,
+        reference: Any,
+        to_view: Callable[[Any], V],
+    ) -> None:
+        self.model = model
+        self.label = label
+        self.command = command
+        self.reference = reference  # the Deployment column that points here
+        self.to_view = to_view
+
+    def _get(self, name: str) -> Any:
+        row = self.model.get_or_none(self.model.name == name)
+        if row is None:
+            raise ServiceError(
+                f"{self.label} {name!r} does not exist: see 'deploytrack {self.command} list'"
+            )
+        return row
+
+    def get(self, store: Store, name: str) -> Any:
+        """The row for `name`; raises a clear error when there is none. For services."""
+        return self._get(name)
+
+    def create(self, store: Store, name: str, description: str, **fields: Any) -> V:
+        validate.name(name, self.label)
+        validate.description(description)
+        with store.write():
+            if self.model.get_or_none(self.model.name == name) is not None:
+                raise ServiceError(f"{self.label} {name!r} already exists")
+            now = timeutil.now_us()
+            row = self.model.create(
+                name=name, description=description, created_at=now, updated_at=now, **fields
+            )
+        return self.to_view(row)
+
+    def list(self, store: Store) -> list[V]:
+        with store.read():
+            return [self.to_view(r) for r in self.model.select().order_by(self.model.name)]
+
+    def describe(self, store: Store, name: str) -> V:
+        with store.read():
+            return self.to_view(self._get(name))
+
+    def update(self, store: Store, name: str, description: str | None, **fields: Any) -> V:
+        changes = {k: v for k, v in fields.items() if v is not None}
+        if description is not None:
+            changes["description"] = validate.description(description)
+        if not changes:
+            raise ServiceError("nothing to update: give a new --description or another option")
+        with store.write():
+            row = self._get(name)
+            changes["updated_at"] = max(timeutil.now_us(), row.updated_at)
+            self.model.update(**changes).where(self.model.id == row.id).execute()
+            row = self._get(name)
+        return self.to_view(row)
+
+    def delete(self, store: Store, name: str) -> None:
+        with store.write():
+            row = self._get(name)
+            count = Deployment.select().where(self.reference == row.id).count()
+            if count:
+                raise ServiceError(
+                    f"{self.label} {name!r} is referenced by {count} deployment record(s) and "
+                    "history is never deleted; it cannot be removed"
+                )
+            self.model.delete().where(self.model.id == row.id).execute()
+
+
+def _environment_view(row: Environment) -> EnvironmentView:
+    return EnvironmentView(
+        name=row.name,
+        description=row.description,
+        type=row.type,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _logical_view(row: LogicalEnvironment) -> LogicalEnvironmentView:
+    return LogicalEnvironmentView(
+        name=row.name,
+        description=row.description,
+        is_default=bool(row.is_default),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class _Environments(_Catalog[EnvironmentView]):
+    def create(  # type: ignore[override]
+        self, store: Store, name: str, description: str = "", type: str = "custom"
+    ) -> EnvironmentView:
+        return super().create(store, name, description, type=validate.environment_type(type))
+
+    def update(  # type: ignore[override]
+        self, store: Store, name: str, description: str | None = None, type: str | None = None
+    ) -> EnvironmentView:
+        if type is not None:
+            validate.environment_type(type)
+        return super().update(store, name, description, type=type)
+
+
+class _LogicalEnvironments(_Catalog[LogicalEnvironmentView]):
+    def create(  # type: ignore[override]
+        self, store: Store, name: str, description: str = ""
+    ) -> LogicalEnvironmentView:
+        return super().create(store, name, description, is_default=False)
+
+    def update(  # type: ignore[override]
+        self, store: Store, name: str, description: str | None = None
+    ) -> LogicalEnvironmentView:
+        return super().update(store, name, description)
+
+
+environments = _Environments(
+    Environment, "environment", "environment", Deployment.environment, _environment_view
+)
+logical_environments = _LogicalEnvironments(
+    LogicalEnvironment,
+    "logical environment",
+    "logical-environment",
+    Deployment.logical_environment,
+    _logical_view,
+)

@@ -1,0 +1,65 @@
+"""Input rules shared by services. Each rule lives here once; messages state the rule."""
+
+from __future__ import annotations
+
+import re
+
+from deploytrack.digests import normalize_sha256
+from deploytrack.services import ServiceError
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
+MAX_DESCRIPTION = 1024
+
+ENVIRONMENT_TYPES = ("kubernetes", "ecs", "server", "lambda", "custom")
+KINDS = ("CONTAINER_IMAGE", "HELM_CHART")
+STATUSES = ("deployed", "decommissioned")
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:80] + "...")
+
+
+def name(value: str, what: str) -> str:
+    if not _DNS1123_LABEL.match(value):
+        raise ServiceError(
+            f"invalid {what} name {_shown(value)}: use 1 to 63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def deployment_name(value: str) -> str:
+    if not _DEPLOYMENT_NAME.match(value):
+        raise ServiceError(
+            f"invalid deployment name {_shown(value)}: use 1 to 253 letters, digits, '.', '_' or "
+            "'-', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def description(value: str) -> str:
+    if len(value) > MAX_DESCRIPTION or any(ord(c) < 32 and c not in "\t" for c in value):
+        raise ServiceError(f"invalid description: at most {MAX_DESCRIPTION} characters on one line")
+    return value
+
+
+def environment_type(value: str) -> str:
+    if value not in ENVIRONMENT_TYPES:
+        raise ServiceError(
+            f"invalid environment type {_shown(value)}: use one of {', '.join(ENVIRONMENT_TYPES)}"
+        )
+    return value
+
+
+def kind(value: str) -> str:
+    if value not in KINDS:
+        raise ServiceError(f"invalid kind {_shown(value)}: use one of {', '.join(KINDS)}")
+    return value
+
+
+def sha256(value: str) -> str:
+    digest = normalize_sha256(value)
+    if digest is None:
+        raise ServiceError(f"invalid digest {_shown(value)}: use sha256:<64 hex digits>")
+    return digest

@@ -1,0 +1,140 @@
+"""Opening the database: where it lives, how it is created, and how writes are serialised."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import peewee
+
+from deploytrack.errors import DeploytrackError
+
+ENV_DB = "DEPLOYTRACK_DB"
+# Concurrent CI jobs on one host queue on the write lock; each write holds it for
+# milliseconds, so 30 s of patience means "something is wrong", not "busy".
+BUSY_TIMEOUT_S = 30
+
+
+class StoreError(DeploytrackError):
+    """The database could not be opened, read or written."""
+
+
+def resolve_path(explicit: str | None) -> Path:
+    """--db, else $DEPLOYTRACK_DB, else the per-user data folder."""
+    if explicit:
+        return Path(explicit).expanduser()
+    from_env = os.environ.get(ENV_DB)
+    if from_env:
+        return Path(from_env).expanduser()
+    import platformdirs  # costs ~25 ms: only when no path was given
+
+    return Path(platformdirs.user_data_dir("deploytrack")) / "deploytrack.db"
+
+
+def _ensure_file(path: Path) -> None:
+    """Create parent folders (0700) and an empty file (0600) if there is none yet.
+
+    SQLite gives its -wal and -shm files the database file's mode, so creating the
+    file ourselves first is what keeps all three private.
+    """
+    if path.exists():
+        if not path.is_file():
+            raise StoreError(f"{path} is not a file: give --db the path of a database file")
+        return
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create database {path}: {exc.strerror}; choose another path with --db"
+        ) from None
+    os.close(fd)
+
+
+def translate(exc: peewee.PeeweeException, path: Path) -> StoreError:
+    """Turn a driver error into one line that says what to do."""
+    text = str(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return StoreError(
+            f"database {path} is busy: another deploytrack kept it locked for over "
+            f"{BUSY_TIMEOUT_S} s; retry when it has finished"
+        )
+    if "file is not a database" in low:
+        return StoreError(f"{path} is not a deploytrack database (not an SQLite file)")
+    if "malformed" in low or "corrupt" in low:
+        return StoreError(f"database {path} is damaged ({text}); restore it from a backup")
+    if "readonly" in low or "read-only" in low:
+        return StoreError(
+            f"database {path} is read-only: deploytrack needs write access to the file and "
+            "its folder"
+        )
+    if "unable to open" in low or "disk i/o" in low:
+        return StoreError(f"cannot open database {path}: check that it exists and is readable")
+    if isinstance(exc, peewee.IntegrityError):
+        return StoreError(f"the database refused the change: {text}")
+    return StoreError(f"database error on {path}: {text}")
+
+
+class Store:
+    """An open database. Every write goes through `write()`: one BEGIN IMMEDIATE transaction."""
+
+    def __init__(self, db: peewee.Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
+        # then writes fails with "database is locked" when another writer got in between.
+        try:
+            with self.db.atomic("IMMEDIATE"):
+                yield
+        except peewee.PeeweeException as exc:
+            raise translate(exc, self.path) from None
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        """A read transaction: several queries see one consistent snapshot."""
+        try:
+            with self.db.atomic():
+                yield
+        except peewee.PeeweeException as exc:
+            raise translate(exc, self.path) from None
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+
+def open_store(path: Path, *, migrate: bool = True) -> Store:
+    """Open (creating if needed) the database at `path` and bring its schema up to date."""
+    from deploytrack.store import migrations, models
+
+    _ensure_file(path)
+    db = peewee.SqliteDatabase(
+        str(path),
+        timeout=BUSY_TIMEOUT_S,
+        # busy_timeout first: the others may already need the lock.
+        pragmas=[
+            ("busy_timeout", BUSY_TIMEOUT_S * 1000),
+            ("foreign_keys", 1),
+            ("synchronous", "NORMAL"),
+        ],
+        autoconnect=False,
+    )
+    store = Store(db, path)
+    try:
+        db.connect()
+        if migrate:
+            migrations.ensure_current(db, path)
+    except peewee.PeeweeException as exc:
+        store.close()
+        raise translate(exc, path) from None
+    except DeploytrackError:
+        store.close()
+        raise
+    db.bind(models.ALL_MODELS, bind_refs=False, bind_backrefs=False)
+    return store

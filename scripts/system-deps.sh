@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian packages the tests use as real parts, when they are missing:
+#   docker-registry (CNCF distribution registry), skopeo, apache2-utils (htpasswd), openssl.
+# CI runs as root; elsewhere sudo is used. Nothing is installed when all are present.
+set -eu
+missing=""
+command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
+command -v skopeo >/dev/null 2>&1 || missing="$missing skopeo"
+command -v htpasswd >/dev/null 2>&1 || missing="$missing apache2-utils"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+[ -z "$missing" ] && exit 0
+echo "Installing test packages:$missing"
+if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,109 @@
+"""Shared test helpers: a fresh database per test, a CLI runner, and a database snapshot.
+
+CLI tests go through click's CliRunner against a real SQLite file; a few run the
+installed `deploytrack` entry point as a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from deploytrack.cli import cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ATTESTATIONS = FIXTURES / "attestations"
+# The real files that must be refused (see fixtures/attestations/README.md).
+MUST_REJECT = {
+    "chainloop-invalid.json",
+    "chainloop-attestation-dsse-invalidtype.json",
+    "chainloop-attestation-invalid-intoto.json",
+    "chainloop-attestation-invalid-payload.json",
+}
+# A container image digest that chainloop-full.json names as a CONTAINER_IMAGE material.
+NGINX_FULL = "sha256:264f55a6ff9cec2f4742a9faacc033b29f65c04dd4480e71e23579d484288d61"
+# ...and the one chainloop-with-git-subject.json names as subject and material.
+NGINX_GIT = "sha256:fbd9335f55d83d8aaf9ab1a539b0f2a87b444e8c54f34c9a1ca9d7df15605db4"
+
+Invoke = Callable[..., Result]
+
+
+def attestation(name: str) -> Path:
+    return ATTESTATIONS / name
+
+
+def good_attestations() -> list[Path]:
+    return sorted(p for p in ATTESTATIONS.glob("*.json") if p.name not in MUST_REJECT)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test may touch the user's real database, docker config or data folders."""
+    for name in list(os.environ):
+        if name.startswith("DEPLOYTRACK_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home" / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / "config"))
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "deploytrack.db"
+
+
+@pytest.fixture
+def run(db_path: Path) -> Invoke:
+    """Invoke the CLI with --db pointing at this test's database."""
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | bytes | None = None, env: dict | None = None) -> Result:
+        return runner.invoke(cli, ["--db", str(db_path), *args], input=input, env=env)
+
+    return invoke
+
+
+@pytest.fixture
+def ok(run: Invoke) -> Invoke:
+    """Like `run`, but the command must succeed."""
+
+    def invoke(*args: str, **kwargs: object) -> Result:
+        result = run(*args, **kwargs)
+        assert result.exit_code == 0, (args, result.output, result.stderr, result.exception)
+        return result
+
+    return invoke
+
+
+def snapshot(path: Path) -> list[str]:
+    """Every row of every table, to assert that a refused command changed nothing."""
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def assert_refused(result: Result, code: int = 1, contains: str = "") -> None:
+    """A refusal: the exit code, and exactly one stderr line that starts with Error:."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert contains in lines[0], (contains, lines[0])
+
+
+@pytest.fixture
+def entry_point() -> str:
+    """The installed console script, for tests that run it as a real process."""
+    path = Path(sys.executable).parent / "deploytrack"
+    assert path.exists(), f"install the package first (make test does): {path}"
+    return str(path)
