@@ -5,9 +5,29 @@ from __future__ import annotations
 import hashlib
 import re
 
-SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_ANY_DIGEST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,31}:[A-Za-z0-9_.+/=-]{1,512}$")
-_HEX_RE = re.compile(r"^[0-9A-Fa-f]+$")
+# Used with fullmatch: "$" would also match before a trailing newline.
+SHA256_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_ANY_DIGEST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,31}:[A-Za-z0-9_.+/=-]{1,512}")
+_HEX_RE = re.compile(r"[0-9A-Fa-f]+")
+# The hash functions in-toto's DigestSet names, with their hex lengths. Their names are
+# matched case-insensitively and their values must be hex of the right length; any other
+# algorithm (gitCommit, dirHash...) keeps its spelling and only has to be well-formed.
+HEX_LENGTHS = {
+    "md5": 32,
+    "sha1": 40,
+    "sha224": 56,
+    "sha256": 64,
+    "sha384": 96,
+    "sha512": 128,
+    "sha512_224": 56,
+    "sha512_256": 64,
+    "sha3_224": 56,
+    "sha3_256": 64,
+    "sha3_384": 96,
+    "sha3_512": 128,
+    "blake2b": 128,
+    "blake2s": 64,
+}
 
 
 def sha256_of(data: bytes) -> str:
@@ -21,21 +41,27 @@ def normalize_sha256(value: str) -> str | None:
     if not sep or algorithm.lower() != "sha256":
         return None
     candidate = "sha256:" + hexpart.lower()
-    return candidate if SHA256_RE.match(candidate) else None
+    return candidate if SHA256_RE.fullmatch(candidate) else None
 
 
 def normalize_any(value: str) -> str | None:
     """Any "<algorithm>:<value>" digest (sha1, sha512, gitCommit...), hex lower-cased.
 
-    The algorithm keeps its spelling: in-toto names such as gitCommit are case-sensitive.
+    Known hash names are lower-cased and their values checked (SHA256:AB.. is sha256:ab..);
+    other names keep their spelling: in-toto names such as gitCommit are case-sensitive.
     """
     algorithm, sep, rest = value.strip().partition(":")
     if not sep:
         return None
-    if _HEX_RE.match(rest):
+    length = HEX_LENGTHS.get(algorithm.lower())
+    if length is not None:
+        if len(rest) != length or not _HEX_RE.fullmatch(rest):
+            return None
+        algorithm = algorithm.lower()
+    if _HEX_RE.fullmatch(rest):
         rest = rest.lower()
     candidate = f"{algorithm}:{rest}"
-    return candidate if _ANY_DIGEST_RE.match(candidate) else None
+    return candidate if _ANY_DIGEST_RE.fullmatch(candidate) else None
 
 
 def short(digest: str, length: int = 12) -> str:

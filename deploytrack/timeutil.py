@@ -31,11 +31,19 @@ def rfc3339(us: int | None) -> str | None:
     """Full precision, for machines: 2026-11-21T21:25:49.123456Z."""
     if us is None:
         return None
-    return from_us(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    d = from_us(us)
+    # Formatted by hand: strftime("%Y") does not pad years below 1000 on every platform.
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        f".{d.microsecond:06d}Z"
+    )
 
 
 def short(us: int | None) -> str:
     """Second precision, for tables: 2026-11-21T21:25:49Z."""
     if us is None:
         return "-"
-    return from_us(us).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = rfc3339(us)
+    assert text is not None
+    return text[:19] + "Z"
+

@@ -6,11 +6,13 @@ installed `deploytrack` entry point as a subprocess.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -107,3 +109,62 @@ def entry_point() -> str:
     path = Path(sys.executable).parent / "deploytrack"
     assert path.exists(), f"install the package first (make test does): {path}"
     return str(path)
+
+
+def query(path: Path, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+    """Rows of a raw SQL query on the database file, as dicts."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute(sql, tuple(params))]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def seeded(ok: Invoke) -> None:
+    """Evidence for NGINX_FULL and NGINX_GIT (two real attestations) and environment 'cluster'."""
+    ok(
+        "attestation",
+        "import",
+        str(attestation("chainloop-full.json")),
+        str(attestation("chainloop-with-git-subject.json")),
+    )
+    ok("environment", "create", "--name", "cluster", "--type", "kubernetes")
+
+
+Record = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def record(ok: Invoke) -> Record:
+    """`deployment record -o json` that must succeed; returns the parsed result."""
+
+    def invoke(
+        digest: str = NGINX_FULL,
+        *extra: str,
+        env: str = "cluster",
+        stage: str = "production",
+        name: str = "api",
+        kind: str = "CONTAINER_IMAGE",
+    ) -> dict[str, Any]:
+        result = ok(
+            "deployment",
+            "record",
+            "--env",
+            env,
+            "--logical-env",
+            stage,
+            "--deployment-name",
+            name,
+            "--kind",
+            kind,
+            "--digest",
+            digest,
+            *extra,
+            "-o",
+            "json",
+        )
+        return json.loads(result.stdout)
+
+    return invoke

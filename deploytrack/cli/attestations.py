@@ -26,6 +26,15 @@ def _read_input(path: str, limit: int) -> bytes:
         raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _is_text(value: str) -> bool:
+    """False for arguments that were not UTF-8 (Python keeps such bytes as surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @click.group("attestation")
 def attestation() -> None:
     """The evidence store: in-toto statements, DSSE envelopes, Sigstore bundles."""
@@ -52,16 +61,22 @@ def attestation_import(
 
     if paths.count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
+    for flag, value in (("--project", project), ("--version", version), ("--workflow", workflow)):
+        if value is not None and not _is_text(value):
+            raise click.UsageError(f"{flag} is not valid UTF-8 text")
     sources = [
         evidence.Source(
             name="stdin" if path == "-" else path,
             data=_read_input(path, MAX_INPUT_BYTES),
-            jsonl=path.endswith(".jsonl"),
+            jsonl=path.lower().endswith(".jsonl"),
         )
         for path in paths
     ]
-    results = evidence.import_sources(
-        app.store, sources, evidence.Overrides(project, version, workflow)
+    # Parse everything before the database is opened: a refused import leaves no trace,
+    # not even a new, empty database file.
+    parsed = evidence.parse_sources(sources)
+    results = evidence.store_parsed(
+        app.store, parsed, evidence.Overrides(project, version, workflow)
     )
     if output == "json":
         print_json(results)
@@ -75,7 +90,21 @@ def attestation_import(
                 f"{len(att.materials)} material(s)."
             )
         else:
-            click.echo(f"Already imported {att.digest} from {result.source}: nothing added.")
+            ignored = [
+                flag
+                for flag, given, stored in (
+                    ("--project", project, att.project),
+                    ("--version", version, att.version),
+                    ("--workflow", workflow, att.workflow),
+                )
+                if given is not None and given != stored
+            ]
+            note = (
+                f" ({', '.join(ignored)} not applied: stored attestations never change)"
+                if ignored
+                else ""
+            )
+            click.echo(f"Already imported {att.digest} from {result.source}: nothing added{note}.")
 
 
 @attestation.command("list")

@@ -45,12 +45,27 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
+        return {
+            k: timeutil.rfc3339(v)
+            if isinstance(k, str) and k.endswith("_at") and isinstance(v, int)
+            else jsonable(v)
+            for k, v in value.items()
+        }
     return value
 
 
 def print_json(value: Any) -> None:
     click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
+
+
+def safe(value: Any) -> str:
+    """A cell for a terminal: names from attestations may hold escape sequences or newlines."""
+    if value is None or value == "":
+        return "-"
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> None:
@@ -61,7 +76,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: st
 
     click.echo(
         tabulate(
-            [["-" if cell is None or cell == "" else cell for cell in row] for row in rows],
+            [[safe(cell) for cell in row] for row in rows],
             headers=list(headers),
             tablefmt="simple",
             disable_numparse=True,
@@ -72,8 +87,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: st
 def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
-        shown = "-" if value is None or value == "" else value
-        click.echo(f"{key + ':':<{width + 1}} {shown}")
+        click.echo(f"{key + ':':<{width + 1}} {safe(value)}")
 
 
 def when(us: int | None) -> str:

@@ -86,13 +86,20 @@ def _loads(data: bytes, what: str) -> Any:
             f"{what} is not valid JSON: invalid UTF-8 at byte {exc.start}"
         ) from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            raise EvidenceError(
+                f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        raise EvidenceError(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise EvidenceError(f"{what} is not an attestation: JSON nested too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise EvidenceError(
-            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; RFC 8259 JSON, and every other parser, does not.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _digest_set(value: Any, where: str) -> list[str]:
@@ -188,10 +195,15 @@ def _chainloop(
 def _b64(value: Any, what: str, field: str) -> bytes:
     if not isinstance(value, str):
         raise EvidenceError(f"{what}: DSSE {field} is not a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise EvidenceError(f"{what}: DSSE {field} is not valid base64") from None
+    # DSSE: "Either standard or URL-safe encoding is allowed" (both padded, as RFC 4648),
+    # one alphabet or the other, not a mix.
+    alphabets: list[bytes | None] = [None] if "+" in value or "/" in value else [None, b"-_"]
+    for altchars in alphabets:
+        try:
+            return base64.b64decode(value, altchars=altchars, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    raise EvidenceError(f"{what}: DSSE {field} is not valid base64")
 
 
 def _envelope(doc: Any, what: str) -> Envelope:
@@ -204,10 +216,6 @@ def _envelope(doc: Any, what: str) -> Envelope:
             f"({INTOTO_PAYLOAD_TYPE}) are attestations"
         )
     encoded = doc.get("payload")
-    if isinstance(encoded, str) and len(encoded) > MAX_DOCUMENT_BYTES * 4 // 3 + 4:
-        raise EvidenceError(
-            f"{what}: DSSE payload is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB"
-        )
     payload = _b64(encoded, what, "payload")
     raw_sigs = doc.get("signatures", [])
     if not isinstance(raw_sigs, list):
@@ -218,6 +226,21 @@ def _envelope(doc: Any, what: str) -> Envelope:
             raise EvidenceError(f"{what}: a DSSE signature has no sig")
         signatures.append(Signature(str(item.get("keyid") or ""), item["sig"]))
     return Envelope(payload_type, payload, tuple(signatures))
+
+
+def _check_text(values: list[str | None], what: str) -> None:
+    """Refuse lone surrogates: JSON lets a string say "\\ud800", but that is not Unicode
+    text, and it can be neither stored (SQLite text is UTF-8) nor printed."""
+    for value in values:
+        if value is None:
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EvidenceError(
+                f"{what} is not an attestation: a string holds an unpaired surrogate "
+                f"{value[exc.start]!r}, which is not valid Unicode"
+            ) from None
 
 
 def parse_document(raw: bytes, what: str) -> ParsedAttestation:
@@ -274,6 +297,16 @@ def parse_document(raw: bytes, what: str) -> ParsedAttestation:
     if predicate_type.startswith(CHAINLOOP_PREDICATE_PREFIX):
         materials, found = _chainloop(predicate, what)
 
+    _check_text(
+        [
+            predicate_type,
+            *(s.name for s in subjects),
+            *(m.name for m in materials),
+            *(m.kind for m in materials),
+            *found.values(),
+        ],
+        what,
+    )
     return ParsedAttestation(
         raw=raw,
         digest=sha256_of(raw),

@@ -7,8 +7,9 @@ import re
 from deploytrack.digests import normalize_sha256
 from deploytrack.services import ServiceError
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
+# Used with fullmatch: "$" would also match before a trailing newline ("prod\n").
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
 MAX_DESCRIPTION = 1024
 
 ENVIRONMENT_TYPES = ("kubernetes", "ecs", "server", "lambda", "custom")
@@ -21,7 +22,7 @@ def _shown(value: str) -> str:
 
 
 def name(value: str, what: str) -> str:
-    if not _DNS1123_LABEL.match(value):
+    if not _DNS1123_LABEL.fullmatch(value):
         raise ServiceError(
             f"invalid {what} name {_shown(value)}: use 1 to 63 lowercase letters, digits or '-', "
             "starting and ending with a letter or digit"
@@ -30,7 +31,7 @@ def name(value: str, what: str) -> str:
 
 
 def deployment_name(value: str) -> str:
-    if not _DEPLOYMENT_NAME.match(value):
+    if not _DEPLOYMENT_NAME.fullmatch(value):
         raise ServiceError(
             f"invalid deployment name {_shown(value)}: use 1 to 253 letters, digits, '.', '_' or "
             "'-', starting and ending with a letter or digit"

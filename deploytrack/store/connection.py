@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import peewee
@@ -33,6 +33,23 @@ def resolve_path(explicit: str | None) -> Path:
     return Path(platformdirs.user_data_dir("deploytrack")) / "deploytrack.db"
 
 
+def _make_private_folders(folder: Path) -> None:
+    """Create `folder` and any missing parent, each 0700.
+
+    Path.mkdir(parents=True) gives the parents the umask's default mode (often 0755):
+    every folder deploytrack creates is private, as the XDG spec asks.
+    """
+    missing: list[Path] = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for each in reversed(missing):
+        with suppress(FileExistsError):  # another process made it meanwhile
+            each.mkdir(mode=0o700)
+
+
 def _ensure_file(path: Path) -> None:
     """Create parent folders (0700) and an empty file (0600) if there is none yet.
 
@@ -44,7 +61,7 @@ def _ensure_file(path: Path) -> None:
             raise StoreError(f"{path} is not a file: give --db the path of a database file")
         return
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_private_folders(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     except OSError as exc:
         raise StoreError(
@@ -59,8 +76,8 @@ def translate(exc: peewee.PeeweeException, path: Path) -> StoreError:
     low = text.lower()
     if "locked" in low or "busy" in low:
         return StoreError(
-            f"database {path} is busy: another deploytrack kept it locked for over "
-            f"{BUSY_TIMEOUT_S} s; retry when it has finished"
+            f"database {path} is busy: another process holds its lock (deploytrack waits up "
+            f"to {BUSY_TIMEOUT_S} s for a writer); retry when it has finished"
         )
     if "file is not a database" in low:
         return StoreError(f"{path} is not a deploytrack database (not an SQLite file)")
@@ -130,6 +147,7 @@ def open_store(path: Path, *, migrate: bool = True) -> Store:
         db.connect()
         if migrate:
             migrations.ensure_current(db, path)
+            migrations.ensure_wal(db)
     except peewee.PeeweeException as exc:
         store.close()
         raise translate(exc, path) from None

@@ -14,13 +14,14 @@ dialect (identity columns instead of INTEGER PRIMARY KEY, trigger functions).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import peewee
 
 from deploytrack import timeutil
-from deploytrack.store.connection import StoreError
+from deploytrack.store.connection import BUSY_TIMEOUT_S, StoreError
 
 MIGRATION_TABLE = "deploytrack_migration"
 
@@ -179,10 +180,6 @@ def _refuse_newer(names: list[str], path: Path) -> None:
         )
 
 
-def schema_version(db: peewee.Database) -> list[str]:
-    return _applied(db) or []
-
-
 def ensure_current(db: peewee.Database, path: Path) -> None:
     names = _applied(db)
     if names is not None and len(names) == len(MIGRATIONS):
@@ -192,7 +189,6 @@ def ensure_current(db: peewee.Database, path: Path) -> None:
     if names is not None:
         _refuse_newer(names, path)
 
-    created = False
     with db.atomic("IMMEDIATE"):
         # Re-read under the write lock: another process may have migrated meanwhile.
         names = _applied(db)
@@ -208,7 +204,6 @@ def ensure_current(db: peewee.Database, path: Path) -> None:
                 "(name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
             )
             names = []
-            created = True
         _refuse_newer(names, path)
         for migration in MIGRATIONS:
             if migration.__name__ in names:
@@ -218,7 +213,39 @@ def ensure_current(db: peewee.Database, path: Path) -> None:
                 f"INSERT INTO {MIGRATION_TABLE} (name, applied_at) VALUES (?, ?)",
                 (migration.__name__, timeutil.now_us()),
             )
-    if created:
-        # WAL lets readers run beside the one writer. It is a property of the file, so it
-        # is set once, by whoever created the schema, and only on a database we own.
-        db.execute_sql("PRAGMA journal_mode=WAL")
+
+
+def ensure_wal(db: peewee.Database) -> None:
+    """WAL lets readers run beside the one writer. It is a property of the file: set it
+    when it is missing (a new database, or one whose creator died before switching).
+
+    Call only on a database `ensure_current` accepted: a foreign file is never changed.
+    On a read-only copy (an auditor's) the switch fails and the file keeps its mode.
+    """
+    mode = db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() == "wal":
+        return
+    try:
+        _enable_wal(db)
+    except peewee.OperationalError as exc:
+        if "readonly" not in str(exc).lower() and "read-only" not in str(exc).lower():
+            raise
+
+
+def _enable_wal(db: peewee.Database) -> None:
+    """Switch the file to WAL, waiting for other openers as the busy timeout would.
+
+    The switch upgrades a shared lock to an exclusive one, and SQLite answers "database is
+    locked" at once, without its busy handler, when another process holds a lock on the
+    file: one that opened the brand-new database at the same moment, say.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute_sql("PRAGMA journal_mode=WAL")
+            return
+        except peewee.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
