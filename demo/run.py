@@ -29,15 +29,6 @@ def deploytrack(*args: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
-def layout_digest(tag: str) -> str:
-    """What `jq` would read from the layout's index.json for a tag."""
-    index = json.loads((HERE / "oci-layout" / "index.json").read_text())
-    for descriptor in index["manifests"]:
-        if descriptor["annotations"]["org.opencontainers.image.ref.name"] == tag:
-            return descriptor["digest"]
-    raise SystemExit(f"tag {tag} is not in the demo layout")
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deploytrack-demo-") as tmp:
         env = {**os.environ, "DEPLOYTRACK_DB": str(Path(tmp) / "demo.db")}
@@ -56,16 +47,19 @@ def main() -> None:
                     "--description", "Production cluster", env=env)  # fmt: skip
         deploytrack("environment", "list", env=env)
 
-        v100, v110 = layout_digest("1.0.0"), layout_digest("1.1.0")
+        # The images are resolved from the OCI layout shipped in demo/ (skopeo's oci:DIR:TAG
+        # syntax): the same flag resolves registry tags, with no network needed here.
+        layout = os.path.relpath(HERE / "oci-layout")
+        v100, v110 = f"oci:{layout}:1.0.0", f"oci:{layout}:1.1.0"
         common = ("--deployment-name", "api-server", "--kind", "CONTAINER_IMAGE")
         deploytrack("deployment", "record", "--env", "k8s-staging", "--logical-env", "staging",
-                    *common, "--digest", v100, env=env)  # fmt: skip
+                    *common, "--oci-ref", v100, env=env)  # fmt: skip
         deploytrack("deployment", "record", "--env", "k8s-prod", "--logical-env", "production",
-                    *common, "--digest", v100, env=env)  # fmt: skip
+                    *common, "--oci-ref", v100, env=env)  # fmt: skip
         deploytrack("deployment", "record", "--env", "k8s-prod", "--logical-env", "production",
-                    *common, "--digest", v100, env=env)  # fmt: skip
+                    *common, "--oci-ref", v100, env=env)  # fmt: skip
         deploytrack("deployment", "record", "--env", "k8s-prod", "--logical-env", "production",
-                    *common, "--digest", v110, env=env)  # fmt: skip
+                    *common, "--oci-ref", v110, env=env)  # fmt: skip
         deploytrack("deployment", "list", "--logical-env", "production", env=env)
         deploytrack("deployment", "list", "--history", env=env)
         listed = json.loads(

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages the tests use as real parts, when they are missing:
 #   docker-registry (CNCF distribution registry), skopeo, apache2-utils (htpasswd), openssl.
+# The registry tests start these as real parts and fail (never skip) when one is missing.
 # CI runs as root; elsewhere sudo is used. Nothing is installed when all are present.
 set -eu
 missing=""
@@ -10,6 +11,10 @@ command -v htpasswd >/dev/null 2>&1 || missing="$missing apache2-utils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 [ -z "$missing" ] && exit 0
 echo "Installing test packages:$missing"
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "apt-get not found: install$missing with your package manager (the tests fail without them)" >&2
+  exit 1
+fi
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.attestations import show_attestation
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
+from deploytrack.cli.registry_options import registry_options
 from deploytrack.digests import short
 from deploytrack.services.validate import KINDS
+
+if TYPE_CHECKING:
+    from deploytrack.registry.options import RegistryOptions
 
 _KIND = click.Choice(KINDS, case_sensitive=False)
 
@@ -40,7 +44,12 @@ def _summary(view: Any) -> str:
 @click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
 @click.option("--digest", default=None, help="sha256:<64 hex> of the artifact.")
 @click.option(
-    "--oci-ref", default=None, help="Reference pinning a digest: name@sha256:... or name:tag@..."
+    "--oci-ref",
+    default=None,
+    metavar="REF",
+    help="Resolve the digest from REGISTRY/REPO:TAG (what the tag points to now), "
+    "NAME@sha256:..., oci:DIR[:TAG] or oci-archive:FILE[:TAG]; for HELM_CHART also "
+    "oci://REGISTRY/REPO/CHART:VERSION or a chart .tgz.",
 )
 @click.option(
     "--status",
@@ -48,6 +57,7 @@ def _summary(view: Any) -> str:
     default="deployed",
     show_default=True,
 )
+@registry_options
 @output_option
 @pass_app
 def deployment_record(
@@ -60,10 +70,13 @@ def deployment_record(
     oci_ref: str | None,
     status: str,
     output: str,
+    registry: RegistryOptions,
 ) -> None:
     """Record that an artifact runs in an environment at a stage (or that it stopped).
 
-    A new digest supersedes the active record; the same digest is a heartbeat.
+    A new digest supersedes the active record; the same digest is a heartbeat. With
+    --oci-ref the reference is resolved first (see the --registry-* flags); a refusal
+    records nothing.
     """
     from deploytrack.services import deployments
 
@@ -71,15 +84,10 @@ def deployment_record(
         raise click.UsageError("give exactly one of --digest and --oci-ref")
     artifact_ref = None
     if oci_ref is not None:
-        from deploytrack.registry.reference import parse_reference
+        from deploytrack.services.artifacts import resolve_artifact
 
-        ref = parse_reference(oci_ref.removeprefix("oci://"))
-        if ref.digest is None:
-            raise click.ClickException(
-                f"{oci_ref} names a tag, and resolving tags needs a registry: pin the digest "
-                "(name:tag@sha256:...) or give --digest"
-            )
-        digest, artifact_ref = ref.digest, ref.display
+        resolved = resolve_artifact(kind.upper(), oci_ref, registry)
+        digest, artifact_ref = resolved.digest, resolved.artifact_ref
     key = deployments.Key(environment, logical_environment, deployment_name, kind.upper())
     result = deployments.record(
         app.store, key, digest or "", artifact_ref=artifact_ref, status=status

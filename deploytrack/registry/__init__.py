@@ -1,6 +1,18 @@
 """The registry adapter: OCI references, and resolving them to digests.
 
-`reference` is pure and cheap to import. Resolution through a registry (which needs
-oras, ~200 ms of imports) lives in its own module and is imported only when a tag must
-be resolved.
+`reference`, `options`, `credentials`, `layout` and `chart` are pure Python and cheap to
+import. `client` wraps oras (~200 ms of imports: requests, jsonschema) and is the only
+module that imports it; it is imported only when a tag must be resolved through a
+registry.
+
+Every refusal from this package is a `RegistryError`: one line that says what to do.
 """
+
+from deploytrack.errors import DeploytrackError
+
+
+class RegistryError(DeploytrackError):
+    """A reference that cannot be resolved: malformed, unreachable, refused or missing."""
+
+
+__all__ = ["RegistryError"]

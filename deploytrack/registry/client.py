@@ -1,0 +1,478 @@
+"""Resolve a tag to the digest a registry serves for it, over oras' `Registry`.
+
+This is the only module that imports oras (and requests); it is imported only when a tag
+must be resolved through a registry. oras 0.2 provides the HTTP session and the
+authentication backend interface; this module closes its gaps:
+
+- there is no resolve call: `RegistryClient.resolve` sends one HEAD with the four
+  manifest media types and reads Docker-Content-Digest (GET + sha256 of the body only
+  when that header is missing or not sha256, the Content-Type is not a manifest type, or
+  HEAD is refused with 405); no blob is ever requested;
+- requests have no timeout: every request here has one (connect, and each read);
+- `do_request` retries any error with sleeps of 3 to 83 s (~2 min): it is replaced by one
+  without that decorator; the only retry left is one, when a connection fails outright;
+- one token is cached whatever its scope: tokens are cached by (realm, service, scope);
+- the token backend cannot answer a Basic challenge: `ChallengeAuth` speaks both;
+- credentials come only from ~/.docker/config.json: they come from
+  `deploytrack.registry.credentials` ($DOCKER_CONFIG, helpers) or explicit options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import oras.auth.base
+import oras.auth.utils
+import oras.defaults
+import oras.provider
+import requests
+import urllib3.exceptions
+from oras.version import __version__ as oras_version
+
+from deploytrack import __version__
+from deploytrack.digests import normalize_sha256
+from deploytrack.registry import RegistryError
+from deploytrack.registry.options import Credentials, RegistryOptions
+from deploytrack.registry.reference import Reference, api_host
+
+# OCI manifest, OCI index, Docker v2 manifest, Docker manifest list. Sending fewer makes
+# registries answer 404 for an index or down-convert a list to one platform's manifest.
+MANIFEST_MEDIA_TYPES: tuple[str, ...] = tuple(oras.defaults.default_manifest_accepted_media_types)
+ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+INDEX_MEDIA_TYPES = frozenset(
+    {oras.defaults.default_index_media_type, oras.defaults.docker_manifest_list_media_type}
+)
+HELM_CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json"
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # containerd's limit for a manifest
+_SHOWN_TAGS = 10
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a reference points to: its digest, media type, and body when it was fetched."""
+
+    digest: str
+    media_type: str
+    body: bytes | None = None
+
+
+def _no_netrc(request: Any) -> Any:
+    """Session-level no-op auth: stops requests from adding ~/.netrc logins on its own."""
+    return request
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything it wraps (args, .reason, __cause__, __context__)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [*current.args, getattr(current, "reason", None)]
+        nested += [current.__cause__, current.__context__]
+        todo += [n for n in nested if isinstance(n, BaseException)]
+
+
+def _first(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    return next((c for c in _causes(exc) if isinstance(c, kind)), None)
+
+
+def _is_dns_failure(exc: BaseException) -> bool:
+    return any(
+        isinstance(c, (socket.gaierror, urllib3.exceptions.NameResolutionError))
+        for c in _causes(exc)
+    )
+
+
+def _transport_error(exc: requests.RequestException, host: str, timeout: float) -> RegistryError:
+    """One line for a request that got no HTTP answer."""
+    tls = _first(exc, ssl.SSLError)
+    if isinstance(exc, requests.exceptions.SSLError) or tls is not None:
+        if isinstance(tls, ssl.SSLCertVerificationError):
+            reason = f"certificate verify failed: {tls.verify_message}"
+        elif isinstance(tls, ssl.SSLError) and tls.reason:
+            reason = str(tls.reason).lower().replace("_", " ")
+        else:
+            reason = "handshake failed"
+        return RegistryError(
+            f"TLS failure talking to {host} ({reason}): give --ca-file PEM to trust a private "
+            "CA, or --plain-http if the registry serves plain HTTP"
+        )
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return RegistryError(
+            f"timeout: could not connect to {host} within {timeout:g} s (--registry-timeout)"
+        )
+    if isinstance(exc, requests.exceptions.Timeout) or _first(exc, TimeoutError):
+        return RegistryError(
+            f"timeout: {host} gave no answer within {timeout:g} s (--registry-timeout)"
+        )
+    if _is_dns_failure(exc):
+        return RegistryError(f"unknown registry host {host}: the name does not resolve")
+    if _first(exc, ConnectionRefusedError):
+        return RegistryError(f"connection refused by {host}: is a registry listening there?")
+    if _first(exc, ConnectionResetError) or _first(exc, ConnectionError):
+        return RegistryError(f"connection to {host} failed: it closed without an answer")
+    return RegistryError(f"request to {host} failed ({type(exc).__name__})")
+
+
+def _content_type(response: requests.Response) -> str:
+    return response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def _repository_of(url: str) -> str:
+    """The repository a /v2/<name>/{manifests,blobs,tags}/... URL is about ("" if none)."""
+    path = urlsplit(url).path
+    if not path.startswith("/v2/"):
+        return ""
+    for marker in ("/manifests/", "/blobs/", "/tags/"):
+        if marker in path:
+            return path[4 : path.rindex(marker)]
+    return ""
+
+
+class ChallengeAuth(oras.auth.base.AuthBackend):
+    """An oras auth backend that answers both challenge kinds a registry sends.
+
+    Basic: the login is sent to the registry. Bearer: a token is fetched from the realm
+    (anonymously, with the login as Basic, or by exchanging an identity token) and cached
+    by (realm, service, scope), so a second repository gets its own token.
+    """
+
+    def __init__(self, registry: _OrasRegistry, credentials: Credentials | None) -> None:
+        super().__init__()
+        self._registry = registry
+        self.session = registry.session
+        self.prefix = registry.prefix
+        self._tls_verify = registry._tls_verify
+        self.credentials = credentials
+        self.tokens: dict[tuple[str, str, str], str] = {}
+        # Whether the last answer to a challenge carried the login (for error messages).
+        self.sent_credentials = False
+
+    def load_configs(self, container: Any, configs: list | None = None) -> None:
+        """oras reads ~/.docker/config.json here; deploytrack resolved the login already."""
+
+    def get_auth_header(self) -> dict[str, str]:
+        return {}
+
+    def authenticate_request(
+        self, original: requests.Response, headers: dict | None, refresh: bool = False
+    ) -> tuple[dict, bool]:
+        """Headers that answer `original`'s challenge, and whether the request is worth retrying."""
+        result = dict(headers or {})
+        raw = original.headers.get("WWW-Authenticate", "").strip()
+        scheme = raw.split(None, 1)[0].lower() if raw else ""
+        host = urlsplit(original.url).netloc
+        if scheme == "basic":
+            creds = self.credentials
+            if creds is None or creds.password is None:
+                self.sent_credentials = False
+                return result, False
+            self.sent_credentials = True
+            basic = oras.auth.utils.get_basic_auth(creds.username, creds.password)
+            result["Authorization"] = f"Basic {basic}"
+            return result, True
+        if scheme == "bearer":
+            challenge = oras.auth.utils.parse_auth_header(raw)
+            scope = challenge.scope or f"repository:{_repository_of(original.url)}:pull"
+            token = self._token(challenge.realm, challenge.service or "", scope, host, refresh)
+            result["Authorization"] = f"Bearer {token}"
+            return result, True
+        raise RegistryError(
+            f"{host} asks for an authentication scheme deploytrack does not speak "
+            f"({scheme or 'no WWW-Authenticate challenge'}); it supports Basic and Bearer"
+        )
+
+    def _token(self, realm: str | None, service: str, scope: str, host: str, refresh: bool) -> str:
+        parts = urlsplit(realm or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise RegistryError(f"{host} names a token service that is not a URL: {realm!r}")
+        assert realm is not None
+        key = (realm, service, scope)
+        if not refresh and key in self.tokens:
+            return self.tokens[key]
+        creds = self.credentials
+        if creds is not None and parts.scheme == "http" and self.prefix == "https":
+            raise RegistryError(
+                f"{host} sends logins to a plain-HTTP token service ({parts.netloc}): refused; "
+                "give --plain-http if that is intended"
+            )
+        params = {"service": service, "scope": scope} if service else {"scope": scope}
+        headers = {"Accept": "application/json"}
+        if creds is not None and creds.identity_token:
+            form = {**params, "grant_type": "refresh_token", "client_id": "deploytrack"}
+            form["refresh_token"] = creds.identity_token
+            response = self._registry.send("POST", realm, data=form, headers=headers)
+        else:
+            if creds is not None and creds.password is not None:
+                basic = oras.auth.utils.get_basic_auth(creds.username, creds.password)
+                headers["Authorization"] = f"Basic {basic}"
+            response = self._registry.send("GET", realm, params=params, headers=headers)
+        self.sent_credentials = creds is not None
+        with response:
+            if response.status_code in (401, 403):
+                if creds is None:
+                    raise _auth_required(host, _repository_of_scope(scope))
+                raise RegistryError(
+                    f"authentication failed: the token service of {host} ({parts.netloc}) "
+                    f"refused {creds}"
+                )
+            if response.status_code != 200:
+                raise RegistryError(
+                    f"the token service of {host} ({parts.netloc}) answered HTTP "
+                    f"{response.status_code} {response.reason}"
+                )
+            try:
+                body = response.json()
+                token = body.get("token") or body.get("access_token")
+            except (ValueError, AttributeError):
+                token = None
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"the token service of {host} ({parts.netloc}) sent no token")
+        self.tokens[key] = token
+        return token
+
+
+def _repository_of_scope(scope: str) -> str:
+    # repository:<name>:<actions>; the name may not contain ':' except a registry port.
+    kind, _, rest = scope.partition(":")
+    return rest.rpartition(":")[0] if kind == "repository" and ":" in rest else scope
+
+
+def _auth_required(host: str, repository: str) -> RegistryError:
+    return RegistryError(
+        f"authentication required: {host} wants a login to read {repository} (or it does not "
+        f"exist): give --registry-server {host} --registry-username USER "
+        "--registry-password-stdin, or log in with docker login"
+    )
+
+
+class _OrasRegistry(oras.provider.Registry):
+    """oras' Registry with a bounded `do_request`: timeout, no retry loop, both challenges."""
+
+    def __init__(
+        self,
+        hostname: str,
+        *,
+        plain_http: bool,
+        tls_verify: bool | str,
+        timeout: float,
+        credentials: Credentials | None,
+    ) -> None:
+        super().__init__(hostname=hostname, insecure=plain_http, tls_verify=tls_verify)
+        self.session.auth = _no_netrc
+        self.session.headers["User-Agent"] = f"deploytrack/{__version__} oras-py/{oras_version}"
+        self.timeout = timeout
+        self.auth: ChallengeAuth = ChallengeAuth(self, credentials)
+        # The Authorization that last worked, by repository: sent up front next time.
+        self._authorization: dict[str, str] = {}
+
+    def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request, with the timeout; retried once only when the connection failed."""
+        host = urlsplit(url).netloc
+        for attempt in (1, 2):
+            try:
+                return self.session.request(
+                    method, url, timeout=self.timeout, verify=self._tls_verify, **kwargs
+                )
+            except (requests.exceptions.SSLError, requests.exceptions.Timeout) as exc:
+                raise _transport_error(exc, host, self.timeout) from None
+            except requests.exceptions.ConnectionError as exc:
+                if attempt == 2 or _is_dns_failure(exc):
+                    raise _transport_error(exc, host, self.timeout) from None
+            except requests.RequestException as exc:
+                raise _transport_error(exc, host, self.timeout) from None
+        raise AssertionError("unreachable")
+
+    def do_request(
+        self,
+        url: str,
+        method: str = "GET",
+        data: dict | bytes | None = None,
+        headers: dict | None = None,
+        json: dict | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """oras' do_request without its retry decorator: at most one answer to a challenge."""
+        headers = dict(headers or {})
+        repository = _repository_of(url)
+        remembered = self._authorization.get(repository)
+        if remembered:
+            headers["Authorization"] = remembered
+        response = self.send(method, url, data=data, json=json, headers=headers, stream=stream)
+        if response.status_code != 401:
+            return response
+        retry_headers, changed = self.auth.authenticate_request(
+            response, headers, refresh=remembered is not None
+        )
+        if not changed:
+            return response
+        response.close()
+        response = self.send(
+            method, url, data=data, json=json, headers=retry_headers, stream=stream
+        )
+        if response.status_code not in (401, 403):
+            self._authorization[repository] = retry_headers["Authorization"]
+        return response
+
+
+def _tls_verify(options: RegistryOptions) -> bool | str:
+    if options.ca_file is None:
+        return True
+    try:
+        ssl.create_default_context(cafile=options.ca_file)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or "no PEM certificate in it"
+        raise RegistryError(f"cannot use --ca-file {options.ca_file}: {reason}") from None
+    return options.ca_file
+
+
+class RegistryClient:
+    """Reads manifests of one registry: resolve a tag with HEAD, or fetch a manifest."""
+
+    def __init__(
+        self, registry: str, options: RegistryOptions, credentials: Credentials | None
+    ) -> None:
+        self.registry = registry
+        self.options = options
+        self.credentials = credentials
+        self.scheme = "http" if options.plain_http else "https"
+        self.oras = _OrasRegistry(
+            api_host(registry),
+            plain_http=options.plain_http,
+            tls_verify=_tls_verify(options),
+            timeout=options.timeout,
+            credentials=credentials,
+        )
+
+    def manifest_url(self, ref: Reference) -> str:
+        return (
+            f"{self.scheme}://{api_host(ref.registry)}/v2/{ref.repository}/manifests/{ref.target}"
+        )
+
+    def resolve(self, ref: Reference) -> Manifest:
+        """What `ref`'s tag points to: one HEAD; a GET only when the digest header is missing."""
+        response = self.oras.do_request(self.manifest_url(ref), "HEAD", headers={"Accept": ACCEPT})
+        with response:
+            if response.status_code == 405:  # a registry (or proxy) without HEAD
+                return self.fetch(ref)
+            self._check(response, ref)
+            media_type = _content_type(response)
+            digest = normalize_sha256(response.headers.get("Docker-Content-Digest", ""))
+        if digest is not None and media_type in MANIFEST_MEDIA_TYPES:
+            return Manifest(digest, media_type)
+        return self.fetch(ref)
+
+    def fetch(self, ref: Reference) -> Manifest:
+        """GET the manifest `ref` points to; its digest is the sha256 of the bytes served."""
+        response = self.oras.do_request(
+            self.manifest_url(ref), "GET", headers={"Accept": ACCEPT}, stream=True
+        )
+        with response:
+            self._check(response, ref)
+            body = bytearray()
+            try:
+                for chunk in response.iter_content(65536):
+                    body += chunk
+                    if len(body) > MAX_MANIFEST_BYTES:
+                        raise RegistryError(
+                            f"{ref} is not a manifest: {self.registry} served more than 4 MiB"
+                        )
+            except requests.RequestException as exc:
+                raise _transport_error(exc, self.registry, self.options.timeout) from None
+            header = normalize_sha256(response.headers.get("Docker-Content-Digest", ""))
+            media_type = self._media_type(_content_type(response), bytes(body), ref)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if header is not None and header != digest:
+            raise RegistryError(
+                f"{self.registry} served a manifest for {ref} whose sha256 is {digest}, not the "
+                f"{header} it announced: refusing it"
+            )
+        return Manifest(digest, media_type, bytes(body))
+
+    def tags(self, repository: str) -> list[str] | None:
+        """The repository's tags (first page), or None when it does not exist."""
+        url = f"{self.scheme}://{api_host(self.registry)}/v2/{repository}/tags/list?n=1000"
+        response = self.oras.do_request(url, "GET", headers={"Accept": "application/json"})
+        with response:
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise RegistryError(f"HTTP {response.status_code}")
+            try:
+                tags = response.json().get("tags") or []
+            except (ValueError, AttributeError):
+                raise RegistryError("not JSON") from None
+        return sorted(t for t in tags if isinstance(t, str))
+
+    def _media_type(self, content_type: str, body: bytes, ref: Reference) -> str:
+        """The manifest's media type: the Content-Type, else the body's mediaType field."""
+        if content_type in MANIFEST_MEDIA_TYPES:
+            return content_type
+        try:
+            declared = json.loads(body).get("mediaType")
+        except (ValueError, AttributeError):
+            declared = None
+        if declared in MANIFEST_MEDIA_TYPES:
+            return declared
+        raise RegistryError(
+            f"{ref} is not an image manifest or index: {self.registry} serves it as "
+            f"{content_type or 'no media type'}"
+        )
+
+    def _check(self, response: requests.Response, ref: Reference) -> None:
+        """Raise one line for any answer but 200."""
+        status = response.status_code
+        if status == 200:
+            return
+        host = self.registry
+        if status == 401:
+            if self.oras.auth.sent_credentials and self.credentials is not None:
+                raise RegistryError(
+                    f"authentication failed: {host} refused {self.credentials} for "
+                    f"{ref.repository} (wrong password, or no pull access)"
+                )
+            raise _auth_required(host, ref.repository)
+        if status == 403:
+            who = str(self.credentials) if self.credentials else "anonymous requests"
+            raise RegistryError(f"access denied: {host} refuses {who} for {ref.repository}")
+        if status == 404:
+            raise self._not_found(ref)
+        if status == 400 and self.options.plain_http:
+            raise RegistryError(
+                f"{host} answered HTTP 400 to plain HTTP: if it serves HTTPS, drop --plain-http "
+                "(and give --ca-file PEM if its CA is private)"
+            )
+        if status == 429:
+            raise RegistryError(f"{host} refused the request: too many requests (HTTP 429)")
+        if status >= 500:
+            raise RegistryError(
+                f"registry server error: {host} answered HTTP {status} {response.reason} for "
+                f"{ref.repository}:{ref.target}"
+            )
+        raise RegistryError(
+            f"{host} answered HTTP {status} {response.reason} for {ref.repository}:{ref.target}"
+        )
+
+    def _not_found(self, ref: Reference) -> RegistryError:
+        try:
+            tags = self.tags(ref.repository)
+        except RegistryError:
+            return RegistryError(f"{ref} not found on {self.registry}")
+        if tags is None:
+            return RegistryError(f"repository {ref.repository} not found on {self.registry}")
+        shown = ", ".join(tags[:_SHOWN_TAGS]) + (", ..." if len(tags) > _SHOWN_TAGS else "")
+        what = f"tag {ref.target}" if ref.digest is None else f"manifest {ref.digest}"
+        return RegistryError(
+            f"{what} not found in {ref.name}" + (f" (its tags: {shown})" if tags else "")
+        )
