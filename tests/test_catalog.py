@@ -403,3 +403,22 @@ def test_delete_is_allowed_when_no_record_references_it(
     stages = {r["name"] for r in query(db_path, "SELECT name FROM logical_environment")}
     assert stages == {"development", "production"}
     assert len(query(db_path, "SELECT id FROM deployment")) == 1
+
+
+@pytest.mark.parametrize(
+    ("group", "extra"),
+    [("environment", ["--type", "kubernetes"]), ("logical-environment", [])],
+)
+def test_if_not_exists_makes_create_idempotent(
+    ok: Invoke, run: Invoke, db_path: Path, group: str, extra: list[str]
+) -> None:
+    ok(group, "create", "--name", "shared", "--description", "first", *extra)
+    before = snapshot(db_path)
+    again = ok(group, "create", "--name", "shared", "--description", "other", "--if-not-exists")
+    assert "already exists: unchanged" in again.stdout
+    assert snapshot(db_path) == before  # nothing changed, not even the description
+    as_json = ok(group, "create", "--name", "shared", "--if-not-exists", "-o", "json")
+    assert json.loads(as_json.stdout)["description"] == "first"
+    assert_refused(run(group, "create", "--name", "shared"), contains="already exists")
+    fresh = ok(group, "create", "--name", "fresh", "--if-not-exists")
+    assert fresh.stdout.startswith("Created")

@@ -11,6 +11,11 @@ from deploytrack.cli.output import output_option, print_fields, print_json, prin
 from deploytrack.services.validate import ENVIRONMENT_TYPES
 
 _NAME = click.option("--name", required=True, help="DNS-1123 label, e.g. prod-eu-1.")
+_IF_NOT_EXISTS = click.option(
+    "--if-not-exists",
+    is_flag=True,
+    help="Succeed, changing nothing, when the name exists already (idempotent set-up).",
+)
 
 
 def _show(view: Any, output: str) -> None:
@@ -37,17 +42,22 @@ def environment() -> None:
 @click.option(
     "--type", "type_", type=click.Choice(ENVIRONMENT_TYPES), default="custom", show_default=True
 )
+@_IF_NOT_EXISTS
 @output_option
 @pass_app
-def environment_create(app: App, name: str, description: str, type_: str, output: str) -> None:
+def environment_create(
+    app: App, name: str, description: str, type_: str, if_not_exists: bool, output: str
+) -> None:
     """Create an environment."""
     from deploytrack.services.catalog import environments
 
-    view = environments.create(app.store, name, description, type_)
+    view, created = environments.create(app.store, name, description, type_, exist_ok=if_not_exists)
     if output == "json":
         print_json(view)
-    else:
+    elif created:
         click.echo(f"Created environment {view.name} ({view.type}).")
+    else:
+        click.echo(f"Environment {view.name} already exists: unchanged.")
 
 
 @environment.command("list")
@@ -119,17 +129,22 @@ def logical_environment() -> None:
 @logical_environment.command("create")
 @_NAME
 @click.option("--description", default="", help="Free text.")
+@_IF_NOT_EXISTS
 @output_option
 @pass_app
-def logical_create(app: App, name: str, description: str, output: str) -> None:
+def logical_create(app: App, name: str, description: str, if_not_exists: bool, output: str) -> None:
     """Create a logical environment."""
     from deploytrack.services.catalog import logical_environments
 
-    view = logical_environments.create(app.store, name, description)
+    view, created = logical_environments.create(
+        app.store, name, description, exist_ok=if_not_exists
+    )
     if output == "json":
         print_json(view)
-    else:
+    elif created:
         click.echo(f"Created logical environment {view.name}.")
+    else:
+        click.echo(f"Logical environment {view.name} already exists: unchanged.")
 
 
 @logical_environment.command("list")

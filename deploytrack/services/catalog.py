@@ -45,17 +45,27 @@ class _Catalog(Generic[V]):
         """The row for `name`; raises a clear error when there is none. For services."""
         return self._get(name)
 
-    def create(self, store: Store, name: str, description: str, **fields: Any) -> V:
+    def create(
+        self, store: Store, name: str, description: str, *, exist_ok: bool = False, **fields: Any
+    ) -> tuple[V, bool]:
+        """Create `name`; returns the view and whether it was created.
+
+        With exist_ok an existing entry is returned unchanged (idempotent set-up for CI
+        scripts that run in parallel); otherwise a duplicate is refused.
+        """
         validate.name(name, self.label)
         validate.description(description)
         with store.write():
-            if self.model.get_or_none(self.model.name == name) is not None:
+            existing = self.model.get_or_none(self.model.name == name)
+            if existing is not None:
+                if exist_ok:
+                    return self.to_view(existing), False
                 raise ServiceError(f"{self.label} {name!r} already exists")
             now = timeutil.now_us()
             row = self.model.create(
                 name=name, description=description, created_at=now, updated_at=now, **fields
             )
-        return self.to_view(row)
+        return self.to_view(row), True
 
     def list(self, store: Store) -> list[V]:
         with store.read():
@@ -112,9 +122,17 @@ def _logical_view(row: LogicalEnvironment) -> LogicalEnvironmentView:
 
 class _Environments(_Catalog[EnvironmentView]):
     def create(  # type: ignore[override]
-        self, store: Store, name: str, description: str = "", type: str = "custom"
-    ) -> EnvironmentView:
-        return super().create(store, name, description, type=validate.environment_type(type))
+        self,
+        store: Store,
+        name: str,
+        description: str = "",
+        type: str = "custom",
+        *,
+        exist_ok: bool = False,
+    ) -> tuple[EnvironmentView, bool]:
+        return super().create(
+            store, name, description, exist_ok=exist_ok, type=validate.environment_type(type)
+        )
 
     def update(  # type: ignore[override]
         self, store: Store, name: str, description: str | None = None, type: str | None = None
@@ -126,9 +144,9 @@ class _Environments(_Catalog[EnvironmentView]):
 
 class _LogicalEnvironments(_Catalog[LogicalEnvironmentView]):
     def create(  # type: ignore[override]
-        self, store: Store, name: str, description: str = ""
-    ) -> LogicalEnvironmentView:
-        return super().create(store, name, description, is_default=False)
+        self, store: Store, name: str, description: str = "", *, exist_ok: bool = False
+    ) -> tuple[LogicalEnvironmentView, bool]:
+        return super().create(store, name, description, exist_ok=exist_ok, is_default=False)
 
     def update(  # type: ignore[override]
         self, store: Store, name: str, description: str | None = None
