@@ -1,7 +1,8 @@
 """`make demo`: the typical workflow, end to end, on a throwaway database.
 
 Every command is printed as a user would type it, followed by what deploytrack printed.
-It uses only files shipped in demo/ and needs no network.
+It uses only files shipped in demo/ and needs no network; the database and the secrets
+key live in a temporary folder that is removed at the end.
 """
 
 from __future__ import annotations
@@ -18,21 +19,33 @@ HERE = Path(__file__).parent
 EXE = Path(sys.executable).parent / "deploytrack"
 
 
-def deploytrack(*args: str, env: dict[str, str]) -> str:
+def deploytrack(*args: str, env: dict[str, str], stdin: str | None = None, expect: int = 0) -> str:
     shown = " ".join(shlex.quote(a) for a in args)
-    print(f"\n$ deploytrack {shown}", flush=True)
-    result = subprocess.run([str(EXE), *args], env=env, capture_output=True, text=True)
+    piped = f"printf '%s\\n' {shlex.quote('*' * 8)} | " if stdin is not None else ""
+    print(f"\n$ {piped}deploytrack {shown}", flush=True)
+    result = subprocess.run([str(EXE), *args], env=env, capture_output=True, text=True, input=stdin)
     sys.stdout.write(result.stdout)
     sys.stdout.write(result.stderr)
-    if result.returncode != 0:
+    if result.returncode != expect:
         sys.exit(f"demo step failed with exit code {result.returncode}")
+    if expect:
+        print(f"(exit code {result.returncode}, as expected)")
     return result.stdout
+
+
+def section(title: str) -> None:
+    print(f"\n# --- {title}", flush=True)
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deploytrack-demo-") as tmp:
-        env = {**os.environ, "DEPLOYTRACK_DB": str(Path(tmp) / "demo.db")}
+        env = {
+            **os.environ,
+            "DEPLOYTRACK_DB": str(Path(tmp) / "demo.db"),
+            "DEPLOYTRACK_SECRETS_KEY_FILE": str(Path(tmp) / "secrets.key"),
+        }
         print(f"# A throwaway database: DEPLOYTRACK_DB={env['DEPLOYTRACK_DB']}")
+        section("Evidence, environments, and three releases")
         attestations = HERE / "attestations"
         for version in ("1.0.0", "1.1.0"):
             deploytrack(
@@ -66,7 +79,43 @@ def main() -> None:
             deploytrack("deployment", "list", "--logical-env", "production", "-o", "json", env=env)
         )
         deploytrack("deployment", "describe", str(listed[0]["id"]), env=env)
-    print("\nDemo finished: the database was thrown away.")
+        bad_release_at = listed[0]["created_at"]
+
+        section("1.1.0 misbehaves in production: roll back in one command")
+        deploytrack("deployment", "rollback", "--env", "k8s-prod", "--logical-env",
+                    "production", *common, env=env)  # fmt: skip
+        section("The cause: production lacked its configuration. Set it, secrets encrypted")
+        deploytrack("variable", "set", "DATABASE_URL", "postgres://db.prod.internal/api",
+                    "--logical-env", "production", env=env)  # fmt: skip
+        deploytrack("variable", "set", "DB_PASSWORD", "--secret", "--stdin", "--logical-env",
+                    "production", "--env", "k8s-prod", env=env,
+                    stdin="demo-only-password\n")  # fmt: skip
+        deploytrack("variable", "set", "LOG_LEVEL", "debug", "--logical-env", "production",
+                    "--deployment-name", "api-server", env=env)  # fmt: skip
+        deploytrack("variable", "list", "--logical-env", "production", env=env)
+        deploytrack("variable", "resolve", "--logical-env", "production", "--env", "k8s-prod",
+                    "--deployment-name", "api-server", "--require", "DATABASE_URL",
+                    "--require", "DB_PASSWORD", env=env)  # fmt: skip
+
+        section("1.1.0 goes out again, through staging this time")
+        deploytrack("deployment", "record", "--env", "k8s-staging", "--logical-env", "staging",
+                    *common, "--oci-ref", v110, env=env)  # fmt: skip
+        deploytrack("deployment", "diff", "--from-env", "k8s-staging", "--from-logical-env",
+                    "staging", "--to-env", "k8s-prod", "--to-logical-env", "production",
+                    "--exit-code", env=env, expect=1)  # fmt: skip
+        deploytrack("deployment", "promote", "--env", "k8s-staging", "--to-env", "k8s-prod",
+                    *common, "--from-logical-env", "staging", "--to-logical-env",
+                    "production", env=env)  # fmt: skip
+        deploytrack("deployment", "diff", "--from-env", "k8s-staging", "--from-logical-env",
+                    "staging", "--to-env", "k8s-prod", "--to-logical-env", "production",
+                    "--exit-code", env=env)  # fmt: skip
+        deploytrack("status", env=env)
+
+        section("What ran in production when the bad release was deployed?")
+        deploytrack("deployment", "list", "--logical-env", "production", "--at",
+                    bad_release_at, env=env)  # fmt: skip
+        deploytrack("deployment", "list", "--logical-env", "production", "--history", env=env)
+    print("\nDemo finished: the database and the secrets key were thrown away.")
 
 
 if __name__ == "__main__":

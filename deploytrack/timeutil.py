@@ -47,3 +47,72 @@ def short(us: int | None) -> str:
     assert text is not None
     return text[:19] + "Z"
 
+
+_UNITS_US = {
+    "s": 1_000_000,
+    "m": 60 * 1_000_000,
+    "h": 3_600 * 1_000_000,
+    "d": 86_400 * 1_000_000,
+    "w": 7 * 86_400 * 1_000_000,
+}
+# Far enough for any audit, small enough that arithmetic on it never overflows SQLite's
+# 64-bit integers or datetime's year 9999.
+MAX_DURATION_US = 100 * 365 * 86_400 * 1_000_000
+
+
+def parse_duration(text: str) -> int:
+    """`90s`, `30m`, `24h`, `7d`, `2w`, or combinations such as `1h30m`, in microseconds.
+
+    Raises ValueError with a message fit for the user.
+    """
+    import re
+
+    value = text.strip().lower()
+    parts = re.findall(r"(\d+)([smhdw])", value)
+    if not value or not parts or "".join(n + u for n, u in parts) != value:
+        raise ValueError(
+            f"invalid duration {text[:40]!r}: use a number and a unit (s, m, h, d, w), "
+            "e.g. 30m, 24h, 7d or 1h30m"
+        )
+    total = 0
+    for number, unit in parts:
+        if len(number) > 12:
+            raise ValueError(f"invalid duration {text[:40]!r}: too large")
+        total += int(number) * _UNITS_US[unit]
+    if total > MAX_DURATION_US:
+        raise ValueError(f"invalid duration {text[:40]!r}: longer than 100 years")
+    return total
+
+
+def parse_time(text: str, now: int | None = None) -> int:
+    """When `text` names, in microseconds: an RFC 3339 time with a zone
+    (`2026-11-20T14:00:00Z`, `2026-11-20 16:00:00+02:00`, fractions allowed), `now`, or an
+    age such as `90m`, `2h`, `3d`, `1h30m` meaning that long before `now`. A time without
+    a zone is refused: on a server in UTC and a laptop in Paris it would mean two instants.
+
+    Raises ValueError with a message fit for the user.
+    """
+    import re
+
+    value = text.strip()
+    current = now_us() if now is None else now
+    if value.lower() == "now":
+        return current
+    if re.fullmatch(r"(\d+[smhdwSMHDW])+", value):
+        return current - parse_duration(value)
+    moment = None
+    # RFC 3339 allows "t" and "z" in lower case; Python reads "T", " " and "Z".
+    if re.fullmatch(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d:?\d\d)", value):
+        try:
+            moment = datetime.fromisoformat(value.upper())
+        except ValueError:
+            moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError(
+            f"invalid time {text[:40]!r}: use RFC 3339 with a zone (2026-11-20T14:00:00Z, "
+            "2026-11-20T16:00:00+02:00), now, or an age such as 90m, 2h or 3d"
+        )
+    try:
+        return to_us(moment.astimezone(UTC))
+    except OverflowError:
+        raise ValueError(f"invalid time {text[:40]!r}: out of range") from None

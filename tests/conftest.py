@@ -168,3 +168,34 @@ def record(ok: Invoke) -> Record:
         return json.loads(result.stdout)
 
     return invoke
+
+
+class Clock:
+    """A controllable `timeutil.now_us` (the `clock` fixture), for history at known times."""
+
+    def __init__(self, start: int) -> None:
+        self.now = start
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, *, hours: float = 0, seconds: float = 0, us: int = 0) -> int:
+        self.now += int(hours * 3_600_000_000) + int(seconds * 1_000_000) + us
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Freeze the services' clock at 2026-11-20T09:00:00Z; tests move it with advance().
+
+    Shared by the issue 5 tests (lifecycle, status and diff): records inserted through the
+    real services at known times. The clock is read inside record()'s write transaction via
+    `timeutil.now_us`, which is what this replaces; nothing else is faked.
+    """
+    from datetime import UTC, datetime
+
+    from deploytrack import timeutil
+
+    fake = Clock(timeutil.to_us(datetime(2026, 11, 20, 9, 0, tzinfo=UTC)))
+    monkeypatch.setattr(timeutil, "now_us", fake)
+    return fake

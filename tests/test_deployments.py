@@ -42,6 +42,9 @@ DEPLOYMENT_FIELDS = [
     "last_seen_at",
     "ended_at",
     "superseded_by",
+    "policy_id",  # issue 4
+    "promoted_from",  # issue 5
+    "rollback_of",  # issue 5
 ]
 TABLE_COLUMNS = [
     "ID",
@@ -747,7 +750,12 @@ def test_describe_lists_every_attestation_naming_the_digest(ok: Invoke, record: 
     )
     made = record(NGINX_FULL)["deployment"]
     body = as_json(ok("deployment", "describe", str(made["id"]), "-o", "json"))
-    assert list(body) == [*DEPLOYMENT_FIELDS, "supersedes", "attestations"]
+    assert list(body)[: len(DEPLOYMENT_FIELDS) + 2] == [
+        *DEPLOYMENT_FIELDS,
+        "supersedes",
+        "attestations",
+    ]
+    assert {"policy", "admission"} <= set(body)  # issue 4
     assert body["id"] == made["id"]
     assert body["digest"] == NGINX_FULL
     found = {a["digest"]: a for a in body["attestations"]}

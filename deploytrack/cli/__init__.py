@@ -115,6 +115,24 @@ def _register() -> None:
     cli.add_command(attestations.attestation)
     cli.add_command(attestations.artifact)
     cli.add_command(deployments.deployment)
+    # Issue 5: lifecycle commands and scoped variables.
+    from deploytrack.cli import lifecycle, variables
+
+    deployments.deployment.add_command(lifecycle.deployment_promote)
+    deployments.deployment.add_command(lifecycle.deployment_rollback)
+    deployments.deployment.add_command(lifecycle.deployment_diff)
+    cli.add_command(lifecycle.status)
+    cli.add_command(variables.variable)
+    # Issue 4: evidence you can trust (create, verify, discover, projects, stage policies;
+    # `logical-environment policy` is attached in cli/catalog.py).
+    from deploytrack.cli import discover, policies, signing
+
+    attestations.attestation.add_command(signing.attestation_create)
+    attestations.attestation.add_command(signing.attestation_verify)
+    attestations.attestation.add_command(signing.attestation_sign)
+    cli.add_command(discover.discover)
+    cli.add_command(discover.project)
+    cli.add_command(policies.policy)
 
 
 _register()

@@ -151,6 +151,13 @@ def attestation_list(
     )
 
 
+_VERIFIED_BY = {
+    "verify": "attestation verify",
+    "create": "attestation create",
+    "admission": "deployment record",
+}
+
+
 def show_attestation(view: Any) -> None:
     print_fields(
         [
@@ -171,6 +178,15 @@ def show_attestation(view: Any) -> None:
         ["KIND", "NAME", "DIGEST"],
         [[m.kind, m.name, m.digest] for m in view.materials],
         empty="  none",
+    )
+    click.echo("\nSignature verified with (newest per key; key-based DSSE, not keyless):")
+    print_table(
+        ["KEY FINGERPRINT", "ALGORITHM", "BY", "VERIFIED AT"],
+        [
+            [v.fingerprint, v.algorithm, _VERIFIED_BY.get(v.source, v.source), when(v.verified_at)]
+            for v in view.verifications
+        ],
+        empty="  no key yet ('deploytrack attestation verify DIGEST --key PUB_PEM')",
     )
 
 

@@ -204,3 +204,13 @@ def logical_delete(app: App, name: str) -> None:
 
     logical_environments.delete(app.store, name)
     click.echo(f"Deleted logical environment {name}.")
+
+
+# Issue 4: `logical-environment policy set|show|clear` (commands in cli/policies.py).
+def _add_policy_subgroup() -> None:
+    from deploytrack.cli.policies import stage_policy
+
+    logical_environment.add_command(stage_policy)
+
+
+_add_policy_subgroup()

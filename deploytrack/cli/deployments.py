@@ -9,7 +9,9 @@ import click
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.attestations import show_attestation
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
+from deploytrack.cli.policies import show_admission
 from deploytrack.cli.registry_options import registry_options
+from deploytrack.cli.times import TIME
 from deploytrack.digests import short
 from deploytrack.services.validate import KINDS
 
@@ -123,6 +125,24 @@ def deployment_record(
 @click.option("--digest", default=None, help="Only records of this digest.")
 @click.option("--history", is_flag=True, help="Include superseded and decommissioned records.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
+@click.option(
+    "--at",
+    type=TIME,
+    default=None,
+    help="What was active at TIME: RFC 3339 with a zone, or an age (90m, 2h, 3d ago).",
+)
+@click.option(
+    "--since",
+    type=TIME,
+    default=None,
+    help="History of the records still active at or after TIME (implies --history).",
+)
+@click.option(
+    "--until",
+    type=TIME,
+    default=None,
+    help="History of the records already active at or before TIME (implies --history).",
+)
 @output_option
 @pass_app
 def deployment_list(
@@ -134,9 +154,19 @@ def deployment_list(
     digest: str | None,
     history: bool,
     limit: int | None,
+    at: int | None,
+    since: int | None,
+    until: int | None,
     output: str,
 ) -> None:
-    """List active deployments, newest first (--history adds ended ones)."""
+    """List active deployments, newest first (--history adds ended ones).
+
+    --at TIME lists what was active at TIME: created at or before it and not ended at or
+    before it. --since/--until list the history of every record active at some instant of
+    the window.
+    """
+    if at is not None and (history or since is not None or until is not None):
+        raise click.UsageError("--at does not combine with --history, --since or --until")
     from deploytrack.services import deployments
 
     views = deployments.list_deployments(
@@ -149,6 +179,9 @@ def deployment_list(
             digest=digest,
             history=history,
             limit=limit,
+            at=at,
+            since=since,
+            until=until,
         ),
     )
     if output == "json":
@@ -199,6 +232,8 @@ def deployment_describe(app: App, deployment_id: int, output: str) -> None:
         body = jsonable(detail.deployment)
         body["supersedes"] = detail.supersedes
         body["attestations"] = jsonable(detail.attestations)
+        body["policy"] = jsonable(detail.policy)  # issue 4
+        body["admission"] = jsonable(detail.admission)  # issue 4
         print_json(body)
         return
     view = detail.deployment
@@ -217,8 +252,11 @@ def deployment_describe(app: App, deployment_id: int, output: str) -> None:
             ("Ended at", when(view.ended_at) if view.ended_at else None),
             ("Supersedes", detail.supersedes),
             ("Superseded by", view.superseded_by),
+            ("Promoted from", view.promoted_from),  # issue 5
+            ("Rollback of", view.rollback_of),  # issue 5
         ]
     )
+    show_admission(detail)  # issue 4: the stage policy that admitted the record
     click.echo(f"\nEvidence ({len(detail.attestations)} attestation(s) name this digest):")
     for att in detail.attestations:
         click.echo("")

@@ -20,6 +20,8 @@ INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1")
 CHAINLOOP_PREDICATE_PREFIX = "chainloop.dev/attestation/"
 CHAINLOOP_KIND_ANNOTATION = "chainloop.material.type"
+# This project's predicate (`attestation create`); see deploytrack/evidence/predicate.py.
+DEPLOYTRACK_PREDICATE_PREFIX = "https://deploytrack.dev/attestation/"
 BUNDLE_MEDIA_TYPES = {
     "application/vnd.dev.sigstore.bundle+json;version=0.1": "0.1",
     "application/vnd.dev.sigstore.bundle+json;version=0.2": "0.2",
@@ -192,6 +194,32 @@ def _chainloop(
     return materials, found
 
 
+def _deploytrack(
+    predicate: dict[str, Any], what: str
+) -> tuple[list[Material], dict[str, str | None]]:
+    """Index deploytrack's own predicate: workflow, project, version, and every material
+    with its kind, name and digest (STRING materials have no digest)."""
+    found = {
+        "project": _text(predicate.get("project")),
+        "version": _text(predicate.get("version")),
+        "workflow": _text(predicate.get("workflow")),
+    }
+    raw = predicate.get("materials") or []
+    if not isinstance(raw, list):
+        raise EvidenceError(f"{what}: deploytrack predicate materials is not a list")
+    materials: list[Material] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise EvidenceError(f"{what}: material {index + 1} is not an object")
+        kind, name = _text(item.get("kind")), _text(item.get("name"))
+        if item.get("digest"):
+            where = f"{what}: material {index + 1}"
+            materials.extend(Material(name, kind, d) for d in _digest_set(item["digest"], where))
+        else:
+            materials.append(Material(name, kind, None))
+    return materials, found
+
+
 def _b64(value: Any, what: str, field: str) -> bytes:
     if not isinstance(value, str):
         raise EvidenceError(f"{what}: DSSE {field} is not a base64 string")
@@ -296,6 +324,8 @@ def parse_document(raw: bytes, what: str) -> ParsedAttestation:
     found: dict[str, str | None] = {"project": None, "version": None, "workflow": None}
     if predicate_type.startswith(CHAINLOOP_PREDICATE_PREFIX):
         materials, found = _chainloop(predicate, what)
+    elif predicate_type.startswith(DEPLOYTRACK_PREDICATE_PREFIX):
+        materials, found = _deploytrack(predicate, what)
 
     _check_text(
         [

@@ -97,6 +97,18 @@ class _Catalog(Generic[V]):
                     f"{self.label} {name!r} is referenced by {count} deployment record(s) and "
                     "history is never deleted; it cannot be removed"
                 )
+            # Issue 5: variable changes name environments and stages too (kept forever).
+            from deploytrack.services import variables
+
+            if self.model is Environment:
+                changes = variables.references(environment_id=row.id)
+            else:
+                changes = variables.references(logical_environment_id=row.id)
+            if changes:
+                raise ServiceError(
+                    f"{self.label} {name!r} is referenced by {changes} variable change(s) and "
+                    "history is never deleted; it cannot be removed"
+                )
             self.model.delete().where(self.model.id == row.id).execute()
 
 

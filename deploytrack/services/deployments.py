@@ -8,19 +8,23 @@ while a record is active (a trigger enforces that too).
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
+import itertools
 from dataclasses import dataclass
+from typing import Any
 
 from peewee import fn
 
 from deploytrack import timeutil
-from deploytrack.services import ServiceError, evidence, validate
+from deploytrack.services import ServiceError, evidence, policies, validate
 from deploytrack.services.catalog import environments, logical_environments
 from deploytrack.services.views import (
     DeploymentDetail,
     DeploymentView,
     RecordResult,
 )
-from deploytrack.store import Store
+from deploytrack.store import Store, queries
 from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
 
 DEPLOYED = "deployed"
@@ -55,6 +59,9 @@ def _view(row: Deployment, environment: str, logical_environment: str) -> Deploy
         last_seen_at=row.last_seen_at,
         ended_at=row.ended_at,
         superseded_by=row.superseded_by,
+        policy_id=row.policy_id,
+        promoted_from=row.promoted_from,
+        rollback_of=row.rollback_of,
     )
 
 
@@ -77,13 +84,21 @@ def record(
     *,
     artifact_ref: str | None = None,
     status: str = DEPLOYED,
+    promoted_from: int | None = None,
+    rollback_of: int | None = None,
 ) -> RecordResult:
-    """Record that `digest` runs at `key` (or, with status decommissioned, that it stopped)."""
+    """Record that `digest` runs at `key` (or, with status decommissioned, that it stopped).
+
+    `promoted_from` / `rollback_of` (issue 5: promote, rollback) are stored on the record
+    this call creates; a heartbeat keeps the active record as it is.
+    """
     validate.kind(key.kind)
     validate.deployment_name(key.deployment_name)
     digest = validate.sha256(digest)
     if status not in validate.STATUSES:
         raise ServiceError(f"invalid status {status!r}: use deployed or decommissioned")
+    if status == DECOMMISSIONED and (promoted_from is not None or rollback_of is not None):
+        raise ServiceError("a decommissioning is neither a promotion nor a rollback")
 
     with store.write():
         env = environments.get(store, key.environment)
@@ -115,11 +130,26 @@ def record(
             active.last_seen_at = seen
             return RecordResult("heartbeat", view(active))
 
+        # The stage policy gate (issue 4): a new admission, so it must satisfy the policy in
+        # force, verified now from the stored evidence; refused, nothing is written.
+        # Heartbeats and decommissioning (above) are not admissions and are never blocked.
+        decision = policies.admit(stage, digest)
         # The successor's id is known before it exists: the active record must point at it
         # when it stops being `deployed` (the partial unique index allows one at a time).
         new_id = (Deployment.select(fn.MAX(Deployment.id)).scalar() or 0) + 1
         previous = None
-        if active is not None:
+        if active is None:
+            # Issue 5: records of a key never overlap in time, even when the clock stepped
+            # back after a decommissioning (point-in-time queries rely on it).
+            newest = (
+                Deployment.select(Deployment.ended_at)
+                .where(in_key)
+                .order_by(Deployment.id.desc())
+                .limit(1)
+                .scalar()
+            )
+            now = max(now, newest or now)
+        else:
             now = max(now, active.last_seen_at)
             Deployment.update(status=SUPERSEDED, ended_at=now, superseded_by=new_id).where(
                 Deployment.id == active.id
@@ -136,7 +166,11 @@ def record(
             status=DEPLOYED,
             created_at=now,
             last_seen_at=now,
+            policy_id=decision.policy.id if decision.policy is not None else None,
+            promoted_from=promoted_from,
+            rollback_of=rollback_of,
         ).execute()
+        policies.remember_admission(new_id, decision, now)
         created = Deployment.get_by_id(new_id)
         if previous is None:
             return RecordResult("created", view(created))
@@ -175,30 +209,114 @@ class ListFilter:
     digest: str | None = None
     history: bool = False
     limit: int | None = None
+    # Issue 5, point in time (microseconds). `at`: what was active at that instant.
+    # `since`/`until`: the history of records active at some instant of the window.
+    at: int | None = None
+    since: int | None = None
+    until: int | None = None
+
+
+def slot_filter(
+    store: Store,
+    environment: str | None = None,
+    logical_environment: str | None = None,
+    deployment_name: str | None = None,
+    kind: str | None = None,
+) -> queries.SlotFilter:
+    """Names to ids (unknown names refused), for the point-in-time queries. In a read."""
+    return queries.SlotFilter(
+        environment_id=(
+            environments.get(store, environment).id if environment is not None else None
+        ),
+        logical_environment_id=(
+            logical_environments.get(store, logical_environment).id
+            if logical_environment is not None
+            else None
+        ),
+        deployment_name=deployment_name,
+        kind=validate.kind(kind) if kind is not None else None,
+    )
+
+
+_VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(DeploymentView))
+
+
+def select_views(conditions: list[Any], limit: int | None = None) -> list[DeploymentView]:
+    """Records matching any of `conditions` (disjoint sets), newest first. In a read.
+
+    Rows are read as plain dicts, not models: three times faster on the ten thousand
+    active records of a big estate. The view's fields are the columns' names, except the
+    environment and stage, which are names instead of ids (`_view` gives the same views).
+    """
+    parts = []
+    for condition in conditions:
+        query = queries.newest_first(
+            Deployment.select(
+                Deployment,
+                Environment.name.alias("environment_name"),
+                LogicalEnvironment.name.alias("logical_environment_name"),
+            )
+            .join_from(Deployment, Environment)
+            .join_from(Deployment, LogicalEnvironment)
+            .where(condition)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        views = []
+        for row in query.dicts():
+            row["environment"] = row.pop("environment_name")
+            row["logical_environment"] = row.pop("logical_environment_name")
+            views.append(DeploymentView(**{name: row[name] for name in _VIEW_FIELDS}))
+        parts.append(views)
+    merged = heapq.merge(*parts, key=lambda v: (v.created_at, v.id), reverse=True)
+    return list(itertools.islice(merged, limit))
+
+
+def by_id(deployment_id: int) -> DeploymentView | None:
+    """One record with its names, or None. In a transaction."""
+    row = _joined().where(Deployment.id == deployment_id).first()
+    return _joined_view(row) if row is not None else None
 
 
 def list_deployments(store: Store, flt: ListFilter) -> list[DeploymentView]:
-    """Active records (or all, with history), newest first."""
+    """Active records (or all, with history), newest first.
+
+    Point in time: a record is active at T when it was created at or before T and had not
+    ended at or before T. `at`: the records active at T. `since`/`until` (history): every
+    record active at some instant of [since, until] — created at or before `until`, and
+    not ended at or before `since` — so `since = until = T` is `at = T` with history.
+    """
+    windowed = flt.since is not None or flt.until is not None
+    if flt.at is not None and (flt.history or windowed):
+        raise ServiceError(
+            "--at lists what was active at one instant: it does not combine with --history, "
+            "--since or --until"
+        )
+    if flt.since is not None and flt.until is not None and flt.since > flt.until:
+        raise ServiceError("--since is after --until: give a window that ends after it starts")
     with store.read():
-        query = _joined()
-        if flt.environment is not None:
-            env = environments.get(store, flt.environment)
-            query = query.where(Deployment.environment == env.id)
-        if flt.logical_environment is not None:
-            stage = logical_environments.get(store, flt.logical_environment)
-            query = query.where(Deployment.logical_environment == stage.id)
-        if flt.deployment_name is not None:
-            query = query.where(Deployment.deployment_name == flt.deployment_name)
-        if flt.kind is not None:
-            query = query.where(Deployment.kind == validate.kind(flt.kind))
-        if flt.digest is not None:
-            query = query.where(Deployment.digest == validate.sha256(flt.digest))
-        if not flt.history:
-            query = query.where(Deployment.status == DEPLOYED)
-        query = query.order_by(Deployment.created_at.desc(), Deployment.id.desc())
-        if flt.limit is not None:
-            query = query.limit(flt.limit)
-        return [_joined_view(row) for row in query]
+        slot = slot_filter(
+            store, flt.environment, flt.logical_environment, flt.deployment_name, flt.kind
+        )
+        digest = (
+            Deployment.digest == validate.sha256(flt.digest) if flt.digest is not None else None
+        )
+        if flt.at is not None:
+            conditions = [queries.active_at(flt.at, slot)]
+        elif flt.since is not None:
+            # Active at `since`, or started inside (since, until]: two disjoint sets, each
+            # read through an index (see store/queries.py).
+            conditions = [
+                queries.active_at(flt.since, slot),
+                queries.started_between(flt.since, flt.until, slot),
+            ]
+        elif flt.until is not None or flt.history:
+            conditions = [queries.started_between(None, flt.until, slot)]
+        else:
+            conditions = [queries.active_now(slot)]
+        if digest is not None:
+            conditions = [c & digest for c in conditions]
+        return select_views(conditions, flt.limit)
 
 
 def describe(store: Store, deployment_id: int) -> DeploymentDetail:
@@ -215,4 +333,6 @@ def describe(store: Store, deployment_id: int) -> DeploymentDetail:
             deployment=_joined_view(row),
             supersedes=predecessor.id if predecessor else None,
             attestations=tuple(evidence.attestations_naming(row.digest)),
+            policy=policies.get_policy(row.policy_id) if row.policy_id is not None else None,
+            admission=policies.admission_of(row.id),
         )

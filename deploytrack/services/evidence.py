@@ -15,13 +15,16 @@ from deploytrack.services.views import (
     ImportResult,
     MaterialView,
     SubjectView,
+    VerificationView,
 )
 from deploytrack.store import Store
 from deploytrack.store.models import (
     Attestation,
     AttestationMaterial,
     AttestationSubject,
+    AttestationVerification,
     Blob,
+    PublicKey,
 )
 
 # SQLite allows 32766 host parameters per statement; stay well below with 4 per row.
@@ -50,6 +53,7 @@ def _views(rows: Sequence[Attestation]) -> list[AttestationView]:
     ids = [r.id for r in rows]
     subjects: dict[int, list[SubjectView]] = defaultdict(list)
     materials: dict[int, list[MaterialView]] = defaultdict(list)
+    verifications: dict[int, list[VerificationView]] = defaultdict(list)
     for chunk_start in range(0, len(ids), _INSERT_BATCH):
         chunk = ids[chunk_start : chunk_start + _INSERT_BATCH]
         for s in (
@@ -64,6 +68,23 @@ def _views(rows: Sequence[Attestation]) -> list[AttestationView]:
             .order_by(AttestationMaterial.id)
         ):
             materials[m.attestation_id].append(MaterialView(m.name, m.kind, m.digest))
+        for v in (
+            AttestationVerification.select(AttestationVerification, PublicKey)
+            .join(PublicKey)
+            .where(AttestationVerification.attestation.in_(chunk))
+            .order_by(AttestationVerification.id.desc())
+        ):
+            shown = verifications[v.attestation_id]
+            if all(x.fingerprint != v.public_key.fingerprint for x in shown):
+                shown.append(
+                    VerificationView(
+                        fingerprint=v.public_key.fingerprint,
+                        algorithm=v.public_key.algorithm,
+                        keyid=v.keyid,
+                        source=v.source,
+                        verified_at=v.verified_at,
+                    )
+                )
     return [
         AttestationView(
             digest=r.digest,
@@ -76,6 +97,7 @@ def _views(rows: Sequence[Attestation]) -> list[AttestationView]:
             subjects=tuple(subjects[r.id]),
             materials=tuple(materials[r.id]),
             imported_at=r.imported_at,
+            verifications=tuple(verifications[r.id]),
         )
         for r in rows
     ]
@@ -90,9 +112,48 @@ def parse_sources(sources: Iterable[Source]) -> list[tuple[str, ParsedAttestatio
     return parsed
 
 
-def _store_blob(digest: str, data: bytes, now: int) -> None:
+def store_blob(digest: str, data: bytes, now: int) -> None:
+    """Keep bytes under their sha256 (content-addressed; a second copy adds nothing).
+    Call inside a write transaction."""
     if Blob.get_or_none(Blob.digest == digest) is None:
         Blob.insert(digest=digest, size=len(data), content=data, created_at=now).execute()
+
+
+def insert_parsed(item: ParsedAttestation, overrides: Overrides, now: int) -> Attestation | None:
+    """Store one parsed attestation and index it; None when its bytes are stored already.
+    Call inside a write transaction."""
+    if Attestation.get_or_none(Attestation.digest == item.digest) is not None:
+        return None
+    store_blob(item.digest, item.raw, now)
+    row = Attestation.create(
+        digest=item.digest,
+        format=item.format,
+        statement_type=item.statement_type,
+        predicate_type=item.predicate_type,
+        project=overrides.project or item.project,
+        version=overrides.version or item.version,
+        workflow=overrides.workflow or item.workflow,
+        imported_at=now,
+    )
+    subject_rows = [
+        {"attestation": row.id, "name": s.name, "digest": s.digest} for s in item.subjects
+    ]
+    material_rows = [
+        {"attestation": row.id, "name": m.name, "kind": m.kind, "digest": m.digest}
+        for m in item.materials
+    ]
+    for start in range(0, len(subject_rows), _INSERT_BATCH):
+        AttestationSubject.insert_many(subject_rows[start : start + _INSERT_BATCH]).execute()
+    for start in range(0, len(material_rows), _INSERT_BATCH):
+        AttestationMaterial.insert_many(material_rows[start : start + _INSERT_BATCH]).execute()
+    return row
+
+
+def views_of(digests: Iterable[str]) -> dict[str, AttestationView]:
+    """Views of stored attestations by digest. Call inside a transaction."""
+    wanted = list(set(digests))
+    rows = list(Attestation.select().where(Attestation.digest.in_(wanted)))
+    return {v.digest: v for v in _views(rows)}
 
 
 def store_parsed(
@@ -103,43 +164,9 @@ def store_parsed(
     with store.write():
         now = timeutil.now_us()
         for source, item in parsed:
-            if Attestation.get_or_none(Attestation.digest == item.digest) is not None:
-                results.append((source, False, item.digest))
-                continue
-            _store_blob(item.digest, item.raw, now)
-            row = Attestation.create(
-                digest=item.digest,
-                format=item.format,
-                statement_type=item.statement_type,
-                predicate_type=item.predicate_type,
-                project=overrides.project or item.project,
-                version=overrides.version or item.version,
-                workflow=overrides.workflow or item.workflow,
-                imported_at=now,
-            )
-            subject_rows = [
-                {"attestation": row.id, "name": s.name, "digest": s.digest} for s in item.subjects
-            ]
-            material_rows = [
-                {"attestation": row.id, "name": m.name, "kind": m.kind, "digest": m.digest}
-                for m in item.materials
-            ]
-            for start in range(0, len(subject_rows), _INSERT_BATCH):
-                AttestationSubject.insert_many(
-                    subject_rows[start : start + _INSERT_BATCH]
-                ).execute()
-            for start in range(0, len(material_rows), _INSERT_BATCH):
-                AttestationMaterial.insert_many(
-                    material_rows[start : start + _INSERT_BATCH]
-                ).execute()
-            results.append((source, True, item.digest))
-        rows = {
-            r.digest: r
-            for r in Attestation.select().where(
-                Attestation.digest.in_(list({d for _, _, d in results}))
-            )
-        }
-        views = {v.digest: v for v in _views(list(rows.values()))}
+            created = insert_parsed(item, overrides, now) is not None
+            results.append((source, created, item.digest))
+        views = views_of(d for _, _, d in results)
     return [ImportResult(source, created, views[digest]) for source, created, digest in results]
 
 
@@ -158,7 +185,7 @@ def _query_digest(value: str) -> str:
     return digest
 
 
-def _naming(digest: str) -> set[int]:
+def naming(digest: str) -> set[int]:
     """Ids of attestations that name `digest` as a subject or a material."""
     ids = {
         r.attestation_id
@@ -185,7 +212,7 @@ def is_known(digest: str) -> bool:
 
 def attestations_naming(digest: str) -> list[AttestationView]:
     """Attestations that name `digest`, oldest first. Call inside a transaction."""
-    ids = _naming(digest)
+    ids = naming(digest)
     if not ids:
         return []
     rows = list(Attestation.select().where(Attestation.id.in_(list(ids))).order_by(Attestation.id))
@@ -205,13 +232,14 @@ def list_attestations(
         if version is not None:
             query = query.where(Attestation.version == version)
         if digest is not None:
-            ids = _naming(_query_digest(digest))
+            ids = naming(_query_digest(digest))
             query = query.where(Attestation.id.in_(list(ids)))
         return _views(list(query.order_by(Attestation.imported_at.desc(), Attestation.id.desc())))
 
 
-def _find(digest_or_prefix: str) -> Attestation:
-    """An attestation by full digest, or by a unique prefix of at least 8 hex digits."""
+def find_attestation(digest_or_prefix: str) -> Attestation:
+    """An attestation by full digest, or by a unique prefix of at least 8 hex digits.
+    Call inside a transaction."""
     text = digest_or_prefix.strip().lower()
     if not text.startswith("sha256:"):
         text = "sha256:" + text
@@ -246,7 +274,7 @@ def _find(digest_or_prefix: str) -> Attestation:
 
 def describe_attestation(store: Store, digest: str) -> AttestationView:
     with store.read():
-        return _views([_find(digest)])[0]
+        return _views([find_attestation(digest)])[0]
 
 
 def download(store: Store, digest: str) -> bytes:
@@ -256,6 +284,8 @@ def download(store: Store, digest: str) -> bytes:
         row = Blob.get_or_none(Blob.digest == wanted)
         if row is None:
             raise ServiceError(
-                f"nothing stored under {wanted}: 'deploytrack attestation list' shows what is"
+                f"nothing stored under {wanted}: the evidence store keeps attestations and "
+                "the material files of 'attestation create' ('deploytrack discover DIGEST' "
+                "tells what a digest is)"
             )
         return bytes(row.content)

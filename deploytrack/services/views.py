@@ -40,6 +40,17 @@ class MaterialView:
 
 
 @dataclass(frozen=True)
+class VerificationView:
+    """A signature on the attestation verified with a public key (remembered)."""
+
+    fingerprint: str
+    algorithm: str
+    keyid: str  # the keyid of the signature that verified ("" when it had none)
+    source: str  # verify | create | admission
+    verified_at: int
+
+
+@dataclass(frozen=True)
 class AttestationView:
     digest: str
     format: str
@@ -51,6 +62,8 @@ class AttestationView:
     subjects: tuple[SubjectView, ...]
     materials: tuple[MaterialView, ...]
     imported_at: int
+    # Newest verification per key, newest first (issue 4).
+    verifications: tuple[VerificationView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,10 @@ class DeploymentView:
     last_seen_at: int
     ended_at: int | None
     superseded_by: int | None
+    policy_id: int | None  # the stage policy version that admitted it (issue 4)
+    # Issue 5: the record a promotion copied / the earlier record a rollback restored.
+    promoted_from: int | None
+    rollback_of: int | None
 
 
 @dataclass(frozen=True)
@@ -89,3 +106,37 @@ class DeploymentDetail:
     deployment: DeploymentView
     supersedes: int | None
     attestations: tuple[AttestationView, ...]
+    # Issue 4: the policy version that admitted the record, and the evidence that did.
+    policy: PolicyView | None = None
+    admission: tuple[AdmissionView, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyKeyView:
+    fingerprint: str
+    algorithm: str
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """One version of a stage policy. action: set | clear (a clear has no rules)."""
+
+    id: int
+    logical_environment: str
+    action: str
+    required_predicates: tuple[str, ...]
+    trusted_keys: tuple[PolicyKeyView, ...]
+    created_at: int
+
+
+@dataclass(frozen=True)
+class AdmissionView:
+    """Evidence that satisfied a rule when a record was admitted.
+
+    requirement: a required predicate type, or "" for "an attestation naming the digest
+    verifies with a trusted key" (a policy of trusted keys only).
+    """
+
+    requirement: str
+    attestation: str
+    fingerprint: str | None

@@ -156,7 +156,226 @@ def m001_core(db: peewee.Database) -> None:
         )
 
 
-MIGRATIONS: list[Migration] = [m001_core]
+def m002_evidence_trust(db: peewee.Database) -> None:
+    """Issue 4: public keys, remembered signature verifications, stage policies with their
+    history, and which policy (and which evidence) admitted each deployment record.
+
+    Everything here is history: append-only, guarded by triggers like m001's evidence.
+    Only public keys are stored (SubjectPublicKeyInfo PEM); private keys never are.
+    """
+    statements = [
+        """CREATE TABLE public_key (
+            id INTEGER PRIMARY KEY,
+            fingerprint TEXT NOT NULL UNIQUE CHECK (fingerprint LIKE 'SHA256:_%'),
+            algorithm TEXT NOT NULL,
+            pem TEXT NOT NULL CHECK (pem LIKE '-----BEGIN PUBLIC KEY-----%'
+                                     AND pem NOT LIKE '%PRIVATE%'),
+            created_at INTEGER NOT NULL
+        )""",
+        # A signature on the attestation's DSSE envelope verified with the key.
+        """CREATE TABLE attestation_verification (
+            id INTEGER PRIMARY KEY,
+            attestation_id INTEGER NOT NULL REFERENCES attestation (id),
+            public_key_id INTEGER NOT NULL REFERENCES public_key (id),
+            keyid TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL CHECK (source IN ('verify', 'create', 'admission')),
+            verified_at INTEGER NOT NULL
+        )""",
+        """CREATE INDEX attestation_verification_owner
+            ON attestation_verification (attestation_id, public_key_id)""",
+        # A policy version of a stage. The stage's policy in force is its newest row:
+        # 'set' (with its required predicate types, a JSON array, and its trusted keys in
+        # stage_policy_key) or 'clear' (no policy).
+        """CREATE TABLE stage_policy (
+            id INTEGER PRIMARY KEY,
+            logical_environment_id INTEGER NOT NULL REFERENCES logical_environment (id),
+            action TEXT NOT NULL CHECK (action IN ('set', 'clear')),
+            required_predicates TEXT NOT NULL DEFAULT '[]'
+                CHECK (required_predicates LIKE '[%]'),
+            created_at INTEGER NOT NULL,
+            CHECK (action = 'set' OR required_predicates = '[]')
+        )""",
+        "CREATE INDEX stage_policy_stage ON stage_policy (logical_environment_id, id)",
+        """CREATE TABLE stage_policy_key (
+            policy_id INTEGER NOT NULL REFERENCES stage_policy (id),
+            public_key_id INTEGER NOT NULL REFERENCES public_key (id),
+            PRIMARY KEY (policy_id, public_key_id)
+        )""",
+        # Which policy version admitted a record (NULL: the stage had no policy).
+        "ALTER TABLE deployment ADD COLUMN policy_id INTEGER REFERENCES stage_policy (id)",
+        """CREATE TRIGGER deployment_policy_immutable BEFORE UPDATE ON deployment
+            WHEN NEW.policy_id IS NOT OLD.policy_id
+            BEGIN SELECT RAISE(ABORT, 'deployment records are immutable history'); END""",
+        # A new record names exactly the policy in force in its stage (NULL when none):
+        # no write path can skip the gate without the schema noticing.
+        """CREATE TRIGGER deployment_policy_in_force BEFORE INSERT ON deployment
+            WHEN NEW.policy_id IS NOT (
+                SELECT CASE WHEN action = 'set' THEN id END FROM stage_policy
+                WHERE logical_environment_id = NEW.logical_environment_id
+                ORDER BY id DESC LIMIT 1)
+            BEGIN SELECT RAISE(ABORT,
+                'a deployment record must name the stage policy in force that admitted it');
+            END""",
+        # The evidence that satisfied each rule of the policy when the record was admitted:
+        # requirement is a required predicate type, or '' for "an attestation naming the
+        # digest verifies with a trusted key" (a policy of keys only).
+        """CREATE TABLE deployment_admission (
+            id INTEGER PRIMARY KEY,
+            deployment_id INTEGER NOT NULL REFERENCES deployment (id),
+            requirement TEXT NOT NULL,
+            attestation_id INTEGER NOT NULL REFERENCES attestation (id),
+            public_key_id INTEGER REFERENCES public_key (id)
+        )""",
+        "CREATE INDEX deployment_admission_owner ON deployment_admission (deployment_id)",
+        # A stage with policy history keeps it: it cannot be deleted (as with records).
+        """CREATE TRIGGER logical_environment_policy_history BEFORE DELETE ON logical_environment
+            WHEN EXISTS (SELECT 1 FROM stage_policy WHERE logical_environment_id = OLD.id)
+            BEGIN SELECT RAISE(ABORT,
+                'this logical environment has stage policy history, which is never deleted');
+            END""",
+    ]
+    for table in (
+        "public_key",
+        "attestation_verification",
+        "stage_policy",
+        "stage_policy_key",
+        "deployment_admission",
+    ):
+        statements.append(
+            f"""CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+                BEGIN SELECT RAISE(ABORT, 'trust history never changes'); END"""
+        )
+        statements.append(
+            f"""CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+                BEGIN SELECT RAISE(ABORT, 'trust history is never deleted'); END"""
+        )
+    for sql in statements:
+        db.execute_sql(sql)
+
+
+def m003_lifecycle(db: peewee.Database) -> None:
+    """Issue 5: lineage of promotions and rollbacks, deployment slots and the indexes of
+    point-in-time queries, and the append-only log of scoped variables.
+
+    Point in time: per slot, records never overlap (superseding ends the old record at the
+    instant the new one starts), so what was active in a slot at T is the newest record of
+    the slot created at or before T, if it had not ended at or before T. `deployment_slot`
+    lists every slot ever used (kept by a trigger), and `deployment_key_time` finds that
+    record with one index seek per slot, whatever the length of the history.
+    """
+    statements = [
+        # Lineage: the record a promotion copied, the record a rollback restored. Both
+        # point back in time (smaller ids), and a record is at most one of the two.
+        """ALTER TABLE deployment ADD COLUMN promoted_from INTEGER
+            REFERENCES deployment (id) CHECK (promoted_from IS NULL OR promoted_from < id)""",
+        """ALTER TABLE deployment ADD COLUMN rollback_of INTEGER
+            REFERENCES deployment (id)
+            CHECK (rollback_of IS NULL OR (rollback_of < id AND promoted_from IS NULL))""",
+        # A promotion copies the same artifact (name, kind, digest) from another slot; a
+        # rollback restores the digest of a record of the same slot.
+        """CREATE TRIGGER deployment_lineage_valid BEFORE INSERT ON deployment
+            WHEN (NEW.promoted_from IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM deployment s WHERE s.id = NEW.promoted_from
+                       AND s.deployment_name = NEW.deployment_name AND s.kind = NEW.kind
+                       AND s.digest = NEW.digest
+                       AND NOT (s.environment_id = NEW.environment_id
+                                AND s.logical_environment_id = NEW.logical_environment_id)))
+              OR (NEW.rollback_of IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM deployment r WHERE r.id = NEW.rollback_of
+                       AND r.environment_id = NEW.environment_id
+                       AND r.logical_environment_id = NEW.logical_environment_id
+                       AND r.deployment_name = NEW.deployment_name AND r.kind = NEW.kind
+                       AND r.digest = NEW.digest))
+            BEGIN SELECT RAISE(ABORT, 'lineage must name a record of the same artifact'); END""",
+        # m001's deployment_immutable does not know these columns: this one does.
+        """CREATE TRIGGER deployment_lineage_immutable BEFORE UPDATE ON deployment
+            WHEN NEW.promoted_from IS NOT OLD.promoted_from
+              OR NEW.rollback_of IS NOT OLD.rollback_of
+            BEGIN SELECT RAISE(ABORT, 'deployment records are immutable history'); END""",
+        # Every slot (environment, stage, name, kind) that ever had a record.
+        """CREATE TABLE deployment_slot (
+            id INTEGER PRIMARY KEY,
+            environment_id INTEGER NOT NULL REFERENCES environment (id),
+            logical_environment_id INTEGER NOT NULL REFERENCES logical_environment (id),
+            deployment_name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            UNIQUE (environment_id, logical_environment_id, deployment_name, kind)
+        )""",
+        "CREATE INDEX deployment_slot_logical ON deployment_slot (logical_environment_id)",
+        "CREATE INDEX deployment_slot_name ON deployment_slot (deployment_name)",
+        """INSERT INTO deployment_slot
+                (environment_id, logical_environment_id, deployment_name, kind)
+            SELECT DISTINCT environment_id, logical_environment_id, deployment_name, kind
+            FROM deployment ORDER BY 1, 2, 3, 4""",
+        """CREATE TRIGGER deployment_slot_track AFTER INSERT ON deployment
+            WHEN NOT EXISTS (SELECT 1 FROM deployment_slot
+                WHERE environment_id = NEW.environment_id
+                  AND logical_environment_id = NEW.logical_environment_id
+                  AND deployment_name = NEW.deployment_name AND kind = NEW.kind)
+            BEGIN INSERT INTO deployment_slot
+                    (environment_id, logical_environment_id, deployment_name, kind)
+                VALUES (NEW.environment_id, NEW.logical_environment_id, NEW.deployment_name,
+                        NEW.kind); END""",
+        """CREATE TRIGGER deployment_slot_no_update BEFORE UPDATE ON deployment_slot
+            BEGIN SELECT RAISE(ABORT, 'deployment slots follow the history'); END""",
+        """CREATE TRIGGER deployment_slot_no_delete BEFORE DELETE ON deployment_slot
+            BEGIN SELECT RAISE(ABORT, 'deployment slots follow the history'); END""",
+        # Point in time: the newest record of a slot created at or before T, by one seek.
+        """CREATE INDEX deployment_key_time ON deployment
+            (environment_id, logical_environment_id, deployment_name, kind, created_at)""",
+        # Active records newest first (list, status, diff), filtered by environment and/or
+        # stage, without touching ended history: partial indexes hold one entry per slot.
+        # (Without them SQLite picks deployment_logical or deployment_key_time for
+        # `--logical-env L`, and reads the whole history of the stage.)
+        """CREATE INDEX deployment_active_created ON deployment (created_at)
+            WHERE status = 'deployed'""",
+        """CREATE INDEX deployment_active_stage ON deployment (logical_environment_id, created_at)
+            WHERE status = 'deployed'""",
+        """CREATE INDEX deployment_active_env
+            ON deployment (environment_id, logical_environment_id, created_at)
+            WHERE status = 'deployed'""",
+        # History newest first (--history --limit), and the records that started inside a
+        # --since/--until window.
+        "CREATE INDEX deployment_created ON deployment (created_at)",
+        # Scoped variables: an append-only log of changes. The current value of a variable
+        # at a scope is its newest event there. Secret values are stored only encrypted
+        # (AES-256-GCM: nonce + ciphertext + tag) with the id of the key.
+        """CREATE TABLE variable_event (
+            id INTEGER PRIMARY KEY,
+            logical_environment_id INTEGER NOT NULL REFERENCES logical_environment (id),
+            environment_id INTEGER REFERENCES environment (id),
+            deployment_name TEXT
+                CHECK (deployment_name IS NULL OR length(deployment_name) BETWEEN 1 AND 253),
+            name TEXT NOT NULL CHECK (
+                length(name) BETWEEN 1 AND 255
+                AND name NOT GLOB '*[^A-Za-z0-9_]*' AND name NOT GLOB '[0-9]*'
+                AND upper(substr(name, 1, 12)) <> 'DEPLOYTRACK_'),
+            action TEXT NOT NULL CHECK (action IN ('set', 'unset')),
+            is_secret INTEGER NOT NULL DEFAULT 0 CHECK (is_secret IN (0, 1)),
+            value TEXT,
+            ciphertext BLOB,
+            key_id TEXT,
+            created_at INTEGER NOT NULL,
+            CHECK (action = 'set' OR (is_secret = 0 AND value IS NULL
+                                      AND ciphertext IS NULL AND key_id IS NULL)),
+            CHECK (action = 'unset' OR is_secret = 1
+                   OR (value IS NOT NULL AND ciphertext IS NULL AND key_id IS NULL)),
+            CHECK (action = 'unset' OR is_secret = 0
+                   OR (value IS NULL AND ciphertext IS NOT NULL AND key_id IS NOT NULL))
+        )""",
+        """CREATE INDEX variable_event_scope ON variable_event
+            (logical_environment_id, environment_id, deployment_name, name, id)""",
+        "CREATE INDEX variable_event_environment ON variable_event (environment_id)",
+        """CREATE TRIGGER variable_event_no_update BEFORE UPDATE ON variable_event
+            BEGIN SELECT RAISE(ABORT, 'variable history never changes'); END""",
+        """CREATE TRIGGER variable_event_no_delete BEFORE DELETE ON variable_event
+            BEGIN SELECT RAISE(ABORT, 'variable history is never deleted'); END""",
+    ]
+    for sql in statements:
+        db.execute_sql(sql)
+
+
+MIGRATIONS: list[Migration] = [m001_core, m002_evidence_trust, m003_lifecycle]
 
 
 def _applied(db: peewee.Database) -> list[str] | None:

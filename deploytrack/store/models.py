@@ -11,6 +11,7 @@ from peewee import (
     BlobField,
     BooleanField,
     CharField,
+    CompositeKey,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -82,6 +83,80 @@ class Deployment(BaseModel):
     last_seen_at = BigIntegerField()
     ended_at = BigIntegerField(null=True)
     superseded_by = IntegerField(null=True)
+    # Issue 5 (m003_lifecycle): lineage, set once on insert.
+    promoted_from = IntegerField(null=True)
+    rollback_of = IntegerField(null=True)
+    # Issue 4 (m002_evidence_trust): the stage policy version that admitted the record.
+    policy_id = IntegerField(null=True)
+
+
+class DeploymentSlot(BaseModel):
+    """Every (environment, stage, name, kind) that ever had a record; kept by a trigger."""
+
+    environment = ForeignKeyField(Environment, column_name="environment_id")
+    logical_environment = ForeignKeyField(LogicalEnvironment, column_name="logical_environment_id")
+    deployment_name = TextField()
+    kind = CharField()
+
+
+class VariableEvent(BaseModel):
+    """One change of a scoped variable (append-only). Secrets: ciphertext + key_id only."""
+
+    logical_environment = ForeignKeyField(LogicalEnvironment, column_name="logical_environment_id")
+    environment = ForeignKeyField(Environment, column_name="environment_id", null=True)
+    deployment_name = TextField(null=True)
+    name = TextField()
+    action = CharField()
+    is_secret = BooleanField(default=False)
+    value = TextField(null=True)
+    ciphertext = BlobField(null=True)
+    key_id = CharField(null=True)
+    created_at = BigIntegerField()
+
+
+class PublicKey(BaseModel):
+    """A public key (SubjectPublicKeyInfo PEM) by its OpenSSH SHA256 fingerprint."""
+
+    fingerprint = CharField(unique=True)
+    algorithm = CharField()
+    pem = TextField()
+    created_at = BigIntegerField()
+
+
+class AttestationVerification(BaseModel):
+    """A signature on an attestation's envelope verified with a key (append-only)."""
+
+    attestation = ForeignKeyField(Attestation, column_name="attestation_id")
+    public_key = ForeignKeyField(PublicKey, column_name="public_key_id")
+    keyid = TextField(default="")
+    source = CharField()
+    verified_at = BigIntegerField()
+
+
+class StagePolicy(BaseModel):
+    """One version of a stage's policy (append-only); the newest one is in force."""
+
+    logical_environment = ForeignKeyField(LogicalEnvironment, column_name="logical_environment_id")
+    action = CharField()
+    required_predicates = TextField(default="[]")
+    created_at = BigIntegerField()
+
+
+class StagePolicyKey(BaseModel):
+    policy = ForeignKeyField(StagePolicy, column_name="policy_id")
+    public_key = ForeignKeyField(PublicKey, column_name="public_key_id")
+
+    class Meta:
+        primary_key = CompositeKey("policy", "public_key")
+
+
+class DeploymentAdmission(BaseModel):
+    """The evidence that satisfied a rule of the policy that admitted a record."""
+
+    deployment = ForeignKeyField(Deployment, column_name="deployment_id")
+    requirement = TextField()
+    attestation = ForeignKeyField(Attestation, column_name="attestation_id")
+    public_key = ForeignKeyField(PublicKey, column_name="public_key_id", null=True)
 
 
 ALL_MODELS: list[type[Model]] = [
@@ -92,4 +167,11 @@ ALL_MODELS: list[type[Model]] = [
     AttestationSubject,
     AttestationMaterial,
     Deployment,
+    DeploymentSlot,
+    VariableEvent,
+    PublicKey,
+    AttestationVerification,
+    StagePolicy,
+    StagePolicyKey,
+    DeploymentAdmission,
 ]

@@ -1,0 +1,247 @@
+"""Stage policies: `logical-environment policy set|show|clear` and `policy check`.
+
+The `logical-environment policy` subgroup is attached to its parent in cli/catalog.py;
+the top-level `policy` group (for CI gates) in cli/__init__.py.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from deploytrack.cli import App, pass_app
+from deploytrack.cli.output import output_option, print_json, print_table, safe, when
+from deploytrack.cli.registry_options import registry_options
+from deploytrack.services.validate import KINDS
+
+if TYPE_CHECKING:
+    from deploytrack.registry.options import RegistryOptions
+
+_NAME = click.option("--name", required=True, help="The logical environment (stage).")
+
+
+def _rules(view: Any) -> list[str]:
+    lines = [f"requires predicate type {p}" for p in view.required_predicates]
+    if view.trusted_keys:
+        keys = ", ".join(f"{k.fingerprint} ({k.algorithm})" for k in view.trusted_keys)
+        if view.required_predicates:
+            lines.append(f"each verified with a trusted key: {keys}")
+        else:
+            lines.append(f"an attestation naming the digest verified with a trusted key: {keys}")
+    return lines
+
+
+def show_policy(view: Any) -> None:
+    click.echo(
+        f"Stage policy {view.id} of {view.logical_environment}, set {when(view.created_at)}:"
+    )
+    for line in _rules(view):
+        click.echo(f"  {safe(line)}")
+
+
+def show_admission(detail: Any) -> None:
+    """The `deployment describe` lines saying which policy admitted the record."""
+    view = detail.deployment
+    if detail.policy is None:
+        click.echo(
+            f"\nAdmitted by: no stage policy (none was in force at {view.logical_environment} "
+            "when it was recorded)"
+        )
+        return
+    policy = detail.policy
+    click.echo(
+        f"\nAdmitted by: stage policy {policy.id} of {policy.logical_environment}, set "
+        f"{when(policy.created_at)}"
+    )
+    for line in _rules(policy):
+        click.echo(f"  {safe(line)}")
+    for item in detail.admission:
+        rule = item.requirement or "an attestation naming the digest"
+        key = f", verified with {item.fingerprint}" if item.fingerprint else ""
+        click.echo(f"  {safe(rule)}: attestation {item.attestation}{key}")
+
+
+@click.group("policy")
+def stage_policy() -> None:
+    """The stage policy of a logical environment: evidence a digest needs to be deployed."""
+
+
+@stage_policy.command("set")
+@_NAME
+@click.option(
+    "--require-predicate",
+    "predicates",
+    multiple=True,
+    metavar="URI",
+    help="An attestation of this predicate type must name the digest (repeatable), e.g. "
+    "https://slsa.dev/provenance/v1.",
+)
+@click.option(
+    "--trusted-key",
+    "key_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    metavar="PUB_PEM",
+    help="Public key (PEM); the required attestations must be signed by one of these "
+    "(repeatable). Only the public key is stored.",
+)
+@output_option
+@pass_app
+def policy_set(
+    app: App, name: str, predicates: tuple[str, ...], key_files: tuple[str, ...], output: str
+) -> None:
+    """Write the whole policy of a stage (a new version; the old one stays in the history)."""
+    from deploytrack.services import policies, trust
+
+    if not predicates and not key_files:
+        raise click.UsageError("give --require-predicate URI or --trusted-key PUB_PEM (or both)")
+    keys = trust.load_public_keys(key_files)
+    view, changed = policies.set_policy(app.store, name, predicates, keys)
+    if output == "json":
+        print_json({"changed": changed, "policy": view})
+        return
+    if changed:
+        click.echo(f"Set stage policy {view.id} of {view.logical_environment}:")
+    else:
+        click.echo(
+            f"Stage policy {view.id} of {view.logical_environment} is already this policy: "
+            "unchanged."
+        )
+    for line in _rules(view):
+        click.echo(f"  {safe(line)}")
+
+
+@stage_policy.command("show")
+@_NAME
+@output_option
+@pass_app
+def policy_show(app: App, name: str, output: str) -> None:
+    """Show the policy in force at a stage and every change to it."""
+    from deploytrack.services import policies
+
+    current, history = policies.show_policy(app.store, name)
+    if output == "json":
+        print_json({"logical_environment": name, "policy": current, "history": history})
+        return
+    if current is None:
+        click.echo(
+            f"No stage policy on {name}: deployment record admits any digest the evidence "
+            "store knows."
+        )
+    else:
+        show_policy(current)
+    if history:
+        click.echo("\nHistory:")
+        print_table(
+            ["VERSION", "ACTION", "REQUIRED PREDICATES", "TRUSTED KEYS", "AT"],
+            [
+                [
+                    str(v.id),
+                    v.action,
+                    ", ".join(v.required_predicates),
+                    ", ".join(k.fingerprint for k in v.trusted_keys),
+                    when(v.created_at),
+                ]
+                for v in history
+            ],
+            empty="",
+        )
+
+
+@stage_policy.command("clear")
+@_NAME
+@output_option
+@pass_app
+def policy_clear(app: App, name: str, output: str) -> None:
+    """Remove the policy of a stage (kept in the history as a `clear` version)."""
+    from deploytrack.services import policies
+
+    view, changed = policies.clear_policy(app.store, name)
+    if output == "json":
+        print_json({"changed": changed, "policy": view})
+    elif changed:
+        assert view is not None
+        click.echo(f"Cleared the stage policy of {name} (version {view.id}).")
+    else:
+        click.echo(f"No stage policy on {name}: nothing to clear.")
+
+
+@click.group("policy")
+def policy() -> None:
+    """Ask a stage policy without recording anything (for CI gates)."""
+
+
+@policy.command("check")
+@click.option("--logical-env", "logical_environment", required=True, help="The stage.")
+@click.option("--digest", default=None, help="sha256:<64 hex> of the artifact.")
+@click.option(
+    "--oci-ref",
+    default=None,
+    metavar="REF",
+    help="Resolve the digest first, as 'deployment record --oci-ref' does.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS, case_sensitive=False),
+    default="CONTAINER_IMAGE",
+    show_default=True,
+    help="How --oci-ref is resolved.",
+)
+@registry_options
+@output_option
+@pass_app
+def policy_check(
+    app: App,
+    logical_environment: str,
+    digest: str | None,
+    oci_ref: str | None,
+    kind: str,
+    output: str,
+    registry: RegistryOptions,
+) -> None:
+    """Would 'deployment record' admit this artifact at this stage now? Exit 0 yes, 1 no.
+
+    Signatures are verified from the stored evidence, exactly as the gate of 'deployment
+    record' does; nothing is written.
+    """
+    from deploytrack.services import policies
+
+    if (digest is None) == (oci_ref is None):
+        raise click.UsageError("give exactly one of --digest and --oci-ref")
+    if oci_ref is not None:
+        from deploytrack.services.artifacts import resolve_artifact
+
+        digest = resolve_artifact(kind.upper(), oci_ref, registry).digest
+    assert digest is not None
+    decision = policies.check(app.store, logical_environment, digest)
+    if output == "json":
+        print_json(
+            {
+                "logical_environment": decision.logical_environment,
+                "digest": decision.digest,
+                "passed": decision.passed,
+                "reasons": list(decision.reasons),
+                "policy": decision.policy,
+                "admission": decision.admission,
+            }
+        )
+    elif decision.passed:
+        if decision.policy is None:
+            click.echo(
+                f"PASS: {decision.logical_environment} has no stage policy; {decision.digest} "
+                "is in the evidence store, so deployment record admits it."
+            )
+        else:
+            click.echo(
+                f"PASS: stage policy {decision.policy.id} of {decision.logical_environment} "
+                f"admits {decision.digest}:"
+            )
+            for item in decision.admission:
+                rule = item.requirement or "an attestation naming the digest"
+                key = f", verified with {item.fingerprint}" if item.fingerprint else ""
+                click.echo(f"  {safe(rule)}: attestation {item.attestation}{key}")
+    if not decision.passed:
+        from deploytrack.services import ServiceError
+
+        raise ServiceError(decision.refusal())

@@ -1,0 +1,275 @@
+"""`attestation create` and `attestation verify`: evidence built, signed and checked locally.
+
+Attached to the `attestation` group in cli/__init__.py. cryptography is imported only when
+a key is given (inside the services these commands call).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from deploytrack.cli import App, pass_app
+from deploytrack.cli.output import output_option, print_json, safe, when
+from deploytrack.cli.registry_options import registry_options
+
+if TYPE_CHECKING:
+    from deploytrack.registry.options import RegistryOptions
+
+
+def _read_password() -> bytes:
+    """The key password: the next line of stdin (after the registry password, when
+    --registry-password-stdin is given too), or a hidden prompt on a terminal."""
+    try:
+        if sys.stdin.isatty():
+            value = click.prompt(
+                "Key password", hide_input=True, err=True, default="", show_default=False
+            )
+        else:
+            value = sys.stdin.readline().rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise click.UsageError("--key-password-stdin read a password that is not UTF-8") from None
+    if not value:
+        raise click.UsageError("--key-password-stdin read an empty password")
+    return value.encode("utf-8", "surrogateescape")
+
+
+def _reserve(path: str) -> int:
+    """Create the output file now (0600, never over an existing file)."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(
+            f"{path} exists: choose another path or remove it first"
+        ) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+
+
+@click.command("create")
+@click.option("--workflow", required=True, help="The workflow that built it, e.g. release.")
+@click.option("--project", required=True, help="The project, e.g. api-server.")
+@click.option("--version", "version", default=None, help="The project version, e.g. 1.1.0.")
+@click.option(
+    "--material",
+    "materials",
+    multiple=True,
+    required=True,
+    metavar="KIND[:NAME]=VALUE",
+    help="CONTAINER_IMAGE=REF, HELM_CHART=oci://...|CHART.tgz, ARTIFACT=FILE, "
+    "SBOM_CYCLONEDX_JSON=FILE, SBOM_SPDX_JSON=FILE or STRING=TEXT (repeatable; :NAME "
+    "names the material).",
+)
+@click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PRIVATE_KEY_PEM",
+    help="Sign with this private key (PKCS#8 or traditional EC/RSA PEM; ECDSA, Ed25519, RSA).",
+)
+@click.option(
+    "--key-password-stdin",
+    is_flag=True,
+    help="The key is encrypted: read its password from stdin (the second line when "
+    "--registry-password-stdin reads the first).",
+)
+@click.option(
+    "--output-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also write the DSSE envelope here (mode 0600; an existing file is not overwritten).",
+)
+@registry_options
+@output_option
+@pass_app
+def attestation_create(
+    app: App,
+    workflow: str,
+    project: str,
+    version: str | None,
+    materials: tuple[str, ...],
+    annotations: tuple[str, ...],
+    key_file: str | None,
+    key_password_stdin: bool,
+    output_file: str | None,
+    output: str,
+    registry: RegistryOptions,
+) -> None:
+    """Create an in-toto attestation of this project's predicate, sign it, and store it.
+
+    Subjects are the CONTAINER_IMAGE, HELM_CHART and ARTIFACT materials. Prints the
+    attestation's digest (the sha256 of the envelope bytes).
+    """
+    from deploytrack.evidence import predicate
+    from deploytrack.services import create
+
+    if key_password_stdin and key_file is None:
+        raise click.UsageError("--key-password-stdin needs --key")
+    specs = tuple(predicate.parse_material_spec(m) for m in materials)
+    pairs = tuple(predicate.parse_annotation(a) for a in annotations)
+    key = None
+    if key_file is not None:
+        password = _read_password() if key_password_stdin else None
+        key = create.load_signing_key(key_file, password)
+        del password
+    request = create.CreateRequest(workflow, project, version, specs, pairs)
+    fd = _reserve(output_file) if output_file is not None else None
+    try:
+        result = create.create_attestation(app.store, request, registry, key)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+            os.unlink(output_file)  # type: ignore[arg-type]
+        raise
+    if fd is not None:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(result.envelope)
+    att = result.attestation
+    if output == "json":
+        print_json(
+            {
+                "attestation": att,
+                "signed_by": result.signed_by,
+                "output_file": output_file,
+                "stored_files": result.stored_files,
+            }
+        )
+    else:
+        click.echo(att.digest)
+        signed = f"signed with {result.signed_by}" if result.signed_by else "unsigned"
+        click.echo(
+            f"Created attestation {att.digest}: {att.predicate_type}, {signed}, "
+            f"{len(att.subjects)} subject(s), {len(att.materials)} material(s), "
+            f"{len(result.stored_files)} file(s) kept in the evidence store.",
+            err=True,
+        )
+    if output_file is not None and output != "json":
+        click.echo(f"Wrote the DSSE envelope to {output_file}.", err=True)
+
+
+@click.command("verify")
+@click.argument("digest")
+@click.option(
+    "--key",
+    "key_files",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="PUBLIC_KEY_PEM",
+    help="A public key (PEM) that may have signed it (repeatable).",
+)
+@output_option
+@pass_app
+def attestation_verify(app: App, digest: str, key_files: tuple[str, ...], output: str) -> None:
+    """Verify the DSSE signature of a stored attestation with public keys; remember success.
+
+    Exit 0 when a signature on the envelope (bare, or inside a Sigstore bundle) verifies
+    over the DSSE pre-authentication encoding with one of the keys, 1 otherwise. This is
+    key-based verification, not Sigstore keyless identity verification (no certificate
+    chain, no transparency log).
+    """
+    from deploytrack.services import trust
+
+    keys = trust.load_public_keys(key_files)
+    result = trust.verify_attestation(app.store, digest, keys)
+    if output == "json":
+        print_json(result)
+        return
+    for item in result.verified:
+        keyid = f" (keyid {safe(item.keyid)})" if item.keyid else ""
+        click.echo(
+            f"Verified {result.attestation}: signature {item.signature} of "
+            f"{result.signatures}{keyid} verifies with {item.fingerprint} ({item.algorithm}, "
+            f"{item.key_file}); remembered at {when(result.verified_at)}."
+        )
+
+
+@click.command("sign")
+@click.argument("path", metavar="PATH|-")
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="PRIVATE_KEY_PEM",
+    help="The private key (PKCS#8 or traditional EC/RSA PEM; ECDSA, Ed25519, RSA).",
+)
+@click.option(
+    "--key-password-stdin", is_flag=True, help="The key is encrypted: read its password from stdin."
+)
+@click.option("--project", default=None, help="Project (overrides the predicate's).")
+@click.option("--version", "version", default=None, help="Project version.")
+@click.option("--workflow", default=None, help="Workflow that produced it.")
+@click.option(
+    "--output-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also write the signed DSSE envelope here (0600; never overwrites).",
+)
+@output_option
+@pass_app
+def attestation_sign(
+    app: App,
+    path: str,
+    key_file: str,
+    key_password_stdin: bool,
+    project: str | None,
+    version: str | None,
+    workflow: str | None,
+    output_file: str | None,
+    output: str,
+) -> None:
+    """Sign an attestation file (an SLSA provenance from your build...) and store the result.
+
+    A bare in-toto statement is wrapped in a DSSE envelope signed with --key; a DSSE
+    envelope or Sigstore bundle gets one more signature. Prints the new attestation's digest.
+    """
+    from deploytrack.cli.attestations import _is_text, _read_input
+    from deploytrack.evidence import MAX_DOCUMENT_BYTES
+    from deploytrack.services import create, evidence
+
+    if path == "-" and key_password_stdin:
+        raise click.UsageError("stdin cannot hold both the attestation and the key password")
+    for flag, value in (("--project", project), ("--version", version), ("--workflow", workflow)):
+        if value is not None and not _is_text(value):
+            raise click.UsageError(f"{flag} is not valid UTF-8 text")
+    data = _read_input(path, MAX_DOCUMENT_BYTES)
+    password = _read_password() if key_password_stdin else None
+    key = create.load_signing_key(key_file, password)
+    del password
+    fd = _reserve(output_file) if output_file is not None else None
+    try:
+        result = create.sign_document(
+            app.store,
+            data,
+            "stdin" if path == "-" else path,
+            key,
+            evidence.Overrides(project, version, workflow),
+        )
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+            os.unlink(output_file)  # type: ignore[arg-type]
+        raise
+    if fd is not None:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(result.envelope)
+    att = result.attestation
+    if output == "json":
+        print_json({"attestation": att, "signed_by": result.signed_by, "output_file": output_file})
+        return
+    click.echo(att.digest)
+    click.echo(
+        f"Signed {'stdin' if path == '-' else path} with {result.signed_by}: stored as "
+        f"{att.digest} ({att.predicate_type}, {len(att.subjects)} subject(s)).",
+        err=True,
+    )
+    if output_file is not None:
+        click.echo(f"Wrote the DSSE envelope to {output_file}.", err=True)

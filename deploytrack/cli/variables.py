@@ -1,0 +1,278 @@
+"""`variable` commands: scoped configuration with encrypted secrets (issue 5)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from deploytrack.cli import App, pass_app
+from deploytrack.cli.output import output_option, print_json, print_table, when
+
+
+def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--deployment-name", default=None, help="Deployment scope (any environment)."
+    )(func)
+    func = click.option("--env", "environment", default=None, help="Environment scope.")(func)
+    return click.option(
+        "--logical-env", "logical_environment", required=True, help="Stage (required)."
+    )(func)
+
+
+def _scope(logical_environment: str, environment: str | None, deployment_name: str | None) -> Any:
+    from deploytrack.services.variables import Scope
+
+    return Scope(logical_environment, environment, deployment_name)
+
+
+def _scope_json(scope: Any) -> dict[str, Any]:
+    return {
+        "logical_environment": scope.logical_environment,
+        "environment": scope.environment,
+        "deployment_name": scope.deployment_name,
+    }
+
+
+@click.group("variable")
+def variable() -> None:
+    """Configuration per stage, environment and deployment; secrets encrypted at rest."""
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise click.UsageError("the value on stdin is not UTF-8 text") from None
+    # One trailing newline is how `echo` and files end a line, not part of the value.
+    if data.endswith("\r\n"):
+        return data[:-2]
+    return data[:-1] if data.endswith("\n") else data
+
+
+@variable.command("set")
+@click.argument("key")
+@click.argument("value", required=False)
+@_scope_options
+@click.option("--secret", is_flag=True, help="Encrypt the value; it is masked everywhere.")
+@click.option(
+    "--stdin",
+    "from_stdin",
+    is_flag=True,
+    help="Read the value from stdin (one final newline dropped).",
+)
+@pass_app
+def variable_set(
+    app: App,
+    key: str,
+    value: str | None,
+    logical_environment: str,
+    environment: str | None,
+    deployment_name: str | None,
+    secret: bool,
+    from_stdin: bool,
+) -> None:
+    """Set KEY at a scope. Without VALUE or --stdin, asks on a terminal (hidden input).
+
+    Scopes, most specific first: --env and --deployment-name, --deployment-name, --env,
+    the stage alone. KEY is [A-Za-z_][A-Za-z0-9_]*; the DEPLOYTRACK_ prefix is reserved.
+    """
+    from deploytrack.services import variables
+
+    variables.validate_key(key)
+    on_command_line = value is not None
+    if value is not None and from_stdin:
+        raise click.UsageError("give VALUE or --stdin, not both")
+    if from_stdin:
+        value = _read_stdin()
+    elif value is None:
+        if not sys.stdin.isatty():
+            raise click.UsageError(
+                "give VALUE or --stdin: there is no terminal to ask for the value on"
+            )
+        value = click.prompt(
+            f"Value for {key}", hide_input=True, confirmation_prompt=True, err=True
+        )
+    assert value is not None
+    scope = _scope(logical_environment, environment, deployment_name)
+    view, changed = variables.set_variable(app.store, scope, key, value, secret=secret)
+    if secret and on_command_line:
+        # After the refusals: a refused command prints one Error line and nothing else.
+        click.echo(
+            "Warning: a secret given on the command line stays in the shell history and is "
+            "visible to other users in ps; prefer --stdin or the prompt.",
+            err=True,
+        )
+    kind = "secret " if view.secret else ""
+    if changed:
+        click.echo(f"Set {kind}{key} at {scope}.")
+    else:
+        click.echo(f"{kind.capitalize()}{key} at {scope} already has that value: nothing changed.")
+
+
+@variable.command("unset")
+@click.argument("key")
+@_scope_options
+@pass_app
+def variable_unset(
+    app: App,
+    key: str,
+    logical_environment: str,
+    environment: str | None,
+    deployment_name: str | None,
+) -> None:
+    """Remove KEY from exactly this scope (less specific scopes still apply; history is kept)."""
+    from deploytrack.services import variables
+
+    scope = _scope(logical_environment, environment, deployment_name)
+    variables.unset_variable(app.store, scope, key)
+    click.echo(f"Unset {key} at {scope}.")
+
+
+@variable.command("list")
+@_scope_options
+@output_option
+@pass_app
+def variable_list(
+    app: App,
+    logical_environment: str,
+    environment: str | None,
+    deployment_name: str | None,
+    output: str,
+) -> None:
+    """Variables of a stage at every scope; --env/--deployment-name keep the scopes that
+    apply to them. Secrets are masked."""
+    from deploytrack.services import variables
+
+    views = variables.list_variables(
+        app.store, _scope(logical_environment, environment, deployment_name)
+    )
+    if output == "json":
+        print_json(
+            [
+                {
+                    "name": v.name,
+                    "value": v.value,
+                    "secret": v.secret,
+                    "scope": _scope_json(v.scope),
+                    "updated_at": v.updated_at,
+                }
+                for v in views
+            ]
+        )
+        return
+    print_table(
+        ["NAME", "VALUE", "SECRET", "SCOPE", "UPDATED"],
+        [
+            [v.name, v.value, "yes" if v.secret else "no", str(v.scope), when(v.updated_at)]
+            for v in views
+        ],
+        empty="No variables at this scope.",
+    )
+
+
+@variable.command("resolve")
+@click.option("--logical-env", "logical_environment", required=True, help="Stage.")
+@click.option("--env", "environment", required=True, help="Environment.")
+@click.option("--deployment-name", required=True, help="Deployment.")
+@click.option(
+    "--require", multiple=True, metavar="KEY", help="Fail unless KEY resolves (repeatable)."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["env", "json"]), default="env", show_default=True
+)
+@click.option("--reveal", is_flag=True, help="Print secret values instead of a mask.")
+@pass_app
+def variable_resolve(
+    app: App,
+    logical_environment: str,
+    environment: str,
+    deployment_name: str,
+    require: tuple[str, ...],
+    fmt: str,
+    reveal: bool,
+) -> None:
+    """The effective variables of one deployment, each with the scope it came from.
+
+    --format env prints `export KEY='value'` lines, quoted for a POSIX shell, so
+    `eval "$(deploytrack variable resolve ... --reveal)"` is safe; a masked secret is
+    left out as a comment (add --reveal to export it).
+    """
+    from deploytrack.services import variables
+
+    views = variables.resolve(
+        app.store,
+        _scope(logical_environment, environment, deployment_name),
+        require=require,
+        reveal=reveal,
+    )
+    if fmt == "json":
+        print_json(
+            {
+                v.name: {
+                    "value": v.value,
+                    "secret": v.secret,
+                    "scope": _scope_json(v.scope),
+                    "updated_at": v.updated_at,
+                }
+                for v in views
+            }
+        )
+        return
+    for v in views:
+        masked = v.secret and not reveal
+        note = " (secret, masked: add --reveal to export it)" if masked else ""
+        note = note or (" (secret)" if v.secret else "")
+        click.echo(f"# {v.name} from {v.scope}{note}")
+        if masked:
+            click.echo(f"# export {v.name}={shlex.quote(v.value)}")
+        else:
+            click.echo(f"export {v.name}={shlex.quote(v.value)}")
+
+
+@variable.command("history")
+@_scope_options
+@click.option("--key", "name", default=None, help="Only this variable.")
+@output_option
+@pass_app
+def variable_history(
+    app: App,
+    logical_environment: str,
+    environment: str | None,
+    deployment_name: str | None,
+    name: str | None,
+    output: str,
+) -> None:
+    """Every change to the stage's variables, oldest first; secret values are never shown."""
+    from deploytrack.services import variables
+
+    changes = variables.history(
+        app.store, _scope(logical_environment, environment, deployment_name), name
+    )
+    if output == "json":
+        print_json(
+            [
+                {
+                    "id": c.id,
+                    "changed_at": c.changed_at,
+                    "name": c.name,
+                    "scope": _scope_json(c.scope),
+                    "action": c.action,
+                    "secret": c.secret,
+                    "value": c.value,
+                    "change": c.change,
+                }
+                for c in changes
+            ]
+        )
+        return
+    print_table(
+        ["TIME", "NAME", "SCOPE", "CHANGE"],
+        [[when(c.changed_at), c.name, str(c.scope), c.change] for c in changes],
+        empty="No changes.",
+    )

@@ -1,0 +1,278 @@
+"""`attestation create`: build evidence locally, sign it, and store it like an import.
+
+Materials are resolved and read first (registry references exactly as `deployment record
+--oci-ref` resolves them; files hashed and checked), then the statement is built, wrapped
+in a DSSE envelope (signed when a key is given), parsed by the same parser as any import,
+and stored in one write transaction with the bytes of the material files.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from deploytrack import __version__, timeutil
+from deploytrack.digests import sha256_of
+from deploytrack.evidence import INTOTO_PAYLOAD_TYPE, MAX_DOCUMENT_BYTES, parse_document
+from deploytrack.evidence import predicate as pred
+from deploytrack.evidence.dsse import envelope_bytes, pae
+from deploytrack.services import ServiceError, trust
+from deploytrack.services.evidence import Overrides, insert_parsed, store_blob, views_of
+from deploytrack.services.views import AttestationView
+from deploytrack.store import Store
+from deploytrack.store.models import Attestation
+
+if TYPE_CHECKING:
+    from deploytrack.crypto.keys import SigningKey
+    from deploytrack.registry.options import RegistryOptions
+
+MAX_TEXT_CHARS = 256
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    workflow: str
+    project: str
+    version: str | None
+    materials: tuple[pred.MaterialSpec, ...]
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    kind: str
+    name: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    attestation: AttestationView
+    signed_by: str | None  # fingerprint of the signing key
+    stored_files: tuple[StoredFile, ...]
+    envelope: bytes = field(repr=False)
+
+
+def _text(value: str | None, what: str, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise ServiceError(f"{what} is required")
+        return None
+    pred.check_text(value, what)
+    if not value or len(value) > MAX_TEXT_CHARS or not value.isprintable():
+        raise ServiceError(
+            f"invalid {what} {value[:60]!r}: 1 to {MAX_TEXT_CHARS} printable characters"
+        )
+    return value
+
+
+def read_material_file(path: str, kind: str) -> bytes:
+    """The bytes of a material file, at most the kind's limit; refused with the reason."""
+    limit = pred.MAX_FILE_BYTES[kind]
+    try:
+        with open(path, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ServiceError(f"{kind} material {path} is not a regular file")
+            data = handle.read(limit + 1)
+    except IsADirectoryError:
+        raise ServiceError(f"{kind} material {path} is a directory: give a file") from None
+    except OSError as exc:
+        raise ServiceError(f"cannot read {kind} material {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise ServiceError(
+            f"{kind} material {path} is larger than {limit // (1024 * 1024)} MiB, the limit "
+            "for a file kept in the evidence store"
+        )
+    return data
+
+
+def _file_name(path: str) -> str:
+    return os.path.basename(os.path.normpath(path)) or path
+
+
+def _materials(
+    specs: Sequence[pred.MaterialSpec], options: RegistryOptions
+) -> tuple[list[dict[str, Any]], dict[str, bytes], list[StoredFile]]:
+    """Predicate materials, the files to keep (digest -> bytes), and what was kept."""
+    from deploytrack.services.artifacts import CHART_FILE, ArtifactResolver
+
+    resolver = ArtifactResolver(options)
+    out: list[dict[str, Any]] = []
+    blobs: dict[str, bytes] = {}
+    stored: list[StoredFile] = []
+    for spec in specs:
+        if spec.kind in pred.REFERENCE_KINDS:
+            if spec.kind == pred.CONTAINER_IMAGE and spec.value.lower().endswith(
+                (".tgz", ".tar.gz")
+            ):
+                raise ServiceError(
+                    f"{spec.value} names a chart file: give it as HELM_CHART={spec.value}"
+                )
+            resolved = resolver.resolve(spec.kind, spec.value)
+            material: dict[str, Any] = {"kind": spec.kind}
+            if resolved.source == CHART_FILE:
+                # The chart file is kept too: `artifact download` gives it back.
+                data = read_material_file(spec.value, pred.ARTIFACT)
+                if sha256_of(data) != resolved.digest:
+                    raise ServiceError(f"{spec.value} changed while it was read: try again")
+                name = spec.name or _file_name(spec.value)
+                blobs[resolved.digest] = data
+                stored.append(StoredFile(spec.kind, name, resolved.digest, len(data)))
+                material["size"] = len(data)
+            else:
+                name = spec.name or resolved.artifact_ref
+            material.update(
+                name=name,
+                digest={"sha256": resolved.digest.removeprefix("sha256:")},
+                reference=resolved.artifact_ref,
+            )
+            if resolved.media_type:
+                material["mediaType"] = resolved.media_type
+        elif spec.kind in pred.FILE_KINDS:
+            data = read_material_file(spec.value, spec.kind)
+            name = spec.name or _file_name(spec.value)
+            if spec.kind != pred.ARTIFACT:
+                pred.check_sbom(spec.kind, data, f"{spec.kind} material {spec.value}")
+            digest = sha256_of(data)
+            blobs[digest] = data
+            stored.append(StoredFile(spec.kind, name, digest, len(data)))
+            material = {
+                "kind": spec.kind,
+                "name": name,
+                "digest": {"sha256": digest.removeprefix("sha256:")},
+                "size": len(data),
+            }
+        else:  # STRING
+            material = {"kind": spec.kind, "name": spec.name, "value": spec.value}
+        out.append(material)
+    return out, blobs, stored
+
+
+def load_signing_key(path: str, password: bytes | None) -> SigningKey:
+    """A private key from a PEM file (imports cryptography)."""
+    from deploytrack.crypto.keys import load_private_key_file
+
+    return load_private_key_file(path, password)
+
+
+def create_attestation(
+    store: Store,
+    request: CreateRequest,
+    options: RegistryOptions,
+    key: SigningKey | None = None,
+) -> CreateResult:
+    """Build, sign (when `key` is given), parse and store an attestation; see the module."""
+    workflow = _text(request.workflow, "--workflow", True)
+    project = _text(request.project, "--project", True)
+    version = _text(request.version, "--version", False)
+    assert workflow is not None and project is not None
+    if not request.materials:
+        raise ServiceError("give at least one --material KIND=VALUE")
+    annotations: dict[str, str] = {}
+    for name, value in request.annotations:
+        if name in annotations:
+            raise ServiceError(f"annotation {name} is given twice")
+        annotations[name] = value
+
+    materials, blobs, stored = _materials(request.materials, options)
+    now = timeutil.now_us()
+    created_at = timeutil.rfc3339(now)
+    assert created_at is not None
+    statement = pred.build_statement(
+        workflow=workflow,
+        project=project,
+        version=version,
+        materials=materials,
+        annotations=annotations,
+        created_at=created_at,
+        created_by=f"deploytrack {__version__}",
+    )
+    signatures: list[tuple[str, bytes]] = []
+    if key is not None:
+        message = pae(INTOTO_PAYLOAD_TYPE, statement)
+        signature = key.sign(message)
+        if not key.public.verify(signature, message):  # never expected; checked anyway
+            raise ServiceError(f"the signature made with {key.source} does not verify")
+        signatures.append((key.public.fingerprint, signature))
+    envelope = envelope_bytes(INTOTO_PAYLOAD_TYPE, statement, signatures)
+    if len(envelope) > MAX_DOCUMENT_BYTES:
+        raise ServiceError(
+            f"the attestation would be larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, "
+            "the limit for one attestation: give fewer or shorter materials and annotations"
+        )
+    parsed = parse_document(envelope, "the created attestation")
+
+    with store.write():
+        now = max(now, timeutil.now_us())
+        for digest, data in blobs.items():
+            store_blob(digest, data, now)
+        row = insert_parsed(parsed, Overrides(), now)
+        if row is None:  # the same bytes: only possible with a clock that stood still
+            row = Attestation.get(Attestation.digest == parsed.digest)
+        if key is not None:
+            trust.remember_verification(
+                row.id, key.public, key.public.fingerprint, trust.CREATE, now
+            )
+        view = views_of([parsed.digest])[parsed.digest]
+    return CreateResult(
+        attestation=view,
+        signed_by=key.public.fingerprint if key is not None else None,
+        stored_files=tuple(stored),
+        envelope=envelope,
+    )
+
+
+def sign_document(
+    store: Store, data: bytes, name: str, key: SigningKey, overrides: Overrides
+) -> CreateResult:
+    """Sign an attestation someone else wrote (`attestation sign`) and store the result.
+
+    A bare in-toto statement becomes the payload of a new DSSE envelope, byte for byte. A
+    DSSE envelope or a Sigstore bundle keeps its payload and its signatures, and gets one
+    more; the result is a bare DSSE envelope (a bundle's certificate and transparency log
+    entries, which the new signature is not part of, are not carried over). Either way the
+    result is a new attestation with its own digest; the input is not stored.
+    """
+    parsed = parse_document(data, name)
+    if parsed.envelope is None:
+        payload, existing = parsed.raw, ()
+    else:
+        payload, existing = parsed.envelope.payload, parsed.envelope.signatures
+    message = pae(INTOTO_PAYLOAD_TYPE, payload)
+    signature = key.sign(message)
+    if not key.public.verify(signature, message):  # never expected; checked anyway
+        raise ServiceError(f"the signature made with {key.source} does not verify")
+    signatures: list[tuple[str, bytes | str]] = [(s.keyid, s.sig) for s in existing]
+    signatures.append((key.public.fingerprint, signature))
+    envelope = envelope_bytes(INTOTO_PAYLOAD_TYPE, payload, signatures)
+    if len(envelope) > MAX_DOCUMENT_BYTES:
+        raise ServiceError(
+            f"the signed attestation would be larger than "
+            f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, the limit for one attestation"
+        )
+    signed = parse_document(envelope, "the signed attestation")
+    with store.write():
+        now = timeutil.now_us()
+        row = insert_parsed(signed, overrides, now)
+        if row is None:
+            row = Attestation.get(Attestation.digest == signed.digest)
+        trust.remember_verification(row.id, key.public, key.public.fingerprint, trust.CREATE, now)
+        view = views_of([signed.digest])[signed.digest]
+    return CreateResult(
+        attestation=view, signed_by=key.public.fingerprint, stored_files=(), envelope=envelope
+    )
+
+
+__all__ = [
+    "CreateRequest",
+    "CreateResult",
+    "StoredFile",
+    "create_attestation",
+    "load_signing_key",
+    "read_material_file",
+    "sign_document",
+]

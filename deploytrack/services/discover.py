@@ -1,0 +1,323 @@
+"""The referrer index: what a digest is, what references it, and where it runs; projects.
+
+`discover(digest)` answers as Chainloop's referrer index does, offline:
+
+- what the digest is: the kinds it was seen under (material kinds in attestations,
+  deployment record kinds, ATTESTATION when it is a stored attestation) and its names;
+- which attestations reference it, as a subject or as a material;
+- when it is an attestation, every digest that attestation references;
+- which deployment records carry it.
+
+One digest seen under two kinds is ambiguous; `kind` picks one and narrows the answer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from deploytrack.digests import normalize_any
+from deploytrack.services import ServiceError
+from deploytrack.services.deployments import DEPLOYED, _joined, _joined_view
+from deploytrack.services.evidence import views_of
+from deploytrack.services.views import AttestationView, DeploymentView
+from deploytrack.store import Store
+from deploytrack.store.models import (
+    Attestation,
+    AttestationMaterial,
+    AttestationSubject,
+    AttestationVerification,
+    Blob,
+    Deployment,
+    PublicKey,
+)
+
+ATTESTATION = "ATTESTATION"
+SUBJECT = "subject"
+MATERIAL = "material"
+
+
+@dataclass(frozen=True)
+class Role:
+    """How an attestation names the digest: as a subject or a material, with what name."""
+
+    role: str  # subject | material
+    name: str | None
+    kind: str | None
+
+
+@dataclass(frozen=True)
+class Referrer:
+    """An attestation naming the digest."""
+
+    attestation: str
+    predicate_type: str
+    project: str | None
+    version: str | None
+    workflow: str | None
+    verified_by: tuple[str, ...]  # fingerprints of keys a signature verified with
+    roles: tuple[Role, ...]
+
+
+@dataclass(frozen=True)
+class Discovery:
+    digest: str
+    kinds: tuple[str, ...]
+    kind: str | None  # the kind asked for, or the only one seen
+    ambiguous: bool
+    names: tuple[str, ...]
+    stored_bytes: int | None  # size of the bytes kept under this digest, if any
+    referenced_by: tuple[Referrer, ...]
+    attestation: AttestationView | None  # when the digest is a stored attestation
+    deployments: tuple[DeploymentView, ...]
+
+
+def _digest(value: str) -> str:
+    digest = normalize_any(value)
+    if digest is None:
+        raise ServiceError(
+            f"invalid digest {value[:80]!r}: use <algorithm>:<value>, e.g. sha256:<64 hex digits>"
+        )
+    return digest
+
+
+def _verified_by(ids: list[int]) -> dict[int, tuple[str, ...]]:
+    found: dict[int, list[str]] = defaultdict(list)
+    rows = (
+        AttestationVerification.select(AttestationVerification, PublicKey)
+        .join(PublicKey)
+        .where(AttestationVerification.attestation.in_(ids))
+        .order_by(AttestationVerification.id)
+    )
+    for row in rows:
+        if row.public_key.fingerprint not in found[row.attestation_id]:
+            found[row.attestation_id].append(row.public_key.fingerprint)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _unique(values: list[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+def discover(store: Store, digest: str, kind: str | None = None) -> Discovery:
+    wanted = _digest(digest)
+    if kind is not None:
+        kind = kind.strip().upper()
+    with store.read():
+        subjects = list(AttestationSubject.select().where(AttestationSubject.digest == wanted))
+        materials = list(AttestationMaterial.select().where(AttestationMaterial.digest == wanted))
+        owner_ids = sorted({r.attestation_id for r in subjects + materials})
+        owners = {a.id: a for a in Attestation.select().where(Attestation.id.in_(owner_ids))}
+        verified = _verified_by(owner_ids)
+        records = [
+            _joined_view(r)
+            for r in _joined()
+            .where(Deployment.digest == wanted)
+            .order_by((Deployment.status != DEPLOYED), Deployment.id.desc())
+        ]
+        itself = Attestation.get_or_none(Attestation.digest == wanted)
+        attestation = views_of([wanted])[wanted] if itself is not None else None
+        blob = Blob.select(Blob.size).where(Blob.digest == wanted).first()
+
+    material_kinds: dict[int, set[str]] = defaultdict(set)
+    for m in materials:
+        if m.kind:
+            material_kinds[m.attestation_id].add(m.kind)
+    kinds = _unique(
+        [m.kind for m in materials]
+        + [r.kind for r in records]
+        + ([ATTESTATION] if attestation is not None else [])
+    )
+    names = _unique([s.name for s in subjects] + [m.name for m in materials])
+    if not (subjects or materials or records or attestation or blob):
+        raise ServiceError(
+            f"nothing in the evidence store or the deployment records names {wanted}"
+        )
+    if kind is not None and kind not in kinds:
+        seen = ", ".join(kinds) if kinds else "no kind (it is only ever a subject)"
+        raise ServiceError(f"{wanted} was never seen as {kind}; seen as: {seen}")
+
+    roles: dict[int, list[Role]] = defaultdict(list)
+    for s in sorted(subjects, key=lambda r: r.id):
+        # A subject has no kind of its own: it takes the kind its attestation gives the
+        # same digest as a material (deploytrack's and Chainloop's predicates do).
+        own = material_kinds.get(s.attestation_id, set())
+        if kind is not None and own and kind not in own:
+            continue
+        shown = kind if kind in own else (next(iter(own)) if len(own) == 1 else None)
+        roles[s.attestation_id].append(Role(SUBJECT, s.name, shown))
+    for m in sorted(materials, key=lambda r: r.id):
+        if kind is None or m.kind == kind:
+            roles[m.attestation_id].append(Role(MATERIAL, m.name, m.kind))
+    referrers = tuple(
+        Referrer(
+            attestation=owners[att_id].digest,
+            predicate_type=owners[att_id].predicate_type,
+            project=owners[att_id].project,
+            version=owners[att_id].version,
+            workflow=owners[att_id].workflow,
+            verified_by=verified.get(att_id, ()),
+            roles=tuple(roles[att_id]),
+        )
+        for att_id in sorted(roles)
+    )
+    if kind is not None:
+        records = [r for r in records if r.kind == kind]
+        if kind != ATTESTATION:
+            attestation = None
+    return Discovery(
+        digest=wanted,
+        kinds=kinds,
+        kind=kind if kind is not None else (kinds[0] if len(kinds) == 1 else None),
+        ambiguous=kind is None and len(kinds) > 1,
+        names=names,
+        stored_bytes=blob.size if blob is not None else None,
+        referenced_by=referrers,
+        attestation=attestation,
+        deployments=tuple(records),
+    )
+
+
+# --- projects -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    name: str
+    versions: tuple[str, ...]
+    workflows: tuple[str, ...]
+    attestations: int
+    last_imported_at: int
+
+
+@dataclass(frozen=True)
+class ProjectAttestation:
+    digest: str
+    predicate_type: str
+    format: str
+    workflow: str | None
+    imported_at: int
+    verified_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProjectArtifact:
+    digest: str
+    kinds: tuple[str, ...]
+    names: tuple[str, ...]
+    running: tuple[DeploymentView, ...]  # active deployment records of the digest
+
+
+@dataclass(frozen=True)
+class ProjectVersion:
+    version: str | None
+    workflows: tuple[str, ...]
+    attestations: tuple[ProjectAttestation, ...]
+    artifacts: tuple[ProjectArtifact, ...]
+
+
+@dataclass(frozen=True)
+class ProjectDetail:
+    name: str
+    versions: tuple[ProjectVersion, ...]
+
+
+def list_projects(store: Store) -> list[ProjectSummary]:
+    with store.read():
+        rows = list(
+            Attestation.select()
+            .where(Attestation.project.is_null(False))
+            .order_by(Attestation.project, Attestation.id)
+        )
+    grouped: dict[str, list[Attestation]] = defaultdict(list)
+    for row in rows:
+        grouped[row.project].append(row)
+    return [
+        ProjectSummary(
+            name=name,
+            versions=_unique([r.version for r in atts]),
+            workflows=_unique([r.workflow for r in atts]),
+            attestations=len(atts),
+            last_imported_at=max(r.imported_at for r in atts),
+        )
+        for name, atts in sorted(grouped.items())
+    ]
+
+
+def describe_project(store: Store, name: str) -> ProjectDetail:
+    with store.read():
+        rows = list(
+            Attestation.select().where(Attestation.project == name).order_by(Attestation.id)
+        )
+        if not rows:
+            raise ServiceError(
+                f"no attestation belongs to project {name!r}: see 'deploytrack project list'"
+            )
+        ids = [r.id for r in rows]
+        verified = _verified_by(ids)
+        named: dict[int, list[tuple[str, str | None, str | None]]] = defaultdict(list)
+        for s in AttestationSubject.select().where(AttestationSubject.attestation.in_(ids)):
+            named[s.attestation_id].append((s.digest, s.name, None))
+        for m in AttestationMaterial.select().where(
+            AttestationMaterial.attestation.in_(ids) & AttestationMaterial.digest.is_null(False)
+        ):
+            named[m.attestation_id].append((m.digest, m.name, m.kind))
+        digests = sorted({d for items in named.values() for d, _, _ in items})
+        running: dict[str, list[DeploymentView]] = defaultdict(list)
+        for record in (
+            _joined()
+            .where(Deployment.digest.in_(digests) & (Deployment.status == DEPLOYED))
+            .order_by(Deployment.id)
+        ):
+            running[record.digest].append(_joined_view(record))
+
+    by_version: dict[str | None, list[Attestation]] = {}
+    for row in rows:
+        by_version.setdefault(row.version, []).append(row)
+    versions = []
+    for version, atts in sorted(by_version.items(), key=lambda item: item[0] is None):
+        artifacts: dict[str, tuple[list[str | None], list[str | None]]] = {}
+        for att in atts:
+            for digest, item_name, item_kind in named[att.id]:
+                kinds, names = artifacts.setdefault(digest, ([], []))
+                kinds.append(item_kind)
+                names.append(item_name)
+        versions.append(
+            ProjectVersion(
+                version=version,
+                workflows=_unique([a.workflow for a in atts]),
+                attestations=tuple(
+                    ProjectAttestation(
+                        digest=a.digest,
+                        predicate_type=a.predicate_type,
+                        format=a.format,
+                        workflow=a.workflow,
+                        imported_at=a.imported_at,
+                        verified_by=verified.get(a.id, ()),
+                    )
+                    for a in atts
+                ),
+                artifacts=tuple(
+                    ProjectArtifact(
+                        digest=digest,
+                        kinds=_unique(kinds + [r.kind for r in running.get(digest, [])]),
+                        names=_unique(names),
+                        running=tuple(running.get(digest, [])),
+                    )
+                    for digest, (kinds, names) in artifacts.items()
+                ),
+            )
+        )
+    return ProjectDetail(name=name, versions=tuple(versions))
+
+
+__all__ = [
+    "Discovery",
+    "ProjectDetail",
+    "ProjectSummary",
+    "Referrer",
+    "Role",
+    "describe_project",
+    "discover",
+    "list_projects",
+]

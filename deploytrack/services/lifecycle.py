@@ -1,0 +1,362 @@
+"""Environment lifecycle (issue 5): status, promote, rollback and diff.
+
+Promote and rollback never write a record themselves: they choose a digest and call
+`deployments.record()`, inside the same write transaction as the choice, so superseding,
+heartbeats and the stage policy apply exactly as for `deployment record`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deploytrack import timeutil
+from deploytrack.digests import short
+from deploytrack.services import ServiceError, deployments, validate
+from deploytrack.services.catalog import environments, logical_environments
+from deploytrack.services.deployments import DEPLOYED, Key
+from deploytrack.services.views import DeploymentView
+from deploytrack.store import Store, queries
+from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
+
+DEFAULT_STALE_AFTER_US = 24 * 3_600 * 1_000_000
+
+ADDED = "added"
+REMOVED = "removed"
+CHANGED = "changed"
+SAME = "same"
+
+
+@dataclass(frozen=True)
+class PromoteResult:
+    # created | superseded | heartbeat (the target already ran that digest)
+    action: str
+    deployment: DeploymentView
+    previous: DeploymentView | None
+    source: DeploymentView
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    # superseded (the slot was active) | created (the slot had been decommissioned)
+    action: str
+    deployment: DeploymentView
+    previous: DeploymentView | None
+    restored: DeploymentView
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    environment: str
+    logical_environment: str
+    deployment_name: str
+    kind: str
+    digest: str
+    deployed_at: int
+    last_seen_at: int
+    stale: bool
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    now: int
+    stale_after: int
+    rows: tuple[StatusRow, ...]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One side of a diff: environment and stage (None: every one), at a time (None: now)."""
+
+    environment: str | None = None
+    logical_environment: str | None = None
+    at: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.environment or '*'}/{self.logical_environment or '*'}"
+        return where + (f" at {timeutil.short(self.at)}" if self.at is not None else " now")
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    deployment_name: str
+    kind: str
+    environment: str
+    logical_environment: str
+    from_digest: str | None
+    to_digest: str | None
+    change: str  # added | removed | changed | same
+
+
+@dataclass(frozen=True)
+class DiffReport:
+    source: Selection
+    target: Selection
+    rows: tuple[DiffRow, ...]
+
+    @property
+    def differs(self) -> bool:
+        return any(row.change != SAME for row in self.rows)
+
+
+def _in_key(env_id: int, stage_id: int, name: str, kind: str):
+    return (
+        (Deployment.environment == env_id)
+        & (Deployment.logical_environment == stage_id)
+        & (Deployment.deployment_name == name)
+        & (Deployment.kind == kind)
+    )
+
+
+def _view(row: Deployment) -> DeploymentView:
+    found = deployments.by_id(row.id)
+    assert found is not None
+    return found
+
+
+def promote(
+    store: Store,
+    environment: str,
+    deployment_name: str,
+    kind: str,
+    from_logical_environment: str,
+    to_logical_environment: str,
+    to_environment: str | None = None,
+) -> PromoteResult:
+    """Record in (to_environment or environment, to stage, name, kind) exactly the digest
+    active in (environment, from stage, name, kind), through `deployments.record()`."""
+    kind = validate.kind(kind)
+    validate.deployment_name(deployment_name)
+    target_env = to_environment or environment
+    source_key = Key(environment, from_logical_environment, deployment_name, kind)
+    target_key = Key(target_env, to_logical_environment, deployment_name, kind)
+    if (target_env, to_logical_environment) == (environment, from_logical_environment):
+        raise ServiceError(
+            f"cannot promote {source_key} to itself: give another --to-logical-env or --to-env"
+        )
+    with store.write():
+        env = environments.get(store, environment)
+        stage = logical_environments.get(store, from_logical_environment)
+        environments.get(store, target_env)
+        logical_environments.get(store, to_logical_environment)
+        source = Deployment.get_or_none(
+            _in_key(env.id, stage.id, deployment_name, kind) & (Deployment.status == DEPLOYED)
+        )
+        if source is None:
+            raise ServiceError(
+                f"nothing to promote: {source_key} has no active record (see 'deploytrack "
+                f"deployment list --history --env {environment} --logical-env "
+                f"{from_logical_environment}')"
+            )
+        result = deployments.record(
+            store,
+            target_key,
+            source.digest,
+            artifact_ref=source.artifact_ref,
+            promoted_from=source.id,
+        )
+        shown = _view(source)
+    return PromoteResult(result.action, result.deployment, result.previous, shown)
+
+
+def rollback(store: Store, key: Key, to_id: int | None = None) -> RollbackResult:
+    """Record again an earlier digest of the slot, through `deployments.record()`.
+
+    Without `to_id`: the newest earlier record whose digest differs from the active one,
+    or, when the slot was decommissioned, the digest that was decommissioned. With it:
+    that record, which must belong to the slot and carry another digest than the active one.
+    """
+    kind = validate.kind(key.kind)
+    validate.deployment_name(key.deployment_name)
+    key = Key(key.environment, key.logical_environment, key.deployment_name, kind)
+    with store.write():
+        env = environments.get(store, key.environment)
+        stage = logical_environments.get(store, key.logical_environment)
+        in_key = _in_key(env.id, stage.id, key.deployment_name, kind)
+        active = Deployment.get_or_none(in_key & (Deployment.status == DEPLOYED))
+        if to_id is not None:
+            target = _chosen(key, to_id, active, env, stage)
+        elif active is None:
+            target = Deployment.select().where(in_key).order_by(Deployment.id.desc()).first()
+            if target is None:
+                raise ServiceError(f"nothing to roll back: {key} has no records")
+        else:
+            target = (
+                Deployment.select()
+                .where(in_key & (Deployment.id < active.id) & (Deployment.digest != active.digest))
+                .order_by(Deployment.id.desc())
+                .first()
+            )
+            if target is None:
+                raise ServiceError(
+                    f"nothing to roll back to: no earlier record of {key} carries another "
+                    f"digest than the active one ({short(active.digest)}, deployment "
+                    f"{active.id})"
+                )
+        result = deployments.record(
+            store, key, target.digest, artifact_ref=target.artifact_ref, rollback_of=target.id
+        )
+        restored = _view(target)
+    return RollbackResult(result.action, result.deployment, result.previous, restored)
+
+
+def _chosen(
+    key: Key,
+    to_id: int,
+    active: Deployment | None,
+    env: Environment,
+    stage: LogicalEnvironment,
+) -> Deployment:
+    target = (
+        Deployment.select(Deployment, Environment, LogicalEnvironment)
+        .join_from(Deployment, Environment)
+        .join_from(Deployment, LogicalEnvironment)
+        .where(Deployment.id == to_id)
+        .first()
+    )
+    if target is None:
+        raise ServiceError(
+            f"no deployment record {to_id}: see 'deploytrack deployment list --history'"
+        )
+    slot = (
+        target.environment.id,
+        target.logical_environment.id,
+        target.deployment_name,
+        target.kind,
+    )
+    if slot != (env.id, stage.id, key.deployment_name, key.kind):
+        other = Key(
+            target.environment.name,
+            target.logical_environment.name,
+            target.deployment_name,
+            target.kind,
+        )
+        raise ServiceError(
+            f"deployment {to_id} belongs to another slot ({other}): --to takes an earlier "
+            f"record of {key}"
+        )
+    if active is not None and target.id == active.id:
+        raise ServiceError(
+            f"deployment {to_id} is the active record of {key}: nothing to roll back"
+        )
+    if active is not None and target.digest == active.digest:
+        raise ServiceError(
+            f"deployment {to_id} carries {short(target.digest)}, which already runs in {key} "
+            f"(deployment {active.id}): nothing to roll back"
+        )
+    return target
+
+
+def status(
+    store: Store,
+    environment: str | None = None,
+    logical_environment: str | None = None,
+    stale_after: int = DEFAULT_STALE_AFTER_US,
+    now: int | None = None,
+) -> StatusReport:
+    """Every active deployment, by environment and stage; stale when its last heartbeat is
+    more than `stale_after` microseconds old."""
+    if stale_after < 0:
+        raise ServiceError("--stale-after must not be negative")
+    with store.read():
+        slot = deployments.slot_filter(store, environment, logical_environment)
+        views = deployments.select_views([queries.active_now(slot)])
+    now = timeutil.now_us() if now is None else now
+    rows = [
+        StatusRow(
+            environment=v.environment,
+            logical_environment=v.logical_environment,
+            deployment_name=v.deployment_name,
+            kind=v.kind,
+            digest=v.digest,
+            deployed_at=v.created_at,
+            last_seen_at=v.last_seen_at,
+            stale=now - v.last_seen_at > stale_after,
+        )
+        for v in views
+    ]
+    rows.sort(key=lambda r: (r.environment, r.logical_environment, r.deployment_name, r.kind))
+    return StatusReport(now, stale_after, tuple(rows))
+
+
+def _selected(store: Store, side: Selection) -> list[DeploymentView]:
+    slot = deployments.slot_filter(store, side.environment, side.logical_environment)
+    condition = queries.active_now(slot) if side.at is None else queries.active_at(side.at, slot)
+    return deployments.select_views([condition])
+
+
+def _shown(source: str | None, target: str | None) -> str:
+    """The environment (or stage) of a row: the one of the side(s) where it runs; when
+    both sides run it in different ones (a fixed side of each), `FROM->TO`."""
+    if source is None or target is None or source == target:
+        return source or target or ""
+    return f"{source}->{target}"
+
+
+def diff(store: Store, source: Selection, target: Selection) -> DiffReport:
+    """Compare the active deployments of two selections (see the README for the rules).
+
+    An omitted `target` field takes the `source` value. Rows are matched on deployment
+    name and kind, plus environment when the source does not fix one, plus stage when the
+    source does not fix one (a target can fix one only if the source does too, or it is
+    compared against every value of the source).
+    """
+    target = Selection(
+        target.environment or source.environment,
+        target.logical_environment or source.logical_environment,
+        target.at if target.at is not None else source.at,
+    )
+    by_env = source.environment is None
+    by_stage = source.logical_environment is None
+
+    def match(v: DeploymentView) -> tuple[str, ...]:
+        parts = (v.deployment_name, v.kind)
+        if by_env:
+            parts += (v.environment,)
+        if by_stage:
+            parts += (v.logical_environment,)
+        return parts
+
+    with store.read():
+        before = {match(v): v for v in _selected(store, source)}
+        after = {match(v): v for v in _selected(store, target)}
+    rows = []
+    for k in sorted(before.keys() | after.keys()):
+        old, new = before.get(k), after.get(k)
+        if old is None:
+            change = ADDED
+        elif new is None:
+            change = REMOVED
+        else:
+            change = SAME if old.digest == new.digest else CHANGED
+        either = new or old
+        assert either is not None
+        rows.append(
+            DiffRow(
+                deployment_name=either.deployment_name,
+                kind=either.kind,
+                environment=_shown(old and old.environment, new and new.environment),
+                logical_environment=_shown(
+                    old and old.logical_environment, new and new.logical_environment
+                ),
+                from_digest=old.digest if old else None,
+                to_digest=new.digest if new else None,
+                change=change,
+            )
+        )
+    return DiffReport(source, target, tuple(rows))
+
+
+__all__ = [
+    "DEFAULT_STALE_AFTER_US",
+    "DiffReport",
+    "DiffRow",
+    "PromoteResult",
+    "RollbackResult",
+    "Selection",
+    "StatusReport",
+    "StatusRow",
+    "diff",
+    "promote",
+    "rollback",
+    "status",
+]

@@ -1,0 +1,358 @@
+"""Stage policies: what evidence a digest needs before it may be deployed at a stage.
+
+A policy of a logical environment has required predicate types and trusted public keys.
+A digest is admitted when:
+
+- for each required predicate type, an attestation of exactly that type names the digest
+  (as a subject or a material), and, when trusted keys are set, one such attestation
+  verifies with one of them;
+- with trusted keys and no required predicate type, at least one attestation naming the
+  digest verifies with one of them.
+
+Signatures are verified from the stored bytes every time (never from a remembered
+result), so a key removed from the policy no longer admits anything.
+
+Policy changes are versions in an append-only table: `set` writes the whole policy (its
+predicates and keys), `clear` removes it. The newest version of a stage is in force.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from deploytrack import timeutil
+from deploytrack.services import ServiceError, evidence, trust
+from deploytrack.services.catalog import logical_environments
+from deploytrack.services.views import AdmissionView, PolicyKeyView, PolicyView
+from deploytrack.store import Store
+from deploytrack.store.models import (
+    Attestation,
+    DeploymentAdmission,
+    LogicalEnvironment,
+    StagePolicy,
+    StagePolicyKey,
+)
+from deploytrack.store.models import PublicKey as PublicKeyRow
+
+if TYPE_CHECKING:
+    from deploytrack.crypto.keys import PublicKey
+
+SET = "set"
+CLEAR = "clear"
+ANY = ""  # the requirement of a policy of trusted keys only
+MAX_PREDICATES = 64
+MAX_KEYS = 64
+MAX_PREDICATE_CHARS = 1024
+
+
+def _check_predicate(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ServiceError("a --require-predicate value is not valid UTF-8 text") from None
+    if (
+        not value
+        or len(value) > MAX_PREDICATE_CHARS
+        or not value.isprintable()
+        or any(c.isspace() for c in value)
+    ):
+        raise ServiceError(
+            f"invalid predicate type {value[:80]!r}: a URI of 1 to {MAX_PREDICATE_CHARS} "
+            "printable characters without spaces, e.g. https://slsa.dev/provenance/v1"
+        )
+    return value
+
+
+def _view(row: StagePolicy, stage_name: str) -> PolicyView:
+    keys = (
+        PublicKeyRow.select()
+        .join(StagePolicyKey, on=(StagePolicyKey.public_key == PublicKeyRow.id))
+        .where(StagePolicyKey.policy == row.id)
+        .order_by(PublicKeyRow.fingerprint)
+    )
+    return PolicyView(
+        id=row.id,
+        logical_environment=stage_name,
+        action=row.action,
+        required_predicates=tuple(json.loads(row.required_predicates)),
+        trusted_keys=tuple(PolicyKeyView(k.fingerprint, k.algorithm) for k in keys),
+        created_at=row.created_at,
+    )
+
+
+def _newest(stage_id: int) -> StagePolicy | None:
+    return (
+        StagePolicy.select()
+        .where(StagePolicy.logical_environment == stage_id)
+        .order_by(StagePolicy.id.desc())
+        .first()
+    )
+
+
+def in_force(stage: LogicalEnvironment) -> PolicyView | None:
+    """The policy in force at a stage, or None. Call inside a transaction."""
+    row = _newest(stage.id)
+    if row is None or row.action != SET:
+        return None
+    return _view(row, stage.name)
+
+
+def get_policy(policy_id: int) -> PolicyView:
+    """A policy version by id. Call inside a transaction."""
+    row = StagePolicy.get_by_id(policy_id)
+    return _view(row, LogicalEnvironment.get_by_id(row.logical_environment_id).name)
+
+
+def set_policy(
+    store: Store,
+    stage_name: str,
+    predicates: Sequence[str],
+    keys: Sequence[PublicKey],
+) -> tuple[PolicyView, bool]:
+    """Write the whole policy of a stage. Returns the policy in force and whether it changed
+    (setting the policy already in force adds no version)."""
+    wanted = sorted({_check_predicate(p) for p in predicates})
+    by_fingerprint = {k.fingerprint: k for k in keys}
+    if not wanted and not by_fingerprint:
+        raise ServiceError(
+            "a policy needs at least one --require-predicate or --trusted-key; to remove a "
+            f"policy use 'deploytrack logical-environment policy clear --name {stage_name}'"
+        )
+    if len(wanted) > MAX_PREDICATES or len(by_fingerprint) > MAX_KEYS:
+        raise ServiceError(
+            f"a policy holds at most {MAX_PREDICATES} predicate types and {MAX_KEYS} keys"
+        )
+    with store.write():
+        stage = logical_environments.get(store, stage_name)
+        current = in_force(stage)
+        if (
+            current is not None
+            and list(current.required_predicates) == wanted
+            and {k.fingerprint for k in current.trusted_keys} == set(by_fingerprint)
+        ):
+            return current, False
+        now = timeutil.now_us()
+        newest = _newest(stage.id)
+        if newest is not None:
+            now = max(now, newest.created_at)
+        row = StagePolicy.create(
+            logical_environment=stage.id,
+            action=SET,
+            required_predicates=json.dumps(wanted, separators=(",", ":")),
+            created_at=now,
+        )
+        for key in by_fingerprint.values():
+            key_row = trust.remember_key(key, now)
+            StagePolicyKey.insert(policy=row.id, public_key=key_row.id).execute()
+        return _view(row, stage.name), True
+
+
+def clear_policy(store: Store, stage_name: str) -> tuple[PolicyView | None, bool]:
+    """Remove the policy of a stage (a `clear` version). Returns the clear version and True,
+    or (None, False) when the stage had no policy."""
+    with store.write():
+        stage = logical_environments.get(store, stage_name)
+        newest = _newest(stage.id)
+        if newest is None or newest.action != SET:
+            return None, False
+        row = StagePolicy.create(
+            logical_environment=stage.id,
+            action=CLEAR,
+            required_predicates="[]",
+            created_at=max(timeutil.now_us(), newest.created_at),
+        )
+        return _view(row, stage.name), True
+
+
+def show_policy(store: Store, stage_name: str) -> tuple[PolicyView | None, list[PolicyView]]:
+    """The policy in force at a stage (or None), and every version, oldest first."""
+    with store.read():
+        stage = logical_environments.get(store, stage_name)
+        rows = (
+            StagePolicy.select()
+            .where(StagePolicy.logical_environment == stage.id)
+            .order_by(StagePolicy.id)
+        )
+        history = [_view(r, stage.name) for r in rows]
+        return in_force(stage), history
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer of a policy for one digest at one stage."""
+
+    logical_environment: str
+    digest: str
+    policy: PolicyView | None
+    passed: bool
+    reasons: tuple[str, ...]
+    admission: tuple[AdmissionView, ...]
+    # Admission rows to store: (requirement, attestation id, trust.Match or None).
+    evidence: tuple[tuple[str, int, Any], ...] = ()
+
+    def refusal(self) -> str:
+        if self.policy is None:
+            return f"{self.digest} may not be deployed to {self.logical_environment}: " + "; ".join(
+                self.reasons
+            )
+        return (
+            f"stage policy {self.policy.id} of {self.logical_environment} (set "
+            f"{timeutil.rfc3339(self.policy.created_at)}) refuses {self.digest}: "
+            + "; ".join(self.reasons)
+            + f" (see 'deploytrack logical-environment policy show --name "
+            f"{self.logical_environment}')"
+        )
+
+
+def _load_keys(policy: PolicyView) -> list[PublicKey]:
+    if not policy.trusted_keys:
+        return []
+    from deploytrack.crypto.keys import load_public_key
+
+    rows = PublicKeyRow.select().where(
+        PublicKeyRow.fingerprint.in_([k.fingerprint for k in policy.trusted_keys])
+    )
+    return [load_public_key(r.pem.encode("ascii"), f"trusted key {r.fingerprint}") for r in rows]
+
+
+def evaluate(stage: LogicalEnvironment, digest: str) -> Decision:
+    """Apply the stage's policy in force to `digest`. Call inside a transaction."""
+    policy = in_force(stage)
+    if policy is None:
+        return Decision(stage.name, digest, None, True, (), ())
+    keys = _load_keys(policy)
+    fingerprints = ", ".join(k.fingerprint for k in policy.trusted_keys)
+    ids = evidence.naming(digest)
+    # Newest first: the most recent evidence is the one recorded as the admission's.
+    attestations = list(
+        Attestation.select().where(Attestation.id.in_(list(ids))).order_by(Attestation.id.desc())
+    )
+    cache: dict[int, list[trust.Match]] = {}
+
+    def verified(att: Attestation) -> list[trust.Match]:
+        if att.id not in cache:
+            envelope = trust.stored_envelope(att.digest)
+            cache[att.id] = [] if envelope is None else trust.verify_envelope(envelope, keys)
+        return cache[att.id]
+
+    reasons: list[str] = []
+    found: list[tuple[str, Attestation, Any]] = []
+    if policy.required_predicates:
+        for predicate in policy.required_predicates:
+            candidates = [a for a in attestations if a.predicate_type == predicate]
+            if not candidates:
+                reasons.append(f"no attestation of predicate type {predicate} names it")
+                continue
+            if not keys:
+                found.append((predicate, candidates[0], None))
+                continue
+            good = next((a for a in candidates if verified(a)), None)
+            if good is None:
+                reasons.append(
+                    f"none of the {len(candidates)} attestation(s) of predicate type "
+                    f"{predicate} naming it verifies with a trusted key ({fingerprints})"
+                )
+            else:
+                found.append((predicate, good, verified(good)[0]))
+    else:
+        good = next((a for a in attestations if verified(a)), None)
+        if good is None:
+            reasons.append(
+                f"none of the {len(attestations)} attestation(s) naming it verifies with a "
+                f"trusted key ({fingerprints})"
+            )
+        else:
+            found.append((ANY, good, verified(good)[0]))
+    admission = tuple(
+        AdmissionView(req, att.digest, match.key.fingerprint if match is not None else None)
+        for req, att, match in found
+    )
+    return Decision(
+        logical_environment=stage.name,
+        digest=digest,
+        policy=policy,
+        passed=not reasons,
+        reasons=tuple(reasons),
+        admission=admission if not reasons else (),
+        evidence=tuple((req, att.id, match) for req, att, match in found) if not reasons else (),
+    )
+
+
+def admit(stage: LogicalEnvironment, digest: str) -> Decision:
+    """The gate of `deployment record`: the decision, or ServiceError listing what is
+    missing. Call inside the write transaction of the record."""
+    decision = evaluate(stage, digest)
+    if not decision.passed:
+        raise ServiceError(decision.refusal())
+    return decision
+
+
+def remember_admission(deployment_id: int, decision: Decision, now: int) -> None:
+    """Store the evidence that admitted a new record. Call inside its write transaction."""
+    for requirement, attestation_id, match in decision.evidence:
+        key_id = None
+        if match is not None:
+            key_id = trust.remember_key(match.key, now).id
+            trust.remember_verification(
+                attestation_id, match.key, match.keyid, trust.ADMISSION, now
+            )
+        DeploymentAdmission.create(
+            deployment=deployment_id,
+            requirement=requirement,
+            attestation=attestation_id,
+            public_key=key_id,
+        )
+
+
+def admission_of(deployment_id: int) -> tuple[AdmissionView, ...]:
+    """The evidence stored when a record was admitted. Call inside a transaction."""
+    rows = (
+        DeploymentAdmission.select(DeploymentAdmission, Attestation)
+        .join(Attestation)
+        .where(DeploymentAdmission.deployment == deployment_id)
+        .order_by(DeploymentAdmission.id)
+    )
+    out = []
+    for row in rows:
+        fingerprint = None
+        if row.public_key_id is not None:
+            fingerprint = PublicKeyRow.get_by_id(row.public_key_id).fingerprint
+        out.append(AdmissionView(row.requirement, row.attestation.digest, fingerprint))
+    return tuple(out)
+
+
+def check(store: Store, stage_name: str, digest: str) -> Decision:
+    """Would `deployment record` admit `digest` at this stage now? Writes nothing."""
+    from deploytrack.services import validate
+
+    digest = validate.sha256(digest)
+    with store.read():
+        stage = logical_environments.get(store, stage_name)
+        decision = evaluate(stage, digest)
+        if not evidence.is_known(digest):
+            reason = (
+                "it is not in the evidence store: import an attestation that names it first "
+                "('deploytrack attestation import FILE')"
+            )
+            return Decision(
+                stage.name, digest, decision.policy, False, (reason, *decision.reasons), ()
+            )
+        return decision
+
+
+__all__ = [
+    "Decision",
+    "admission_of",
+    "admit",
+    "check",
+    "clear_policy",
+    "evaluate",
+    "get_policy",
+    "in_force",
+    "remember_admission",
+    "set_policy",
+    "show_policy",
+]

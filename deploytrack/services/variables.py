@@ -1,0 +1,417 @@
+"""Scoped variables (Compartment's environment variables), with encrypted secrets.
+
+Scopes, most specific first: (stage, environment, deployment) > (stage, deployment) >
+(stage, environment) > (stage). Stages never inherit from one another: every query here
+is bounded by one stage.
+
+Storage is an append-only log of changes (`variable_event`); the current value of a
+variable at a scope is its newest event there, when that event is a `set`. So the history
+an audit asks for ("what configuration applied when") is the data itself, not a copy.
+
+Secret values are encrypted (AES-256-GCM, deploytrack/crypto/secrets.py) before they reach
+the store; the database holds the ciphertext and the key's id, never the plaintext. The
+ciphertext is bound (associated data) to its stage, environment, deployment and name, so
+one copied to another variable or scope does not decrypt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from peewee import fn
+
+from deploytrack import timeutil
+from deploytrack.services import ServiceError, validate
+from deploytrack.services.catalog import environments, logical_environments
+from deploytrack.store import Store
+from deploytrack.store.models import Environment, VariableEvent
+
+if TYPE_CHECKING:
+    from deploytrack.crypto.secrets import SecretBox
+
+MASK = "********"
+RESERVED_PREFIX = "DEPLOYTRACK_"
+MAX_VALUE_BYTES = 64 * 1024
+MAX_KEY_CHARS = 255
+SET = "set"
+UNSET = "unset"
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Scope:
+    logical_environment: str
+    environment: str | None = None
+    deployment_name: str | None = None
+
+    @property
+    def level(self) -> int:
+        """Specificity: 3 (stage, env, deployment) > 2 (stage, deployment) > 1 (stage, env) > 0."""
+        return (2 if self.deployment_name else 0) + (1 if self.environment else 0)
+
+    def __str__(self) -> str:
+        parts = [self.logical_environment]
+        if self.environment:
+            parts.append(f"env={self.environment}")
+        if self.deployment_name:
+            parts.append(f"deployment={self.deployment_name}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class VariableView:
+    name: str
+    value: str  # MASK for a secret unless revealed
+    secret: bool
+    scope: Scope
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class VariableChange:
+    id: int
+    name: str
+    action: str  # set | unset
+    secret: bool
+    value: str | None  # plain values only; None for secrets and unsets
+    change: str  # "set to '...'", "secret changed", "unset"
+    scope: Scope
+    changed_at: int
+
+
+def validate_key(name: str) -> str:
+    if not _KEY.fullmatch(name) or len(name) > MAX_KEY_CHARS:
+        raise ServiceError(
+            f"invalid variable name {name[:80]!r}: use letters, digits and '_', not starting "
+            f"with a digit ([A-Za-z_][A-Za-z0-9_]*, at most {MAX_KEY_CHARS} characters)"
+        )
+    if name.upper().startswith(RESERVED_PREFIX):
+        raise ServiceError(
+            f"invalid variable name {name!r}: the {RESERVED_PREFIX} prefix is reserved for "
+            "deploytrack's own settings"
+        )
+    return name
+
+
+def validate_value(value: str) -> str:
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ServiceError("the value is not valid UTF-8 text") from None
+    if size > MAX_VALUE_BYTES:
+        raise ServiceError(f"the value is larger than {MAX_VALUE_BYTES // 1024} KiB")
+    if "\0" in value:
+        raise ServiceError("the value contains a NUL character, which no environment can hold")
+    return value
+
+
+def _associated(stage_id: int, env_id: int | None, deployment_name: str | None, name: str) -> bytes:
+    """What a secret's ciphertext is bound to: its variable and exact scope."""
+    env = "" if env_id is None else str(env_id)
+    return f"deploytrack-variable-v1\0{stage_id}\0{env}\0{deployment_name or ''}\0{name}".encode()
+
+
+def _event_associated(event: VariableEvent) -> bytes:
+    return _associated(
+        event.logical_environment_id, event.environment_id, event.deployment_name, event.name
+    )
+
+
+class _Resolved:
+    """A scope's names as ids (unknown names refused). Inside a transaction."""
+
+    def __init__(self, store: Store, scope: Scope) -> None:
+        self.scope = scope
+        self.stage = logical_environments.get(store, scope.logical_environment)
+        self.env = environments.get(store, scope.environment) if scope.environment else None
+        if scope.deployment_name is not None:
+            validate.deployment_name(scope.deployment_name)
+
+    @property
+    def env_id(self) -> int | None:
+        return self.env.id if self.env is not None else None
+
+    @property
+    def exact(self) -> Any:
+        """Events at exactly this scope."""
+        env = (
+            VariableEvent.environment.is_null()
+            if self.env is None
+            else VariableEvent.environment == self.env.id
+        )
+        deployment = (
+            VariableEvent.deployment_name.is_null()
+            if self.scope.deployment_name is None
+            else VariableEvent.deployment_name == self.scope.deployment_name
+        )
+        return (VariableEvent.logical_environment == self.stage.id) & env & deployment
+
+    @property
+    def applying(self) -> Any:
+        """Events of the stage at every scope that applies to this one: an environment
+        (deployment) in the scope keeps only events without one or with the same."""
+        condition = VariableEvent.logical_environment == self.stage.id
+        if self.env is not None:
+            condition &= VariableEvent.environment.is_null() | (
+                VariableEvent.environment == self.env.id
+            )
+        if self.scope.deployment_name is not None:
+            condition &= VariableEvent.deployment_name.is_null() | (
+                VariableEvent.deployment_name == self.scope.deployment_name
+            )
+        return condition
+
+
+def _current_at(where: Any, name: str) -> VariableEvent | None:
+    return (
+        VariableEvent.select()
+        .where(where & (VariableEvent.name == name))
+        .order_by(VariableEvent.id.desc())
+        .first()
+    )
+
+
+def _box(*, create: bool) -> SecretBox:
+    from deploytrack.crypto.secrets import SecretBox
+
+    return SecretBox.load(create=create)
+
+
+def _same_secret(box: SecretBox, event: VariableEvent, value: str) -> bool:
+    """Whether a stored secret already holds `value` (False when it cannot be read with
+    this key: setting it again re-encrypts it with the key in use)."""
+    from deploytrack.crypto.secrets import SecretsError
+
+    if event.key_id != box.key_id:
+        return False
+    try:
+        return box.decrypt(bytes(event.ciphertext), _event_associated(event), event.key_id) == value
+    except SecretsError:
+        return False
+
+
+def set_variable(
+    store: Store, scope: Scope, name: str, value: str, *, secret: bool = False
+) -> tuple[VariableView, bool]:
+    """Set a variable at exactly `scope`. Returns the view and whether anything changed
+    (setting the value it already has writes nothing)."""
+    validate_key(name)
+    validate_value(value)
+    if secret:
+        with store.read():
+            _Resolved(store, scope)  # a mistyped scope is refused before a key is created
+    box = _box(create=True) if secret else None
+    with store.write():
+        resolved = _Resolved(store, scope)
+        current = _current_at(resolved.exact, name)
+        if current is not None and current.action == SET and bool(current.is_secret) == secret:
+            same = current.value == value if box is None else _same_secret(box, current, value)
+            if same:
+                return _view(current, scope), False
+        fields: dict[str, Any] = {
+            "logical_environment": resolved.stage.id,
+            "environment": resolved.env_id,
+            "deployment_name": scope.deployment_name,
+            "name": name,
+            "action": SET,
+            "is_secret": secret,
+            "created_at": _next_time(),
+        }
+        if box is not None:
+            associated = _associated(
+                resolved.stage.id, resolved.env_id, scope.deployment_name, name
+            )
+            fields["ciphertext"] = box.encrypt(value, associated)
+            fields["key_id"] = box.key_id
+        else:
+            fields["value"] = value
+        event = VariableEvent.create(**fields)
+    return _view(event, scope), True
+
+
+def _next_time() -> int:
+    """Now, but never before the newest change (history stays in order if the clock steps
+    back). Inside the write transaction."""
+    newest = (
+        VariableEvent.select(VariableEvent.created_at)
+        .order_by(VariableEvent.id.desc())
+        .limit(1)
+        .scalar()
+    )
+    now = timeutil.now_us()
+    return now if newest is None else max(now, newest)
+
+
+def unset_variable(store: Store, scope: Scope, name: str) -> None:
+    """Remove a variable from exactly `scope` (its history is kept)."""
+    validate_key(name)
+    with store.write():
+        resolved = _Resolved(store, scope)
+        current = _current_at(resolved.exact, name)
+        if current is None or current.action != SET:
+            raise ServiceError(
+                f"{name} is not set at scope {scope}: nothing to unset (see 'deploytrack "
+                f"variable list --logical-env {scope.logical_environment}')"
+            )
+        VariableEvent.create(
+            logical_environment=resolved.stage.id,
+            environment=resolved.env_id,
+            deployment_name=scope.deployment_name,
+            name=name,
+            action=UNSET,
+            is_secret=False,
+            created_at=_next_time(),
+        )
+
+
+def _view(event: VariableEvent, scope: Scope, value: str | None = None) -> VariableView:
+    shown = value if value is not None else (MASK if event.is_secret else event.value)
+    return VariableView(
+        name=event.name,
+        value=shown,
+        secret=bool(event.is_secret),
+        scope=scope,
+        updated_at=event.created_at,
+    )
+
+
+def _with_scopes(query: Any, stage: str) -> list[tuple[VariableEvent, Scope]]:
+    """The events of `query`, oldest first, each with its scope by name. In a read."""
+    events = list(query.order_by(VariableEvent.id))
+    env_ids = {e.environment_id for e in events if e.environment_id is not None}
+    names = {}
+    if env_ids:
+        names = {
+            row.id: row.name
+            for row in Environment.select(Environment.id, Environment.name).where(
+                Environment.id.in_(sorted(env_ids))
+            )
+        }
+    return [
+        (
+            event,
+            Scope(
+                stage,
+                names[event.environment_id] if event.environment_id is not None else None,
+                event.deployment_name,
+            ),
+        )
+        for event in events
+    ]
+
+
+def _current(resolved: _Resolved) -> list[tuple[VariableEvent, Scope]]:
+    """The newest event of each (scope, name) that applies, when it is a set."""
+    newest = (
+        VariableEvent.select(fn.MAX(VariableEvent.id))
+        .where(resolved.applying)
+        .group_by(VariableEvent.environment, VariableEvent.deployment_name, VariableEvent.name)
+    )
+    query = VariableEvent.select().where(VariableEvent.id.in_(newest))
+    current = _with_scopes(query, resolved.scope.logical_environment)
+    return [(event, scope) for event, scope in current if event.action == SET]
+
+
+def list_variables(store: Store, scope: Scope) -> list[VariableView]:
+    """The variables set in the stage, at every scope that applies to `scope` (an --env or
+    --deployment-name narrows to the scopes without one or with the same). Secrets masked.
+    Sorted by name, then from the most to the least specific scope."""
+    with store.read():
+        current = _current(_Resolved(store, scope))
+    views = [_view(event, event_scope) for event, event_scope in current]
+    return sorted(views, key=lambda v: (v.name, -v.scope.level, str(v.scope)))
+
+
+def resolve(
+    store: Store,
+    scope: Scope,
+    *,
+    require: tuple[str, ...] = (),
+    reveal: bool = False,
+) -> list[VariableView]:
+    """The effective value of every variable for one deployment, with the scope it came
+    from: the most specific scope that sets it. Secrets masked unless `reveal`."""
+    if scope.environment is None or scope.deployment_name is None:
+        raise ServiceError("resolve needs --logical-env, --env and --deployment-name")
+    for name in require:
+        validate_key(name)
+    with store.read():
+        current = _current(_Resolved(store, scope))
+    chosen: dict[str, tuple[VariableEvent, Scope]] = {}
+    for event, event_scope in current:
+        best = chosen.get(event.name)
+        if best is None or event_scope.level > best[1].level:
+            chosen[event.name] = (event, event_scope)
+    missing = sorted(set(require) - set(chosen))
+    if missing:
+        raise ServiceError(
+            f"required variable(s) not set for {scope}: {', '.join(missing)} (set them with "
+            "'deploytrack variable set KEY VALUE --logical-env ...')"
+        )
+    box = None
+    views = []
+    for name in sorted(chosen):
+        event, event_scope = chosen[name]
+        value = None
+        if event.is_secret and reveal:
+            if box is None:
+                box = _box(create=False)
+            value = _reveal(box, event, event_scope)
+        views.append(_view(event, event_scope, value))
+    return views
+
+
+def _reveal(box: SecretBox, event: VariableEvent, scope: Scope) -> str:
+    from deploytrack.crypto.secrets import SecretsError
+
+    try:
+        return box.decrypt(bytes(event.ciphertext), _event_associated(event), event.key_id)
+    except SecretsError as exc:
+        raise SecretsError(f"cannot reveal {event.name} (set at {scope}): {exc}") from None
+
+
+def history(store: Store, scope: Scope, name: str | None = None) -> list[VariableChange]:
+    """Every change in the stage at the scopes that apply to `scope` (as `list`), oldest
+    first. Secret values never appear: a secret's change reads "secret changed"."""
+    if name is not None:
+        validate_key(name)
+    with store.read():
+        resolved = _Resolved(store, scope)
+        where = resolved.applying
+        if name is not None:
+            where &= VariableEvent.name == name
+        events = _with_scopes(VariableEvent.select().where(where), scope.logical_environment)
+    changes = []
+    for event, event_scope in events:
+        if event.action == UNSET:
+            change = "unset"
+        elif event.is_secret:
+            change = "secret changed"
+        else:
+            change = f"set to {event.value!r}"
+        changes.append(
+            VariableChange(
+                id=event.id,
+                name=event.name,
+                action=event.action,
+                secret=bool(event.is_secret),
+                value=None if event.is_secret else event.value,
+                change=change,
+                scope=event_scope,
+                changed_at=event.created_at,
+            )
+        )
+    return changes
+
+
+def references(environment_id: int | None = None, logical_environment_id: int | None = None) -> int:
+    """How many variable changes name an environment or a stage (catalog deletion). In a
+    transaction."""
+    query = VariableEvent.select()
+    if environment_id is not None:
+        query = query.where(VariableEvent.environment == environment_id)
+    if logical_environment_id is not None:
+        query = query.where(VariableEvent.logical_environment == logical_environment_id)
+    return query.count()
