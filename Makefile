@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+BENCH_VENV := .venv-bench
+
 .PHONY: demo test lint bench clean system-deps
 
 $(STAMP): pyproject.toml
@@ -22,9 +24,17 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest
 	$(VENV)/bin/ruff check .
 
+# A regular (not editable) install, as users get from pip: an editable install's import
+# hook alone costs ~10 ms per process.
+bench: system-deps
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet .
+	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache .hypothesis build

@@ -115,6 +115,7 @@ def main() -> None:
         deploytrack("deployment", "list", "--logical-env", "production", "--at",
                     bad_release_at, env=env)  # fmt: skip
         deploytrack("deployment", "list", "--logical-env", "production", "--history", env=env)
+        deploytrack("doctor", env=env)
     print("\nDemo finished: the database and the secrets key were thrown away.")
 
 

@@ -28,6 +28,7 @@ from conftest import (
     assert_refused,
     attestation,
     good_attestations,
+    query,
     snapshot,
 )
 from test_evidence_parse import (
@@ -965,3 +966,37 @@ def test_python_dash_m_help() -> None:
     out = result.stdout.decode()
     assert "Usage:" in out
     assert "attestation" in out and "artifact" in out
+
+
+def test_a_large_import_in_batches_keeps_every_rule(
+    ok: Invoke, tmp_path: Path, db_path: Path
+) -> None:
+    """1,203 lines: across several insert batches, with repeats and already-stored ones."""
+
+    def line(i: int) -> bytes:
+        subject = {"name": f"a{i}", "digest": {"sha256": hashlib.sha256(b"%d" % i).hexdigest()}}
+        return json.dumps(
+            {"_type": "https://in-toto.io/Statement/v1", "subject": [subject],
+             "predicateType": "https://example.com/p"}
+        ).encode()  # fmt: skip
+
+    first = write(tmp_path, "first.jsonl", b"\n".join(line(i) for i in range(100)))
+    ok("attestation", "import", str(first))
+    lines = [line(i) for i in range(1200)] + [line(5), line(700), line(1199)]
+    big = write(tmp_path, "big.jsonl", b"\n".join(lines))
+    results = import_json(ok, str(big))
+    assert len(results) == 1203
+    created = [r["created"] for r in results]
+    assert created[:100] == [False] * 100  # stored by the first import
+    assert created[100:1200] == [True] * 1100
+    assert created[1200:] == [False, False, False]  # repeats within the same input
+    stored = {r["digest"] for r in query(db_path, "SELECT digest FROM attestation")}
+    assert stored == {"sha256:" + hashlib.sha256(x).hexdigest() for x in lines}
+    subjects = query(db_path, "SELECT attestation_id, digest FROM attestation_subject")
+    assert len(subjects) == 1200
+    # Each subject belongs to the attestation whose bytes name it.
+    number_of = {"sha256:" + hashlib.sha256(b"%d" % i).hexdigest(): i for i in range(1200)}
+    by_id = {r["id"]: r["digest"] for r in query(db_path, "SELECT id, digest FROM attestation")}
+    for subject in subjects:
+        expected = hashlib.sha256(line(number_of[subject["digest"]])).hexdigest()
+        assert by_id[subject["attestation_id"]] == "sha256:" + expected

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from deploytrack import __version__
+from deploytrack.cli.lazy import LazyGroup
 from deploytrack.errors import DeploytrackError
 
 DEBUG_ENV = "DEPLOYTRACK_DEBUG"
@@ -27,10 +28,14 @@ class App:
 
     @property
     def store(self) -> Any:
+        return self.open_store()
+
+    def open_store(self, *, migrate: bool = True) -> Any:
+        """The store; `migrate=False` leaves the schema as found (for `doctor`)."""
         if self._store is None:
             from deploytrack.store import open_store, resolve_path
 
-            self._store = open_store(resolve_path(self.db_option))
+            self._store = open_store(resolve_path(self.db_option), migrate=migrate)
         return self._store
 
     def close(self) -> None:
@@ -49,7 +54,7 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-class DeploytrackGroup(click.Group):
+class DeploytrackGroup(LazyGroup):
     """Turns every refusal into one `Error: ...` line on stderr: 1 refused, 2 usage."""
 
     def main(
@@ -107,35 +112,21 @@ def cli(ctx: click.Context, db: str | None) -> None:
     ctx.call_on_close(app.close)
 
 
-def _register() -> None:
-    from deploytrack.cli import attestations, catalog, deployments
-
-    cli.add_command(catalog.environment)
-    cli.add_command(catalog.logical_environment)
-    cli.add_command(attestations.attestation)
-    cli.add_command(attestations.artifact)
-    cli.add_command(deployments.deployment)
-    # Issue 5: lifecycle commands and scoped variables.
-    from deploytrack.cli import lifecycle, variables
-
-    deployments.deployment.add_command(lifecycle.deployment_promote)
-    deployments.deployment.add_command(lifecycle.deployment_rollback)
-    deployments.deployment.add_command(lifecycle.deployment_diff)
-    cli.add_command(lifecycle.status)
-    cli.add_command(variables.variable)
-    # Issue 4: evidence you can trust (create, verify, discover, projects, stage policies;
-    # `logical-environment policy` is attached in cli/catalog.py).
-    from deploytrack.cli import discover, policies, signing
-
-    attestations.attestation.add_command(signing.attestation_create)
-    attestations.attestation.add_command(signing.attestation_verify)
-    attestations.attestation.add_command(signing.attestation_sign)
-    cli.add_command(discover.discover)
-    cli.add_command(discover.project)
-    cli.add_command(policies.policy)
-
-
-_register()
+# Every command, by name: its module is imported only when it runs (cli/lazy.py).
+COMMANDS = {
+    "environment": "deploytrack.cli.catalog:environment",
+    "logical-environment": "deploytrack.cli.catalog:logical_environment",
+    "attestation": "deploytrack.cli.attestations:attestation",
+    "artifact": "deploytrack.cli.attestations:artifact",
+    "deployment": "deploytrack.cli.deployments:deployment",
+    "status": "deploytrack.cli.lifecycle:status",
+    "variable": "deploytrack.cli.variables:variable",
+    "discover": "deploytrack.cli.discover:discover",
+    "project": "deploytrack.cli.discover:project",
+    "policy": "deploytrack.cli.policies:policy",
+    "doctor": "deploytrack.cli.doctor:doctor",
+}
+cli.lazy.update(COMMANDS)
 
 
 def main() -> None:

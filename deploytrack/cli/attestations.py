@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from deploytrack.cli import App, pass_app
+from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
 from deploytrack.digests import short
 
@@ -35,7 +36,15 @@ def _is_text(value: str) -> bool:
     return True
 
 
-@click.group("attestation")
+@click.group(
+    "attestation",
+    cls=LazyGroup,
+    lazy={
+        "create": "deploytrack.cli.signing:attestation_create",
+        "sign": "deploytrack.cli.signing:attestation_sign",
+        "verify": "deploytrack.cli.signing:attestation_verify",
+    },
+)
 def attestation() -> None:
     """The evidence store: in-toto statements, DSSE envelopes, Sigstore bundles."""
 

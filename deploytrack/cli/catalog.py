@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from deploytrack.cli import App, pass_app
+from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
 from deploytrack.services.validate import ENVIRONMENT_TYPES
 
@@ -121,7 +122,11 @@ def environment_delete(app: App, name: str) -> None:
     click.echo(f"Deleted environment {name}.")
 
 
-@click.group("logical-environment")
+@click.group(
+    "logical-environment",
+    cls=LazyGroup,
+    lazy={"policy": "deploytrack.cli.policies:stage_policy"},
+)
 def logical_environment() -> None:
     """Lifecycle stages: development, staging, production, or your own (canary...)."""
 
@@ -204,13 +209,3 @@ def logical_delete(app: App, name: str) -> None:
 
     logical_environments.delete(app.store, name)
     click.echo(f"Deleted logical environment {name}.")
-
-
-# Issue 4: `logical-environment policy set|show|clear` (commands in cli/policies.py).
-def _add_policy_subgroup() -> None:
-    from deploytrack.cli.policies import stage_policy
-
-    logical_environment.add_command(stage_policy)
-
-
-_add_policy_subgroup()

@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from deploytrack.cli import App, pass_app
-from deploytrack.cli.attestations import show_attestation
+from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
-from deploytrack.cli.policies import show_admission
 from deploytrack.cli.registry_options import registry_options
 from deploytrack.cli.times import TIME
 from deploytrack.digests import short
@@ -21,7 +20,15 @@ if TYPE_CHECKING:
 _KIND = click.Choice(KINDS, case_sensitive=False)
 
 
-@click.group("deployment")
+@click.group(
+    "deployment",
+    cls=LazyGroup,
+    lazy={
+        "promote": "deploytrack.cli.lifecycle:deployment_promote",
+        "rollback": "deploytrack.cli.lifecycle:deployment_rollback",
+        "diff": "deploytrack.cli.lifecycle:deployment_diff",
+    },
+)
 def deployment() -> None:
     """Which artifact runs where: records, their history, and their evidence."""
 
@@ -72,7 +79,7 @@ def deployment_record(
     oci_ref: str | None,
     status: str,
     output: str,
-    registry: RegistryOptions,
+    registry: RegistryOptions | None,
 ) -> None:
     """Record that an artifact runs in an environment at a stage (or that it stopped).
 
@@ -223,6 +230,8 @@ def deployment_list(
 @pass_app
 def deployment_describe(app: App, deployment_id: int, output: str) -> None:
     """Show one record and every attestation that names its digest."""
+    from deploytrack.cli.attestations import show_attestation
+    from deploytrack.cli.policies import show_admission
     from deploytrack.services import deployments
 
     detail = deployments.describe(app.store, deployment_id)

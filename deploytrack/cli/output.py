@@ -8,7 +8,6 @@ tabulate is imported only when a table is printed (~75 ms).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -55,6 +54,8 @@ def jsonable(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
+    import json  # only on -o json paths
+
     click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
 
 

@@ -198,7 +198,7 @@ def policy_check(
     oci_ref: str | None,
     kind: str,
     output: str,
-    registry: RegistryOptions,
+    registry: RegistryOptions | None,
 ) -> None:
     """Would 'deployment record' admit this artifact at this stage now? Exit 0 yes, 1 no.
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
-from deploytrack.registry import RegistryError
-from deploytrack.registry.options import DEFAULT_TIMEOUT, RegistryOptions
+from deploytrack.registry import DEFAULT_TIMEOUT, RegistryError
+
+if TYPE_CHECKING:
+    pass
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,8 +85,19 @@ def _source(ctx: click.Context) -> str:
     return "--registry-username/--registry-password"
 
 
+_PARAMETERS = (
+    "registry_server",
+    "registry_username",
+    "registry_password",
+    "registry_timeout",
+    "ca_file",
+    "plain_http",
+)
+
+
 def registry_options(func: F) -> F:
-    """Add the registry flags to a click command; it receives `registry: RegistryOptions`."""
+    """Add the registry flags to a click command; it receives `registry: RegistryOptions`,
+    or None when no flag or environment variable set anything (the defaults)."""
 
     @functools.wraps(func)
     def wrapper(
@@ -107,6 +120,17 @@ def registry_options(func: F) -> F:
             registry_password = sys.stdin.readline().rstrip("\r\n")
             if not registry_password:
                 raise click.UsageError("--registry-password-stdin read an empty password")
+        given = [
+            name
+            for name in _PARAMETERS
+            if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+        ]
+        if not given and not registry_password_stdin:
+            # Nothing to say to a registry: the defaults, built where a reference is
+            # resolved (most commands resolve none, and skip defining the options class).
+            return func(*args, registry=None, **kwargs)
+        from deploytrack.registry.options import RegistryOptions
+
         try:
             options = RegistryOptions(
                 server=registry_server,

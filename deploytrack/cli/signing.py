@@ -99,7 +99,7 @@ def attestation_create(
     key_password_stdin: bool,
     output_file: str | None,
     output: str,
-    registry: RegistryOptions,
+    registry: RegistryOptions | None,
 ) -> None:
     """Create an in-toto attestation of this project's predicate, sign it, and store it.
 

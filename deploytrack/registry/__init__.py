@@ -10,9 +10,12 @@ Every refusal from this package is a `RegistryError`: one line that says what to
 
 from deploytrack.errors import DeploytrackError
 
+# Seconds to connect, and to wait for each answer (--registry-timeout).
+DEFAULT_TIMEOUT = 10.0
+
 
 class RegistryError(DeploytrackError):
     """A reference that cannot be resolved: malformed, unreachable, refused or missing."""
 
 
-__all__ = ["RegistryError"]
+__all__ = ["DEFAULT_TIMEOUT", "RegistryError"]

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deploytrack.registry import RegistryError
-from deploytrack.registry.reference import normalize_registry
-
-DEFAULT_TIMEOUT = 10.0
+from deploytrack.registry import DEFAULT_TIMEOUT, RegistryError
 
 
 @dataclass(frozen=True)
@@ -52,6 +49,8 @@ class RegistryOptions:
 
     def __post_init__(self) -> None:
         if self.server is not None:
+            from deploytrack.registry.reference import normalize_registry
+
             object.__setattr__(self, "server", normalize_registry(self.server))
         given = (self.server is not None, self.username is not None, self.password is not None)
         if any(given) and not all(given):

@@ -75,8 +75,8 @@ def _check_helm(body: bytes, media_type: str, what: str) -> None:
 class ArtifactResolver:
     """Resolves references with one set of registry options; reuses a client per registry."""
 
-    def __init__(self, options: RegistryOptions) -> None:
-        self.options = options
+    def __init__(self, options: RegistryOptions | None = None) -> None:
+        self.options = options if options is not None else RegistryOptions()
         self._clients: dict[str, RegistryClient] = {}
 
     def resolve(self, kind: str, text: str) -> ResolvedArtifact:
@@ -132,7 +132,9 @@ class ArtifactResolver:
         return ResolvedArtifact(found.digest, artifact_ref, source, found.media_type)
 
 
-def resolve_artifact(kind: str, text: str, options: RegistryOptions) -> ResolvedArtifact:
+def resolve_artifact(
+    kind: str, text: str, options: RegistryOptions | None = None
+) -> ResolvedArtifact:
     """The digest `text` names for an artifact of `kind` (see the module docstring)."""
     return ArtifactResolver(options).resolve(kind, text)
 

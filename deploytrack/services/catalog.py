@@ -7,13 +7,16 @@ the two public objects differ only in their model, label and extra field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from deploytrack import timeutil
 from deploytrack.services import ServiceError, validate
-from deploytrack.services.views import EnvironmentView, LogicalEnvironmentView
 from deploytrack.store import Store
 from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
+
+if TYPE_CHECKING:
+    # Defined where a view is built: `deployment record` looks names up here, no more.
+    from deploytrack.services.views.catalog import EnvironmentView, LogicalEnvironmentView
 
 V = TypeVar("V")
 
@@ -113,6 +116,8 @@ class _Catalog(Generic[V]):
 
 
 def _environment_view(row: Environment) -> EnvironmentView:
+    from deploytrack.services.views.catalog import EnvironmentView
+
     return EnvironmentView(
         name=row.name,
         description=row.description,
@@ -123,6 +128,8 @@ def _environment_view(row: Environment) -> EnvironmentView:
 
 
 def _logical_view(row: LogicalEnvironment) -> LogicalEnvironmentView:
+    from deploytrack.services.views.catalog import LogicalEnvironmentView
+
     return LogicalEnvironmentView(
         name=row.name,
         description=row.description,
@@ -132,7 +139,7 @@ def _logical_view(row: LogicalEnvironment) -> LogicalEnvironmentView:
     )
 
 
-class _Environments(_Catalog[EnvironmentView]):
+class _Environments(_Catalog["EnvironmentView"]):
     def create(  # type: ignore[override]
         self,
         store: Store,
@@ -154,7 +161,7 @@ class _Environments(_Catalog[EnvironmentView]):
         return super().update(store, name, description, type=type)
 
 
-class _LogicalEnvironments(_Catalog[LogicalEnvironmentView]):
+class _LogicalEnvironments(_Catalog["LogicalEnvironmentView"]):
     def create(  # type: ignore[override]
         self, store: Store, name: str, description: str = "", *, exist_ok: bool = False
     ) -> tuple[LogicalEnvironmentView, bool]:

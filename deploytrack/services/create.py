@@ -21,7 +21,7 @@ from deploytrack.evidence import predicate as pred
 from deploytrack.evidence.dsse import envelope_bytes, pae
 from deploytrack.services import ServiceError, trust
 from deploytrack.services.evidence import Overrides, insert_parsed, store_blob, views_of
-from deploytrack.services.views import AttestationView
+from deploytrack.services.views.evidence import AttestationView
 from deploytrack.store import Store
 from deploytrack.store.models import Attestation
 

@@ -11,29 +11,28 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import itertools
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from peewee import fn
 
 from deploytrack import timeutil
-from deploytrack.services import ServiceError, evidence, policies, validate
+from deploytrack.services import ServiceError, validate
 from deploytrack.services.catalog import environments, logical_environments
-from deploytrack.services.views import (
-    DeploymentDetail,
-    DeploymentView,
-    RecordResult,
-)
+from deploytrack.services.views.deployments import DeploymentView, RecordResult
 from deploytrack.store import Store, queries
 from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
+
+if TYPE_CHECKING:
+    from deploytrack.services.views.detail import DeploymentDetail
 
 DEPLOYED = "deployed"
 SUPERSEDED = "superseded"
 DECOMMISSIONED = "decommissioned"
 
 
-@dataclass(frozen=True)
-class Key:
+# Inputs are NamedTuples (immutable, typed, and ~0.1 ms to define where a frozen
+# dataclass takes ~0.7 ms): this module is on the path of every `deployment record`.
+class Key(NamedTuple):
     environment: str
     logical_environment: str
     deployment_name: str
@@ -103,7 +102,7 @@ def record(
     with store.write():
         env = environments.get(store, key.environment)
         stage = logical_environments.get(store, key.logical_environment)
-        if not evidence.is_known(digest):
+        if not queries.digest_in_evidence(digest):
             raise ServiceError(
                 f"{digest} is not in the evidence store: import an attestation that names it "
                 "first ('deploytrack attestation import FILE')"
@@ -133,7 +132,12 @@ def record(
         # The stage policy gate (issue 4): a new admission, so it must satisfy the policy in
         # force, verified now from the stored evidence; refused, nothing is written.
         # Heartbeats and decommissioning (above) are not admissions and are never blocked.
-        decision = policies.admit(stage, digest)
+        decision = None
+        if queries.policy_in_force(stage.id) is not None:
+            # Only a stage with a policy pays for loading the gate (evidence, keys).
+            from deploytrack.services import policies
+
+            decision = policies.admit(stage, digest)
         # The successor's id is known before it exists: the active record must point at it
         # when it stops being `deployed` (the partial unique index allows one at a time).
         new_id = (Deployment.select(fn.MAX(Deployment.id)).scalar() or 0) + 1
@@ -166,11 +170,12 @@ def record(
             status=DEPLOYED,
             created_at=now,
             last_seen_at=now,
-            policy_id=decision.policy.id if decision.policy is not None else None,
+            policy_id=decision.policy.id if decision is not None and decision.policy else None,
             promoted_from=promoted_from,
             rollback_of=rollback_of,
         ).execute()
-        policies.remember_admission(new_id, decision, now)
+        if decision is not None:
+            policies.remember_admission(new_id, decision, now)
         created = Deployment.get_by_id(new_id)
         if previous is None:
             return RecordResult("created", view(created))
@@ -200,8 +205,7 @@ def _decommission(key, digest, in_key, active, now, view) -> RecordResult:
     raise ServiceError(f"cannot decommission {digest} from {key}: nothing is deployed there")
 
 
-@dataclass(frozen=True)
-class ListFilter:
+class ListFilter(NamedTuple):
     environment: str | None = None
     logical_environment: str | None = None
     deployment_name: str | None = None
@@ -320,6 +324,9 @@ def list_deployments(store: Store, flt: ListFilter) -> list[DeploymentView]:
 
 
 def describe(store: Store, deployment_id: int) -> DeploymentDetail:
+    from deploytrack.services import evidence, policies
+    from deploytrack.services.views.detail import DeploymentDetail
+
     with store.read():
         row = _joined().where(Deployment.id == deployment_id).first()
         if row is None:

@@ -20,7 +20,8 @@ from deploytrack.digests import normalize_any
 from deploytrack.services import ServiceError
 from deploytrack.services.deployments import DEPLOYED, _joined, _joined_view
 from deploytrack.services.evidence import views_of
-from deploytrack.services.views import AttestationView, DeploymentView
+from deploytrack.services.views.deployments import DeploymentView
+from deploytrack.services.views.evidence import AttestationView
 from deploytrack.store import Store
 from deploytrack.store.models import (
     Attestation,

@@ -14,7 +14,7 @@ from deploytrack.digests import short
 from deploytrack.services import ServiceError, deployments, validate
 from deploytrack.services.catalog import environments, logical_environments
 from deploytrack.services.deployments import DEPLOYED, Key
-from deploytrack.services.views import DeploymentView
+from deploytrack.services.views.deployments import DeploymentView
 from deploytrack.store import Store, queries
 from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
 

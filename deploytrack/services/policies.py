@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from deploytrack import timeutil
 from deploytrack.services import ServiceError, evidence, trust
 from deploytrack.services.catalog import logical_environments
-from deploytrack.services.views import AdmissionView, PolicyKeyView, PolicyView
-from deploytrack.store import Store
+from deploytrack.services.views.policies import AdmissionView, PolicyKeyView, PolicyView
+from deploytrack.store import Store, queries
 from deploytrack.store.models import (
     Attestation,
     DeploymentAdmission,
@@ -40,7 +40,7 @@ from deploytrack.store.models import PublicKey as PublicKeyRow
 if TYPE_CHECKING:
     from deploytrack.crypto.keys import PublicKey
 
-SET = "set"
+SET = queries.POLICY_SET
 CLEAR = "clear"
 ANY = ""  # the requirement of a policy of trusted keys only
 MAX_PREDICATES = 64
@@ -83,21 +83,10 @@ def _view(row: StagePolicy, stage_name: str) -> PolicyView:
     )
 
 
-def _newest(stage_id: int) -> StagePolicy | None:
-    return (
-        StagePolicy.select()
-        .where(StagePolicy.logical_environment == stage_id)
-        .order_by(StagePolicy.id.desc())
-        .first()
-    )
-
-
 def in_force(stage: LogicalEnvironment) -> PolicyView | None:
     """The policy in force at a stage, or None. Call inside a transaction."""
-    row = _newest(stage.id)
-    if row is None or row.action != SET:
-        return None
-    return _view(row, stage.name)
+    row = queries.policy_in_force(stage.id)
+    return None if row is None else _view(row, stage.name)
 
 
 def get_policy(policy_id: int) -> PolicyView:
@@ -135,7 +124,7 @@ def set_policy(
         ):
             return current, False
         now = timeutil.now_us()
-        newest = _newest(stage.id)
+        newest = queries.newest_policy(stage.id)
         if newest is not None:
             now = max(now, newest.created_at)
         row = StagePolicy.create(
@@ -155,7 +144,7 @@ def clear_policy(store: Store, stage_name: str) -> tuple[PolicyView | None, bool
     or (None, False) when the stage had no policy."""
     with store.write():
         stage = logical_environments.get(store, stage_name)
-        newest = _newest(stage.id)
+        newest = queries.newest_policy(stage.id)
         if newest is None or newest.action != SET:
             return None, False
         row = StagePolicy.create(
@@ -332,7 +321,7 @@ def check(store: Store, stage_name: str, digest: str) -> Decision:
     with store.read():
         stage = logical_environments.get(store, stage_name)
         decision = evaluate(stage, digest)
-        if not evidence.is_known(digest):
+        if not queries.digest_in_evidence(digest):
             reason = (
                 "it is not in the evidence store: import an attestation that names it first "
                 "('deploytrack attestation import FILE')"

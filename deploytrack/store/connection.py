@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 
 import peewee
 
@@ -21,47 +20,53 @@ class StoreError(DeploytrackError):
     """The database could not be opened, read or written."""
 
 
-def resolve_path(explicit: str | None) -> Path:
+# Paths are plain strings here, handled with os.path: this module is on every command's
+# path, and pathlib (with the urllib.parse it imports) costs ~4 ms of start-up.
+StrPath = str | os.PathLike[str]
+
+
+def resolve_path(explicit: str | None) -> str:
     """--db, else $DEPLOYTRACK_DB, else the per-user data folder."""
     if explicit:
-        return Path(explicit).expanduser()
+        return os.path.expanduser(explicit)
     from_env = os.environ.get(ENV_DB)
     if from_env:
-        return Path(from_env).expanduser()
+        return os.path.expanduser(from_env)
     import platformdirs  # costs ~25 ms: only when no path was given
 
-    return Path(platformdirs.user_data_dir("deploytrack")) / "deploytrack.db"
+    return os.path.join(platformdirs.user_data_dir("deploytrack"), "deploytrack.db")
 
 
-def _make_private_folders(folder: Path) -> None:
+def _make_private_folders(folder: str) -> None:
     """Create `folder` and any missing parent, each 0700.
 
-    Path.mkdir(parents=True) gives the parents the umask's default mode (often 0755):
-    every folder deploytrack creates is private, as the XDG spec asks.
+    os.makedirs gives the parents the umask's default mode (often 0755): every folder
+    deploytrack creates is private, as the XDG spec asks.
     """
-    missing: list[Path] = []
-    while not folder.exists():
+    missing: list[str] = []
+    while not os.path.exists(folder):
         missing.append(folder)
-        if folder.parent == folder:
+        parent = os.path.dirname(folder)
+        if parent == folder:
             break
-        folder = folder.parent
+        folder = parent
     for each in reversed(missing):
         with suppress(FileExistsError):  # another process made it meanwhile
-            each.mkdir(mode=0o700)
+            os.mkdir(each, 0o700)
 
 
-def _ensure_file(path: Path) -> None:
+def _ensure_file(path: str) -> None:
     """Create parent folders (0700) and an empty file (0600) if there is none yet.
 
     SQLite gives its -wal and -shm files the database file's mode, so creating the
     file ourselves first is what keeps all three private.
     """
-    if path.exists():
-        if not path.is_file():
+    if os.path.exists(path):
+        if not os.path.isfile(path):
             raise StoreError(f"{path} is not a file: give --db the path of a database file")
         return
     try:
-        _make_private_folders(path.parent)
+        _make_private_folders(os.path.dirname(os.path.abspath(path)))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     except OSError as exc:
         raise StoreError(
@@ -70,7 +75,7 @@ def _ensure_file(path: Path) -> None:
     os.close(fd)
 
 
-def translate(exc: peewee.PeeweeException, path: Path) -> StoreError:
+def translate(exc: peewee.PeeweeException, path: str) -> StoreError:
     """Turn a driver error into one line that says what to do."""
     text = str(exc)
     low = text.lower()
@@ -98,7 +103,7 @@ def translate(exc: peewee.PeeweeException, path: Path) -> StoreError:
 class Store:
     """An open database. Every write goes through `write()`: one BEGIN IMMEDIATE transaction."""
 
-    def __init__(self, db: peewee.Database, path: Path) -> None:
+    def __init__(self, db: peewee.Database, path: str) -> None:
         self.db = db
         self.path = path
 
@@ -126,13 +131,42 @@ class Store:
             self.db.close()
 
 
-def open_store(path: Path, *, migrate: bool = True) -> Store:
+def _read_only_uri(path: str) -> str | None:
+    """An SQLite URI opening `path` read-only when we cannot write it, else None.
+
+    An auditor may get the database on read-only media: reading must still work. With a
+    writable folder, mode=ro lets SQLite keep its -shm there. On a read-only folder the
+    file is opened immutable (no -shm needed), which is only right when no -wal holds
+    changes SQLite would then ignore.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.access(path, os.W_OK) and os.access(folder, os.W_OK):
+        return None
+    from urllib.parse import quote
+
+    uri = f"file:{quote(os.path.realpath(path))}?mode=ro"
+    if not os.access(folder, os.W_OK):
+        wal = path + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0:
+            raise StoreError(
+                f"database {path} is on a read-only path with unsaved changes in "
+                f"{os.path.basename(wal)}: "
+                "copy both files to a writable folder to read it"
+            )
+        uri += "&immutable=1"
+    return uri
+
+
+def open_store(path: StrPath, *, migrate: bool = True) -> Store:
     """Open (creating if needed) the database at `path` and bring its schema up to date."""
     from deploytrack.store import migrations, models
 
+    path = os.fspath(path)
     _ensure_file(path)
+    uri = _read_only_uri(path)
     db = peewee.SqliteDatabase(
-        str(path),
+        uri or path,
+        uri=uri is not None,
         timeout=BUSY_TIMEOUT_S,
         # busy_timeout first: the others may already need the lock.
         pragmas=[

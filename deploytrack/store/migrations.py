@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import peewee
 
@@ -389,7 +388,7 @@ def _applied(db: peewee.Database) -> list[str] | None:
     return [row[0] for row in cursor.fetchall()]
 
 
-def _refuse_newer(names: list[str], path: Path) -> None:
+def _refuse_newer(names: list[str], path: str) -> None:
     known = {m.__name__ for m in MIGRATIONS}
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -399,7 +398,7 @@ def _refuse_newer(names: list[str], path: Path) -> None:
         )
 
 
-def ensure_current(db: peewee.Database, path: Path) -> None:
+def ensure_current(db: peewee.Database, path: str) -> None:
     names = _applied(db)
     if names is not None and len(names) == len(MIGRATIONS):
         # The hot path: one SELECT, no lock.

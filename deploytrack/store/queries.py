@@ -18,16 +18,20 @@ README of issue 5; `tests/test_lifecycle.py` checks that these plans stay index-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from peewee import Expression
 
-from deploytrack.store.models import Deployment, DeploymentSlot
+from deploytrack.store.models import (
+    AttestationMaterial,
+    AttestationSubject,
+    Deployment,
+    DeploymentSlot,
+    StagePolicy,
+)
 
 
-@dataclass(frozen=True)
-class SlotFilter:
+class SlotFilter(NamedTuple):
     """Ids and names already resolved by the services; None means any."""
 
     environment_id: int | None = None
@@ -109,3 +113,32 @@ def newest_first(query: Any) -> Any:
 
 
 __all__ = ["SlotFilter", "active_at", "active_now", "newest_first", "started_between"]
+
+
+def digest_in_evidence(digest: str) -> bool:
+    """Whether some stored attestation names `digest` (as subject or material): the rule
+    every deployment record obeys (the schema's trigger checks the same). In a transaction.
+    """
+    named = AttestationSubject.select().where(AttestationSubject.digest == digest).exists()
+    return (
+        named or AttestationMaterial.select().where(AttestationMaterial.digest == digest).exists()
+    )
+
+
+POLICY_SET = "set"  # a policy version that sets requirements (the other kind clears them)
+
+
+def newest_policy(stage_id: int) -> StagePolicy | None:
+    """The newest version (set or clear) of a stage's policy. In a transaction."""
+    return (
+        StagePolicy.select()
+        .where(StagePolicy.logical_environment == stage_id)
+        .order_by(StagePolicy.id.desc())
+        .first()
+    )
+
+
+def policy_in_force(stage_id: int) -> StagePolicy | None:
+    """The policy version in force at a stage: its newest, unless that one cleared it."""
+    row = newest_policy(stage_id)
+    return row if row is not None and row.action == POLICY_SET else None

@@ -1,0 +1,425 @@
+"""`make bench`: deploytrack's speed against the physical floor, as a markdown table.
+
+Every time is the median of repeated whole-process runs (the way a CI job or a shell
+calls deploytrack), measured beside its floor in the same run:
+
+1. hot path: record (new, heartbeat), list, status vs a Python + sqlite3 floor script;
+2. scale: the same commands on 1,000,000 records over 10,000 keys vs 1,000 records;
+3. attestation import of 10,000 small statements in one call;
+4. record --oci-ref against a local registry vs one HEAD request by curl, and the
+   number of HTTP requests one resolve makes;
+5. 8 concurrent writers: records per second and the slowest single command.
+
+    python bench/run.py [--runs N] [--scale-records N] [--skip-scale] [--skip-registry]
+
+Plain Python and public tools only (docker-registry, skopeo, curl from Debian).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+EXE = str(Path(sys.executable).parent / "deploytrack")
+PY = sys.executable
+FLOOR = str(HERE / "floor.py")
+SCALE = str(HERE / "scale.py")
+ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
+
+Rows = list[list[str]]
+
+
+def digest(label: str) -> str:
+    return "sha256:" + hashlib.sha256(label.encode()).hexdigest()
+
+
+def run(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(argv), capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        raise SystemExit(f"bench step failed: {' '.join(argv)}\n{result.stderr}")
+    return result
+
+
+def timed(argv: Sequence[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return (time.perf_counter() - start) * 1000
+
+
+def medians(cases: dict[str, Callable[[int], Sequence[str]]], runs: int) -> dict[str, float]:
+    """Median ms per case; the cases take turns so drift hits all of them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for make in cases.values():  # one warm-up each: page cache, pyc files
+        timed(make(-1))
+    for i in range(runs):
+        for name, make in cases.items():
+            samples[name].append(timed(make(i)))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def evidence_file(path: Path, labels: Sequence[str]) -> Path:
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": x, "digest": {"sha256": digest(x)[7:]}} for x in labels],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {},
+    }
+    path.write_text(json.dumps(statement))
+    return path
+
+
+def ratio(value: float, floor: float) -> str:
+    return f"{value / floor:.2f}x"
+
+
+# --- 1. hot path ---------------------------------------------------------------------------
+
+
+def hot_path(work: Path, runs: int) -> Rows:
+    db = work / "hot.db"
+    labels = [f"hot-{i}" for i in range(2 * runs + 10)]
+    dt = [EXE, "--db", str(db)]
+    run([*dt, "attestation", "import", str(evidence_file(work / "hot.json", labels))])
+    run([*dt, "environment", "create", "--name", "e", "--type", "kubernetes"])
+    for i in range(20):  # something to list
+        run([*dt, "deployment", "record", "--env", "e", "--logical-env", "production",
+             "--deployment-name", f"seed-{i}", "--kind", "CONTAINER_IMAGE",
+             "--digest", digest(labels[i % len(labels)])])  # fmt: skip
+    heartbeat_id = json.loads(run([*dt, "deployment", "list", "-o", "json"]).stdout)[0]["id"]
+    heartbeat = json.loads(
+        run([*dt, "deployment", "describe", str(heartbeat_id), "-o", "json"]).stdout
+    )
+    record = [*dt, "deployment", "record", "--env", "e", "--logical-env", "production",
+              "--kind", "CONTAINER_IMAGE"]  # fmt: skip
+    cases: dict[str, Callable[[int], Sequence[str]]] = {
+        "record (new)": lambda i: [*record, "--deployment-name", f"new-{i}-{time.time_ns()}",
+                                   "--digest", digest(labels[0])],
+        "floor: insert": lambda i: [PY, FLOOR, str(db), "insert", f"floor-{i}-{time.time_ns()}",
+                                    digest(labels[0])],
+        "record (heartbeat)": lambda i: [*record, "--deployment-name",
+                                         heartbeat["deployment_name"], "--digest",
+                                         heartbeat["digest"]],
+        "floor: heartbeat": lambda i: [PY, FLOOR, str(db), "heartbeat", str(heartbeat_id)],
+        "deployment list": lambda i: [*dt, "deployment", "list"],
+        "floor: list": lambda i: [PY, FLOOR, str(db), "list"],
+        "status": lambda i: [*dt, "status"],
+        "floor: status": lambda i: [PY, FLOOR, str(db), "status"],
+        "deployment list -o json": lambda i: [*dt, "deployment", "list", "-o", "json"],
+        "python -c pass": lambda i: [PY, "-c", "pass"],
+        "python -c 'import click, peewee'": lambda i: [PY, "-c", "import click, peewee"],
+    }  # fmt: skip
+    m = medians(cases, runs)
+    floors = {"record (new)": "floor: insert", "record (heartbeat)": "floor: heartbeat",
+              "deployment list": "floor: list", "deployment list -o json": "floor: list",
+              "status": "floor: status"}  # fmt: skip
+    rows = [
+        [f"`{name}`", f"{m[name]:.0f} ms", f"{m[floor]:.0f} ms", ratio(m[name], m[floor]),
+         "≤ 4.0x" if name.startswith(("record", "deployment list")) else "-"]
+        for name, floor in floors.items()
+    ]  # fmt: skip
+    stack = "python -c 'import click, peewee'"
+    rows.append(
+        [
+            f"`{stack}` (the stack alone)",
+            f"{m[stack]:.0f} ms",
+            f"{m['floor: heartbeat']:.0f} ms",
+            ratio(m[stack], m["floor: heartbeat"]),
+            "",
+        ]
+    )
+    rows.append(["`python -c pass`", f"{m['python -c pass']:.0f} ms", "", "", ""])  # fmt: skip
+    return rows
+
+
+# --- 2. scale -------------------------------------------------------------------------------
+
+
+def build(path: Path, **shape: int) -> dict[str, float]:
+    argv = [PY, SCALE, str(path)]
+    for key, value in shape.items():
+        argv += [f"--{key}", str(value)]
+    return json.loads(run(argv).stdout)
+
+
+def scale(work: Path, runs: int, big_records: int) -> tuple[Rows, list[str]]:
+    small_db, big_db = work / "small.db", work / "big.db"
+    depth = 100
+    keys = max(20, big_records // depth)
+    envs = max(1, keys // 100)
+    small = build(small_db, envs=1, stages=2, names=10, depth=50)
+    big = build(big_db, envs=envs, stages=10, names=10, depth=depth)
+    at = "2025-01-02T01:30:00Z"  # inside both histories (versions 25 of each)
+    slice_ = ["--env", "e0", "--logical-env", "production"]
+
+    def commands(db: Path) -> dict[str, Callable[[int], Sequence[str]]]:
+        dt = [EXE, "--db", str(db)]
+        rec = [*dt, "deployment", "record", *slice_, "--kind", "CONTAINER_IMAGE"]
+        last = 49 if db == small_db else depth - 1
+        return {
+            "record (heartbeat)": lambda i: [*rec, "--deployment-name", "svc-0",
+                                             "--digest", digest(f"svc-0@{last}")],
+            "record (supersede)": lambda i: [*rec, "--deployment-name", "svc-1",
+                                             "--digest", digest(f"svc-1@{last + 1 + i % 2}")],
+            "deployment list": lambda i: [*dt, "deployment", "list", *slice_],
+            "deployment list --at": lambda i: [*dt, "deployment", "list", *slice_, "--at", at],
+            "status": lambda i: [*dt, "status", *slice_],
+            "deployment diff": lambda i: [*dt, "deployment", "diff", "--from-env", "e0",
+                                          "--from-logical-env", "staging",
+                                          "--to-logical-env", "production"],
+        }  # fmt: skip
+
+    small_m = medians(commands(small_db), runs)
+    big_m = medians(commands(big_db), runs)
+    rows = [
+        [f"`{name}`", f"{small_m[name]:.0f} ms", f"{big_m[name]:.0f} ms",
+         ratio(big_m[name], small_m[name]), "≤ 1.25x"]
+        for name in small_m
+    ]  # fmt: skip
+    notes = [
+        f"small: {small['records']:,} records over {small['keys']:,} keys; "
+        f"big: {big['records']:,} records over {big['keys']:,} keys, built through the store "
+        f"layer in {big['seconds']:.0f} s",
+        f"database size: {big['bytes'] / big['records']:.0f} bytes per record "
+        f"({big['bytes'] / 1e6:.0f} MB for {big['records']:,} records, indexes included)",
+        "every command is limited to the slice e0/production (10 keys, present in both): "
+        "the rows printed are the same, only the history around them differs",
+    ]
+    return rows, notes
+
+
+# --- 3. import ------------------------------------------------------------------------------
+
+
+def bulk_import(work: Path, count: int = 10_000) -> Rows:
+    path = work / "statements.jsonl"
+    with path.open("w") as out:
+        for i in range(count):
+            subject = {"name": f"artifact-{i}", "digest": {"sha256": digest(f"imp-{i}")[7:]}}
+            statement = {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [subject],
+                "predicateType": "https://slsa.dev/provenance/v1",
+                "predicate": {"buildDefinition": {"buildType": "bench"}},
+            }
+            out.write(json.dumps(statement) + "\n")
+    seconds = []
+    for attempt in range(3):
+        db = work / f"import-{attempt}.db"
+        run([EXE, "--db", str(db), "environment", "list"])
+        seconds.append(timed([EXE, "--db", str(db), "attestation", "import", str(path)]) / 1000)
+    best = statistics.median(seconds)
+    return [[f"`attestation import` of {count:,} statements (one JSON Lines file)",
+             f"{best:.2f} s", f"{count / best:,.0f} statements/s"]]  # fmt: skip
+
+
+# --- 4. registry ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def registry(work: Path, runs: int) -> tuple[Rows, list[str]]:
+    for tool in ("docker-registry", "skopeo", "curl"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: run `make test` once (it installs it)")
+    port = free_port()
+    config = work / "registry.json"
+    config.write_text(json.dumps({
+        "version": 0.1,
+        "log": {"level": "info", "accesslog": {"disabled": False}},
+        "storage": {"filesystem": {"rootdirectory": str(work / "registry")}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+    }))  # fmt: skip
+    log = (work / "registry.log").open("w")
+    server = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        host = f"127.0.0.1:{port}"
+        layout = REPO / "demo" / "oci-layout"
+        run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:1.1.0",
+             f"docker://{host}/acme/api-server:1.1.0"])  # fmt: skip
+        db = work / "registry.db"
+        dt = [EXE, "--db", str(db)]
+        run([*dt, "attestation", "import",
+             str(REPO / "demo" / "attestations" / "api-server-1.1.0.provenance.json")])  # fmt: skip
+        run([*dt, "environment", "create", "--name", "e"])
+        ref = f"{host}/acme/api-server:1.1.0"
+        record = [*dt, "deployment", "record", "--env", "e", "--logical-env", "production",
+                  "--deployment-name", "api", "--kind", "CONTAINER_IMAGE"]  # fmt: skip
+        run([*record, "--oci-ref", ref, "--plain-http"])
+        active = json.loads(run([*dt, "deployment", "list", "-o", "json"]).stdout)[0]["digest"]
+
+        log.flush()
+        before = _requests(work / "registry.log")
+        run([*record, "--oci-ref", ref, "--plain-http"])
+        time.sleep(0.2)
+        log.flush()
+        requests = _requests(work / "registry.log")[len(before) :]
+
+        cases: dict[str, Callable[[int], Sequence[str]]] = {
+            "record --oci-ref TAG": lambda i: [*record, "--oci-ref", ref, "--plain-http"],
+            "record --digest": lambda i: [*record, "--digest", active],
+            "curl HEAD": lambda i: ["curl", "-sf", "-o", "/dev/null", "-I", "-H",
+                                    f"Accept: {ACCEPT}",
+                                    f"http://{host}/v2/acme/api-server/manifests/1.1.0"],
+        }  # fmt: skip
+        m = medians(cases, runs)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+    rows = [
+        ["`record --oci-ref` (local registry, tag)", f"{m['record --oci-ref TAG']:.0f} ms",
+         f"{m['curl HEAD']:.0f} ms (curl HEAD)", ratio(m["record --oci-ref TAG"], m["curl HEAD"]),
+         f"{len(requests)} request(s): {', '.join(requests)}"],
+        ["`record --digest` (same record)", f"{m['record --digest']:.0f} ms", "", "", "0"],
+    ]  # fmt: skip
+    return rows, []
+
+
+def _requests(log: Path) -> list[str]:
+    """Requests the registry served, from its access log ("METHOD /path")."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        match = re.search(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (/v2/[^ ]*) HTTP', line)
+        if match:
+            found.append(f"{match.group(1)} {match.group(2)}")
+    return found
+
+
+# --- 5. concurrent writers ------------------------------------------------------------------
+
+DRIVER = """
+import json, os, subprocess, sys, time
+plan, go = json.load(open(sys.argv[1])), sys.argv[2]
+while not os.path.exists(go):
+    time.sleep(0.001)
+lat = []
+for argv in plan:
+    t = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    lat.append(time.perf_counter() - t)
+print(json.dumps(lat))
+"""
+
+
+def writers(work: Path, count: int = 8, each: int = 50) -> Rows:
+    db = work / "writers.db"
+    labels = [f"w-{w}-{i}" for w in range(count) for i in range(each)]
+    dt = [EXE, "--db", str(db)]
+    run([*dt, "attestation", "import", str(evidence_file(work / "w.json", labels))])
+    run([*dt, "environment", "create", "--name", "e"])
+    driver = work / "driver.py"
+    driver.write_text(DRIVER)
+    go = work / "go"
+    procs = []
+    for w in range(count):
+        plan = [[*dt, "deployment", "record", "--env", "e", "--logical-env", "production",
+                 "--deployment-name", "shared" if i % 2 == 0 else f"svc-{w}",
+                 "--kind", "CONTAINER_IMAGE", "--digest", digest(f"w-{w}-{i}")]
+                for i in range(each)]  # fmt: skip
+        plan_file = work / f"plan-{w}.json"
+        plan_file.write_text(json.dumps(plan))
+        procs.append(subprocess.Popen([PY, str(driver), str(plan_file), str(go)],
+                                      stdout=subprocess.PIPE, text=True))  # fmt: skip
+    time.sleep(0.3)
+    start = time.perf_counter()
+    go.touch()
+    latencies: list[float] = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            raise SystemExit("a concurrent writer failed")
+        latencies += json.loads(out)
+    wall = time.perf_counter() - start
+    total = count * each
+    return [[f"{count} concurrent writers × {each} `record` commands", f"{wall:.1f} s",
+             f"{total / wall:.1f} records/s", f"slowest command {max(latencies) * 1000:.0f} ms, "
+             f"median {statistics.median(latencies) * 1000:.0f} ms"]]  # fmt: skip
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Rows) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    memory = ""
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+        memory = f", {kb / 1024 / 1024:.0f} GiB memory"
+    except (OSError, AttributeError):
+        pass
+    return (
+        f"{os.cpu_count()} cores{memory}, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, SQLite {__import__('sqlite3').sqlite_version}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=21, help="runs per median (default 21)")
+    parser.add_argument("--scale-records", type=int, default=1_000_000)
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-registry", action="store_true")
+    args = parser.parse_args()
+
+    print(f"deploytrack benchmark, {datetime.now(UTC):%Y-%m-%d}, {machine()}\n", flush=True)
+    with tempfile.TemporaryDirectory(prefix="deploytrack-bench-") as tmp:
+        work = Path(tmp)
+        print("## 1. Hot path: whole process against the floor\n")
+        print(table(["command", "deploytrack", "floor", "ratio", "target"],
+                    hot_path(work, args.runs)) + "\n", flush=True)  # fmt: skip
+        if not args.skip_scale:
+            rows, notes = scale(work, max(5, args.runs // 2), args.scale_records)
+            print("## 2. Scale: big database against 1,000 records\n")
+            print(table(["command", "1,000 records", "big", "ratio", "target"], rows))
+            print("\n" + "\n".join(f"- {n}" for n in notes) + "\n", flush=True)
+        print("## 3. Bulk import\n")
+        print(table(["what", "time", "rate"], bulk_import(work)) + "\n", flush=True)
+        if not args.skip_registry:
+            rows, _ = registry(work, args.runs)
+            print("## 4. Resolving a tag against a local registry\n")
+            print(table(["command", "deploytrack", "floor", "ratio", "HTTP requests"], rows))
+            print(flush=True)
+        print("## 5. Concurrent writers\n")
+        print(table(["what", "wall time", "throughput", "latency"], writers(work)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""`doctor`: check the database and the files around it."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from deploytrack.cli import App, pass_app
+from deploytrack.cli.output import output_option, print_json, safe
+
+
+@click.command("doctor")
+@output_option
+@pass_app
+def doctor(app: App, output: str) -> None:
+    """Check integrity, schema, every invariant and file permissions; exit 1 on problems."""
+    from deploytrack.services import doctor as service
+    from deploytrack.store import resolve_path
+
+    path = resolve_path(app.db_option)
+    if not os.path.isfile(path):
+        raise click.ClickException(f"no database at {path}: nothing to check")
+    # As found: a missing migration is reported, not applied behind the user's back.
+    report = service.diagnose(app.open_store(migrate=False), service.secrets_key_path())
+    if output == "json":
+        print_json(report)
+    else:
+        click.echo(f"Database: {report.database}")
+        for check in report.checks:
+            click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+            for problem in check.problems:
+                click.echo(f"      - {safe(problem)}")
+        click.echo("Healthy." if report.healthy else "Problems found.")
+    if not report.healthy:
+        count = sum(len(c.problems) for c in report.checks)
+        raise click.ClickException(f"doctor found {count} problem(s), listed above")

@@ -1,0 +1,94 @@
+"""`doctor`: is this database whole, current, consistent and private?"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploytrack.store import Store, health
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    database: str
+    healthy: bool
+    checks: tuple[Check, ...]
+
+
+def _private(path: Path, mode: int, what: str) -> list[str]:
+    if not path.exists():
+        return []
+    actual = stat.S_IMODE(path.stat().st_mode)
+    if actual & ~mode:
+        return [f"permissions: {what} {path} is {actual:04o}; run chmod {mode:o} {path}"]
+    return []
+
+
+def _check(name: str, detail: str, problems: list[str]) -> Check:
+    return Check(name, not problems, detail, tuple(problems))
+
+
+def diagnose(store: Store, secrets_key: Path | None) -> Report:
+    """Run every check; `secrets_key` is the secrets key file to check, if any."""
+    db = store.db
+    checks = []
+
+    def run(name: str, detail: str, check: Callable[[], list[str]]) -> None:
+        problems, errors = health.guarded(name, check, [])
+        checks.append(_check(name, detail, problems + errors))
+
+    run("integrity", "PRAGMA integrity_check", lambda: health.integrity(db))
+    (applied, problems), errors = health.guarded("schema", lambda: health.schema(db), ([], []))
+    checks.append(_check("schema", f"{len(applied)} migrations applied", problems + errors))
+    run("foreign_keys", "PRAGMA foreign_key_check", lambda: health.foreign_keys(db))
+    run(
+        "one_active_per_key",
+        "at most one deployed record per key",
+        lambda: health.one_active_per_key(db),
+    )
+    run(
+        "superseded_successors",
+        "every superseded record has a later successor",
+        lambda: health.superseded_have_successors(db),
+    )
+    run(
+        "digests_in_evidence",
+        "every recorded digest is named by an attestation",
+        lambda: health.digests_have_evidence(db),
+    )
+    (count, problems), errors = health.guarded(
+        "blobs", lambda: health.blobs_match_digests(db), (0, [])
+    )
+    checks.append(_check("blobs", f"{count} stored blobs hash to their digests", problems + errors))
+    path = Path(store.path)
+    permissions = _private(path, 0o600, "database")
+    for suffix in ("-wal", "-shm"):
+        permissions += _private(path.with_name(path.name + suffix), 0o600, "database file")
+    detail = f"{path} and its -wal/-shm are 0600"
+    if secrets_key is not None:
+        permissions += _private(secrets_key, 0o600, "secrets key")
+        detail += f"; secrets key {secrets_key} is 0600"
+    checks.append(_check("permissions", detail, permissions))
+    return Report(str(path), all(c.ok for c in checks), tuple(checks))
+
+
+def secrets_key_path() -> Path | None:
+    """The secrets key file, if one exists, without importing cryptography."""
+    explicit = os.environ.get("DEPLOYTRACK_SECRETS_KEY_FILE")
+    if explicit:
+        return Path(explicit).expanduser()
+    import platformdirs
+
+    candidate = Path(platformdirs.user_config_dir("deploytrack")) / "secrets.key"
+    return candidate if candidate.exists() else None

@@ -1,0 +1,21 @@
+"""`deployment describe`: a record with its evidence and admission."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deploytrack.services.views.deployments import DeploymentView
+    from deploytrack.services.views.evidence import AttestationView
+    from deploytrack.services.views.policies import AdmissionView, PolicyView
+
+
+@dataclass(frozen=True)
+class DeploymentDetail:
+    deployment: DeploymentView
+    supersedes: int | None
+    attestations: tuple[AttestationView, ...]
+    # Issue 4: the policy version that admitted the record, and the evidence that did.
+    policy: PolicyView | None = None
+    admission: tuple[AdmissionView, ...] = ()

@@ -1,0 +1,52 @@
+"""Attestations in the evidence store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SubjectView:
+    name: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class MaterialView:
+    name: str | None
+    kind: str | None
+    digest: str | None
+
+
+@dataclass(frozen=True)
+class VerificationView:
+    """A signature on the attestation verified with a public key (remembered)."""
+
+    fingerprint: str
+    algorithm: str
+    keyid: str  # the keyid of the signature that verified ("" when it had none)
+    source: str  # verify | create | admission
+    verified_at: int
+
+
+@dataclass(frozen=True)
+class AttestationView:
+    digest: str
+    format: str
+    statement_type: str
+    predicate_type: str
+    project: str | None
+    version: str | None
+    workflow: str | None
+    subjects: tuple[SubjectView, ...]
+    materials: tuple[MaterialView, ...]
+    imported_at: int
+    # Newest verification per key, newest first (issue 4).
+    verifications: tuple[VerificationView, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    source: str
+    created: bool  # False: the same bytes were already stored
+    attestation: AttestationView

@@ -1,0 +1,172 @@
+"""`deploytrack doctor`: each check finds the problem it is for (issue 6).
+
+The schema refuses every one of these problems, so each test first removes the guard a
+damaged or hand-edited database would lack, with raw SQL on the file, then plants it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from conftest import NGINX_FULL, NGINX_GIT, Invoke, Record, assert_refused
+
+
+def sql(db: Path, *statements: str) -> None:
+    with closing(sqlite3.connect(db)) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+
+
+def report(run: Invoke) -> tuple[int, dict]:
+    result = run("doctor", "-o", "json")
+    return result.exit_code, json.loads(result.stdout)
+
+
+def failing(data: dict) -> dict[str, list[str]]:
+    return {c["name"]: c["problems"] for c in data["checks"] if not c["ok"]}
+
+
+@pytest.fixture
+def history(seeded: None, record: Record) -> None:
+    record(NGINX_FULL)
+    record(NGINX_GIT)  # supersedes the first
+
+
+def test_a_healthy_database(ok: Invoke, history: None) -> None:
+    result = ok("doctor")
+    assert "Healthy." in result.stdout
+    data = json.loads(ok("doctor", "-o", "json").stdout)
+    assert data["healthy"] is True
+    assert {c["name"] for c in data["checks"]} >= {
+        "integrity", "schema", "foreign_keys", "one_active_per_key", "superseded_successors",
+        "digests_in_evidence", "blobs", "permissions",
+    }  # fmt: skip
+
+
+def test_two_active_records_in_one_key(run: Invoke, db_path: Path, history: None) -> None:
+    sql(
+        db_path,
+        "DROP INDEX deployment_one_active",
+        "DROP TRIGGER deployment_immutable",
+        "UPDATE deployment SET status = 'deployed', ended_at = NULL, superseded_by = NULL",
+    )
+    code, data = report(run)
+    assert code == 1 and data["healthy"] is False
+    assert list(failing(data)) == ["one_active_per_key"]
+    assert "2 deployed records for api" in failing(data)["one_active_per_key"][0]
+
+
+def test_superseded_record_without_a_successor(run: Invoke, db_path: Path, history: None) -> None:
+    sql(
+        db_path,
+        "DROP TRIGGER deployment_immutable",
+        "PRAGMA foreign_keys = OFF",
+        "UPDATE deployment SET superseded_by = 99 WHERE status = 'superseded'",
+    )
+    code, data = report(run)
+    assert code == 1
+    problems = failing(data)
+    assert "superseded record 1 has no later successor" in problems["superseded_successors"][0]
+
+
+def test_recorded_digest_without_evidence(run: Invoke, db_path: Path, history: None) -> None:
+    sql(
+        db_path,
+        "DROP TRIGGER attestation_subject_no_delete",
+        "DROP TRIGGER attestation_material_no_delete",
+        f"DELETE FROM attestation_subject WHERE digest = '{NGINX_GIT}'",
+        f"DELETE FROM attestation_material WHERE digest = '{NGINX_GIT}'",
+    )
+    code, data = report(run)
+    assert code == 1
+    assert failing(data)["digests_in_evidence"] == [
+        f"invariant: recorded digest {NGINX_GIT} is in no stored attestation"
+    ]
+
+
+def test_a_blob_that_does_not_hash_to_its_digest(run: Invoke, db_path: Path, history: None) -> None:
+    sql(db_path, "DROP TRIGGER blob_no_update", "UPDATE blob SET content = X'00' WHERE rowid = 1")
+    code, data = report(run)
+    assert code == 1
+    assert (
+        "hashes to sha256:6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        in (failing(data)["blobs"][0])
+    )
+
+
+def test_a_migration_not_applied_is_reported_not_applied(
+    run: Invoke, db_path: Path, history: None
+) -> None:
+    with closing(sqlite3.connect(db_path)) as conn:
+        last = conn.execute("SELECT name FROM deploytrack_migration ORDER BY rowid DESC").fetchone()
+    sql(db_path, f"DELETE FROM deploytrack_migration WHERE name = '{last[0]}'")
+    code, data = report(run)
+    assert code == 1
+    assert failing(data)["schema"] == [f"schema: migration {last[0]} is not applied"]
+    code, _ = report(run)  # doctor changed nothing: still reported
+    assert code == 1
+
+
+def test_permissions_wider_than_0600(run: Invoke, ok: Invoke, db_path: Path, history: None) -> None:
+    ok("environment", "list")
+    db_path.chmod(0o644)
+    code, data = report(run)
+    assert code == 1
+    problems = failing(data)["permissions"]
+    # SQLite gives the -wal and -shm it creates the database file's mode: all are reported.
+    assert problems[0] == f"permissions: database {db_path} is 0644; run chmod 600 {db_path}"
+    for problem in problems[1:]:
+        assert problem.startswith(f"permissions: database file {db_path}-")
+        assert problem.endswith(" is 0644; run chmod 600 " + problem.split(" ")[3])
+
+
+def test_secrets_key_permissions(
+    run: Invoke, tmp_path: Path, history: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = tmp_path / "secrets.key"
+    key.write_text("not checked for content here\n")
+    key.chmod(0o640)
+    monkeypatch.setenv("DEPLOYTRACK_SECRETS_KEY_FILE", str(key))
+    code, data = report(run)
+    assert code == 1
+    assert failing(data)["permissions"] == [
+        f"permissions: secrets key {key} is 0640; run chmod 600 {key}"
+    ]
+
+
+def test_integrity_damage_is_reported(run: Invoke, db_path: Path, seeded: None) -> None:
+    # Damage an index page's b-tree header: the tables stay readable, the index does not.
+    with closing(sqlite3.connect(db_path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'attestation_subject_digest'"
+        ).fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    with open(db_path, "r+b") as handle:
+        handle.seek((page - 1) * size)
+        handle.write(b"\xff" * 8)
+    code, data = report(run)
+    assert code == 1
+    assert failing(data)["integrity"]
+
+
+def test_problems_end_with_one_error_line(
+    run: Invoke, db_path: Path, history: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = tmp_path / "secrets.key"
+    key.write_text("x\n")
+    key.chmod(0o644)
+    monkeypatch.setenv("DEPLOYTRACK_SECRETS_KEY_FILE", str(key))
+    result = run("doctor")
+    assert_refused(result, contains="doctor found 1 problem(s)")
+    assert "FAIL  permissions" in result.stdout
+
+
+def test_no_database_is_not_created(run: Invoke, db_path: Path) -> None:
+    assert_refused(run("doctor"), contains="no database at")
+    assert not db_path.exists()

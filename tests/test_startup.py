@@ -1,0 +1,83 @@
+"""Start-up hygiene: a command imports only what it uses (issue 6).
+
+A CLI is judged by its start-up: click and peewee are the stack's own cost; anything
+else on the hot path must earn its place. These run the installed entry point under
+`python -X importtime` and read which modules it loaded.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import NGINX_FULL, Invoke
+
+# Heavy third-party packages, and our own modules that only some commands need.
+NEVER_ON_THE_HOT_PATH = {
+    "oras",
+    "requests",
+    "jsonschema",
+    "tabulate",
+    "cryptography",
+    "platformdirs",
+    "deploytrack.evidence.parse",
+    "deploytrack.services.evidence",
+    "deploytrack.services.policies",
+    "deploytrack.services.trust",
+    "deploytrack.services.views.evidence",
+    "deploytrack.services.views.catalog",
+    "deploytrack.registry.options",
+    "deploytrack.registry.reference",
+    "deploytrack.cli.catalog",
+    "deploytrack.cli.attestations",
+    "deploytrack.cli.lifecycle",
+    "deploytrack.cli.policies",
+    "deploytrack.cli.signing",
+    "deploytrack.cli.variables",
+}
+
+
+def imported(db: Path, *args: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "deploytrack", "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    modules = set()
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            modules.add(line.rsplit("|", 1)[1].strip())
+    return modules
+
+
+@pytest.fixture
+def seeded_db(seeded: None, ok: Invoke, db_path: Path) -> Path:
+    ok("deployment", "record", "--env", "cluster", "--logical-env", "production",
+       "--deployment-name", "api", "--kind", "CONTAINER_IMAGE", "--digest", NGINX_FULL)  # fmt: skip
+    return db_path
+
+
+RECORD = [
+    *("deployment", "record", "--env", "cluster", "--logical-env", "production"),
+    *("--deployment-name", "api", "--kind", "CONTAINER_IMAGE", "--digest", NGINX_FULL),
+]
+
+
+def test_a_heartbeat_imports_nothing_it_does_not_use(seeded_db: Path) -> None:
+    modules = imported(seeded_db, *RECORD)
+    assert "peewee" in modules and "click" in modules  # the check sees imports at all
+    assert modules & NEVER_ON_THE_HOT_PATH == set()
+
+
+def test_a_new_record_on_a_stage_without_policy_loads_no_gate(seeded_db: Path) -> None:
+    new = [*RECORD[:-1], NGINX_FULL]
+    new[new.index("api")] = "other"
+    assert imported(seeded_db, *new) & NEVER_ON_THE_HOT_PATH == set()
+
+
+def test_json_lists_load_no_table_library_and_tables_do(seeded_db: Path) -> None:
+    assert imported(seeded_db, "deployment", "list", "-o", "json") & NEVER_ON_THE_HOT_PATH == set()
+    assert "tabulate" in imported(seeded_db, "deployment", "list")
