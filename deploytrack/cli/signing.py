@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -18,6 +19,8 @@ from deploytrack.cli.registry_options import registry_options
 
 if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
+
+R = TypeVar("R")
 
 
 def _read_password() -> bytes:
@@ -47,6 +50,26 @@ def _reserve(path: str) -> int:
         ) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _with_output_file(output_file: str | None, produce: Callable[[], R]) -> R:
+    """Run `produce` and write its envelope to `output_file`, if one is given.
+
+    The file is created before the work, so a path that exists is refused before anything
+    is stored; if the work is refused, the empty file is removed again.
+    """
+    fd = _reserve(output_file) if output_file is not None else None
+    try:
+        result = produce()
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+            os.unlink(output_file)  # type: ignore[arg-type]
+        raise
+    if fd is not None:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(result.envelope)  # type: ignore[attr-defined]
+    return result
 
 
 @click.command("create")
@@ -119,17 +142,9 @@ def attestation_create(
         key = create.load_signing_key(key_file, password)
         del password
     request = create.CreateRequest(workflow, project, version, specs, pairs)
-    fd = _reserve(output_file) if output_file is not None else None
-    try:
-        result = create.create_attestation(app.store, request, registry, key)
-    except BaseException:
-        if fd is not None:
-            os.close(fd)
-            os.unlink(output_file)  # type: ignore[arg-type]
-        raise
-    if fd is not None:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(result.envelope)
+    result = _with_output_file(
+        output_file, lambda: create.create_attestation(app.store, request, registry, key)
+    )
     att = result.attestation
     if output == "json":
         print_json(
@@ -244,23 +259,11 @@ def attestation_sign(
     password = _read_password() if key_password_stdin else None
     key = create.load_signing_key(key_file, password)
     del password
-    fd = _reserve(output_file) if output_file is not None else None
-    try:
-        result = create.sign_document(
-            app.store,
-            data,
-            "stdin" if path == "-" else path,
-            key,
-            evidence.Overrides(project, version, workflow),
-        )
-    except BaseException:
-        if fd is not None:
-            os.close(fd)
-            os.unlink(output_file)  # type: ignore[arg-type]
-        raise
-    if fd is not None:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(result.envelope)
+    overrides = evidence.Overrides(project, version, workflow)
+    source = "stdin" if path == "-" else path
+    result = _with_output_file(
+        output_file, lambda: create.sign_document(app.store, data, source, key, overrides)
+    )
     att = result.attestation
     if output == "json":
         print_json({"attestation": att, "signed_by": result.signed_by, "output_file": output_file})
