@@ -109,12 +109,7 @@ def record(
             )
         # Taken under the write lock, so times follow commit order across processes.
         now = timeutil.now_us()
-        in_key = (
-            (Deployment.environment == env.id)
-            & (Deployment.logical_environment == stage.id)
-            & (Deployment.deployment_name == key.deployment_name)
-            & (Deployment.kind == key.kind)
-        )
+        in_key = queries.in_slot(env.id, stage.id, key.deployment_name, key.kind)
         active = Deployment.get_or_none(in_key & (Deployment.status == DEPLOYED))
 
         def view(row: Deployment) -> DeploymentView:

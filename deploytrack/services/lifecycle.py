@@ -98,15 +98,6 @@ class DiffReport:
         return any(row.change != SAME for row in self.rows)
 
 
-def _in_key(env_id: int, stage_id: int, name: str, kind: str):
-    return (
-        (Deployment.environment == env_id)
-        & (Deployment.logical_environment == stage_id)
-        & (Deployment.deployment_name == name)
-        & (Deployment.kind == kind)
-    )
-
-
 def _view(row: Deployment) -> DeploymentView:
     found = deployments.by_id(row.id)
     assert found is not None
@@ -138,9 +129,8 @@ def promote(
         stage = logical_environments.get(store, from_logical_environment)
         environments.get(store, target_env)
         logical_environments.get(store, to_logical_environment)
-        source = Deployment.get_or_none(
-            _in_key(env.id, stage.id, deployment_name, kind) & (Deployment.status == DEPLOYED)
-        )
+        in_source = queries.in_slot(env.id, stage.id, deployment_name, kind)
+        source = Deployment.get_or_none(in_source & (Deployment.status == DEPLOYED))
         if source is None:
             raise ServiceError(
                 f"nothing to promote: {source_key} has no active record (see 'deploytrack "
@@ -171,7 +161,7 @@ def rollback(store: Store, key: Key, to_id: int | None = None) -> RollbackResult
     with store.write():
         env = environments.get(store, key.environment)
         stage = logical_environments.get(store, key.logical_environment)
-        in_key = _in_key(env.id, stage.id, key.deployment_name, kind)
+        in_key = queries.in_slot(env.id, stage.id, key.deployment_name, kind)
         active = Deployment.get_or_none(in_key & (Deployment.status == DEPLOYED))
         if to_id is not None:
             target = _chosen(key, to_id, active, env, stage)

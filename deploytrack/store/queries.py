@@ -58,6 +58,11 @@ class SlotFilter(NamedTuple):
         return condition
 
 
+def in_slot(environment_id: int, logical_environment_id: int, name: str, kind: str) -> Any:
+    """The records of one slot (environment, stage, deployment name, kind)."""
+    return SlotFilter(environment_id, logical_environment_id, name, kind).on(Deployment)
+
+
 def _and(*terms: Expression | None) -> Expression:
     present = [t for t in terms if t is not None]
     condition = present[0]
