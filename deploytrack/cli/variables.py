@@ -37,6 +37,16 @@ def _scope_json(scope: Any) -> dict[str, Any]:
     }
 
 
+def _variable_json(view: Any) -> dict[str, Any]:
+    """A variable's documented JSON fields (its name is the key, or a field, by command)."""
+    return {
+        "value": view.value,
+        "secret": view.secret,
+        "scope": _scope_json(view.scope),
+        "updated_at": view.updated_at,
+    }
+
+
 @click.group("variable")
 def variable() -> None:
     """Configuration per stage, environment and deployment; secrets encrypted at rest."""
@@ -153,18 +163,7 @@ def variable_list(
         app.store, _scope(logical_environment, environment, deployment_name)
     )
     if output == "json":
-        print_json(
-            [
-                {
-                    "name": v.name,
-                    "value": v.value,
-                    "secret": v.secret,
-                    "scope": _scope_json(v.scope),
-                    "updated_at": v.updated_at,
-                }
-                for v in views
-            ]
-        )
+        print_json([{"name": v.name, **_variable_json(v)} for v in views])
         return
     print_table(
         ["NAME", "VALUE", "SECRET", "SCOPE", "UPDATED"],
@@ -212,17 +211,7 @@ def variable_resolve(
         reveal=reveal,
     )
     if fmt == "json":
-        print_json(
-            {
-                v.name: {
-                    "value": v.value,
-                    "secret": v.secret,
-                    "scope": _scope_json(v.scope),
-                    "updated_at": v.updated_at,
-                }
-                for v in views
-            }
-        )
+        print_json({v.name: _variable_json(v) for v in views})
         return
     for v in views:
         masked = v.secret and not reveal
