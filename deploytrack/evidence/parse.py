@@ -157,6 +157,15 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _material(
+    item: dict[str, Any], name: str | None, kind: str | None, where: str
+) -> list[Material]:
+    """One material entry per digest algorithm; one without a digest (a STRING) when none."""
+    if not item.get("digest"):
+        return [Material(name, kind, None)]
+    return [Material(name, kind, d) for d in _digest_set(item["digest"], where)]
+
+
 def _chainloop(
     predicate: dict[str, Any], what: str
 ) -> tuple[list[Material], dict[str, str | None]]:
@@ -186,11 +195,7 @@ def _chainloop(
             if isinstance(annotations, dict)
             else None
         )
-        if item.get("digest"):
-            where = f"{what}: material {index + 1}"
-            materials.extend(Material(name, kind, d) for d in _digest_set(item["digest"], where))
-        else:
-            materials.append(Material(name, kind, None))
+        materials.extend(_material(item, name, kind, f"{what}: material {index + 1}"))
     return materials, found
 
 
@@ -212,11 +217,7 @@ def _deploytrack(
         if not isinstance(item, dict):
             raise EvidenceError(f"{what}: material {index + 1} is not an object")
         kind, name = _text(item.get("kind")), _text(item.get("name"))
-        if item.get("digest"):
-            where = f"{what}: material {index + 1}"
-            materials.extend(Material(name, kind, d) for d in _digest_set(item["digest"], where))
-        else:
-            materials.append(Material(name, kind, None))
+        materials.extend(_material(item, name, kind, f"{what}: material {index + 1}"))
     return materials, found
 
 
