@@ -53,10 +53,22 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def emit(text: str, *, newline: bool = True) -> None:
+    """Write `text` to stdout exactly as given, whatever stdout is.
+
+    click.echo strips ANSI escape sequences when stdout is not a terminal: output that
+    carries stored data (JSON, `variable resolve`) would then differ between a pipe and
+    a terminal. Everything that prints stored values for machines goes through here.
+    """
+    stream = click.get_binary_stream("stdout")
+    stream.write(text.encode("utf-8") + (b"\n" if newline else b""))
+    stream.flush()
+
+
 def print_json(value: Any) -> None:
     import json  # only on -o json paths
 
-    click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
+    emit(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
 
 
 def safe(value: Any) -> str:
