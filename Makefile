@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 BENCH_VENV := .venv-bench
 
-.PHONY: demo test lint bench clean system-deps
+.PHONY: demo test lint bench clean system-deps docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: system-deps
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet .
 	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# docs/cli.md is generated from the click tree; tests/test_docs.py fails when it is stale.
+docs: $(STAMP)
+	$(PY) scripts/gen_cli_docs.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
