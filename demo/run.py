@@ -1,122 +1,113 @@
-"""`make demo`: the typical workflow, end to end, on a throwaway database.
+"""`make demo`: the typical workflow of README.md, end to end, on a throwaway database.
 
-Every command is printed as a user would type it, followed by what deploytrack printed.
+The commands are read from the shell blocks of the README's "The typical workflow"
+section, so the demo runs exactly what a newcomer reads. Every command is printed as
+written there, followed by what it printed; a command that exits otherwise than the
+README says (0, or the `# exit N` of its comment) stops the demo. Then a few more looks.
 It uses only files shipped in demo/ and needs no network; the database and the secrets
 key live in a temporary folder that is removed at the end.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).parent
-EXE = Path(sys.executable).parent / "deploytrack"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+SECTION = "## The typical workflow"
+BIN = Path(sys.executable).parent  # the venv's bin: `deploytrack` is installed there
+
+MORE_LOOKS = [
+    "deploytrack environment list",
+    "deploytrack variable list --logical-env production",
+    "deploytrack variable history --logical-env production",
+    "deploytrack deployment list --logical-env production --history",
+]
 
 
-def deploytrack(*args: str, env: dict[str, str], stdin: str | None = None, expect: int = 0) -> str:
-    shown = " ".join(shlex.quote(a) for a in args)
-    piped = f"printf '%s\\n' {shlex.quote('*' * 8)} | " if stdin is not None else ""
-    print(f"\n$ {piped}deploytrack {shown}", flush=True)
-    result = subprocess.run([str(EXE), *args], env=env, capture_output=True, text=True, input=stdin)
-    sys.stdout.write(result.stdout)
-    sys.stdout.write(result.stderr)
-    if result.returncode != expect:
-        sys.exit(f"demo step failed with exit code {result.returncode}")
-    if expect:
-        print(f"(exit code {result.returncode}, as expected)")
-    return result.stdout
+@dataclass(frozen=True)
+class Step:
+    """One command as written (continuation lines included), or a comment line."""
+
+    text: str
+    expect: int = 0
+    comment: bool = False
 
 
-def section(title: str) -> None:
-    print(f"\n# --- {title}", flush=True)
+def workflow_blocks(readme: str) -> list[str]:
+    """The ```sh blocks of the README's typical-workflow section, in order."""
+    start = readme.index(SECTION)
+    end = readme.find("\n## ", start + len(SECTION))
+    section = readme[start : end if end != -1 else len(readme)]
+    return re.findall(r"^```sh\n(.*?)^```$", section, flags=re.M | re.S)
+
+
+def steps(block: str) -> list[Step]:
+    result: list[Step] = []
+    lines: list[str] = []
+    for line in block.splitlines():
+        if not lines and not line.strip():
+            continue
+        if not lines and line.lstrip().startswith("#"):
+            result.append(Step(line, comment=True))
+            continue
+        lines.append(line)
+        if not line.endswith("\\"):
+            text = "\n".join(lines)
+            expected = re.search(r"#\s*exit (\d+)", lines[-1])
+            result.append(Step(text, int(expected.group(1)) if expected else 0))
+            lines = []
+    if lines:
+        raise ValueError(f"README block ends inside a command: {lines[-1]!r}")
+    return result
+
+
+def script(all_steps: list[Step]) -> str:
+    """One `sh` script: variables set by one step are seen by the next, as in a terminal."""
+    out = []
+    for step in all_steps:
+        shown = step.text if step.comment else "$ " + step.text
+        out.append("printf '%s\\n' " + " ".join(shlex.quote(x) for x in shown.splitlines()))
+        if step.comment:
+            continue
+        out.append(step.text)
+        out.append(
+            f'rc=$?; if [ "$rc" -ne {step.expect} ]; then echo "demo step failed: exit code'
+            f' $rc, the README says {step.expect}" >&2; exit 1; fi'
+        )
+        if step.expect:
+            out.append(f"echo '(exit code {step.expect}, as the README says)'")
+        out.append("echo")
+    return "\n".join(out) + "\n"
 
 
 def main() -> None:
+    blocks = workflow_blocks(README.read_text(encoding="utf-8"))
+    all_steps = [step for block in blocks for step in steps(block)]
+    all_steps.append(Step("# --- A few more looks", comment=True))
+    all_steps += [Step(command) for command in MORE_LOOKS]
     with tempfile.TemporaryDirectory(prefix="deploytrack-demo-") as tmp:
-        env = {
-            **os.environ,
-            "DEPLOYTRACK_DB": str(Path(tmp) / "demo.db"),
-            "DEPLOYTRACK_SECRETS_KEY_FILE": str(Path(tmp) / "secrets.key"),
-        }
-        print(f"# A throwaway database: DEPLOYTRACK_DB={env['DEPLOYTRACK_DB']}")
-        section("Evidence, environments, and three releases")
-        attestations = HERE / "attestations"
-        for version in ("1.0.0", "1.1.0"):
-            deploytrack(
-                "attestation", "import",
-                str(attestations / f"api-server-{version}.provenance.json"),
-                "--project", "api-server", "--version", version, "--workflow", "release",
-                env=env,
-            )  # fmt: skip
-        deploytrack("environment", "create", "--name", "k8s-staging", "--type", "kubernetes",
-                    "--description", "Staging cluster", env=env)  # fmt: skip
-        deploytrack("environment", "create", "--name", "k8s-prod", "--type", "kubernetes",
-                    "--description", "Production cluster", env=env)  # fmt: skip
-        deploytrack("environment", "list", env=env)
-
-        # The images are resolved from the OCI layout shipped in demo/ (skopeo's oci:DIR:TAG
-        # syntax): the same flag resolves registry tags, with no network needed here.
-        layout = os.path.relpath(HERE / "oci-layout")
-        v100, v110 = f"oci:{layout}:1.0.0", f"oci:{layout}:1.1.0"
-        common = ("--deployment-name", "api-server", "--kind", "CONTAINER_IMAGE")
-        deploytrack("deployment", "record", "--env", "k8s-staging", "--logical-env", "staging",
-                    *common, "--oci-ref", v100, env=env)  # fmt: skip
-        deploytrack("deployment", "record", "--env", "k8s-prod", "--logical-env", "production",
-                    *common, "--oci-ref", v100, env=env)  # fmt: skip
-        deploytrack("deployment", "record", "--env", "k8s-prod", "--logical-env", "production",
-                    *common, "--oci-ref", v100, env=env)  # fmt: skip
-        deploytrack("deployment", "record", "--env", "k8s-prod", "--logical-env", "production",
-                    *common, "--oci-ref", v110, env=env)  # fmt: skip
-        deploytrack("deployment", "list", "--logical-env", "production", env=env)
-        deploytrack("deployment", "list", "--history", env=env)
-        listed = json.loads(
-            deploytrack("deployment", "list", "--logical-env", "production", "-o", "json", env=env)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOYTRACK_")}
+        env.update(
+            PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            # The README's `mktemp -d` then creates the database inside this folder, and
+            # the secrets key is not the user's: both go when the demo ends.
+            TMPDIR=tmp,
+            DEPLOYTRACK_SECRETS_KEY_FILE=str(Path(tmp) / "secrets.key"),
         )
-        deploytrack("deployment", "describe", str(listed[0]["id"]), env=env)
-        bad_release_at = listed[0]["created_at"]
-
-        section("1.1.0 misbehaves in production: roll back in one command")
-        deploytrack("deployment", "rollback", "--env", "k8s-prod", "--logical-env",
-                    "production", *common, env=env)  # fmt: skip
-        section("The cause: production lacked its configuration. Set it, secrets encrypted")
-        deploytrack("variable", "set", "DATABASE_URL", "postgres://db.prod.internal/api",
-                    "--logical-env", "production", env=env)  # fmt: skip
-        deploytrack("variable", "set", "DB_PASSWORD", "--secret", "--stdin", "--logical-env",
-                    "production", "--env", "k8s-prod", env=env,
-                    stdin="demo-only-password\n")  # fmt: skip
-        deploytrack("variable", "set", "LOG_LEVEL", "debug", "--logical-env", "production",
-                    "--deployment-name", "api-server", env=env)  # fmt: skip
-        deploytrack("variable", "list", "--logical-env", "production", env=env)
-        deploytrack("variable", "resolve", "--logical-env", "production", "--env", "k8s-prod",
-                    "--deployment-name", "api-server", "--require", "DATABASE_URL",
-                    "--require", "DB_PASSWORD", env=env)  # fmt: skip
-
-        section("1.1.0 goes out again, through staging this time")
-        deploytrack("deployment", "record", "--env", "k8s-staging", "--logical-env", "staging",
-                    *common, "--oci-ref", v110, env=env)  # fmt: skip
-        deploytrack("deployment", "diff", "--from-env", "k8s-staging", "--from-logical-env",
-                    "staging", "--to-env", "k8s-prod", "--to-logical-env", "production",
-                    "--exit-code", env=env, expect=1)  # fmt: skip
-        deploytrack("deployment", "promote", "--env", "k8s-staging", "--to-env", "k8s-prod",
-                    *common, "--from-logical-env", "staging", "--to-logical-env",
-                    "production", env=env)  # fmt: skip
-        deploytrack("deployment", "diff", "--from-env", "k8s-staging", "--from-logical-env",
-                    "staging", "--to-env", "k8s-prod", "--to-logical-env", "production",
-                    "--exit-code", env=env)  # fmt: skip
-        deploytrack("status", env=env)
-
-        section("What ran in production when the bad release was deployed?")
-        deploytrack("deployment", "list", "--logical-env", "production", "--at",
-                    bad_release_at, env=env)  # fmt: skip
-        deploytrack("deployment", "list", "--logical-env", "production", "--history", env=env)
-        deploytrack("doctor", env=env)
-    print("\nDemo finished: the database and the secrets key were thrown away.")
+        print(f"# The typical workflow of README.md, on a throwaway database in {tmp}\n")
+        sys.stdout.flush()
+        done = subprocess.run(["sh", "-c", script(all_steps)], cwd=ROOT, env=env, check=False)
+        if done.returncode:
+            sys.exit(done.returncode)
+    print("Demo finished: the database and the secrets key were thrown away.")
 
 
 if __name__ == "__main__":

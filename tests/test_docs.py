@@ -1,7 +1,10 @@
-"""The CLI reference is current.
+"""The documentation a newcomer reads works as printed, and the CLI reference is current.
 
 - docs/cli.md is what scripts/gen_cli_docs.py generates now, equals the real `--help` of
-  every command, and does not depend on who generated it.
+  every command, and does not depend on who generated it;
+- the README's shell blocks run as printed on a fresh database, with the exit codes their
+  comments state, and `make demo` runs exactly those commands; the README stays a
+  five-minute page.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import difflib
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +146,168 @@ def test_gen_cli_docs_check_fails_on_a_stale_file(gen: ModuleType, tmp_path: Pat
     finally:
         gen.TARGET, gen.ROOT = original, ROOT
     assert stale.read_text(encoding="utf-8") == gen.render()
+
+
+# --- README.md: its examples work as printed ----------------------------------------------
+
+
+def _readme_sh_blocks() -> list[tuple[str, str]]:
+    """(section heading, block) for every ```sh block of README.md."""
+    blocks = []
+    heading = ""
+    lines = iter(README.read_text(encoding="utf-8").splitlines())
+    for line in lines:
+        if line.startswith("## "):
+            heading = line[3:].strip()
+        elif line.startswith("```sh"):
+            body = []
+            for inner in lines:
+                if inner.startswith("```"):
+                    break
+                body.append(inner)
+            blocks.append((heading, "\n".join(body)))
+    return blocks
+
+
+def _commands(block: str) -> list[str]:
+    """The commands of a block as written: comment lines dropped, continuations joined."""
+    commands, current = [], []
+    for line in block.splitlines():
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        current.append(line)
+        if not line.endswith("\\"):
+            commands.append("\n".join(current))
+            current = []
+    assert not current, f"a README block ends inside a command: {current}"
+    return commands
+
+
+def _expected_exit(command: str) -> int:
+    said = re.search(r"#\s*exit (\d+)", command.splitlines()[-1])
+    return int(said.group(1)) if said else 0
+
+
+def _runnable() -> list[str]:
+    return [
+        command
+        for _, block in _readme_sh_blocks()
+        if re.search(r"^\s*[^#\n]*\bdeploytrack\b", block, flags=re.M)
+        for command in _commands(block)
+    ]
+
+
+def _user_env(tmp_path: Path) -> dict[str, str]:
+    """A newcomer's shell: the installed CLI on PATH, nothing of deploytrack's set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOYTRACK_")}
+    env.pop("DB_PASSWORD", None)
+    for name in ("home", "tmp"):
+        (tmp_path / name).mkdir(exist_ok=True)
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        HOME=str(tmp_path / "home"),
+        XDG_DATA_HOME=str(tmp_path / "home" / "data"),
+        XDG_CONFIG_HOME=str(tmp_path / "home" / "config"),
+        TMPDIR=str(tmp_path / "tmp"),
+    )
+    return env
+
+
+def test_every_readme_example_is_in_the_workflow_section() -> None:
+    # `make demo` runs that section, and the README says so: a runnable block elsewhere
+    # would go unchecked by the demo.
+    sections = {
+        heading
+        for heading, block in _readme_sh_blocks()
+        if re.search(r"^\s*[^#\n]*\bdeploytrack\b", block, flags=re.M)
+    }
+    assert sections == {WORKFLOW}
+
+
+def test_readme_workflow_runs_as_printed_on_a_fresh_database(tmp_path: Path) -> None:
+    commands = _runnable()
+    assert len(commands) > 20
+    work = tmp_path / "checkout"
+    shutil.copytree(ROOT / "demo", work / "demo")
+    out = tmp_path / "out"
+    out.mkdir()
+    # One shell, as a user pastes the blocks into one terminal: what a command exports or
+    # assigns, the next one sees. `-u`: an example must not use a variable it never sets.
+    script = "".join(
+        f'{{ {command}\n}} >"{out}/{i}.out" 2>"{out}/{i}.err"; echo $? >"{out}/{i}.rc"\n'
+        for i, command in enumerate(commands)
+    )
+    env = _user_env(tmp_path)
+    done = subprocess.run(
+        ["sh", "-u", "-c", script], cwd=work, env=env, capture_output=True, text=True, check=False
+    )
+    for i, command in enumerate(commands):
+        rc_file = out / f"{i}.rc"
+        stderr = (out / f"{i}.err").read_text() if (out / f"{i}.err").exists() else done.stderr
+        assert rc_file.exists(), f"the shell stopped at README command:\n{command}\n{stderr}"
+        rc = int(rc_file.read_text())
+        stdout = (out / f"{i}.out").read_text()
+        expected = _expected_exit(command)
+        assert rc == expected, (
+            f"README command exited {rc}, the README says {expected}:\n{command}\n{stdout}{stderr}"
+        )
+        assert "Traceback" not in stdout + stderr
+        # An unset variable (`sh -u` says so even inside a pipeline) or a warning: the
+        # example does not work as printed.
+        assert not re.search(r"parameter not set|unbound variable|warning", stderr, re.I), (
+            f"README command:\n{command}\n{stderr}"
+        )
+        if READS.search(command) and not re.match(r"\w+=", command):
+            assert stdout.strip(), f"README command prints nothing on a fresh database:\n{command}"
+    assert done.returncode == 0, done.stderr
+    # The database was a fresh one the README made, not a file of this checkout or the user.
+    assert list((tmp_path / "tmp").glob("*/deploytrack.db"))
+    assert sorted(p.name for p in work.iterdir()) == ["demo"]
+
+
+def test_make_demo_runs_the_readme_commands(tmp_path: Path) -> None:
+    env = _user_env(tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "demo" / "run.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    position = 0
+    for command in _runnable():
+        found = done.stdout.find(f"\n$ {command}\n", position)
+        assert found >= 0, f"make demo does not run this README command (in order):\n{command}"
+        position = found + 1
+    # Its database and secrets key went with its temporary folder.
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not (tmp_path / "home" / "config" / "deploytrack").exists()
+
+
+def test_readme_set_up_and_development_blocks_name_what_exists() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    checked = 0
+    for _, block in _readme_sh_blocks():
+        if re.search(r"^\s*[^#\n]*\bdeploytrack\b", block, flags=re.M):
+            continue
+        for command in _commands(block):
+            words = command.split("#", 1)[0].split()
+            if words[0] == "make":
+                assert re.search(rf"^{re.escape(words[1])}:", makefile, flags=re.M), command
+            else:
+                assert words[0] in {"python", "python3"}, command
+                assert (ROOT / words[1]).is_file(), command
+            checked += 1
+    assert checked >= 4
+
+
+def test_readme_is_a_five_minute_page() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 300
+    headings = re.findall(r"^## (.*)$", _without_fences(text), flags=re.M)
+    # The two set-up commands come first, then the workflow.
+    assert headings[:2] == ["Set up on a fresh machine", WORKFLOW]
+    first_block = _readme_sh_blocks()[0][1]
+    assert [c.split("#")[0].strip() for c in _commands(first_block)] == ["make demo", "make test"]
