@@ -3,8 +3,9 @@
 - docs/cli.md is what scripts/gen_cli_docs.py generates now, equals the real `--help` of
   every command, and does not depend on who generated it;
 - the README's shell blocks run as printed on a fresh database, with the exit codes their
-  comments state, and `make demo` runs exactly those commands; the README stays a
-  five-minute page.
+  comments state, and `make demo` runs exactly those commands;
+- the README stays a five-minute page, every link into docs/ resolves, every docs page is
+  linked, opens with a paragraph, and docs/architecture.md names every module.
 """
 
 from __future__ import annotations
@@ -311,3 +312,94 @@ def test_readme_is_a_five_minute_page() -> None:
     assert headings[:2] == ["Set up on a fresh machine", WORKFLOW]
     first_block = _readme_sh_blocks()[0][1]
     assert [c.split("#")[0].strip() for c in _commands(first_block)] == ["make demo", "make test"]
+
+
+# --- links and pages ------------------------------------------------------------------
+
+
+def _slug(heading: str) -> str:
+    # GitHub's anchors: lowercase; spaces become '-'; other punctuation but '-' and '_' goes.
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = _without_fences(page.read_text(encoding="utf-8"))
+    return {_slug(h) for h in re.findall(r"^#{1,6} (.*)$", text, flags=re.M)}
+
+
+def _pages() -> list[Path]:
+    return sorted(DOCS.glob("*.md"))
+
+
+def test_every_relative_link_resolves() -> None:
+    for page in [README, *_pages()]:
+        text = _without_fences(page.read_text(encoding="utf-8"))
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, fragment = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
+            assert resolved.exists(), f"{page.name}: broken link {target}"
+            if fragment:
+                assert fragment in _anchors(resolved), f"{page.name}: no heading for {target}"
+
+
+def test_every_docs_page_is_linked_from_the_readme() -> None:
+    linked = set(re.findall(r"\]\(docs/([^)#]+\.md)", README.read_text(encoding="utf-8")))
+    assert {page.name for page in _pages()} <= linked
+
+
+def test_every_docs_page_opens_with_a_paragraph_saying_what_it_covers() -> None:
+    for page in _pages():
+        lines = page.read_text(encoding="utf-8").splitlines()
+        assert lines[0].startswith("# "), page.name
+        assert lines[1] == "", page.name
+        opening = []
+        for line in lines[2:]:
+            if not line.strip():
+                break
+            opening.append(line)
+        first = opening[0] if opening else ""
+        assert first and not re.match(r"(```|\||- |\* |#|>|\d+\. |\s)", first), (
+            f"{page.name} must open with a paragraph saying what it covers, not {first!r}"
+        )
+
+
+def test_no_cross_reference_points_at_a_section_of_another_page() -> None:
+    # The docs were one README once: "the next section" now means another page.
+    stale = re.compile(r"\b(the next section|the previous section|see below|see above)\b", re.I)
+    for page in [README, *_pages()]:
+        found = stale.findall(page.read_text(encoding="utf-8"))
+        assert not found, f"{page.name}: {found}: link the page instead"
+
+
+def _modules() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if relative.name == "__init__.py" and relative.parent != Path("."):
+            names.append(f"{relative.parent.as_posix()}/")
+        else:
+            names.append(relative.as_posix())
+    return names
+
+
+def test_architecture_names_every_module() -> None:
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    missing = [name for name in _modules() if f"| `{name}` |" not in text]
+    assert not missing, f"docs/architecture.md does not name these modules: {missing}"
+    # ...and names no module that is gone.
+    table = re.findall(r"^\| `([^`]+)` \|", text, flags=re.M)
+    assert sorted(table) == sorted(_modules())
+
+
+def test_architecture_defines_the_vocabulary() -> None:
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("\n## Vocabulary\n", 1)[1].split("\n## ", 1)[0]
+    defined = {term.lower() for term in re.findall(r"\*\*([^*]+)\*\*", section)}
+    terms = {
+        "environment", "logical environment", "stage", "slot", "key", "deployment record",
+        "record", "evidence store", "attestation", "digest", "heartbeat", "supersede",
+        "decommission", "promote", "rollback", "stage policy", "variable", "secret",
+    }  # fmt: skip
+    assert terms <= defined, terms - defined
