@@ -25,6 +25,8 @@ SECTION = "## The typical workflow"
 BIN = Path(sys.executable).parent  # the venv's bin: `deploytrack` is installed there
 
 MORE_LOOKS = [
+    "deploytrack deployment diff --from-env k8s-staging --from-logical-env staging"
+    " --to-env k8s-prod --to-logical-env production --exit-code",
     "deploytrack environment list",
     "deploytrack variable list --logical-env production",
     "deploytrack variable history --logical-env production",
