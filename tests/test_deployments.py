@@ -711,7 +711,10 @@ def test_empty_list(ok: Invoke, args: tuple[str, ...]) -> None:
     [
         (("--env", "nowhere"), 1, "environment 'nowhere' does not exist"),
         (("--logical-env", "nowhen"), 1, "logical environment 'nowhen' does not exist"),
-        (("--digest", "sha256:abc"), 1, "sha256:<64 hex digits>"),
+        (("--digest", "sha256:abc"), 2, "at least 8 hex digits"),
+        (("--digest", "abc1234"), 2, "at least 8 hex digits"),
+        (("--digest", "sha256:xyz12345"), 2, "invalid digest"),
+        (("--digest", "sha256:" + "a" * 65), 2, "invalid digest"),
         (("--kind", "jar"), 2, "--kind"),
         (("--limit", "0"), 2, "--limit"),
         (("--limit", "many"), 2, "--limit"),

@@ -11,7 +11,7 @@ from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
 from deploytrack.cli.registry_options import registry_options
 from deploytrack.cli.times import TIME
-from deploytrack.digests import short
+from deploytrack.digests import normalize_lookup, short
 from deploytrack.services.validate import KINDS
 
 if TYPE_CHECKING:
@@ -129,7 +129,13 @@ def deployment_record(
 @click.option("--logical-env", "logical_environment", default=None, help="Only this stage.")
 @click.option("--deployment-name", default=None, help="Only this deployment name.")
 @click.option("--kind", default=None, type=_KIND, help="Only this kind.")
-@click.option("--digest", default=None, help="Only records of this digest.")
+@click.option(
+    "--digest",
+    type=normalize_lookup,
+    metavar="DIGEST",
+    default=None,
+    help="Only records of this digest (or a unique prefix of 8+ hex digits).",
+)
 @click.option("--history", is_flag=True, help="Include superseded and decommissioned records.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
 @click.option(
@@ -225,16 +231,32 @@ def deployment_list(
 
 
 @deployment.command("describe")
-@click.argument("deployment_id", metavar="ID", type=click.IntRange(min=1))
+@click.argument("deployment_id", metavar="[ID]", type=click.IntRange(min=1), required=False)
+@click.option(
+    "--digest",
+    type=normalize_lookup,
+    metavar="DIGEST",
+    default=None,
+    help="Instead of ID: the one active record of this digest (or a unique prefix of 8+ hex "
+    "digits); refused, with the ids, when it runs in several slots or nowhere now.",
+)
 @output_option
 @pass_app
-def deployment_describe(app: App, deployment_id: int, output: str) -> None:
+def deployment_describe(
+    app: App, deployment_id: int | None, digest: str | None, output: str
+) -> None:
     """Show one record and every attestation that names its digest."""
     from deploytrack.cli.attestations import show_attestation
     from deploytrack.cli.policies import show_admission
     from deploytrack.services import deployments
 
-    detail = deployments.describe(app.store, deployment_id)
+    if (deployment_id is None) == (digest is None):
+        raise click.UsageError("give exactly one of ID and --digest")
+    if digest is not None:
+        detail = deployments.describe_digest(app.store, digest)
+    else:
+        assert deployment_id is not None
+        detail = deployments.describe(app.store, deployment_id)
     if output == "json":
         from deploytrack.cli.output import jsonable
 
