@@ -10,7 +10,7 @@ from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
 from deploytrack.cli.registry_options import registry_options
-from deploytrack.cli.times import TIME
+from deploytrack.cli.times import TIME, TIME_END
 from deploytrack.digests import normalize_lookup, short
 from deploytrack.services.validate import KINDS
 
@@ -140,7 +140,7 @@ def deployment_record(
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
 @click.option(
     "--at",
-    type=TIME,
+    type=TIME_END,
     default=None,
     help="What was active at TIME: RFC 3339 with a zone, or an age (90m, 2h, 3d ago).",
 )
@@ -152,7 +152,7 @@ def deployment_record(
 )
 @click.option(
     "--until",
-    type=TIME,
+    type=TIME_END,
     default=None,
     help="History of the records already active at or before TIME (implies --history).",
 )

@@ -10,7 +10,7 @@ import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.output import output_option, print_json, print_table, when
-from deploytrack.cli.times import DURATION, TIME, age
+from deploytrack.cli.times import DURATION, TIME_END, age
 from deploytrack.digests import short
 from deploytrack.services.validate import KINDS
 
@@ -146,7 +146,9 @@ def deployment_rollback(
 @click.option(
     "--from-logical-env", "from_stage", default=None, help="Stage of the first side (default: all)."
 )
-@click.option("--from-at", type=TIME, default=None, help="Time of the first side (default: now).")
+@click.option(
+    "--from-at", type=TIME_END, default=None, help="Time of the first side (default: now)."
+)
 @click.option(
     "--to-env", default=None, help="Environment of the second side (default: --from-env)."
 )
@@ -157,7 +159,7 @@ def deployment_rollback(
     help="Stage of the second side (default: --from-logical-env).",
 )
 @click.option(
-    "--to-at", type=TIME, default=None, help="Time of the second side (default: --from-at)."
+    "--to-at", type=TIME_END, default=None, help="Time of the second side (default: --from-at)."
 )
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs (as git diff).")
 @output_option
