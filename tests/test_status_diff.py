@@ -310,7 +310,7 @@ def test_diff_matches_on_stage_when_the_side_does_not_fix_one(ok: Invoke, estate
     ]
 
 
-def test_diff_in_time_and_omitted_to_options_take_the_from_values(ok: Invoke, clock: Clock) -> None:
+def test_diff_in_time_and_omitted_to_places_take_the_from_values(ok: Invoke, clock: Clock) -> None:
     rec(ok, V1, "prod-cluster", "production", "api")
     rec(ok, V1, "prod-cluster", "production", "web")
     rec(ok, V1, "prod-cluster", "staging", "api")  # another stage: never in this diff
@@ -327,8 +327,15 @@ def test_diff_in_time_and_omitted_to_options_take_the_from_values(ok: Invoke, cl
         ("cron", "prod-cluster", "production", None, V3, "added"),
         ("web", "prod-cluster", "production", V1, None, "removed"),
     ]
-    # --to-at omitted takes --from-at: both sides at the same instant.
-    assert {r["change"] for r in diff(ok, *where, "--from-at", yesterday)} == {"same"}
+    # --to-at omitted is now (issue 9: it used to take --from-at, and everything was same).
+    assert diff(ok, *where, "--from-at", yesterday) == rows
+    # --from-at omitted is now too: --to-at alone compares now with then.
+    back_then = diff(ok, *where, "--to-at", yesterday)
+    assert [(r["deployment_name"], r["change"]) for r in back_then] == [
+        ("api", "changed"),
+        ("cron", "removed"),
+        ("web", "added"),
+    ]
     # Relative ages work on both sides; to the past is the mirror image.
     back = diff(ok, *where, "--from-at", "0s", "--to-at", "1h30m")
     assert [(r["deployment_name"], r["change"]) for r in back] == [

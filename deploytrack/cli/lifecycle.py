@@ -159,7 +159,7 @@ def deployment_rollback(
     help="Stage of the second side (default: --from-logical-env).",
 )
 @click.option(
-    "--to-at", type=TIME_END, default=None, help="Time of the second side (default: --from-at)."
+    "--to-at", type=TIME_END, default=None, help="Time of the second side (default: now)."
 )
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs (as git diff).")
 @output_option
@@ -179,6 +179,7 @@ def deployment_diff(
 
     Rows are matched on deployment name and kind, plus environment (stage) when
     --from-env (--from-logical-env) is not given. change: added, removed, changed, same.
+    Each side's time is now unless given: --from-at 1d shows what changed since yesterday.
     """
     from deploytrack.services import lifecycle
 
