@@ -189,6 +189,32 @@ def test_status_filters(ok: Invoke, run: Invoke, db_path: Path) -> None:
     assert snapshot(db_path) == before
 
 
+def test_status_exit_code_is_1_when_any_row_is_stale(
+    ok: Invoke, run: Invoke, clock: Clock, db_path: Path
+) -> None:
+    """Issue 9: `status --exit-code` for cron and CI alerts, as `git diff --exit-code`."""
+    assert run("status", "--exit-code").exit_code == 0  # nothing runs: nothing is stale
+    rec(ok, V1, "prod-cluster", "production", "api")
+    clock.advance(hours=2)
+    rec(ok, V2, "stage-cluster", "staging", "api")
+    before = snapshot(db_path)
+    for output in ("table", "json"):
+        plain = ok("status", "-o", output)
+        fresh = run("status", "--exit-code", "-o", output)
+        assert (fresh.exit_code, fresh.stdout, fresh.stderr) == (0, plain.stdout, plain.stderr)
+        alert = run("status", "--exit-code", "--stale-after", "1h", "-o", output)
+        same = ok("status", "--stale-after", "1h", "-o", output)
+        assert (alert.exit_code, alert.stdout, alert.stderr) == (1, same.stdout, "")
+        assert "STALE" in same.stdout or '"stale": true' in same.stdout
+    # Only the rows shown count: the stale one filtered out is no alert.
+    shown = run("status", "--exit-code", "--stale-after", "1h", "--env", "stage-cluster")
+    assert shown.exit_code == 0
+    # A refusal is still exit 1 with its Error line; a usage error exit 2.
+    assert_refused(run("status", "--exit-code", "--env", "nowhere"), contains="'nowhere'")
+    assert_refused(run("status", "--exit-code", "--stale-after", "soon"), code=2)
+    assert snapshot(db_path) == before
+
+
 def test_status_when_nothing_runs(ok: Invoke) -> None:
     result = ok("status")
     assert result.stdout == ""

@@ -222,6 +222,9 @@ def deployment_diff(
     show_default=True,
     help="STALE when the last heartbeat is older (30m, 24h, 7d, 1h30m).",
 )
+@click.option(
+    "--exit-code", is_flag=True, help="Exit 1 when any row is STALE (for cron and CI alerts)."
+)
 @output_option
 @pass_app
 def status(
@@ -229,14 +232,20 @@ def status(
     environment: str | None,
     logical_environment: str | None,
     stale_after: int,
+    exit_code: bool,
     output: str,
 ) -> None:
-    """Every active deployment by environment and stage, with the age of its last heartbeat."""
+    """Every active deployment by environment and stage, with the age of its last heartbeat.
+
+    --exit-code: exit 1 when any row is stale, 0 otherwise, with the same output (as
+    'git diff --exit-code').
+    """
     from deploytrack.services import lifecycle
 
     report = lifecycle.status(app.store, environment, logical_environment, stale_after)
     if output == "json":
         print_json(report.rows)
+        _exit_if_stale(report, exit_code)
         return
     if not report.rows:
         click.echo("No active deployments.", err=True)
@@ -268,3 +277,9 @@ def status(
         f"\n{len(report.rows)} active deployment(s), {stale} stale (no heartbeat for more than "
         f"{age(report.stale_after)})."
     )
+    _exit_if_stale(report, exit_code)
+
+
+def _exit_if_stale(report: Any, exit_code: bool) -> None:
+    if exit_code and any(row.stale for row in report.rows):
+        sys.exit(1)
