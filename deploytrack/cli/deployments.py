@@ -1,4 +1,4 @@
-"""`deployment` commands: record, list, describe."""
+"""`deployment` commands: record, decommission, list, describe."""
 
 from __future__ import annotations
 
@@ -101,6 +101,11 @@ def deployment_record(
     result = deployments.record(
         app.store, key, digest or "", artifact_ref=artifact_ref, status=status
     )
+    _show_result(result, output)
+
+
+def _show_result(result: Any, output: str) -> None:
+    """What record() did: one sentence, or the RecordResult as JSON."""
     if output == "json":
         print_json(result)
         return
@@ -122,6 +127,33 @@ def deployment_record(
         click.echo(f"Decommissioned deployment {view.id}: {_summary(view)}.")
     else:
         click.echo(f"Deployment {view.id} was already decommissioned: nothing changed.")
+
+
+@deployment.command("decommission")
+@click.option("--env", "environment", required=True, help="Environment name.")
+@click.option("--logical-env", "logical_environment", required=True, help="Logical environment.")
+@click.option("--deployment-name", required=True, help="What stopped running, e.g. api-server.")
+@click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
+@output_option
+@pass_app
+def deployment_decommission(
+    app: App,
+    environment: str,
+    logical_environment: str,
+    deployment_name: str,
+    kind: str,
+    output: str,
+) -> None:
+    """Record that a slot stopped running whatever it ran (no digest needed).
+
+    The same as 'deployment record --status decommissioned --digest D' with the digest the
+    slot runs. A slot already decommissioned is left unchanged (exit 0); a slot that never
+    ran anything is refused.
+    """
+    from deploytrack.services import deployments
+
+    key = deployments.Key(environment, logical_environment, deployment_name, kind.upper())
+    _show_result(deployments.decommission(app.store, key), output)
 
 
 @deployment.command("list")

@@ -177,6 +177,30 @@ def record(
         return RecordResult("superseded", view(created), view(previous))
 
 
+def decommission(store: Store, key: Key) -> RecordResult:
+    """Decommission whatever the slot runs, without naming its digest.
+
+    The digest is read from the slot and handed to `record()`, in the same transaction, so
+    the rule is record's own: the active record ends; a slot whose last record is already
+    decommissioned is `unchanged`. A slot that never ran anything is refused.
+    """
+    validate.kind(key.kind)
+    validate.deployment_name(key.deployment_name)
+    with store.write():
+        env = environments.get(store, key.environment)
+        stage = logical_environments.get(store, key.logical_environment)
+        in_key = queries.in_slot(env.id, stage.id, key.deployment_name, key.kind)
+        # The newest record of a slot is its active one, or the one that was decommissioned
+        # (a superseded record always has a newer one).
+        newest = Deployment.select().where(in_key).order_by(Deployment.id.desc()).first()
+        if newest is None:
+            raise ServiceError(
+                f"nothing to decommission: {key} has no records (see 'deploytrack deployment "
+                f"list --env {key.environment} --logical-env {key.logical_environment}')"
+            )
+        return record(store, key, newest.digest, status=DECOMMISSIONED)
+
+
 def _decommission(key, digest, in_key, active, now, view) -> RecordResult:
     if active is not None and active.digest == digest:
         ended = max(now, active.last_seen_at)
