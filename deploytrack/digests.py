@@ -68,3 +68,49 @@ def normalize_any(value: str) -> str | None:
 def short(digest: str, length: int = 12) -> str:
     algorithm, _, rest = digest.partition(":")
     return f"{algorithm}:{rest[:length]}"
+
+
+# A lookup may give fewer digits than the whole digest: git's rule of thumb, enough to be
+# unique in practice and short enough to type from a table that shows 12.
+MIN_PREFIX_HEX = 8
+
+
+def normalize_lookup(value: str) -> str:
+    """A digest as typed to look one up, in canonical form: `sha256:<hex>` (hex lower-cased),
+    where the hex may be a prefix of at least MIN_PREFIX_HEX digits. Without an algorithm
+    it is sha256; other hash functions need their name (`sha512:...`); an algorithm whose
+    values are not hex (gitCommit...) matches only in full. Pure: a click type as is.
+
+    Raises ValueError with a message fit for the user.
+    """
+    text = value.strip()
+    algorithm, sep, rest = text.partition(":")
+    if not sep:
+        algorithm, rest = "sha256", text
+    length = HEX_LENGTHS.get(algorithm.lower())
+    if length is None:
+        full = normalize_any(text)
+        if full is None:
+            raise ValueError(
+                f"invalid digest {value[:80]!r}: use <algorithm>:<hex>, e.g. sha256:<64 hex "
+                f"digits>, or at least {MIN_PREFIX_HEX} of its first hex digits"
+            )
+        return full
+    if not rest or not _HEX_RE.fullmatch(rest) or len(rest) > length:
+        raise ValueError(
+            f"invalid digest {value[:80]!r}: use {algorithm.lower()}:<{length} hex digits> or at "
+            f"least {MIN_PREFIX_HEX} of its first hex digits"
+        )
+    if len(rest) < MIN_PREFIX_HEX:
+        raise ValueError(
+            f"digest prefix {value[:80]!r} is too short: give at least {MIN_PREFIX_HEX} hex "
+            "digits (or the whole digest)"
+        )
+    return f"{algorithm.lower()}:{rest.lower()}"
+
+
+def is_complete(digest: str) -> bool:
+    """Whether a normalized lookup is a whole digest rather than a prefix of one."""
+    algorithm, _, rest = digest.partition(":")
+    length = HEX_LENGTHS.get(algorithm)
+    return length is None or len(rest) == length

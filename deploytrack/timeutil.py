@@ -85,10 +85,27 @@ def parse_duration(text: str) -> int:
 
 
 def parse_time(text: str, now: int | None = None) -> int:
-    """When `text` names, in microseconds: an RFC 3339 time with a zone
+    """The first microsecond `text` names (see parse_time_span)."""
+    return parse_time_span(text, now)[0]
+
+
+# How long the last unit written lasts, less one microsecond: a time to the minute is that
+# whole minute, to the second that whole second; a fraction is an instant.
+_TO_MINUTE_US = 60 * 1_000_000 - 1
+_TO_SECOND_US = 1_000_000 - 1
+
+
+def parse_time_span(text: str, now: int | None = None) -> tuple[int, int]:
+    """The first and last microsecond `text` names: an RFC 3339 time with a zone
     (`2026-11-20T14:00:00Z`, `2026-11-20 16:00:00+02:00`, fractions allowed), `now`, or an
     age such as `90m`, `2h`, `3d`, `1h30m` meaning that long before `now`. A time without
     a zone is refused: on a server in UTC and a laptop in Paris it would mean two instants.
+
+    Tables print whole seconds, so a time written to the second (`14:00:00Z`) names that
+    whole second, [14:00:00.000000, 14:00:00.999999], and to the minute the whole minute;
+    `--at` and `--until` then take the last microsecond, `--since` the first, and the time
+    copied from a table finds the record created in it. With a fraction, `now` or an age
+    the first and last are the same instant.
 
     Raises ValueError with a message fit for the user.
     """
@@ -97,22 +114,33 @@ def parse_time(text: str, now: int | None = None) -> int:
     value = text.strip()
     current = now_us() if now is None else now
     if value.lower() == "now":
-        return current
+        return current, current
     if re.fullmatch(r"(\d+[smhdwSMHDW])+", value):
-        return current - parse_duration(value)
+        moment_us = current - parse_duration(value)
+        return moment_us, moment_us
     moment = None
     # RFC 3339 allows "t" and "z" in lower case; Python reads "T", " " and "Z".
-    if re.fullmatch(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d:?\d\d)", value):
+    written = re.fullmatch(
+        r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d:?\d\d)", value
+    )
+    if written:
         try:
             moment = datetime.fromisoformat(value.upper())
         except ValueError:
             moment = None
-    if moment is None or moment.tzinfo is None:
+    if written is None or moment is None or moment.tzinfo is None:
         raise ValueError(
             f"invalid time {text[:40]!r}: use RFC 3339 with a zone (2026-11-20T14:00:00Z, "
             "2026-11-20T16:00:00+02:00), now, or an age such as 90m, 2h or 3d"
         )
+    if written.group(2):
+        length = 0
+    elif written.group(1):
+        length = _TO_SECOND_US
+    else:
+        length = _TO_MINUTE_US
     try:
-        return to_us(moment.astimezone(UTC))
+        first = to_us(moment.astimezone(UTC))
     except OverflowError:
         raise ValueError(f"invalid time {text[:40]!r}: out of range") from None
+    return first, first + length

@@ -656,7 +656,8 @@ def test_list_by_unknown_digest_is_empty(ok: Invoke) -> None:
 @pytest.mark.parametrize("bad", ["nonsense", "sha256", ":abc", "sha256:abc def"])
 def test_list_by_invalid_digest_is_refused(run: Invoke, ok: Invoke, bad: str) -> None:
     ok("attestation", "import", str(FULL))
-    assert_refused(run("attestation", "list", "--digest", bad), contains="invalid digest")
+    # A malformed value is a usage error, as any bad option value is (exit 2).
+    assert_refused(run("attestation", "list", "--digest", bad), code=2, contains="invalid digest")
 
 
 # --- describe ------------------------------------------------------------------------------------
@@ -697,24 +698,27 @@ def test_describe_by_digest_or_unique_prefix(ok: Invoke, form: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "reason"),
+    ("query", "code", "reason"),
     [
-        ("sha256:" + "0" * 64, "no attestation"),
-        ("0123abcd", "no attestation"),  # a well-formed prefix nobody has (checked below)
-        ("sha256:1234567", "at least 8 hex digits"),
-        ("1234567", "at least 8 hex digits"),
-        ("", "invalid attestation digest"),
-        ("sha256:xyz12345", "invalid attestation digest"),
-        ("sha256:" + "a" * 65, "invalid attestation digest"),
-        ("sha512:" + "a" * 128, "invalid attestation digest"),
+        ("sha256:" + "0" * 64, 1, "no attestation"),
+        ("0123abcd", 1, "no attestation"),  # a well-formed prefix nobody has (checked below)
+        ("sha512:" + "a" * 128, 1, "invalid attestation digest"),
+        # Malformed values and short prefixes are usage errors, before the database opens.
+        ("sha256:1234567", 2, "at least 8 hex digits"),
+        ("1234567", 2, "at least 8 hex digits"),
+        ("", 2, "invalid digest"),
+        ("sha256:xyz12345", 2, "invalid digest"),
+        ("sha256:" + "a" * 65, 2, "invalid digest"),
     ],
 )
-def test_describe_refusals(run: Invoke, ok: Invoke, db_path: Path, query: str, reason: str) -> None:
+def test_describe_refusals(
+    run: Invoke, ok: Invoke, db_path: Path, query: str, code: int, reason: str
+) -> None:
     import_json(ok, str(FULL), str(SLSA))
     assert not any(v["digest"].startswith("sha256:0123abcd") for v in list_json(ok))
     before = snapshot(db_path)
     result = run("attestation", "describe", query)
-    assert_refused(result, contains=reason)
+    assert_refused(result, code=code, contains=reason)
     assert_unchanged(db_path, before, result)
 
 
@@ -746,7 +750,7 @@ def test_describe_ambiguous_prefix_is_refused(
     )
     before = snapshot(db_path)
     result = run("attestation", "describe", sha256_hex(first)[:15])
-    assert_refused(result, contains="several attestations")
+    assert_refused(result, contains="matches 2 attestations")
     assert_unchanged(db_path, before, result)
     # One more digit than they share tells them apart.
     a, b = sha256_hex(first), sha256_hex(second)
@@ -813,7 +817,7 @@ def test_download_unknown_digest_is_refused(
     before = snapshot(db_path)
     target = tmp_path / "never.json"
     result = run("artifact", "download", "--digest", digest, "--output", str(target))
-    assert_refused(result)
+    assert_refused(result, code=2 if digest == "not-a-digest" else 1)
     assert not target.exists()
     assert_unchanged(db_path, before, result)
     assert run("artifact", "download", "--digest", digest).stdout_bytes == b""

@@ -60,7 +60,8 @@ def test_a_created_stage_is_not_a_default(ok: Invoke) -> None:
     created = as_json(
         ok("logical-environment", "create", "--name", "canary", "--description", "1%", "-o", "json")
     )
-    assert list(created) == LOGICAL_FIELDS
+    assert list(created) == [*LOGICAL_FIELDS, "created"]
+    assert created.pop("created") is True
     assert created["is_default"] is False
     assert created["description"] == "1%"
     shown = as_json(ok("logical-environment", "describe", "--name", "canary", "-o", "json"))
@@ -93,7 +94,8 @@ def test_environment_life_cycle(ok: Invoke, run: Invoke, db_path: Path) -> None:
             "json",
         )
     )
-    assert list(created) == ENVIRONMENT_FIELDS
+    assert list(created) == [*ENVIRONMENT_FIELDS, "created"]
+    assert created.pop("created") is True
     assert created["name"] == "prod-eu-1"
     assert created["description"] == "EU cluster"
     assert created["type"] == "kubernetes"
@@ -106,6 +108,8 @@ def test_environment_life_cycle(ok: Invoke, run: Invoke, db_path: Path) -> None:
     updated = as_json(
         ok("environment", "update", "--name", "prod-eu-1", "--description", "moved", "-o", "json")
     )
+    assert list(updated) == [*ENVIRONMENT_FIELDS, "changed"]
+    assert updated["changed"] is True
     assert updated["description"] == "moved"
     assert updated["type"] == "kubernetes"
     assert updated["created_at"] == created["created_at"]
@@ -422,3 +426,68 @@ def test_if_not_exists_makes_create_idempotent(
     assert_refused(run(group, "create", "--name", "shared"), contains="already exists")
     fresh = ok(group, "create", "--name", "fresh", "--if-not-exists")
     assert fresh.stdout.startswith("Created")
+
+
+# --- honest no-ops (issue 9) -------------------------------------------------------------------
+
+ENV = ("environment", "Environment")
+STAGE = ("logical-environment", "Logical environment")
+
+
+@pytest.mark.parametrize(
+    ("group", "label", "same", "other"),
+    [
+        (*ENV, ["--description", "d", "--type", "ecs"], ["--type", "server"]),
+        (*ENV, ["--type", "ecs"], ["--description", "new"]),
+        (*STAGE, ["--description", "d"], ["--description", "e"]),
+    ],
+)
+def test_update_with_the_values_it_has_is_unchanged(
+    ok: Invoke, db_path: Path, group: str, label: str, same: list[str], other: list[str]
+) -> None:
+    extra = ["--type", "ecs"] if group == "environment" else []
+    ok(group, "create", "--name", "shared", "--description", "d", *extra)
+    before = snapshot(db_path)
+    table = ok(group, "update", "--name", "shared", *same)
+    assert table.stdout.startswith(f"{label} shared already has th")
+    assert table.stdout.rstrip().endswith(": unchanged.")
+    body = as_json(ok(group, "update", "--name", "shared", *same, "-o", "json"))
+    assert body["changed"] is False
+    shown = as_json(ok(group, "describe", "--name", "shared", "-o", "json"))
+    assert {k: v for k, v in body.items() if k != "changed"} == shown
+    assert snapshot(db_path) == before  # updated_at did not move
+    changed = as_json(ok(group, "update", "--name", "shared", *other, "-o", "json"))
+    assert changed["changed"] is True
+    assert changed["updated_at"] > shown["updated_at"]
+
+
+@pytest.mark.parametrize(
+    ("group", "extra", "given", "warning"),
+    [
+        ("environment", ["--type", "kubernetes"], ["--type", "ecs"],
+         "Warning: environment shared exists with type kubernetes; nothing changed"),
+        ("environment", ["--type", "kubernetes"], ["--description", "other", "--type", "ecs"],
+         "Warning: environment shared exists with type kubernetes and description 'first'; "
+         "nothing changed"),
+        ("logical-environment", [], ["--description", "other"],
+         "Warning: logical environment shared exists with description 'first'; nothing changed"),
+    ],
+)  # fmt: skip
+def test_if_not_exists_with_other_values_warns(
+    ok: Invoke, db_path: Path, group: str, extra: list[str], given: list[str], warning: str
+) -> None:
+    ok(group, "create", "--name", "shared", "--description", "first", *extra)
+    before = snapshot(db_path)
+    for output in ("table", "json"):
+        again = ok(group, "create", "--name", "shared", *given, "--if-not-exists", "-o", output)
+        assert again.stderr == warning + "\n"
+    assert json.loads(again.stdout)["created"] is False
+    assert json.loads(again.stdout)["description"] == "first"
+    # The same values, or none given: nothing to warn about.
+    for quiet in (["--description", "first", *extra], []):
+        same = ok(group, "create", "--name", "shared", *quiet, "--if-not-exists")
+        assert same.stderr == ""
+        assert "already exists: unchanged" in same.stdout
+    assert snapshot(db_path) == before
+    made = ok(group, "create", "--name", "fresh", *given, "--if-not-exists", "-o", "json")
+    assert (json.loads(made.stdout)["created"], made.stderr) == (True, "")

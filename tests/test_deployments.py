@@ -571,6 +571,98 @@ def test_decommission_of_another_digest_after_a_decommission_is_refused(
     assert snapshot(db_path) == before
 
 
+# --- decommission without the digest (issue 9) --------------------------------------------------
+
+
+def decommission_slot(run: Invoke, *extra: str, name: str = "api") -> Any:
+    return run("deployment", "decommission", "--env", "cluster", "--logical-env", "production",
+               "--deployment-name", name, "--kind", "CONTAINER_IMAGE", *extra)  # fmt: skip
+
+
+def test_decommission_command_ends_what_the_slot_runs(
+    ok: Invoke, record: Record, run: Invoke, db_path: Path
+) -> None:
+    record(NGINX_FULL)
+    made = record(NGINX_GIT)["deployment"]  # the slot runs NGINX_GIT now
+    result = decommission_slot(run, "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    body = as_json(result)
+    # The shape of record's decommission, through the same rule.
+    record(NGINX_FULL, name="web")
+    same_rule = as_json(
+        ok(
+            "deployment",
+            "record",
+            "--env",
+            "cluster",
+            "--logical-env",
+            "production",
+            "--deployment-name",
+            "web",
+            "--kind",
+            "CONTAINER_IMAGE",
+            "--digest",
+            NGINX_FULL,
+            "--status",
+            "decommissioned",
+            "-o",
+            "json",
+        )
+    )
+    assert list(body) == list(same_rule) == ["action", "deployment", "previous"]
+    assert (body["action"], body["previous"]) == ("decommissioned", None)
+    assert_deployment_json(body["deployment"])
+    assert (body["deployment"]["id"], body["deployment"]["digest"]) == (made["id"], NGINX_GIT)
+    stored = rows(db_path)[made["id"]]
+    assert (stored["status"], stored["superseded_by"]) == ("decommissioned", None)
+    assert stored["ended_at"] >= stored["last_seen_at"]
+    table = decommission_slot(run, name="web")
+    assert table.stdout.startswith("Deployment ")  # web was decommissioned by record above
+    record(NGINX_FULL, name="web")
+    table = decommission_slot(run, name="web")
+    assert table.exit_code == 0, table.stderr
+    assert table.stdout.startswith("Decommissioned deployment ")
+    assert "web (CONTAINER_IMAGE) sha256:264f55a6ff9c in cluster/production." in table.stdout
+
+
+def test_decommission_command_on_a_decommissioned_slot_changes_nothing(
+    record: Record, run: Invoke, db_path: Path
+) -> None:
+    made = record(NGINX_FULL)["deployment"]
+    assert decommission_slot(run).exit_code == 0
+    before = snapshot(db_path)
+    again = decommission_slot(run)
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout == f"Deployment {made['id']} was already decommissioned: nothing changed.\n"
+    assert again.stderr == ""
+    body = as_json(decommission_slot(run, "-o", "json"))
+    assert (body["action"], body["deployment"]["id"]) == ("unchanged", made["id"])
+    assert snapshot(db_path) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            (),
+            1,
+            "nothing to decommission: api (CONTAINER_IMAGE) in cluster/production has no records",
+        ),
+        (("--env", "nowhere"), 1, "environment 'nowhere' does not exist"),
+        (("--logical-env", "nowhen"), 1, "logical environment 'nowhen' does not exist"),
+        (("--kind", "jar"), 2, "--kind"),
+        (("--digest", NGINX_FULL), 2, "--digest"),
+    ],
+)
+def test_decommission_command_refusals(
+    record: Record, run: Invoke, db_path: Path, args: tuple[str, ...], code: int, message: str
+) -> None:
+    record(NGINX_FULL, name="web")  # another slot of the same environment and stage
+    before = snapshot(db_path)
+    assert_refused(decommission_slot(run, *args), code=code, contains=message)
+    assert snapshot(db_path) == before
+
+
 @pytest.mark.parametrize("digest", [NGINX_FULL, NGINX_GIT])
 def test_recording_after_a_decommission_opens_a_new_record(
     record: Record, run: Invoke, db_path: Path, digest: str
@@ -711,7 +803,10 @@ def test_empty_list(ok: Invoke, args: tuple[str, ...]) -> None:
     [
         (("--env", "nowhere"), 1, "environment 'nowhere' does not exist"),
         (("--logical-env", "nowhen"), 1, "logical environment 'nowhen' does not exist"),
-        (("--digest", "sha256:abc"), 1, "sha256:<64 hex digits>"),
+        (("--digest", "sha256:abc"), 2, "at least 8 hex digits"),
+        (("--digest", "abc1234"), 2, "at least 8 hex digits"),
+        (("--digest", "sha256:xyz12345"), 2, "invalid digest"),
+        (("--digest", "sha256:" + "a" * 65), 2, "invalid digest"),
         (("--kind", "jar"), 2, "--kind"),
         (("--limit", "0"), 2, "--limit"),
         (("--limit", "many"), 2, "--limit"),

@@ -156,16 +156,16 @@ def test_material_files_of_created_attestations(ok: Invoke, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("digest", "message"),
+    ("digest", "code", "message"),
     [
-        ("sha256:" + "0" * 64, "nothing in the evidence store or the deployment records names"),
-        ("sha256:xyz", "invalid digest"),
-        ("nodigest", "invalid digest"),
+        ("sha256:" + "0" * 64, 1, "nothing in the evidence store or the deployment records names"),
+        ("sha256:xyz", 2, "invalid digest"),  # a malformed argument is a usage error
+        ("nodigest", 2, "invalid digest"),
     ],
 )
-def test_discover_refusals(ok: Invoke, run: Invoke, digest: str, message: str) -> None:
+def test_discover_refusals(ok: Invoke, run: Invoke, digest: str, code: int, message: str) -> None:
     ok("attestation", "import", str(FULL))
-    assert_refused(run("discover", digest), contains=message)
+    assert_refused(run("discover", digest), code=code, contains=message)
 
 
 def test_projects_versions_workflows_artifacts_and_where_they_run(

@@ -189,6 +189,32 @@ def test_status_filters(ok: Invoke, run: Invoke, db_path: Path) -> None:
     assert snapshot(db_path) == before
 
 
+def test_status_exit_code_is_1_when_any_row_is_stale(
+    ok: Invoke, run: Invoke, clock: Clock, db_path: Path
+) -> None:
+    """Issue 9: `status --exit-code` for cron and CI alerts, as `git diff --exit-code`."""
+    assert run("status", "--exit-code").exit_code == 0  # nothing runs: nothing is stale
+    rec(ok, V1, "prod-cluster", "production", "api")
+    clock.advance(hours=2)
+    rec(ok, V2, "stage-cluster", "staging", "api")
+    before = snapshot(db_path)
+    for output in ("table", "json"):
+        plain = ok("status", "-o", output)
+        fresh = run("status", "--exit-code", "-o", output)
+        assert (fresh.exit_code, fresh.stdout, fresh.stderr) == (0, plain.stdout, plain.stderr)
+        alert = run("status", "--exit-code", "--stale-after", "1h", "-o", output)
+        same = ok("status", "--stale-after", "1h", "-o", output)
+        assert (alert.exit_code, alert.stdout, alert.stderr) == (1, same.stdout, "")
+        assert "STALE" in same.stdout or '"stale": true' in same.stdout
+    # Only the rows shown count: the stale one filtered out is no alert.
+    shown = run("status", "--exit-code", "--stale-after", "1h", "--env", "stage-cluster")
+    assert shown.exit_code == 0
+    # A refusal is still exit 1 with its Error line; a usage error exit 2.
+    assert_refused(run("status", "--exit-code", "--env", "nowhere"), contains="'nowhere'")
+    assert_refused(run("status", "--exit-code", "--stale-after", "soon"), code=2)
+    assert snapshot(db_path) == before
+
+
 def test_status_when_nothing_runs(ok: Invoke) -> None:
     result = ok("status")
     assert result.stdout == ""
@@ -310,7 +336,7 @@ def test_diff_matches_on_stage_when_the_side_does_not_fix_one(ok: Invoke, estate
     ]
 
 
-def test_diff_in_time_and_omitted_to_options_take_the_from_values(ok: Invoke, clock: Clock) -> None:
+def test_diff_in_time_and_omitted_to_places_take_the_from_values(ok: Invoke, clock: Clock) -> None:
     rec(ok, V1, "prod-cluster", "production", "api")
     rec(ok, V1, "prod-cluster", "production", "web")
     rec(ok, V1, "prod-cluster", "staging", "api")  # another stage: never in this diff
@@ -327,8 +353,15 @@ def test_diff_in_time_and_omitted_to_options_take_the_from_values(ok: Invoke, cl
         ("cron", "prod-cluster", "production", None, V3, "added"),
         ("web", "prod-cluster", "production", V1, None, "removed"),
     ]
-    # --to-at omitted takes --from-at: both sides at the same instant.
-    assert {r["change"] for r in diff(ok, *where, "--from-at", yesterday)} == {"same"}
+    # --to-at omitted is now (issue 9: it used to take --from-at, and everything was same).
+    assert diff(ok, *where, "--from-at", yesterday) == rows
+    # --from-at omitted is now too: --to-at alone compares now with then.
+    back_then = diff(ok, *where, "--to-at", yesterday)
+    assert [(r["deployment_name"], r["change"]) for r in back_then] == [
+        ("api", "changed"),
+        ("cron", "removed"),
+        ("web", "added"),
+    ]
     # Relative ages work on both sides; to the past is the mirror image.
     back = diff(ok, *where, "--from-at", "0s", "--to-at", "1h30m")
     assert [(r["deployment_name"], r["change"]) for r in back] == [

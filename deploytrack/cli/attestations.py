@@ -11,7 +11,7 @@ import click
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
-from deploytrack.digests import short
+from deploytrack.digests import normalize_lookup, short
 
 
 def _read_input(path: str, limit: int) -> bytes:
@@ -119,7 +119,13 @@ def attestation_import(
 @attestation.command("list")
 @click.option("--project", default=None, help="Only this project.")
 @click.option("--version", "version", default=None, help="Only this project version.")
-@click.option("--digest", default=None, help="Only attestations naming this digest.")
+@click.option(
+    "--digest",
+    type=normalize_lookup,
+    metavar="DIGEST",
+    default=None,
+    help="Only attestations naming this digest (or a unique prefix of 8+ hex digits).",
+)
 @output_option
 @pass_app
 def attestation_list(
@@ -200,7 +206,7 @@ def show_attestation(view: Any) -> None:
 
 
 @attestation.command("describe")
-@click.argument("digest")
+@click.argument("digest", type=normalize_lookup)
 @output_option
 @pass_app
 def attestation_describe(app: App, digest: str, output: str) -> None:
@@ -220,7 +226,13 @@ def artifact() -> None:
 
 
 @artifact.command("download")
-@click.option("--digest", required=True, help="sha256 digest of the stored bytes.")
+@click.option(
+    "--digest",
+    required=True,
+    type=normalize_lookup,
+    metavar="DIGEST",
+    help="sha256 digest of the stored bytes (or a unique prefix of 8+ hex digits).",
+)
 @click.option(
     "--output",
     "destination",

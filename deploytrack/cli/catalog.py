@@ -19,6 +19,29 @@ _IF_NOT_EXISTS = click.option(
 )
 
 
+def _print_json_with(view: Any, flag: str, value: bool) -> None:
+    """The view's JSON shape plus one flag (`created` or `changed`) telling what happened."""
+    from deploytrack.cli.output import jsonable
+
+    print_json({**jsonable(view), flag: value})
+
+
+def _warn_if_different(label: str, view: Any, description: str | None, **given: Any) -> None:
+    """--if-not-exists on a name that exists with other values: say so, change nothing."""
+    differ = [
+        f"{k} {getattr(view, k)}"
+        for k, v in given.items()
+        if v is not None and v != getattr(view, k)
+    ]
+    if description is not None and description != view.description:
+        differ.append(f"description {view.description!r}")
+    if differ:
+        click.echo(
+            f"Warning: {label} {view.name} exists with {' and '.join(differ)}; nothing changed",
+            err=True,
+        )
+
+
 def _show(view: Any, output: str) -> None:
     if output == "json":
         print_json(view)
@@ -39,22 +62,35 @@ def environment() -> None:
 
 @environment.command("create")
 @_NAME
-@click.option("--description", default="", help="Free text.")
+@click.option("--description", default=None, help="Free text.  [default: empty]")
 @click.option(
-    "--type", "type_", type=click.Choice(ENVIRONMENT_TYPES), default="custom", show_default=True
+    "--type",
+    "type_",
+    type=click.Choice(ENVIRONMENT_TYPES),
+    default=None,
+    help="Infrastructure type.  [default: custom]",
 )
 @_IF_NOT_EXISTS
 @output_option
 @pass_app
 def environment_create(
-    app: App, name: str, description: str, type_: str, if_not_exists: bool, output: str
+    app: App,
+    name: str,
+    description: str | None,
+    type_: str | None,
+    if_not_exists: bool,
+    output: str,
 ) -> None:
     """Create an environment."""
     from deploytrack.services.catalog import environments
 
-    view, created = environments.create(app.store, name, description, type_, exist_ok=if_not_exists)
+    view, created = environments.create(
+        app.store, name, description or "", type_ or "custom", exist_ok=if_not_exists
+    )
+    if not created:
+        _warn_if_different("environment", view, description, type=type_)
     if output == "json":
-        print_json(view)
+        _print_json_with(view, "created", created)
     elif created:
         click.echo(f"Created environment {view.name} ({view.type}).")
     else:
@@ -104,11 +140,13 @@ def environment_update(
 
     if description is None and type_ is None:
         raise click.UsageError("give --description or --type (or both)")
-    view = environments.update(app.store, name, description, type_)
+    view, changed = environments.update(app.store, name, description, type_)
     if output == "json":
-        print_json(view)
-    else:
+        _print_json_with(view, "changed", changed)
+    elif changed:
         click.echo(f"Updated environment {view.name}.")
+    else:
+        click.echo(f"Environment {view.name} already has these values: unchanged.")
 
 
 @environment.command("delete")
@@ -133,19 +171,23 @@ def logical_environment() -> None:
 
 @logical_environment.command("create")
 @_NAME
-@click.option("--description", default="", help="Free text.")
+@click.option("--description", default=None, help="Free text.  [default: empty]")
 @_IF_NOT_EXISTS
 @output_option
 @pass_app
-def logical_create(app: App, name: str, description: str, if_not_exists: bool, output: str) -> None:
+def logical_create(
+    app: App, name: str, description: str | None, if_not_exists: bool, output: str
+) -> None:
     """Create a logical environment."""
     from deploytrack.services.catalog import logical_environments
 
     view, created = logical_environments.create(
-        app.store, name, description, exist_ok=if_not_exists
+        app.store, name, description or "", exist_ok=if_not_exists
     )
+    if not created:
+        _warn_if_different("logical environment", view, description)
     if output == "json":
-        print_json(view)
+        _print_json_with(view, "created", created)
     elif created:
         click.echo(f"Created logical environment {view.name}.")
     else:
@@ -193,11 +235,13 @@ def logical_update(app: App, name: str, description: str, output: str) -> None:
     """Change a logical environment's description."""
     from deploytrack.services.catalog import logical_environments
 
-    view = logical_environments.update(app.store, name, description)
+    view, changed = logical_environments.update(app.store, name, description)
     if output == "json":
-        print_json(view)
-    else:
+        _print_json_with(view, "changed", changed)
+    elif changed:
         click.echo(f"Updated logical environment {view.name}.")
+    else:
+        click.echo(f"Logical environment {view.name} already has this description: unchanged.")
 
 
 @logical_environment.command("delete")

@@ -1,4 +1,4 @@
-"""`deployment` commands: record, list, describe."""
+"""`deployment` commands: record, decommission, list, describe."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
 from deploytrack.cli.registry_options import registry_options
-from deploytrack.cli.times import TIME
-from deploytrack.digests import short
+from deploytrack.cli.times import TIME, TIME_END
+from deploytrack.digests import normalize_lookup, short
 from deploytrack.services.validate import KINDS
 
 if TYPE_CHECKING:
@@ -101,6 +101,11 @@ def deployment_record(
     result = deployments.record(
         app.store, key, digest or "", artifact_ref=artifact_ref, status=status
     )
+    _show_result(result, output)
+
+
+def _show_result(result: Any, output: str) -> None:
+    """What record() did: one sentence, or the RecordResult as JSON."""
     if output == "json":
         print_json(result)
         return
@@ -124,17 +129,50 @@ def deployment_record(
         click.echo(f"Deployment {view.id} was already decommissioned: nothing changed.")
 
 
+@deployment.command("decommission")
+@click.option("--env", "environment", required=True, help="Environment name.")
+@click.option("--logical-env", "logical_environment", required=True, help="Logical environment.")
+@click.option("--deployment-name", required=True, help="What stopped running, e.g. api-server.")
+@click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
+@output_option
+@pass_app
+def deployment_decommission(
+    app: App,
+    environment: str,
+    logical_environment: str,
+    deployment_name: str,
+    kind: str,
+    output: str,
+) -> None:
+    """Record that a slot stopped running whatever it ran (no digest needed).
+
+    The same as 'deployment record --status decommissioned --digest D' with the digest the
+    slot runs. A slot already decommissioned is left unchanged (exit 0); a slot that never
+    ran anything is refused.
+    """
+    from deploytrack.services import deployments
+
+    key = deployments.Key(environment, logical_environment, deployment_name, kind.upper())
+    _show_result(deployments.decommission(app.store, key), output)
+
+
 @deployment.command("list")
 @click.option("--env", "environment", default=None, help="Only this environment.")
 @click.option("--logical-env", "logical_environment", default=None, help="Only this stage.")
 @click.option("--deployment-name", default=None, help="Only this deployment name.")
 @click.option("--kind", default=None, type=_KIND, help="Only this kind.")
-@click.option("--digest", default=None, help="Only records of this digest.")
+@click.option(
+    "--digest",
+    type=normalize_lookup,
+    metavar="DIGEST",
+    default=None,
+    help="Only records of this digest (or a unique prefix of 8+ hex digits).",
+)
 @click.option("--history", is_flag=True, help="Include superseded and decommissioned records.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
 @click.option(
     "--at",
-    type=TIME,
+    type=TIME_END,
     default=None,
     help="What was active at TIME: RFC 3339 with a zone, or an age (90m, 2h, 3d ago).",
 )
@@ -146,7 +184,7 @@ def deployment_record(
 )
 @click.option(
     "--until",
-    type=TIME,
+    type=TIME_END,
     default=None,
     help="History of the records already active at or before TIME (implies --history).",
 )
@@ -225,16 +263,32 @@ def deployment_list(
 
 
 @deployment.command("describe")
-@click.argument("deployment_id", metavar="ID", type=click.IntRange(min=1))
+@click.argument("deployment_id", metavar="[ID]", type=click.IntRange(min=1), required=False)
+@click.option(
+    "--digest",
+    type=normalize_lookup,
+    metavar="DIGEST",
+    default=None,
+    help="Instead of ID: the one active record of this digest (or a unique prefix of 8+ hex "
+    "digits); refused, with the ids, when it runs in several slots or nowhere now.",
+)
 @output_option
 @pass_app
-def deployment_describe(app: App, deployment_id: int, output: str) -> None:
+def deployment_describe(
+    app: App, deployment_id: int | None, digest: str | None, output: str
+) -> None:
     """Show one record and every attestation that names its digest."""
     from deploytrack.cli.attestations import show_attestation
     from deploytrack.cli.policies import show_admission
     from deploytrack.services import deployments
 
-    detail = deployments.describe(app.store, deployment_id)
+    if (deployment_id is None) == (digest is None):
+        raise click.UsageError("give exactly one of ID and --digest")
+    if digest is not None:
+        detail = deployments.describe_digest(app.store, digest)
+    else:
+        assert deployment_id is not None
+        detail = deployments.describe(app.store, deployment_id)
     if output == "json":
         from deploytrack.cli.output import jsonable
 

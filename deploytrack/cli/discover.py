@@ -8,6 +8,7 @@ import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.output import output_option, print_json, print_table, safe, when
+from deploytrack.digests import normalize_lookup
 
 Node = tuple[str, list[Any]]
 
@@ -48,7 +49,7 @@ def _verified(fingerprints: tuple[str, ...]) -> str:
 
 
 @click.command("discover")
-@click.argument("digest")
+@click.argument("digest", type=normalize_lookup)
 @click.option(
     "--kind",
     default=None,
@@ -59,7 +60,10 @@ def _verified(fingerprints: tuple[str, ...]) -> str:
 @output_option
 @pass_app
 def discover(app: App, digest: str, kind: str | None, output: str) -> None:
-    """What a digest is, which attestations reference it, what it references, where it runs."""
+    """What a digest is, which attestations reference it, what it references, where it runs.
+
+    DIGEST may be a unique prefix of 8+ hex digits (sha256 unless another algorithm is named).
+    """
     from deploytrack.services.discover import discover as find
 
     found = find(app.store, digest, kind)

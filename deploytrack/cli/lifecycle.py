@@ -10,7 +10,7 @@ import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.output import output_option, print_json, print_table, when
-from deploytrack.cli.times import DURATION, TIME, age
+from deploytrack.cli.times import DURATION, TIME_END, age
 from deploytrack.digests import short
 from deploytrack.services.validate import KINDS
 
@@ -146,7 +146,9 @@ def deployment_rollback(
 @click.option(
     "--from-logical-env", "from_stage", default=None, help="Stage of the first side (default: all)."
 )
-@click.option("--from-at", type=TIME, default=None, help="Time of the first side (default: now).")
+@click.option(
+    "--from-at", type=TIME_END, default=None, help="Time of the first side (default: now)."
+)
 @click.option(
     "--to-env", default=None, help="Environment of the second side (default: --from-env)."
 )
@@ -157,7 +159,7 @@ def deployment_rollback(
     help="Stage of the second side (default: --from-logical-env).",
 )
 @click.option(
-    "--to-at", type=TIME, default=None, help="Time of the second side (default: --from-at)."
+    "--to-at", type=TIME_END, default=None, help="Time of the second side (default: now)."
 )
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs (as git diff).")
 @output_option
@@ -177,6 +179,7 @@ def deployment_diff(
 
     Rows are matched on deployment name and kind, plus environment (stage) when
     --from-env (--from-logical-env) is not given. change: added, removed, changed, same.
+    Each side's time is now unless given: --from-at 1d shows what changed since yesterday.
     """
     from deploytrack.services import lifecycle
 
@@ -219,6 +222,9 @@ def deployment_diff(
     show_default=True,
     help="STALE when the last heartbeat is older (30m, 24h, 7d, 1h30m).",
 )
+@click.option(
+    "--exit-code", is_flag=True, help="Exit 1 when any row is STALE (for cron and CI alerts)."
+)
 @output_option
 @pass_app
 def status(
@@ -226,14 +232,20 @@ def status(
     environment: str | None,
     logical_environment: str | None,
     stale_after: int,
+    exit_code: bool,
     output: str,
 ) -> None:
-    """Every active deployment by environment and stage, with the age of its last heartbeat."""
+    """Every active deployment by environment and stage, with the age of its last heartbeat.
+
+    --exit-code: exit 1 when any row is stale, 0 otherwise, with the same output (as
+    'git diff --exit-code').
+    """
     from deploytrack.services import lifecycle
 
     report = lifecycle.status(app.store, environment, logical_environment, stale_after)
     if output == "json":
         print_json(report.rows)
+        _exit_if_stale(report, exit_code)
         return
     if not report.rows:
         click.echo("No active deployments.", err=True)
@@ -265,3 +277,9 @@ def status(
         f"\n{len(report.rows)} active deployment(s), {stale} stale (no heartbeat for more than "
         f"{age(report.stale_after)})."
     )
+    _exit_if_stale(report, exit_code)
+
+
+def _exit_if_stale(report: Any, exit_code: bool) -> None:
+    if exit_code and any(row.stale for row in report.rows):
+        sys.exit(1)

@@ -78,7 +78,11 @@ class _Catalog(Generic[V]):
         with store.read():
             return self.to_view(self._get(name))
 
-    def update(self, store: Store, name: str, description: str | None, **fields: Any) -> V:
+    def update(
+        self, store: Store, name: str, description: str | None, **fields: Any
+    ) -> tuple[V, bool]:
+        """Set the given fields; returns the view and whether anything changed. Values it
+        already has change nothing, not even `updated_at` (an honest no-op)."""
         changes = {k: v for k, v in fields.items() if v is not None}
         if description is not None:
             changes["description"] = validate.description(description)
@@ -86,10 +90,12 @@ class _Catalog(Generic[V]):
             raise ServiceError("nothing to update: give a new --description or another option")
         with store.write():
             row = self._get(name)
+            if all(getattr(row, k) == v for k, v in changes.items()):
+                return self.to_view(row), False
             changes["updated_at"] = max(timeutil.now_us(), row.updated_at)
             self.model.update(**changes).where(self.model.id == row.id).execute()
             row = self._get(name)
-        return self.to_view(row)
+        return self.to_view(row), True
 
     def delete(self, store: Store, name: str) -> None:
         with store.write():
@@ -155,7 +161,7 @@ class _Environments(_Catalog["EnvironmentView"]):
 
     def update(  # type: ignore[override]
         self, store: Store, name: str, description: str | None = None, type: str | None = None
-    ) -> EnvironmentView:
+    ) -> tuple[EnvironmentView, bool]:
         if type is not None:
             validate.environment_type(type)
         return super().update(store, name, description, type=type)
@@ -169,7 +175,7 @@ class _LogicalEnvironments(_Catalog["LogicalEnvironmentView"]):
 
     def update(  # type: ignore[override]
         self, store: Store, name: str, description: str | None = None
-    ) -> LogicalEnvironmentView:
+    ) -> tuple[LogicalEnvironmentView, bool]:
         return super().update(store, name, description)
 
 

@@ -177,6 +177,30 @@ def record(
         return RecordResult("superseded", view(created), view(previous))
 
 
+def decommission(store: Store, key: Key) -> RecordResult:
+    """Decommission whatever the slot runs, without naming its digest.
+
+    The digest is read from the slot and handed to `record()`, in the same transaction, so
+    the rule is record's own: the active record ends; a slot whose last record is already
+    decommissioned is `unchanged`. A slot that never ran anything is refused.
+    """
+    validate.kind(key.kind)
+    validate.deployment_name(key.deployment_name)
+    with store.write():
+        env = environments.get(store, key.environment)
+        stage = logical_environments.get(store, key.logical_environment)
+        in_key = queries.in_slot(env.id, stage.id, key.deployment_name, key.kind)
+        # The newest record of a slot is its active one, or the one that was decommissioned
+        # (a superseded record always has a newer one).
+        newest = Deployment.select().where(in_key).order_by(Deployment.id.desc()).first()
+        if newest is None:
+            raise ServiceError(
+                f"nothing to decommission: {key} has no records (see 'deploytrack deployment "
+                f"list --env {key.environment} --logical-env {key.logical_environment}')"
+            )
+        return record(store, key, newest.digest, status=DECOMMISSIONED)
+
+
 def _decommission(key, digest, in_key, active, now, view) -> RecordResult:
     if active is not None and active.digest == digest:
         ended = max(now, active.last_seen_at)
@@ -297,9 +321,15 @@ def list_deployments(store: Store, flt: ListFilter) -> list[DeploymentView]:
         slot = slot_filter(
             store, flt.environment, flt.logical_environment, flt.deployment_name, flt.kind
         )
-        digest = (
-            Deployment.digest == validate.sha256(flt.digest) if flt.digest is not None else None
-        )
+        digest = None
+        if flt.digest is not None:
+            # Not on the path of a plain `deployment list`: only a digest filter pays for it.
+            from deploytrack.services.evidence import resolve_digest
+
+            wanted = resolve_digest(flt.digest, [Deployment.digest], "deployed digests")
+            if wanted is None:
+                return []
+            digest = Deployment.digest == wanted
         if flt.at is not None:
             conditions = [queries.active_at(flt.at, slot)]
         elif flt.since is not None:
@@ -319,22 +349,82 @@ def list_deployments(store: Store, flt: ListFilter) -> list[DeploymentView]:
 
 
 def describe(store: Store, deployment_id: int) -> DeploymentDetail:
-    from deploytrack.services import evidence, policies
-    from deploytrack.services.views.detail import DeploymentDetail
-
     with store.read():
         row = _joined().where(Deployment.id == deployment_id).first()
         if row is None:
             raise ServiceError(
                 f"no deployment record {deployment_id}: see 'deploytrack deployment list --history'"
             )
-        predecessor = (
-            Deployment.select(Deployment.id).where(Deployment.superseded_by == row.id).first()
+        return _detail(row)
+
+
+# How many records a refusal of `describe --digest` names (one line stays readable).
+_SHOWN_RECORDS = 5
+
+
+def describe_digest(store: Store, digest: str) -> DeploymentDetail:
+    """The record that runs `digest` (a whole digest or a unique prefix of 8+ hex digits).
+
+    What a user asks with a digest is "where does this run": the one active record of the
+    digest. Several active records (the same release in staging and production), or none
+    (it ran once, but runs nowhere now), are refused with the records' ids, newest first,
+    so the user can pick one with `deployment describe ID`.
+    """
+    from deploytrack.services.evidence import resolve_digest
+
+    with store.read():
+        wanted = resolve_digest(digest, [Deployment.digest], "deployed digests")
+        if wanted is None:
+            raise ServiceError(
+                f"no deployment record carries a digest starting with {digest.strip()[:80]!r}: "
+                "see 'deploytrack deployment list --history'"
+            )
+        of_digest = Deployment.digest == wanted
+        active = list(
+            queries.newest_first(
+                _joined().where(of_digest & (Deployment.status == DEPLOYED))
+            ).limit(_SHOWN_RECORDS + 1)
         )
-        return DeploymentDetail(
-            deployment=_joined_view(row),
-            supersedes=predecessor.id if predecessor else None,
-            attestations=tuple(evidence.attestations_naming(row.digest)),
-            policy=policies.get_policy(row.policy_id) if row.policy_id is not None else None,
-            admission=policies.admission_of(row.id),
+        if len(active) == 1:
+            return _detail(active[0])
+        if active:
+            count = Deployment.select().where(of_digest & (Deployment.status == DEPLOYED)).count()
+            raise ServiceError(
+                f"{wanted} runs in {count} slots: {_records(active, count)}; describe one "
+                "with 'deploytrack deployment describe ID'"
+            )
+        ended = list(queries.newest_first(_joined().where(of_digest)).limit(_SHOWN_RECORDS + 1))
+        if not ended:
+            raise ServiceError(
+                f"no deployment record carries {wanted}: see 'deploytrack discover {wanted}'"
+            )
+        count = Deployment.select().where(of_digest).count()
+        raise ServiceError(
+            f"{wanted} runs nowhere now; its {count} earlier record(s): "
+            f"{_records(ended, count)}; describe one with 'deploytrack deployment describe ID'"
         )
+
+
+def _records(rows: list[Deployment], count: int) -> str:
+    shown = ", ".join(
+        f"{row.id} ({row.deployment_name} ({row.kind}) in "
+        f"{row.environment.name}/{row.logical_environment.name}, {row.status})"
+        for row in rows[:_SHOWN_RECORDS]
+    )
+    more = count - _SHOWN_RECORDS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _detail(row: Deployment) -> DeploymentDetail:
+    """A record with its neighbours, evidence and admission. In a transaction."""
+    from deploytrack.services import evidence, policies
+    from deploytrack.services.views.detail import DeploymentDetail
+
+    predecessor = Deployment.select(Deployment.id).where(Deployment.superseded_by == row.id).first()
+    return DeploymentDetail(
+        deployment=_joined_view(row),
+        supersedes=predecessor.id if predecessor else None,
+        attestations=tuple(evidence.attestations_naming(row.digest)),
+        policy=policies.get_policy(row.policy_id) if row.policy_id is not None else None,
+        admission=policies.admission_of(row.id),
+    )

@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from deploytrack.digests import normalize_any
 from deploytrack.services import ServiceError
 from deploytrack.services.deployments import DEPLOYED, _joined, _joined_view
-from deploytrack.services.evidence import views_of
+from deploytrack.services.evidence import resolve_digest, views_of
 from deploytrack.services.views.deployments import DeploymentView
 from deploytrack.services.views.evidence import AttestationView
 from deploytrack.store import Store
@@ -73,15 +72,6 @@ class Discovery:
     deployments: tuple[DeploymentView, ...]
 
 
-def _digest(value: str) -> str:
-    digest = normalize_any(value)
-    if digest is None:
-        raise ServiceError(
-            f"invalid digest {value[:80]!r}: use <algorithm>:<value>, e.g. sha256:<64 hex digits>"
-        )
-    return digest
-
-
 def _verified_by(ids: list[int]) -> dict[int, tuple[str, ...]]:
     found: dict[int, list[str]] = defaultdict(list)
     rows = (
@@ -101,10 +91,26 @@ def _unique(values: list[str | None]) -> tuple[str, ...]:
 
 
 def discover(store: Store, digest: str, kind: str | None = None) -> Discovery:
-    wanted = _digest(digest)
+    """`digest` may be a unique prefix of 8+ hex digits of any digest the database holds."""
     if kind is not None:
         kind = kind.strip().upper()
     with store.read():
+        found = resolve_digest(
+            digest,
+            [
+                AttestationSubject.digest,
+                AttestationMaterial.digest,
+                Deployment.digest,
+                Attestation.digest,
+                Blob.digest,
+            ],
+        )
+        if found is None:
+            raise ServiceError(
+                f"nothing in the evidence store or the deployment records has a digest "
+                f"starting with {digest.strip()[:80]!r}"
+            )
+        wanted = found
         subjects = list(AttestationSubject.select().where(AttestationSubject.digest == wanted))
         materials = list(AttestationMaterial.select().where(AttestationMaterial.digest == wanted))
         owner_ids = sorted({r.attestation_id for r in subjects + materials})

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from peewee import fn
 
 from deploytrack import timeutil
-from deploytrack.digests import normalize_any
 from deploytrack.services import ServiceError
 from deploytrack.store import Store
 from deploytrack.store.models import (
@@ -244,15 +243,6 @@ def import_sources(
     return store_parsed(store, parse_sources(sources), overrides or Overrides())
 
 
-def _query_digest(value: str) -> str:
-    digest = normalize_any(value)
-    if digest is None:
-        raise ServiceError(
-            f"invalid digest {value[:80]!r}: use <algorithm>:<value>, e.g. sha256:<64 hex digits>"
-        )
-    return digest
-
-
 def naming(digest: str) -> set[int]:
     """Ids of attestations that name `digest` as a subject or a material."""
     ids = {
@@ -292,44 +282,65 @@ def list_attestations(
         if version is not None:
             query = query.where(Attestation.version == version)
         if digest is not None:
-            ids = naming(_query_digest(digest))
+            wanted = resolve_digest(
+                digest, [AttestationSubject.digest, AttestationMaterial.digest], "named digests"
+            )
+            ids = naming(wanted) if wanted is not None else set()
             query = query.where(Attestation.id.in_(list(ids)))
         return _views(list(query.order_by(Attestation.imported_at.desc(), Attestation.id.desc())))
+
+
+# How many candidates an ambiguous prefix names in its refusal (one line stays readable).
+_SHOWN_CANDIDATES = 5
+
+
+def resolve_digest(value: str, columns: Sequence[Any], what: str = "digests") -> str | None:
+    """The one place a digest typed by a user is looked up (deployment list and describe,
+    attestation list and describe, artifact download, discover).
+
+    `value` is a whole digest or a prefix of at least 8 hex digits, with or without
+    `sha256:` (deploytrack.digests.normalize_lookup). A whole digest is returned as is
+    (normalized; the caller's own query tells whether anything has it); a prefix is looked
+    up in `columns` by an index range scan and returns the one digest that starts with it,
+    or None when none does. Several are refused with the first few, so the user can pick.
+    Call inside a transaction.
+    """
+    from deploytrack.digests import is_complete, normalize_lookup
+    from deploytrack.store import queries
+
+    try:
+        wanted = normalize_lookup(value)
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None
+    if is_complete(wanted):
+        return wanted
+    found = queries.digests_with_prefix(columns, wanted, _SHOWN_CANDIDATES + 1)
+    if len(found) <= 1:
+        return found[0] if found else None
+    shown = ", ".join(found[:_SHOWN_CANDIDATES])
+    total = len(found)
+    if total > _SHOWN_CANDIDATES:
+        total = queries.count_digests_with_prefix(columns, wanted)
+        shown += f" and {total - _SHOWN_CANDIDATES} more"
+    raise ServiceError(f"{value.strip()[:80]!r} matches {total} {what}: {shown}; give more digits")
 
 
 def find_attestation(digest_or_prefix: str) -> Attestation:
     """An attestation by full digest, or by a unique prefix of at least 8 hex digits.
     Call inside a transaction."""
-    text = digest_or_prefix.strip().lower()
-    if not text.startswith("sha256:"):
-        text = "sha256:" + text
-    hexpart = text.removeprefix("sha256:")
-    if not hexpart or any(c not in "0123456789abcdef" for c in hexpart) or len(hexpart) > 64:
+    wanted = resolve_digest(digest_or_prefix, [Attestation.digest], "attestations")
+    if wanted is not None and not wanted.startswith("sha256:"):
         raise ServiceError(
-            f"invalid attestation digest {digest_or_prefix[:80]!r}: use sha256:<hex>"
+            f"invalid attestation digest {digest_or_prefix[:80]!r}: attestations are stored "
+            "under their sha256:<hex>"
         )
-    if len(hexpart) == 64:
-        row = Attestation.get_or_none(Attestation.digest == text)
-        matches = [row] if row is not None else []
-    elif len(hexpart) < 8:
-        raise ServiceError("an attestation digest prefix needs at least 8 hex digits")
-    else:
-        matches = list(
-            Attestation.select()
-            .where(
-                (Attestation.digest >= text)
-                & (Attestation.digest < text + "g")  # every hex digit sorts below "g"
-            )
-            .limit(2)
-        )
-    if not matches:
+    row = Attestation.get_or_none(Attestation.digest == wanted) if wanted else None
+    if row is None:
         raise ServiceError(
             f"no attestation {digest_or_prefix!r} in the evidence store: see "
             "'deploytrack attestation list'"
         )
-    if len(matches) > 1:
-        raise ServiceError(f"{digest_or_prefix!r} matches several attestations: give more digits")
-    return matches[0]
+    return row
 
 
 def describe_attestation(store: Store, digest: str) -> AttestationView:
@@ -340,12 +351,12 @@ def describe_attestation(store: Store, digest: str) -> AttestationView:
 def download(store: Store, digest: str) -> bytes:
     """The stored bytes for `digest` exactly as imported."""
     with store.read():
-        wanted = _query_digest(digest)
-        row = Blob.get_or_none(Blob.digest == wanted)
+        wanted = resolve_digest(digest, [Blob.digest], "stored digests")
+        row = Blob.get_or_none(Blob.digest == wanted) if wanted is not None else None
         if row is None:
             raise ServiceError(
-                f"nothing stored under {wanted}: the evidence store keeps attestations and "
-                "the material files of 'attestation create' ('deploytrack discover DIGEST' "
-                "tells what a digest is)"
+                f"nothing stored under {wanted or digest.strip()[:80]}: the evidence store "
+                "keeps attestations and the material files of 'attestation create' "
+                "('deploytrack discover DIGEST' tells what a digest is)"
             )
         return bytes(row.content)

@@ -283,9 +283,11 @@ def _shown(source: str | None, target: str | None) -> str:
 
 
 def diff(store: Store, source: Selection, target: Selection) -> DiffReport:
-    """Compare the active deployments of two selections (see the README for the rules).
+    """Compare the active deployments of two selections (see docs/lifecycle.md).
 
-    An omitted `target` field takes the `source` value. Rows are matched on deployment
+    An omitted `target` environment or stage takes the `source` value; an omitted time is
+    now on either side (the natural reading of `--from-at 1d`: from then to now). Rows are
+    matched on deployment
     name and kind, plus environment when the source does not fix one, plus stage when the
     source does not fix one (a target can fix one only if the source does too, or it is
     compared against every value of the source).
@@ -293,7 +295,7 @@ def diff(store: Store, source: Selection, target: Selection) -> DiffReport:
     target = Selection(
         target.environment or source.environment,
         target.logical_environment or source.logical_environment,
-        target.at if target.at is not None else source.at,
+        target.at,
     )
     by_env = source.environment is None
     by_stage = source.logical_environment is None

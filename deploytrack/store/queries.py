@@ -18,6 +18,7 @@ README of issue 5; `tests/test_lifecycle.py` checks that these plans stay index-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from peewee import Expression
@@ -147,3 +148,39 @@ def policy_in_force(stage_id: int) -> StagePolicy | None:
     """The policy version in force at a stage: its newest, unless that one cleared it."""
     row = newest_policy(stage_id)
     return row if row is not None and row.action == POLICY_SET else None
+
+
+def _prefix_range(column: Any, prefix: str) -> Expression:
+    # A range on the column's own (BINARY) index: [prefix, prefix with its last character
+    # incremented). Every digest that starts with the prefix sorts inside it, and nothing
+    # else does ('f' + 1 is 'g', above every hex digit). LIKE would scan the table.
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return (column >= prefix) & (column < upper)
+
+
+def digests_with_prefix(columns: Sequence[Any], prefix: str, limit: int) -> list[str]:
+    """The distinct digests of `columns` that start with `prefix`, sorted, at most `limit`;
+    each column is read by an index range scan. In a transaction."""
+    found: set[str] = set()
+    for column in columns:
+        query = (
+            column.model.select(column)
+            .where(_prefix_range(column, prefix))
+            .distinct()
+            .order_by(column)
+            .limit(limit)
+        )
+        found.update(row[0] for row in query.tuples())
+    return sorted(found)[:limit]
+
+
+def count_digests_with_prefix(columns: Sequence[Any], prefix: str) -> int:
+    """How many distinct digests of `columns` start with `prefix` (index range scans)."""
+    parts = [
+        column.model.select(column.alias("digest")).where(_prefix_range(column, prefix))
+        for column in columns
+    ]
+    union = parts[0]
+    for part in parts[1:]:
+        union = union | part  # UNION: each digest once, whichever tables name it
+    return union.count()
