@@ -308,3 +308,53 @@ def test_the_helper_keeps_every_other_rule() -> None:
     assert jsondoc.loads(b'{"a": [{"b": 1}, {"b": 2}]}', max_bytes=27) == {
         "a": [{"b": 1}, {"b": 2}]
     }
+
+
+# --- attestations stored before this rule ----------------------------------------------------
+
+
+def test_a_stored_attestation_with_a_key_twice_is_not_verified(
+    run: Invoke, db_path: Path, tmp_path: Path, empty_db: list[str]
+) -> None:
+    # Written by an older deploytrack, which took the key twice: verify parses the stored
+    # bytes again, and an ambiguous document is not vouched for, even when signed.
+    import sqlite3
+    from contextlib import closing
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    public = tmp_path / "key.pub"
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    payload = twice(json.dumps(statement(GOOD)).encode(), "subject", [])
+    payload_type = "application/vnd.in-toto+json"
+    pae = b"DSSEv1 %d %s %d %s" % (len(payload_type), payload_type.encode(), len(payload), payload)
+    document = json.dumps(
+        {
+            "payloadType": payload_type,
+            "payload": base64.b64encode(payload).decode(),
+            "signatures": [{"keyid": "", "sig": base64.b64encode(key.sign(pae)).decode()}],
+        }
+    ).encode()
+    digest = sha256(document)
+    with closing(sqlite3.connect(db_path)) as conn:
+        conn.execute(
+            "INSERT INTO blob (digest, size, content, created_at) VALUES (?, ?, ?, 0)",
+            (digest, len(document), document),
+        )
+        conn.execute(
+            "INSERT INTO attestation (digest, format, statement_type, predicate_type,"
+            " imported_at) VALUES (?, 'dsse', ?, 'https://slsa.dev/provenance/v1', 0)",
+            (digest, V1),
+        )
+        conn.commit()
+    before = snapshot(db_path)
+    result = run("attestation", "verify", digest, "--key", str(public))
+    assert_refused(result, contains=f"attestation {digest}: DSSE payload is not valid JSON")
+    assert 'duplicate key "subject"' in result.stderr
+    assert snapshot(db_path) == before
