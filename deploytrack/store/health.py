@@ -106,8 +106,10 @@ def one_active_per_key(db: peewee.Database) -> list[str]:
     rows = db.execute_sql(
         "SELECT d.deployment_name, d.kind, e.name, d.environment_id, l.name,"
         " d.logical_environment_id, COUNT(*), group_concat(d.id, ', ')"
-        " FROM deployment AS d" + _SLOT_NAMES.format(t="d") + " WHERE d.status = 'deployed'"
-        " GROUP BY d.environment_id, d.logical_environment_id, d.deployment_name, d.kind"
+        # Ordered in a subquery: SQLite concatenates in the order rows arrive.
+        " FROM (SELECT * FROM deployment WHERE status = 'deployed' ORDER BY id) AS d"
+        + _SLOT_NAMES.format(t="d")
+        + " GROUP BY d.environment_id, d.logical_environment_id, d.deployment_name, d.kind"
         " HAVING COUNT(*) > 1"
     ).fetchall()
     return [f"invariant: {r[6]} deployed records for {_slot(*r[:6])}: records {r[7]}" for r in rows]
