@@ -307,9 +307,9 @@ def test_sbom_files_must_be_of_their_kind(
         (f"SBOM_CYCLONEDX_JSON={files['spdx']}", "bomFormat is None, not 'CycloneDX' (it looks "
          "like SPDX: use SBOM_SPDX_JSON)"),
         (f"SBOM_SPDX_JSON={files['cdx']}", "it looks like CycloneDX: use SBOM_CYCLONEDX_JSON"),
-        (f"SBOM_CYCLONEDX_JSON={bad_json}", "invalid JSON"),
+        (f"SBOM_CYCLONEDX_JSON={bad_json}", "not valid JSON"),
         (f"SBOM_SPDX_JSON={array}", "expected a JSON object"),
-        (f"SBOM_SPDX_JSON={files['artifact']}", "not UTF-8 text"),
+        (f"SBOM_SPDX_JSON={files['artifact']}", "invalid UTF-8"),
     ]  # fmt: skip
     for material, message in cases:
         result = create(run, "--material", artifact, "--material", material)

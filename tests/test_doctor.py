@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import NGINX_FULL, NGINX_GIT, Invoke, Record, assert_refused
 
+from deploytrack.timeutil import rfc3339
+
 
 def sql(db: Path, *statements: str) -> None:
     with closing(sqlite3.connect(db)) as conn:
@@ -44,7 +46,7 @@ def test_a_healthy_database(ok: Invoke, history: None) -> None:
     assert data["healthy"] is True
     assert {c["name"] for c in data["checks"]} >= {
         "integrity", "schema", "foreign_keys", "one_active_per_key", "superseded_successors",
-        "digests_in_evidence", "blobs", "permissions",
+        "timeline", "digests_in_evidence", "blobs", "permissions",
     }  # fmt: skip
 
 
@@ -57,8 +59,12 @@ def test_two_active_records_in_one_key(run: Invoke, db_path: Path, history: None
     )
     code, data = report(run)
     assert code == 1 and data["healthy"] is False
-    assert list(failing(data)) == ["one_active_per_key"]
-    assert "2 deployed records for api" in failing(data)["one_active_per_key"][0]
+    # Both open: the older one no longer ends before the newer starts, either.
+    assert list(failing(data)) == ["one_active_per_key", "timeline"]
+    assert failing(data)["one_active_per_key"] == [
+        "invariant: 2 deployed records for api (CONTAINER_IMAGE) in environment cluster, "
+        "stage production: records 1, 2"
+    ]
 
 
 def test_superseded_record_without_a_successor(run: Invoke, db_path: Path, history: None) -> None:
@@ -71,7 +77,25 @@ def test_superseded_record_without_a_successor(run: Invoke, db_path: Path, histo
     code, data = report(run)
     assert code == 1
     problems = failing(data)
-    assert "superseded record 1 has no later successor" in problems["superseded_successors"][0]
+    assert problems["superseded_successors"] == [
+        "invariant: superseded record 1 has no later successor in its key (superseded_by 99): "
+        "api (CONTAINER_IMAGE) in environment cluster, stage production"
+    ]
+
+
+def test_a_record_pointing_at_a_missing_stage(run: Invoke, db_path: Path, history: None) -> None:
+    sql(
+        db_path,
+        "DROP TRIGGER deployment_immutable",
+        "PRAGMA foreign_keys = OFF",
+        "UPDATE deployment SET logical_environment_id = 99 WHERE id = 2",
+    )
+    code, data = report(run)
+    assert code == 1
+    assert failing(data)["foreign_keys"] == [
+        "foreign key: deployment record 2 points at a missing logical_environment "
+        "(logical_environment_id 99)"
+    ]
 
 
 def test_recorded_digest_without_evidence(run: Invoke, db_path: Path, history: None) -> None:
@@ -85,7 +109,8 @@ def test_recorded_digest_without_evidence(run: Invoke, db_path: Path, history: N
     code, data = report(run)
     assert code == 1
     assert failing(data)["digests_in_evidence"] == [
-        f"invariant: recorded digest {NGINX_GIT} is in no stored attestation"
+        f"invariant: recorded digest {NGINX_GIT} is in no stored attestation: record 2, "
+        "api (CONTAINER_IMAGE) in environment cluster, stage production"
     ]
 
 
@@ -170,3 +195,148 @@ def test_problems_end_with_one_error_line(
 def test_no_database_is_not_created(run: Invoke, db_path: Path) -> None:
     assert_refused(run("doctor"), contains="no database at")
     assert not db_path.exists()
+
+
+# --- timeline: the records of a slot follow one another (issue 9) ------------------------
+
+HOUR = 3_600_000_000
+SLOT = "api (CONTAINER_IMAGE) in environment cluster, stage production"
+
+
+def times(db: Path) -> dict[int, tuple[int, int | None]]:
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT id, created_at, ended_at FROM deployment").fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def forge(db: Path, *updates: str) -> None:
+    """A hand edit as a forger would make it: without the trigger that forbids it."""
+    sql(db, "DROP TRIGGER deployment_immutable", *updates)
+
+
+@pytest.fixture
+def three(seeded: None, record: Record, ok: Invoke) -> None:
+    """Records 1 -> 2 -> 3 of one slot, each superseding the one before."""
+    record(NGINX_FULL)
+    record(NGINX_GIT)
+    record(NGINX_FULL)
+
+
+def test_a_record_that_ends_after_the_next_one_started_is_an_overlap(
+    run: Invoke, ok: Invoke, db_path: Path, seeded: None, record: Record
+) -> None:
+    record(NGINX_FULL)
+    ok("deployment", "record", "--env", "cluster", "--logical-env", "production",
+       "--deployment-name", "api", "--kind", "CONTAINER_IMAGE", "--digest", NGINX_FULL,
+       "--status", "decommissioned")  # fmt: skip
+    record(NGINX_GIT)
+    # Decommissioned record 1 now ends an hour after record 2 started: both ran at once.
+    start_2 = times(db_path)[2][0]
+    forge(db_path, f"UPDATE deployment SET ended_at = {start_2 + HOUR} WHERE id = 1")
+    code, data = report(run)
+    assert code == 1 and data["healthy"] is False
+    # No other check sees it: a decommissioned record names no successor.
+    assert failing(data) == {
+        "timeline": [
+            f"timeline: records 1 and 2 of {SLOT} overlap: record 1 ends at "
+            f"{rfc3339(start_2 + HOUR)}, after record 2 starts at {rfc3339(start_2)}"
+        ]
+    }
+    result = run("doctor")
+    assert_refused(result, contains="doctor found 1 problem(s)")
+    assert "FAIL  timeline" in result.stdout and "Healthy." not in result.stdout
+
+
+def test_a_superseded_record_that_overlaps_its_successor(
+    run: Invoke, db_path: Path, history: None
+) -> None:
+    start_2 = times(db_path)[2][0]
+    forge(db_path, f"UPDATE deployment SET ended_at = {start_2 + HOUR} WHERE id = 1")
+    code, data = report(run)
+    assert code == 1
+    assert failing(data)["timeline"] == [
+        f"timeline: records 1 and 2 of {SLOT} overlap: record 1 ends at "
+        f"{rfc3339(start_2 + HOUR)}, after record 2 starts at {rfc3339(start_2)}"
+    ]
+
+
+def test_a_superseded_record_must_end_where_its_successor_starts(
+    run: Invoke, db_path: Path, history: None
+) -> None:
+    # A gap: record 1 ends an hour before record 2 starts (superseding leaves none).
+    start_1, start_2 = times(db_path)[1][0], times(db_path)[2][0]
+    forge(
+        db_path,
+        f"UPDATE deployment SET created_at = {start_1 - 2 * HOUR}, "
+        f"last_seen_at = {start_1 - 2 * HOUR}, ended_at = {start_2 - HOUR} WHERE id = 1",
+    )
+    code, data = report(run)
+    assert code == 1
+    assert failing(data) == {
+        "timeline": [
+            f"timeline: superseded record 1 of {SLOT} ends at {rfc3339(start_2 - HOUR)}, "
+            f"not where its successor, record 2, starts ({rfc3339(start_2)})"
+        ]
+    }
+
+
+def test_only_the_last_record_of_a_slot_may_be_open(
+    run: Invoke, db_path: Path, history: None
+) -> None:
+    # Record 2, still deployed, moved before record 1: an open record with a successor.
+    start_1 = times(db_path)[1][0]
+    forge(
+        db_path,
+        f"UPDATE deployment SET created_at = {start_1 - HOUR}, last_seen_at = {start_1 - HOUR}"
+        " WHERE id = 2",
+    )
+    code, data = report(run)
+    assert code == 1
+    problems = failing(data)
+    assert problems["timeline"] == [
+        f"timeline: record 2 of {SLOT} is still deployed, but record 1 starts after it at "
+        f"{rfc3339(start_1)}: only the last record of a slot may be open"
+    ]
+
+
+def test_a_superseded_record_must_name_the_record_that_follows_it(
+    run: Invoke, db_path: Path, three: None
+) -> None:
+    # 1 -> 3 skips record 2, though 3 is later in the key: only the timeline sees it.
+    forge(db_path, "UPDATE deployment SET superseded_by = 3 WHERE id = 1")
+    code, data = report(run)
+    assert code == 1
+    assert failing(data) == {
+        "timeline": [
+            f"timeline: superseded record 1 of {SLOT} names record 3 as its successor, but "
+            "record 2 follows it"
+        ]
+    }
+
+
+def test_slots_are_checked_apart(run: Invoke, ok: Invoke, record: Record, three: None) -> None:
+    # The same name in another stage and another kind of record: separate timelines.
+    record(NGINX_GIT, stage="staging")
+    record(NGINX_FULL, stage="staging")
+    record(NGINX_GIT, name="web")
+    ok("deployment", "record", "--env", "cluster", "--logical-env", "production",
+       "--deployment-name", "api", "--kind", "CONTAINER_IMAGE", "--digest", NGINX_FULL,
+       "--status", "decommissioned")  # fmt: skip
+    record(NGINX_GIT)
+    code, data = report(run)
+    assert code == 0, failing(data)
+
+
+def test_problem_lines_name_environments_and_stages_not_ids(
+    run: Invoke, db_path: Path, history: None
+) -> None:
+    forge(
+        db_path,
+        "DROP INDEX deployment_one_active",
+        "UPDATE deployment SET status = 'deployed', ended_at = NULL, superseded_by = NULL",
+    )
+    code, data = report(run)
+    assert code == 1
+    lines = [line for problems in failing(data).values() for line in problems]
+    assert lines and all("environment cluster, stage production" in line for line in lines)
+    assert not any("id " in line for line in lines), lines

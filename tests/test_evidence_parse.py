@@ -784,3 +784,126 @@ def test_deeply_nested_line_of_json_lines_is_named() -> None:
     data = dumps(statement()) + b"\n" + b"[" * 100_000
     message = refused(data, "deep.jsonl", jsonl=True)
     assert "deep.jsonl line 2" in message and "nested too deeply" in message
+
+
+# --- duplicate keys (issue 9) ----------------------------------------------------------------
+
+
+def twice(raw: bytes, key: str, occurrence: int = 1) -> bytes:
+    """`raw` with `"key": null, ` written before the n-th `"key": `: the same object then
+    holds the key twice, and a last-wins parser would still read the real value."""
+    needle = json.dumps(key).encode() + b": "
+    at = -1
+    for _ in range(occurrence):
+        at = raw.index(needle, at + 1)
+    return raw[:at] + needle + b"null, " + raw[at:]
+
+
+def _chainloop_with_material() -> dict[str, Any]:
+    material = {
+        "name": "app",
+        "digest": {"sha256": OTHER_HEX},
+        "annotations": {"chainloop.material.type": "CONTAINER_IMAGE"},
+    }
+    return chainloop_statement([material], {"name": "wf", "project": "p"})
+
+
+DUPLICATES: list[tuple[str, bytes, str, str]] = [
+    # (id, document, duplicated key, where the message says it is)
+    ("statement subject", twice(dumps(statement()), "subject"), "subject", "doc.json is"),
+    ("statement _type", twice(dumps(statement()), "_type"), "_type", "doc.json is"),
+    ("nested: a subject's digest set", twice(dumps(statement()), "sha256"), "sha256", "doc.json"),
+    (
+        "nested: chainloop material annotations",
+        twice(dumps(_chainloop_with_material()), "chainloop.material.type"),
+        "chainloop.material.type",
+        "doc.json",
+    ),
+    (
+        "nested: deep in the predicate",
+        twice(dumps(statement(predicate={"a": {"b": [{"c": {"d": 1}}]}})), "d"),
+        "d",
+        "doc.json",
+    ),
+    ("DSSE envelope payload", twice(dumps(dsse(statement())), "payload"), "payload", "doc.json"),
+    (
+        "DSSE envelope signature keyid",
+        twice(dumps(dsse(statement())), "keyid"),
+        "keyid",
+        "doc.json",
+    ),
+    (
+        "DSSE payload subject",
+        dumps(dsse(twice(dumps(statement()), "subject"))),
+        "subject",
+        "doc.json: DSSE payload is",
+    ),
+    (
+        "DSSE payload, nested digest set",
+        dumps(dsse(twice(dumps(statement()), "sha256"))),
+        "sha256",
+        "doc.json: DSSE payload is",
+    ),
+    (
+        "bundle mediaType",
+        twice(dumps(bundle(dsse(statement()))), "mediaType"),
+        "mediaType",
+        "doc.json",
+    ),
+    (
+        "bundle dsseEnvelope",
+        twice(dumps(bundle(dsse(statement()))), "dsseEnvelope"),
+        "dsseEnvelope",
+        "doc.json",
+    ),
+    (
+        "bundle: the payload of its envelope",
+        dumps(bundle(dsse(twice(dumps(_chainloop_with_material()), "project")))),
+        "project",
+        "doc.json: DSSE payload is",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "where"), [d[1:] for d in DUPLICATES], ids=[d[0] for d in DUPLICATES]
+)
+def test_a_key_twice_in_one_object_is_refused_and_named(raw: bytes, key: str, where: str) -> None:
+    json.loads(raw)  # Python's own parser takes it (the last value wins): the bug
+    message = refused(raw)
+    assert f"duplicate key {json.dumps(key)}" in message, message
+    assert where in message, message
+
+
+def test_a_key_twice_on_one_line_of_json_lines_names_the_line() -> None:
+    lines = _lines()
+    lines[1] = twice(lines[1], "payloadType")
+    message = refused(b"\n".join(lines), "x.jsonl", jsonl=True)
+    assert "x.jsonl line 2" in message and 'duplicate key "payloadType"' in message
+
+
+def test_a_key_twice_in_the_payload_of_a_json_lines_line_names_the_line() -> None:
+    lines = _lines()
+    lines[2] = dumps(bundle(dsse(twice(dumps(statement()), "predicateType"))))
+    message = refused(b"\n".join(lines), "x.jsonl", jsonl=True)
+    assert "x.jsonl line 3: DSSE payload" in message
+    assert 'duplicate key "predicateType"' in message
+
+
+def test_the_same_key_in_different_objects_is_fine() -> None:
+    # "name" and "digest" in every subject, "sha256" in every digest set: one per object.
+    doc = statement(
+        subject=[
+            {"name": "a", "digest": {"sha256": ARTIFACT_HEX}},
+            {"name": "b", "digest": {"sha256": OTHER_HEX}},
+        ]
+    )
+    assert len(parse_document(dumps(doc), "ok.json").subjects) == 2
+
+
+def test_a_duplicated_key_is_shown_escaped_and_cut() -> None:
+    key = "\x1b[31m" + "k" * 200
+    raw = twice(dumps(statement(predicate={key: 1})), key)
+    message = refused(raw)
+    assert "\x1b" not in message and "\\u001b[31m" in message
+    assert "k" * 64 not in message and "..." in message

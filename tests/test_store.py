@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import sqlite3
 import stat
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from conftest import (
 from deploytrack.cli import cli
 from deploytrack.services import deployments
 from deploytrack.services.catalog import environments, logical_environments
-from deploytrack.store import open_store
+from deploytrack.store import StoreError, open_store
 from deploytrack.store.migrations import MIGRATION_TABLE, MIGRATIONS
 
 MIGRATION_NAMES = [m.__name__ for m in MIGRATIONS]
@@ -254,7 +255,7 @@ CONCURRENT_RECORD = """
 import sys, time
 from pathlib import Path
 from deploytrack.services import deployments
-from deploytrack.store import open_store
+from deploytrack.store import StoreError, open_store
 
 db, worker, rounds, first, second, start = sys.argv[1:]
 Path(f"{start}.ready.{worker}").touch()
@@ -308,7 +309,7 @@ def test_migrations_are_recorded_in_order_and_applied_once(db_path: Path) -> Non
 CONCURRENT_OPEN = """
 import sys, time
 from pathlib import Path
-from deploytrack.store import open_store
+from deploytrack.store import StoreError, open_store
 
 db, worker, start = sys.argv[1:]
 Path(f"{start}.ready.{worker}").touch()
@@ -419,6 +420,84 @@ def test_an_empty_file_becomes_a_new_database(ok: Invoke, db_path: Path) -> None
     assert [r["name"] for r in query(db_path, f"SELECT name FROM {MIGRATION_TABLE}")] == (
         MIGRATION_NAMES
     )
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask: a file made with open() is 0644, readable by everyone."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_an_empty_0644_file_is_made_0600_with_its_wal_and_shm(
+    db_path: Path, umask_022: None
+) -> None:
+    db_path.write_bytes(b"")  # as `touch` or a provisioning script would leave it
+    assert mode(db_path) == 0o644
+    store = open_store(db_path)
+    try:
+        environments.create(store, "cluster")  # a write: the -wal and -shm exist now
+        wal, shm = Path(f"{db_path}-wal"), Path(f"{db_path}-shm")
+        assert wal.stat().st_size > 0
+        assert [mode(p) for p in (db_path, wal, shm)] == [0o600] * 3
+    finally:
+        store.close()
+
+
+def test_the_cli_adopts_an_empty_file_as_a_private_database(
+    ok: Invoke, db_path: Path, umask_022: None
+) -> None:
+    db_path.write_bytes(b"")
+    ok("environment", "create", "--name", "x")
+    assert mode(db_path) == 0o600
+    assert json.loads(ok("doctor", "-o", "json").stdout)["healthy"] is True
+
+
+def test_an_empty_read_only_file_stays_read_only(db_path: Path, umask_022: None) -> None:
+    # Making it private must not make it writable: 0444 becomes 0400, never 0600.
+    db_path.write_bytes(b"")
+    db_path.chmod(0o444)
+    with suppress(StoreError):  # refused as read-only, unless the tests run as root
+        open_store(db_path).close()
+    assert mode(db_path) & 0o222 == 0, oct(mode(db_path))
+
+
+def test_an_existing_database_keeps_the_mode_its_owner_gave_it(
+    ok: Invoke, run: Invoke, db_path: Path, umask_022: None
+) -> None:
+    # Not ours to change: whoever set up a 0644 database chose it; doctor reports it.
+    ok("environment", "create", "--name", "x")
+    db_path.chmod(0o644)
+    ok("environment", "create", "--name", "y")
+    assert mode(db_path) == 0o644
+    assert run("doctor").exit_code == 1
+
+
+def test_doctor_does_not_change_the_mode_of_an_empty_file(
+    run: Invoke, db_path: Path, umask_022: None
+) -> None:
+    db_path.write_bytes(b"")
+    assert run("doctor").exit_code == 1  # no migration table: not a deploytrack database
+    assert mode(db_path) == 0o644 and db_path.stat().st_size == 0
+
+
+def test_an_empty_file_that_cannot_be_made_private_is_refused(
+    run: Invoke, db_path: Path, umask_022: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Someone else's group-writable empty file: chmod fails (EPERM) for anyone but its
+    # owner. Tests run as root, who may chmod anything, so the refusal is simulated.
+    db_path.write_bytes(b"")
+    db_path.chmod(0o664)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    assert_refused(run("environment", "create", "--name", "x"), contains="chmod 600")
+    assert db_path.stat().st_size == 0 and mode(db_path) == 0o664
 
 
 # --- invariants the schema enforces without the code ------------------------------------

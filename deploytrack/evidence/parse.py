@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from deploytrack import jsondoc
 from deploytrack.digests import normalize_any, sha256_of
 from deploytrack.errors import DeploytrackError
 
@@ -81,27 +81,11 @@ class ParsedAttestation:
 
 
 def _loads(data: bytes, what: str) -> Any:
+    # One home for what JSON deploytrack accepts (UTF-8, no NaN, no key twice, depth).
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EvidenceError(
-            f"{what} is not valid JSON: invalid UTF-8 at byte {exc.start}"
-        ) from None
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as exc:
-        if isinstance(exc, json.JSONDecodeError):
-            raise EvidenceError(
-                f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
-        raise EvidenceError(f"{what} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise EvidenceError(f"{what} is not an attestation: JSON nested too deeply") from None
-
-
-def _refuse_constant(name: str) -> Any:
-    # Python's json accepts NaN and Infinity; RFC 8259 JSON, and every other parser, does not.
-    raise ValueError(f"{name} is not a JSON value")
+        return jsondoc.loads(data, max_bytes=MAX_DOCUMENT_BYTES)
+    except jsondoc.JSONError as exc:
+        raise EvidenceError(f"{what} is {exc}") from None
 
 
 def _digest_set(value: Any, where: str) -> list[str]:

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from deploytrack import jsondoc
 from deploytrack.evidence.parse import EvidenceError
 
 PREDICATE_TYPE = "https://deploytrack.dev/attestation/v1"
@@ -137,13 +138,9 @@ def check_sbom(kind: str, data: bytes, what: str) -> None:
     """
     label = "CycloneDX" if kind == SBOM_CYCLONEDX_JSON else "SPDX"
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise EvidenceError(f"{what} is not a {label} JSON SBOM: not UTF-8 text") from None
-    except RecursionError:
-        raise EvidenceError(f"{what} is not a {label} JSON SBOM: nested too deeply") from None
-    except ValueError as exc:
-        raise EvidenceError(f"{what} is not a {label} JSON SBOM: invalid JSON ({exc})") from None
+        doc = jsondoc.loads(data, max_bytes=MAX_FILE_BYTES[kind])
+    except jsondoc.JSONError as exc:
+        raise EvidenceError(f"{what} is not a {label} JSON SBOM: {exc}") from None
     if not isinstance(doc, dict):
         raise EvidenceError(f"{what} is not a {label} JSON SBOM: expected a JSON object")
     if kind == SBOM_CYCLONEDX_JSON:

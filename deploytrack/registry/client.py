@@ -20,7 +20,6 @@ authentication backend interface; this module closes its gaps:
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
 import ssl
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ import requests
 import urllib3.exceptions
 from oras.version import __version__ as oras_version
 
-from deploytrack import __version__
+from deploytrack import __version__, jsondoc
 from deploytrack.digests import normalize_sha256
 from deploytrack.registry import RegistryError
 from deploytrack.registry.options import Credentials, RegistryOptions
@@ -420,8 +419,10 @@ class RegistryClient:
         if content_type in MANIFEST_MEDIA_TYPES:
             return content_type
         try:
-            declared = json.loads(body).get("mediaType")
-        except (ValueError, AttributeError):
+            declared = jsondoc.loads(body, max_bytes=MAX_MANIFEST_BYTES).get("mediaType")
+        except jsondoc.JSONError as exc:
+            raise RegistryError(f"{ref} from {self.registry}: the manifest is {exc}") from None
+        except AttributeError:
             declared = None
         if declared in MANIFEST_MEDIA_TYPES:
             return declared

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from deploytrack import jsondoc
 from deploytrack.registry import RegistryError
 from deploytrack.registry.options import Credentials, RegistryOptions
 from deploytrack.registry.reference import DOCKER_HUB, DOCKER_HUB_CONFIG_KEY, normalize_registry
@@ -53,9 +53,9 @@ def _load(path: Path) -> dict[str, Any]:
     if len(data) > _MAX_CONFIG_BYTES:
         raise RegistryError(f"cannot read docker config {path}: it is larger than 4 MiB")
     try:
-        config = json.loads(data) if data.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"cannot read docker config {path}: not valid JSON ({exc})") from None
+        config = jsondoc.loads(data, max_bytes=_MAX_CONFIG_BYTES) if data.strip() else {}
+    except jsondoc.JSONError as exc:
+        raise RegistryError(f"cannot read docker config {path}: {exc}") from None
     if not isinstance(config, dict):
         raise RegistryError(f"cannot read docker config {path}: it is not a JSON object")
     return config
@@ -112,9 +112,14 @@ def _from_helper(helper: str, registry: str, config_path: Path) -> Credentials |
         first = said.splitlines()[0][:200] if said else f"exit code {proc.returncode}"
         raise RegistryError(f"credential helper {program} failed for {registry}: {first}")
     try:
-        payload = json.loads(proc.stdout)
+        payload = jsondoc.loads(proc.stdout, max_bytes=_MAX_CONFIG_BYTES)
         username, secret = payload["Username"], payload["Secret"]
-    except (ValueError, KeyError, TypeError):
+    except jsondoc.JSONError as exc:
+        # The reason names at most a key, never a value: the answer holds a secret.
+        raise RegistryError(
+            f"credential helper {program} answered for {registry}, but its answer is {exc}"
+        ) from None
+    except (KeyError, TypeError):
         raise RegistryError(
             f"credential helper {program} answered for {registry} with something other than "
             '{"Username": ..., "Secret": ...}'

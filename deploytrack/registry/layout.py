@@ -9,13 +9,13 @@ manifest blob the descriptor names must be in the layout with that sha256.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from deploytrack import jsondoc
 from deploytrack.digests import normalize_sha256
 from deploytrack.registry import RegistryError
 
@@ -124,7 +124,10 @@ def _descriptors(source: _Source) -> list[dict[str, Any]]:
     if len(raw) > MAX_INDEX_BYTES:
         raise RegistryError(f"{source.where}: index.json is larger than 16 MiB")
     try:
-        index = json.loads(raw)
+        index = jsondoc.loads(raw, max_bytes=MAX_INDEX_BYTES)
+    except jsondoc.JSONError as exc:
+        raise RegistryError(f"{source.where}: index.json is {exc}") from None
+    try:
         manifests = index["manifests"]
         if not isinstance(manifests, list) or not all(isinstance(d, dict) for d in manifests):
             raise TypeError

@@ -15,12 +15,12 @@ The registry client (oras) is imported only for the last two forms.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from deploytrack import jsondoc
 from deploytrack.registry import RegistryError, chart, layout
 from deploytrack.registry.credentials import credentials_for
 from deploytrack.registry.options import RegistryOptions
@@ -61,9 +61,12 @@ def _check_helm(body: bytes, media_type: str, what: str) -> None:
     if media_type in _INDEX_MEDIA_TYPES:
         raise RegistryError(f"{what} is an image index, not a Helm chart")
     try:
-        manifest: Any = json.loads(body)
+        manifest: Any = jsondoc.loads(body, max_bytes=layout.MAX_MANIFEST_BYTES)
+    except jsondoc.JSONError as exc:
+        raise RegistryError(f"the manifest of {what} is {exc}") from None
+    try:
         config_type = manifest["config"]["mediaType"]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         config_type = None
     if config_type != HELM_CONFIG_MEDIA_TYPE:
         raise RegistryError(

@@ -63,6 +63,11 @@ def diagnose(store: Store, secrets_key: Path | None) -> Report:
         lambda: health.superseded_have_successors(db),
     )
     run(
+        "timeline",
+        "the records of each slot follow one another in time, without overlap",
+        lambda: health.timeline(db),
+    )
+    run(
         "digests_in_evidence",
         "every recorded digest is named by an attestation",
         lambda: health.digests_have_evidence(db),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -73,6 +74,32 @@ def _ensure_file(path: str) -> None:
             f"cannot create database {path}: {exc.strerror}; choose another path with --db"
         ) from None
     os.close(fd)
+
+
+def _adopt_empty(path: str) -> None:
+    """Make an existing empty file private before a database is set up in it.
+
+    SQLite gives -wal and -shm the database file's mode, so a file left 0644 by `touch` or
+    a provisioning script would make all three readable by everyone. Only an empty file is
+    ours to set up; a database with content was set up by someone who chose its mode
+    (doctor reports it when wider than 0600), so it is left alone.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return  # SQLite says what is wrong with it, in translate()'s words
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_size or not mode & 0o077:
+        return
+    try:
+        # & 0o600, not = 0o600: a read-only file must not become writable.
+        os.chmod(path, mode & 0o600)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot make the empty file {path} private for a new database (chmod 600: "
+            f"{exc.strerror}): run chmod 600 on it as its owner, or choose another path "
+            "with --db"
+        ) from None
 
 
 def translate(exc: peewee.PeeweeException, path: str) -> StoreError:
@@ -164,6 +191,8 @@ def open_store(path: StrPath, *, migrate: bool = True) -> Store:
     path = os.fspath(path)
     _ensure_file(path)
     uri = _read_only_uri(path)
+    if migrate and uri is None:  # setting up; doctor (migrate=False) changes nothing
+        _adopt_empty(path)
     db = peewee.SqliteDatabase(
         uri or path,
         uri=uri is not None,
