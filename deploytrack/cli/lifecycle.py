@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from deploytrack.cli import App, pass_app
-from deploytrack.cli.output import output_option, print_json, print_table, when
+from deploytrack.cli.output import output_option, print_json, print_table, safe, when
 from deploytrack.cli.times import DURATION, TIME, age
 from deploytrack.digests import short
 from deploytrack.services.validate import KINDS
@@ -18,15 +18,16 @@ _KIND = click.Choice(KINDS, case_sensitive=False)
 
 
 def _where(view: Any) -> str:
-    return f"{view.environment}/{view.logical_environment}"
+    return f"{safe(view.environment)}/{safe(view.logical_environment)}"
 
 
 def _artifact(view: Any) -> str:
-    return f"{view.artifact_ref}@{short(view.digest)}" if view.artifact_ref else short(view.digest)
+    digest = short(view.digest)
+    return f"{safe(view.artifact_ref)}@{digest}" if view.artifact_ref else digest
 
 
 def _what(view: Any) -> str:
-    return f"{view.deployment_name} ({view.kind}) {_artifact(view)}"
+    return f"{safe(view.deployment_name)} ({view.kind}) {_artifact(view)}"
 
 
 def _outcome(result: Any) -> str:
@@ -135,7 +136,7 @@ def deployment_rollback(
         return
     restored = result.restored
     click.echo(
-        f"Rolled back {result.deployment.deployment_name} ({result.deployment.kind}) in "
+        f"Rolled back {safe(result.deployment.deployment_name)} ({result.deployment.kind}) in "
         f"{_where(result.deployment)} to {_artifact(restored)} (deployment {restored.id}): "
         f"{_outcome(result)}."
     )
@@ -160,7 +161,7 @@ def deployment_rollback(
     "--to-at", type=TIME, default=None, help="Time of the second side (default: --from-at)."
 )
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs (as git diff).")
-@output_option
+@output_option(wide=True)
 @pass_app
 def deployment_diff(
     app: App,
@@ -188,7 +189,8 @@ def deployment_diff(
     if output == "json":
         print_json(report.rows)
     else:
-        click.echo(f"From {report.source} to {report.target}:")
+        click.echo(f"From {safe(report.source)} to {safe(report.target)}:")
+        full = output == "wide"
         print_table(
             ["NAME", "KIND", "ENVIRONMENT", "LOGICAL ENV", "FROM", "TO", "CHANGE"],
             [
@@ -197,13 +199,14 @@ def deployment_diff(
                     r.kind,
                     r.environment,
                     r.logical_environment,
-                    short(r.from_digest) if r.from_digest else None,
-                    short(r.to_digest) if r.to_digest else None,
+                    (r.from_digest if full else short(r.from_digest)) if r.from_digest else None,
+                    (r.to_digest if full else short(r.to_digest)) if r.to_digest else None,
                     r.change,
                 ]
                 for r in report.rows
             ],
             empty="No deployments on either side.",
+            caps=[64, None, 63, 63] if full else [24, None, 20, 16],
         )
     if exit_code and report.differs:
         sys.exit(1)
@@ -219,7 +222,7 @@ def deployment_diff(
     show_default=True,
     help="STALE when the last heartbeat is older (30m, 24h, 7d, 1h30m).",
 )
-@output_option
+@output_option(wide=True)
 @pass_app
 def status(
     app: App,
@@ -245,14 +248,14 @@ def status(
     for index, ((env, stage), rows) in enumerate(groups.items()):
         if index:
             click.echo("")
-        click.echo(f"{env} / {stage}")
+        click.echo(f"{safe(env)} / {safe(stage)}")
         print_table(
             ["NAME", "KIND", "DIGEST", "DEPLOYED AT", "LAST SEEN", "STATE"],
             [
                 [
                     r.deployment_name,
                     r.kind,
-                    short(r.digest),
+                    r.digest if output == "wide" else short(r.digest),
                     when(r.deployed_at),
                     f"{age(report.now - r.last_seen_at)} ago",
                     "STALE" if r.stale else "ok",
@@ -260,6 +263,7 @@ def status(
                 for r in rows
             ],
             empty="",
+            caps=[64] if output == "wide" else [32],
         )
     click.echo(
         f"\n{len(report.rows)} active deployment(s), {stale} stale (no heartbeat for more than "
