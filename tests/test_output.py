@@ -506,3 +506,17 @@ def test_describe_sections_go_to_stdout(ok: Invoke, tmp_path: Path) -> None:
         ("discover", V1),
     ):
         assert ok(*args).stderr == "", args
+
+
+def test_a_long_reference_is_cut_before_its_digest(seeded: None, ok: Invoke) -> None:
+    from conftest import NGINX_FULL
+
+    repository = "acme/" + "very-long-service-name-" * 4 + "x"
+    ok("deployment", "record", "--env", "cluster", "--logical-env", "production",
+       "--deployment-name", "api", "--kind", "CONTAINER_IMAGE",
+       "--oci-ref", f"ghcr.io/{repository}@{NGINX_FULL}")  # fmt: skip
+    row = table_lines(ok("deployment", "list").stdout)[2]
+    assert f"{repository[:23]}…@{NGINX_FULL[:19]}" in row
+    assert len(row) <= 120
+    wide = ok("deployment", "list", "-o", "wide").stdout
+    assert f"ghcr.io/{repository}" in wide and NGINX_FULL in wide
