@@ -378,8 +378,10 @@ def demo_workflow(ok: Invoke) -> None:
                             ("k8s-prod", "production", "1.1.0")):  # fmt: skip
         ok("deployment", "record", "--env", env, "--logical-env", stage, *slot,
            "--oci-ref", f"oci:{layout}:{tag}")  # fmt: skip
-    ok("deployment", "record", "--env", "k8s-staging", "--logical-env", "staging", *slot,
-       "--oci-ref", f"oci:{layout}:1.0.0", "--status", "decommissioned")  # fmt: skip
+    worker = ("--deployment-name", "worker", "--kind", "CONTAINER_IMAGE")
+    for status in ("deployed", "decommissioned"):
+        ok("deployment", "record", "--env", "k8s-staging", "--logical-env", "staging", *worker,
+           "--oci-ref", f"oci:{layout}:1.1.0", "--status", status)  # fmt: skip
     ok("variable", "set", "DATABASE_URL", "postgres://db.prod.internal/api",
        "--logical-env", "production")  # fmt: skip
 
@@ -409,6 +411,7 @@ def test_the_demo_tables_fit_120_columns(ok: Invoke) -> None:
         lines = table_lines(ok(*args).stdout)
         assert len(lines) >= 3, (args, lines)
         assert max(map(len, lines)) <= 120, (args, "\n".join(lines))
+        assert "…" not in "\n".join(lines), (args, "ordinary names are never cut")
     listed = ok("deployment", "list", "--history").stdout
     assert "oci-layout:1.1.0@" + V2[:19] in listed
     assert str(DEMO) not in listed  # the full reference is for -o wide

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -191,22 +192,31 @@ def deployment_diff(
     else:
         click.echo(f"From {safe(report.source)} to {safe(report.target)}:")
         full = output == "wide"
+
+        def digest(value: str | None) -> str | None:
+            return value if value is None or full else short(value)
+
+        # An environment (stage) fixed by --from-env (--from-logical-env) is in the line
+        # above, so its column, `FROM->TO` on every row, shows only in -o wide.
+        fixed = {
+            "ENVIRONMENT": report.source.environment is not None,
+            "LOGICAL ENV": report.source.logical_environment is not None,
+        }
+        columns: list[tuple[str, int | None, Callable[[Any], str | None]]] = [
+            ("NAME", 64 if full else 24, lambda r: r.deployment_name),
+            ("KIND", None, lambda r: r.kind),
+            ("ENVIRONMENT", 128 if full else 20, lambda r: r.environment),
+            ("LOGICAL ENV", 128 if full else 16, lambda r: r.logical_environment),
+            ("FROM", None, lambda r: digest(r.from_digest)),
+            ("TO", None, lambda r: digest(r.to_digest)),
+            ("CHANGE", None, lambda r: r.change),
+        ]
+        columns = [c for c in columns if full or not fixed.get(c[0], False)]
         print_table(
-            ["NAME", "KIND", "ENVIRONMENT", "LOGICAL ENV", "FROM", "TO", "CHANGE"],
-            [
-                [
-                    r.deployment_name,
-                    r.kind,
-                    r.environment,
-                    r.logical_environment,
-                    (r.from_digest if full else short(r.from_digest)) if r.from_digest else None,
-                    (r.to_digest if full else short(r.to_digest)) if r.to_digest else None,
-                    r.change,
-                ]
-                for r in report.rows
-            ],
+            [header for header, _, _ in columns],
+            [[cell(r) for _, _, cell in columns] for r in report.rows],
             empty="No deployments on either side.",
-            caps=[64, None, 63, 63] if full else [24, None, 20, 16],
+            caps=[cap for _, cap, _ in columns],
         )
     if exit_code and report.differs:
         sys.exit(1)
