@@ -46,16 +46,19 @@ DEPLOYMENT_FIELDS = [
     "promoted_from",  # issue 5
     "rollback_of",  # issue 5
 ]
-TABLE_COLUMNS = [
+TABLE_COLUMNS = ["ID", "ENVIRONMENT", "LOGICAL ENV", "NAME", "ARTIFACT", "STATUS", "DEPLOYED AT"]
+WIDE_COLUMNS = [
     "ID",
     "ENVIRONMENT",
     "LOGICAL ENV",
     "NAME",
     "KIND",
     "ARTIFACT",
+    "DIGEST",
     "STATUS",
     "DEPLOYED AT",
     "LAST SEEN",
+    "ENDED AT",
 ]
 MUTABLE = {"status", "ended_at", "superseded_by", "last_seen_at"}
 NOT_IN_STORE = "is not in the evidence store: import an attestation that names it first"
@@ -326,7 +329,11 @@ def test_pinned_oci_reference_needs_no_network(
         (digest, artifact_ref)
     ]
     table = ok("deployment", "list").stdout
-    assert f"{artifact_ref}@{digest[:19]}" in table  # ARTIFACT: ref@short digest
+    # ARTIFACT: the reference without its registry (and Docker Hub's library/), short digest
+    short_form = artifact_ref.split("/", 1)[1].removeprefix("library/")
+    assert f"{short_form}@{digest[:19]}" in table
+    wide = ok("deployment", "list", "-o", "wide").stdout
+    assert artifact_ref in wide and digest in wide
 
 
 def test_oci_reference_of_an_unattested_digest_is_refused(
@@ -781,10 +788,14 @@ def test_list_table_columns(ok: Invoke, dataset: dict[str, int]) -> None:
     body = lines[2:]
     assert len(body) == 5
     first = re.split(r"\s{2,}", body[0].strip())
-    assert first[:5] == [str(dataset["d5"]), "other", "production", "worker", "CONTAINER_IMAGE"]
-    assert first[5] == NGINX_FULL[:19]  # no artifact_ref: the short digest
-    assert first[6] == "decommissioned"
-    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", first[7])
+    assert first[:4] == [str(dataset["d5"]), "other", "production", "worker"]
+    assert first[4] == NGINX_FULL[:19]  # no artifact_ref: the short digest
+    assert first[5] == "decommissioned"
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", first[6])
+    wide = ok("deployment", "list", "--history", "-o", "wide").stdout.splitlines()
+    assert re.split(r"\s{2,}", wide[0].strip()) == WIDE_COLUMNS
+    first = re.split(r"\s{2,}", wide[2].strip())
+    assert first[4:8] == ["CONTAINER_IMAGE", "-", NGINX_FULL, "decommissioned"]
 
 
 @pytest.mark.parametrize(

@@ -287,8 +287,12 @@ def test_diff_production_to_staging_is_the_mirror(ok: Invoke, estate: None) -> N
 def test_diff_table(ok: Invoke, estate: None) -> None:
     out = ok("deployment", "diff", *STAGING, *PRODUCTION).stdout
     assert out.splitlines()[0] == "From stage-cluster/staging now to prod-cluster/production now:"
+    # Both sides fix environment and stage (the first line): those columns are -o wide's.
+    assert out.splitlines()[1].split() == ["NAME", "KIND", "FROM", "TO", "CHANGE"]
+    wide = ok("deployment", "diff", *STAGING, *PRODUCTION, "-o", "wide").stdout
     for header in ("NAME", "KIND", "ENVIRONMENT", "LOGICAL ENV", "FROM", "TO", "CHANGE"):
-        assert header in out
+        assert header in wide
+    assert "stage-cluster->prod-cluster" in wide and "staging->production" in wide
     api = next(line for line in out.splitlines() if line.startswith("api "))
     assert V2[:19] in api and V1[:19] in api and api.endswith("changed")
     cron = next(line for line in out.splitlines() if line.startswith("cron "))

@@ -1,7 +1,7 @@
 """The command line: thin click commands that parse, call a service, and print.
 
-Imports here are kept to click: services (peewee), tables (tabulate) and the registry
-client (oras) are imported inside the commands that use them.
+Imports here are kept to click: services (peewee) and the registry client (oras) are
+imported inside the commands that use them.
 """
 
 from __future__ import annotations
@@ -48,8 +48,13 @@ pass_app = click.make_pass_decorator(App)
 
 
 def _fail(message: str, code: int) -> None:
-    # One line, always: a refusal must be readable in a CI log and easy to grep.
-    line = " ".join(str(message).split())
+    # One line, always: a refusal must be readable in a CI log and easy to grep. Messages
+    # carry file names, names from attestations and registry answers: control characters
+    # (newline and tab included) are shown escaped, by the tables' own rules, so none can
+    # move the cursor, recolour the terminal or forge a second line.
+    from deploytrack.cli.output import safe
+
+    line = " ".join(safe(str(message)).split())
     click.echo(f"Error: {line}", err=True)
     sys.exit(code)
 

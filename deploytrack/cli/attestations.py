@@ -10,7 +10,14 @@ import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
-from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
+from deploytrack.cli.output import (
+    output_option,
+    print_fields,
+    print_json,
+    print_table,
+    safe,
+    when,
+)
 from deploytrack.digests import normalize_lookup, short
 
 
@@ -94,8 +101,8 @@ def attestation_import(
         att = result.attestation
         if result.created:
             click.echo(
-                f"Imported {att.digest} from {result.source}: {att.format}, "
-                f"{att.predicate_type}, {len(att.subjects)} subject(s), "
+                f"Imported {safe(att.digest)} from {safe(result.source)}: {safe(att.format)}, "
+                f"{safe(att.predicate_type)}, {len(att.subjects)} subject(s), "
                 f"{len(att.materials)} material(s)."
             )
         else:
@@ -113,7 +120,10 @@ def attestation_import(
                 if ignored
                 else ""
             )
-            click.echo(f"Already imported {att.digest} from {result.source}: nothing added{note}.")
+            click.echo(
+                f"Already imported {safe(att.digest)} from {safe(result.source)}: "
+                f"nothing added{note}."
+            )
 
 
 @attestation.command("list")
@@ -126,7 +136,7 @@ def attestation_import(
     default=None,
     help="Only attestations naming this digest (or a unique prefix of 8+ hex digits).",
 )
-@output_option
+@output_option(wide=True)
 @pass_app
 def attestation_list(
     app: App, project: str | None, version: str | None, digest: str | None, output: str
@@ -138,21 +148,41 @@ def attestation_list(
     if output == "json":
         print_json(views)
         return
+    if output == "wide":
+        print_table(
+            [
+                "DIGEST",
+                "FORMAT",
+                "PREDICATE TYPE",
+                "PROJECT",
+                "VERSION",
+                "WORKFLOW",
+                "SUBJECTS",
+                "IMPORTED",
+            ],
+            [
+                [
+                    v.digest,
+                    v.format,
+                    v.predicate_type,
+                    v.project,
+                    v.version,
+                    v.workflow,
+                    str(len(v.subjects)),
+                    when(v.imported_at),
+                ]
+                for v in views
+            ],
+            empty=_NO_ATTESTATIONS,
+            caps=[None, None, 100, 64, 32, 64],
+        )
+        return
+    # 120 columns for ordinary names: the format and full values are in -o wide.
     print_table(
-        [
-            "DIGEST",
-            "FORMAT",
-            "PREDICATE TYPE",
-            "PROJECT",
-            "VERSION",
-            "WORKFLOW",
-            "SUBJECTS",
-            "IMPORTED",
-        ],
+        ["DIGEST", "PREDICATE TYPE", "PROJECT", "VERSION", "WORKFLOW", "SUBJECTS", "IMPORTED"],
         [
             [
                 short(v.digest),
-                v.format,
                 v.predicate_type,
                 v.project,
                 v.version,
@@ -162,10 +192,14 @@ def attestation_list(
             ]
             for v in views
         ],
-        empty="No attestations: import one with 'deploytrack attestation import FILE'.",
+        empty=_NO_ATTESTATIONS,
+        caps=[None, 34, 16, 12, 12],
     )
 
 
+_NO_ATTESTATIONS = "No attestations: import one with 'deploytrack attestation import FILE'."
+# sha512:<128 hex>, the longest digest in-toto names, shows whole.
+_DIGEST_CAP = 135
 _VERIFIED_BY = {
     "verify": "attestation verify",
     "create": "attestation create",
@@ -186,13 +220,22 @@ def show_attestation(view: Any) -> None:
             ("Imported", when(view.imported_at)),
         ]
     )
+    # A describe prints every section on stdout, empty ones included.
     click.echo("\nSubjects:")
-    print_table(["NAME", "DIGEST"], [[s.name, s.digest] for s in view.subjects], empty="  none")
+    print_table(
+        ["NAME", "DIGEST"],
+        [[s.name, s.digest] for s in view.subjects],
+        empty="  none",
+        caps=[80, _DIGEST_CAP],
+        empty_on_stdout=True,
+    )
     click.echo("\nMaterials:")
     print_table(
         ["KIND", "NAME", "DIGEST"],
         [[m.kind, m.name, m.digest] for m in view.materials],
         empty="  none",
+        caps=[24, 80, _DIGEST_CAP],
+        empty_on_stdout=True,
     )
     click.echo("\nSignature verified with (newest per key; key-based DSSE, not keyless):")
     print_table(
@@ -202,6 +245,7 @@ def show_attestation(view: Any) -> None:
             for v in view.verifications
         ],
         empty="  no key yet ('deploytrack attestation verify DIGEST --key PUB_PEM')",
+        empty_on_stdout=True,
     )
 
 
@@ -261,4 +305,4 @@ def artifact_download(app: App, digest: str, destination: str) -> None:
         raise click.ClickException(f"cannot write {destination}: {exc.strerror}") from None
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-    click.echo(f"Wrote {len(data)} bytes to {destination}.", err=True)
+    click.echo(f"Wrote {len(data)} bytes to {safe(destination)}.", err=True)

@@ -98,7 +98,7 @@ def environment_create(
 
 
 @environment.command("list")
-@output_option
+@output_option(wide=True)
 @pass_app
 def environment_list(app: App, output: str) -> None:
     """List environments."""
@@ -112,6 +112,7 @@ def environment_list(app: App, output: str) -> None:
         ["NAME", "TYPE", "DESCRIPTION", "CREATED"],
         [[v.name, v.type, v.description, when(v.created_at)] for v in views],
         empty="No environments: create one with 'deploytrack environment create'.",
+        caps=[63, None, 200 if output == "wide" else 60],
     )
 
 
@@ -195,7 +196,7 @@ def logical_create(
 
 
 @logical_environment.command("list")
-@output_option
+@output_option(wide=True)
 @pass_app
 def logical_list(app: App, output: str) -> None:
     """List logical environments."""
@@ -212,6 +213,7 @@ def logical_list(app: App, output: str) -> None:
             for v in views
         ],
         empty="No logical environments.",
+        caps=[63, None, 200 if output == "wide" else 60],
     )
 
 

@@ -8,7 +8,16 @@ import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
-from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
+from deploytrack.cli.output import (
+    cut,
+    output_option,
+    print_fields,
+    print_json,
+    print_table,
+    safe,
+    short_ref,
+    when,
+)
 from deploytrack.cli.registry_options import registry_options
 from deploytrack.cli.times import TIME, TIME_END
 from deploytrack.digests import normalize_lookup, short
@@ -35,15 +44,26 @@ def deployment() -> None:
 
 def _artifact(view: Any) -> str:
     if view.artifact_ref:
-        return f"{view.artifact_ref}@{short(view.digest)}"
+        return f"{safe(view.artifact_ref)}@{short(view.digest)}"
     return short(view.digest)
 
 
 def _summary(view: Any) -> str:
     return (
-        f"{view.deployment_name} ({view.kind}) {_artifact(view)} in "
-        f"{view.environment}/{view.logical_environment}"
+        f"{safe(view.deployment_name)} ({view.kind}) {_artifact(view)} in "
+        f"{safe(view.environment)}/{safe(view.logical_environment)}"
     )
+
+
+def _short_artifact(view: Any) -> str:
+    """REPOSITORY:TAG@sha256:<12 hex>, the layout's or chart file's name, or the digest.
+
+    A long reference is cut before the digest, which always shows whole.
+    """
+    digest = short(view.digest)
+    if not view.artifact_ref:
+        return digest
+    return f"{cut(safe(short_ref(view.artifact_ref)), 24)}@{digest}"
 
 
 @deployment.command("record")
@@ -188,7 +208,7 @@ def deployment_decommission(
     default=None,
     help="History of the records already active at or before TIME (implies --history).",
 )
-@output_option
+@output_option(wide=True)
 @pass_app
 def deployment_list(
     app: App,
@@ -232,33 +252,59 @@ def deployment_list(
     if output == "json":
         print_json(views)
         return
+    if output == "wide":
+        print_table(
+            [
+                "ID",
+                "ENVIRONMENT",
+                "LOGICAL ENV",
+                "NAME",
+                "KIND",
+                "ARTIFACT",
+                "DIGEST",
+                "STATUS",
+                "DEPLOYED AT",
+                "LAST SEEN",
+                "ENDED AT",
+            ],
+            [
+                [
+                    str(v.id),
+                    v.environment,
+                    v.logical_environment,
+                    v.deployment_name,
+                    v.kind,
+                    v.artifact_ref,
+                    v.digest,
+                    v.status,
+                    when(v.created_at),
+                    when(v.last_seen_at),
+                    when(v.ended_at) if v.ended_at else None,
+                ]
+                for v in views
+            ],
+            empty="No deployments match.",
+            caps=[None, 63, 63, 64, None, 120],
+        )
+        return
+    # 120 columns for ordinary names: the artifact's short form and short digest; kind,
+    # full reference, full digest and heartbeat times are in -o wide.
     print_table(
-        [
-            "ID",
-            "ENVIRONMENT",
-            "LOGICAL ENV",
-            "NAME",
-            "KIND",
-            "ARTIFACT",
-            "STATUS",
-            "DEPLOYED AT",
-            "LAST SEEN",
-        ],
+        ["ID", "ENVIRONMENT", "LOGICAL ENV", "NAME", "ARTIFACT", "STATUS", "DEPLOYED AT"],
         [
             [
                 str(v.id),
                 v.environment,
                 v.logical_environment,
                 v.deployment_name,
-                v.kind,
-                _artifact(v),
+                _short_artifact(v),
                 v.status,
                 when(v.created_at),
-                when(v.last_seen_at),
             ]
             for v in views
         ],
         empty="No deployments match.",
+        caps=[None, 20, 16, 24, 44],
     )
 
 

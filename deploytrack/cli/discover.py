@@ -132,7 +132,7 @@ def project() -> None:
 
 
 @project.command("list")
-@output_option
+@output_option(wide=True)
 @pass_app
 def project_list(app: App, output: str) -> None:
     """List the projects attestations belong to."""
@@ -155,6 +155,7 @@ def project_list(app: App, output: str) -> None:
             for v in views
         ],
         empty="No projects: attestations name none (attestation import --project P).",
+        caps=[64, 100, 100] if output == "wide" else [32, 32, 24],
     )
 
 

@@ -26,9 +26,9 @@ def doctor(app: App, output: str) -> None:
     if output == "json":
         print_json(report)
     else:
-        click.echo(f"Database: {report.database}")
+        click.echo(f"Database: {safe(report.database)}")
         for check in report.checks:
-            click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+            click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {safe(check.detail)}")
             for problem in check.problems:
                 click.echo(f"      - {safe(problem)}")
         click.echo("Healthy." if report.healthy else "Problems found.")

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from deploytrack.cli import App, pass_app
-from deploytrack.cli.output import output_option, print_json, print_table, when
-from deploytrack.cli.times import DURATION, TIME_END, age
+from deploytrack.cli.output import output_option, print_json, print_table, safe, when
+from deploytrack.cli.times import DURATION, TIME, TIME_END, age
 from deploytrack.digests import short
 from deploytrack.services.validate import KINDS
 
@@ -18,15 +19,16 @@ _KIND = click.Choice(KINDS, case_sensitive=False)
 
 
 def _where(view: Any) -> str:
-    return f"{view.environment}/{view.logical_environment}"
+    return f"{safe(view.environment)}/{safe(view.logical_environment)}"
 
 
 def _artifact(view: Any) -> str:
-    return f"{view.artifact_ref}@{short(view.digest)}" if view.artifact_ref else short(view.digest)
+    digest = short(view.digest)
+    return f"{safe(view.artifact_ref)}@{digest}" if view.artifact_ref else digest
 
 
 def _what(view: Any) -> str:
-    return f"{view.deployment_name} ({view.kind}) {_artifact(view)}"
+    return f"{safe(view.deployment_name)} ({view.kind}) {_artifact(view)}"
 
 
 def _outcome(result: Any) -> str:
@@ -135,7 +137,7 @@ def deployment_rollback(
         return
     restored = result.restored
     click.echo(
-        f"Rolled back {result.deployment.deployment_name} ({result.deployment.kind}) in "
+        f"Rolled back {safe(result.deployment.deployment_name)} ({result.deployment.kind}) in "
         f"{_where(result.deployment)} to {_artifact(restored)} (deployment {restored.id}): "
         f"{_outcome(result)}."
     )
@@ -162,7 +164,7 @@ def deployment_rollback(
     "--to-at", type=TIME_END, default=None, help="Time of the second side (default: now)."
 )
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs (as git diff).")
-@output_option
+@output_option(wide=True)
 @pass_app
 def deployment_diff(
     app: App,
@@ -191,22 +193,33 @@ def deployment_diff(
     if output == "json":
         print_json(report.rows)
     else:
-        click.echo(f"From {report.source} to {report.target}:")
+        click.echo(f"From {safe(report.source)} to {safe(report.target)}:")
+        full = output == "wide"
+
+        def digest(value: str | None) -> str | None:
+            return value if value is None or full else short(value)
+
+        # An environment (stage) fixed by --from-env (--from-logical-env) is in the line
+        # above, so its column, `FROM->TO` on every row, shows only in -o wide.
+        fixed = {
+            "ENVIRONMENT": report.source.environment is not None,
+            "LOGICAL ENV": report.source.logical_environment is not None,
+        }
+        columns: list[tuple[str, int | None, Callable[[Any], str | None]]] = [
+            ("NAME", 64 if full else 24, lambda r: r.deployment_name),
+            ("KIND", None, lambda r: r.kind),
+            ("ENVIRONMENT", 128 if full else 20, lambda r: r.environment),
+            ("LOGICAL ENV", 128 if full else 16, lambda r: r.logical_environment),
+            ("FROM", None, lambda r: digest(r.from_digest)),
+            ("TO", None, lambda r: digest(r.to_digest)),
+            ("CHANGE", None, lambda r: r.change),
+        ]
+        columns = [c for c in columns if full or not fixed.get(c[0], False)]
         print_table(
-            ["NAME", "KIND", "ENVIRONMENT", "LOGICAL ENV", "FROM", "TO", "CHANGE"],
-            [
-                [
-                    r.deployment_name,
-                    r.kind,
-                    r.environment,
-                    r.logical_environment,
-                    short(r.from_digest) if r.from_digest else None,
-                    short(r.to_digest) if r.to_digest else None,
-                    r.change,
-                ]
-                for r in report.rows
-            ],
+            [header for header, _, _ in columns],
+            [[cell(r) for _, _, cell in columns] for r in report.rows],
             empty="No deployments on either side.",
+            caps=[cap for _, cap, _ in columns],
         )
     if exit_code and report.differs:
         sys.exit(1)
@@ -225,7 +238,7 @@ def deployment_diff(
 @click.option(
     "--exit-code", is_flag=True, help="Exit 1 when any row is STALE (for cron and CI alerts)."
 )
-@output_option
+@output_option(wide=True)
 @pass_app
 def status(
     app: App,
@@ -257,14 +270,14 @@ def status(
     for index, ((env, stage), rows) in enumerate(groups.items()):
         if index:
             click.echo("")
-        click.echo(f"{env} / {stage}")
+        click.echo(f"{safe(env)} / {safe(stage)}")
         print_table(
             ["NAME", "KIND", "DIGEST", "DEPLOYED AT", "LAST SEEN", "STATE"],
             [
                 [
                     r.deployment_name,
                     r.kind,
-                    short(r.digest),
+                    r.digest if output == "wide" else short(r.digest),
                     when(r.deployed_at),
                     f"{age(report.now - r.last_seen_at)} ago",
                     "STALE" if r.stale else "ok",
@@ -272,6 +285,7 @@ def status(
                 for r in rows
             ],
             empty="",
+            caps=[64] if output == "wide" else [32],
         )
     click.echo(
         f"\n{len(report.rows)} active deployment(s), {stale} stale (no heartbeat for more than "

@@ -1,8 +1,9 @@
 """Printing: tables for people, JSON for machines.
 
-JSON field names are the views' field names (documented in the README); every field
-ending in `_at` is a time and is printed as RFC 3339 UTC with microseconds.
-tabulate is imported only when a table is printed (~75 ms).
+JSON field names are the views' field names (docs/json.md); every field ending in `_at`
+is a time and is printed as RFC 3339 UTC with microseconds. Tables are drawn here, not
+by a library: their width rules (caps, `…`, the row limit) are ours, and a table costs
+no import (docs/output.md).
 """
 
 from __future__ import annotations
@@ -17,17 +18,33 @@ from deploytrack import timeutil
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# A cell wider than its column's cap is cut and ends with this.
+ELLIPSIS = "…"
+# The cap of a column that names none: wide enough for a sha256 digest (71 characters).
+DEFAULT_CAP = 72
+# No row of any table is longer than this, whatever the data: the widest columns give way.
+MAX_ROW = 300
+_GAP = "  "
 
-def output_option(func: F) -> F:
-    return click.option(
+
+def output_option(func: F | None = None, *, wide: bool = False) -> Any:
+    """`-o/--output table|json`; `wide=True` adds `wide` (more columns, longer cells)."""
+    choices = ["table", "wide", "json"] if wide else ["table", "json"]
+    helptext = (
+        "Table for people (wide: more columns, full values), JSON for machines."
+        if wide
+        else "Table for people, JSON for machines."
+    )
+    decorator = click.option(
         "-o",
         "--output",
         "output",
-        type=click.Choice(["table", "json"]),
+        type=click.Choice(choices),
         default="table",
         show_default=True,
-        help="Table for people, JSON for machines.",
-    )(func)
+        help=helptext,
+    )
+    return decorator if func is None else decorator(func)
 
 
 def jsonable(value: Any) -> Any:
@@ -60,7 +77,14 @@ def emit(text: str, *, newline: bool = True) -> None:
     carries stored data (JSON, `variable resolve`) would then differ between a pipe and
     a terminal. Everything that prints stored values for machines goes through here.
     """
-    stream = click.get_binary_stream("stdout")
+    import sys
+
+    # sys.stdout.buffer, not click.get_binary_stream (deprecated in click 8.5, gone in 9).
+    stream = getattr(sys.stdout, "buffer", None)
+    if stream is None:  # a text-only stdout (an embedding application): no bytes to keep
+        sys.stdout.write(text + ("\n" if newline else ""))
+        sys.stdout.flush()
+        return
     stream.write(text.encode("utf-8") + (b"\n" if newline else b""))
     stream.flush()
 
@@ -72,7 +96,15 @@ def print_json(value: Any) -> None:
 
 
 def safe(value: Any) -> str:
-    """A cell for a terminal: names from attestations may hold escape sequences or newlines."""
+    """Text for a terminal: the one escaping function of every human-readable line.
+
+    Anything from a file, a file name, a registry or the database may hold escape
+    sequences, carriage returns or newlines that would rewrite the terminal or forge a
+    line. Every character str.isprintable() rejects is shown as its Python escape (ESC
+    as \\x1b, CR as \\r, newline as \\n, C1 0x9b as \\x9b, U+202E as \\u202e): C0, DEL,
+    C1, the bidi and other format controls, separators other than the space. None and
+    "" show as "-" (an empty cell).
+    """
     if value is None or value == "":
         return "-"
     text = str(value)
@@ -81,20 +113,79 @@ def safe(value: Any) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> None:
-    if not rows:
-        click.echo(empty, err=True)
-        return
-    from tabulate import tabulate
+def short_ref(ref: str) -> str:
+    """The short form of an artifact_ref for tables (the full one is in -o wide and JSON).
 
-    click.echo(
-        tabulate(
-            [[safe(cell) for cell in row] for row in rows],
-            headers=list(headers),
-            tablefmt="simple",
-            disable_numparse=True,
-        )
-    )
+    Registry references are stored as REGISTRY/REPOSITORY[:TAG] and show as
+    REPOSITORY[:TAG] (Docker Hub's library/ dropped, as docker does); OCI layouts and
+    archives (`oci:/abs/dir:tag`) and chart files show their last path component.
+    """
+    import os.path  # already loaded by the interpreter: costs nothing
+
+    if ref.startswith(("oci:", "oci-archive:")) and not ref.startswith("oci://"):
+        return ref.rsplit("/", 1)[-1]
+    if os.path.isabs(ref):
+        return os.path.basename(ref) or ref
+    ref = ref.removeprefix("oci://")
+    host, sep, rest = ref.partition("/")
+    if not sep:
+        return ref
+    if host == "docker.io" and rest.startswith("library/"):
+        return rest.removeprefix("library/")
+    return rest
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters: a longer one ends with `…`."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS
+
+
+def print_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    empty: str,
+    *,
+    caps: Sequence[int | None] | None = None,
+    empty_on_stdout: bool = False,
+) -> None:
+    """A table: a header line, a rule, one line per row, columns two spaces apart.
+
+    Every cell goes through safe(). A cell longer than its column's cap (`caps`, by
+    position; DEFAULT_CAP where none is given) is cut with `…`; if the row is still
+    longer than MAX_ROW the widest columns give way. `empty` is printed instead when
+    there are no rows: on stderr for lists, whose stdout must stay empty for scripts,
+    on stdout (`empty_on_stdout`) for a section of a describe.
+    """
+    if not rows:
+        if empty_on_stdout:
+            click.echo(empty)
+        elif empty:
+            click.echo(empty, err=True)
+        return
+    cells = [[safe(cell) for cell in row] for row in rows]
+    limits = [
+        max(len(header), (caps[i] if caps is not None and i < len(caps) else None) or DEFAULT_CAP)
+        for i, header in enumerate(headers)
+    ]
+    widths = [
+        min(limit, max(len(header), *(len(row[i]) for row in cells)))
+        for i, (header, limit) in enumerate(zip(headers, limits, strict=True))
+    ]
+    # The gaps count: a row is exactly sum(widths) + 2 * (columns - 1) characters.
+    while sum(widths) + len(_GAP) * (len(widths) - 1) > MAX_ROW:
+        widest = max(range(len(widths)), key=widths.__getitem__)
+        if widths[widest] <= 1:
+            break
+        widths[widest] -= 1
+
+    def line(values: Sequence[str]) -> str:
+        return _GAP.join(
+            cut(value, width).ljust(width) for value, width in zip(values, widths, strict=True)
+        ).rstrip()
+
+    out = [line(list(headers)), _GAP.join("-" * width for width in widths)]
+    out += [line(row) for row in cells]
+    click.echo("\n".join(out))
 
 
 def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:

@@ -146,6 +146,7 @@ def policy_show(app: App, name: str, output: str) -> None:
                 for v in history
             ],
             empty="",
+            caps=[None, None, 120, 160],
         )
 
 

@@ -156,16 +156,16 @@ def attestation_create(
             }
         )
     else:
-        click.echo(att.digest)
-        signed = f"signed with {result.signed_by}" if result.signed_by else "unsigned"
+        click.echo(safe(att.digest))
+        signed = f"signed with {safe(result.signed_by)}" if result.signed_by else "unsigned"
         click.echo(
-            f"Created attestation {att.digest}: {att.predicate_type}, {signed}, "
+            f"Created attestation {safe(att.digest)}: {safe(att.predicate_type)}, {signed}, "
             f"{len(att.subjects)} subject(s), {len(att.materials)} material(s), "
             f"{len(result.stored_files)} file(s) kept in the evidence store.",
             err=True,
         )
     if output_file is not None and output != "json":
-        click.echo(f"Wrote the DSSE envelope to {output_file}.", err=True)
+        click.echo(f"Wrote the DSSE envelope to {safe(output_file)}.", err=True)
 
 
 @click.command("verify")
@@ -199,9 +199,10 @@ def attestation_verify(app: App, digest: str, key_files: tuple[str, ...], output
     for item in result.verified:
         keyid = f" (keyid {safe(item.keyid)})" if item.keyid else ""
         click.echo(
-            f"Verified {result.attestation}: signature {item.signature} of "
-            f"{result.signatures}{keyid} verifies with {item.fingerprint} ({item.algorithm}, "
-            f"{item.key_file}); remembered at {when(result.verified_at)}."
+            f"Verified {safe(result.attestation)}: signature {item.signature} of "
+            f"{result.signatures}{keyid} verifies with {safe(item.fingerprint)} "
+            f"({safe(item.algorithm)}, {safe(item.key_file)}); remembered at "
+            f"{when(result.verified_at)}."
         )
 
 
@@ -268,11 +269,11 @@ def attestation_sign(
     if output == "json":
         print_json({"attestation": att, "signed_by": result.signed_by, "output_file": output_file})
         return
-    click.echo(att.digest)
+    click.echo(safe(att.digest))
     click.echo(
-        f"Signed {'stdin' if path == '-' else path} with {result.signed_by}: stored as "
-        f"{att.digest} ({att.predicate_type}, {len(att.subjects)} subject(s)).",
+        f"Signed {safe(source)} with {safe(result.signed_by)}: stored as "
+        f"{safe(att.digest)} ({safe(att.predicate_type)}, {len(att.subjects)} subject(s)).",
         err=True,
     )
     if output_file is not None:
-        click.echo(f"Wrote the DSSE envelope to {output_file}.", err=True)
+        click.echo(f"Wrote the DSSE envelope to {safe(output_file)}.", err=True)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from deploytrack.cli import App, pass_app
-from deploytrack.cli.output import output_option, print_json, print_table, when
+from deploytrack.cli.output import emit, output_option, print_json, print_table, when
 
 
 def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,7 +146,7 @@ def variable_unset(
 
 @variable.command("list")
 @_scope_options
-@output_option
+@output_option(wide=True)
 @pass_app
 def variable_list(
     app: App,
@@ -172,6 +172,7 @@ def variable_list(
             for v in views
         ],
         empty="No variables at this scope.",
+        caps=[40, 200 if output == "wide" else 40, None, 64],
     )
 
 
@@ -217,17 +218,19 @@ def variable_resolve(
         masked = v.secret and not reveal
         note = " (secret, masked: add --reveal to export it)" if masked else ""
         note = note or (" (secret)" if v.secret else "")
-        click.echo(f"# {v.name} from {v.scope}{note}")
+        # Stored data for `eval`: written byte-exact (click.echo would strip ANSI
+        # sequences from a value when stdout is a pipe).
+        emit(f"# {v.name} from {v.scope}{note}")
         if masked:
-            click.echo(f"# export {v.name}={shlex.quote(v.value)}")
+            emit(f"# export {v.name}={shlex.quote(v.value)}")
         else:
-            click.echo(f"export {v.name}={shlex.quote(v.value)}")
+            emit(f"export {v.name}={shlex.quote(v.value)}")
 
 
 @variable.command("history")
 @_scope_options
 @click.option("--key", "name", default=None, help="Only this variable.")
-@output_option
+@output_option(wide=True)
 @pass_app
 def variable_history(
     app: App,
@@ -264,4 +267,5 @@ def variable_history(
         ["TIME", "NAME", "SCOPE", "CHANGE"],
         [[when(c.changed_at), c.name, str(c.scope), c.change] for c in changes],
         empty="No changes.",
+        caps=[None, 40, 64, 200 if output == "wide" else 60],
     )
