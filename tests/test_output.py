@@ -279,6 +279,8 @@ def test_every_command_escapes_what_it_prints(hostile_db: Path, tmp_path: Path) 
     scan("deployment", "diff", *diff, "-o", "wide")
     scan("status")
     scan("status", "-o", "wide")
+    # Last of the deployments: the staging slot's record carries the hostile layout path.
+    scan("deployment", "decommission", "--env", "stage", "--logical-env", "staging", *slot)
     scan("discover", V1)
     scan("discover", evil_digest)
     scan("project", "list")

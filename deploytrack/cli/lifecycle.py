@@ -11,7 +11,7 @@ import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.output import output_option, print_json, print_table, safe, when
-from deploytrack.cli.times import DURATION, TIME, TIME_END, age
+from deploytrack.cli.times import DURATION, TIME_END, age
 from deploytrack.digests import short
 from deploytrack.services.validate import KINDS
 

@@ -1,9 +1,9 @@
 """Printing: tables for people, JSON for machines.
 
 JSON field names are the views' field names (docs/json.md); every field ending in `_at`
-is a time and is printed as RFC 3339 UTC with microseconds. Tables are drawn here, not
-by a library: their width rules (caps, `…`, the row limit) are ours, and a table costs
-no import (docs/output.md).
+is a time and is printed as RFC 3339 UTC with microseconds. Tables are laid out by
+tabulate, imported only when a table is printed; their width rules (caps, `…`, the row
+limit) are applied here first (docs/output.md).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ ELLIPSIS = "…"
 DEFAULT_CAP = 72
 # No row of any table is longer than this, whatever the data: the widest columns give way.
 MAX_ROW = 300
+# tabulate's "simple" format puts two spaces between columns.
 _GAP = "  "
 
 
@@ -178,14 +179,22 @@ def print_table(
             break
         widths[widest] -= 1
 
-    def line(values: Sequence[str]) -> str:
-        return _GAP.join(
-            cut(value, width).ljust(width) for value, width in zip(values, widths, strict=True)
-        ).rstrip()
+    import tabulate
 
-    out = [line(list(headers)), _GAP.join("-" * width for width in widths)]
-    out += [line(row) for row in cells]
-    click.echo("\n".join(out))
+    # tabulate pads every header by two more characters; the widths above already hold
+    # the whole layout (MAX_ROW counts exactly the cells and the gaps).
+    tabulate.MIN_PADDING = 0
+    cut_rows = [
+        [cut(value, width) for value, width in zip(row, widths, strict=True)] for row in cells
+    ]
+    click.echo(
+        tabulate.tabulate(
+            cut_rows,
+            headers=[cut(header, width) for header, width in zip(headers, widths, strict=True)],
+            tablefmt="simple",
+            disable_numparse=True,
+        )
+    )
 
 
 def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
