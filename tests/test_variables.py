@@ -351,6 +351,142 @@ def test_masked_secrets_are_not_exported(ok: Invoke, tmp_path: Path) -> None:
     assert shown.stdout == "unset info\n"
 
 
+# Issue 9: values that a terminal, a pipe or a shell could rewrite.
+RAW = {
+    "ESC": "red\033[31mRED\033[0m",
+    "CR": "over\rwritten",
+    "SOH": "a\x01b\x7fc",
+    "QUOTES": "it's \"quoted\" '\"'",
+    "LINES": "one\ntwo\n\nfour",
+    "UNICODE": "ünïcødé ✓ 日本",
+    "TRAILING": "ends with a newline\n",
+    "SUBST": "$(touch /tmp/deploytrack-pwned-9) ${HOME}",
+    "TICKS": "`touch /tmp/deploytrack-pwned-9`",
+}
+
+
+def _set_raw(ok: Invoke, *where: str) -> None:
+    for name, value in RAW.items():
+        # --stdin drops one final newline: add one so TRAILING keeps its own.
+        ok("variable", "set", name, "--stdin", *where, input=(value + "\n").encode())
+
+
+def test_resolve_env_is_byte_exact(ok: Invoke) -> None:
+    """CliRunner's stdout is not a terminal: click.echo would strip the ESC sequence."""
+    import shlex
+
+    _set_raw(ok, *STAGE)
+    out = ok("variable", "resolve", *SCOPE).stdout_bytes
+    expected = "".join(
+        f"# {name} from production\nexport {name}={shlex.quote(RAW[name])}\n"
+        for name in sorted(RAW)
+    )
+    assert out == expected.encode()
+    assert values(ok) == RAW
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_eval_in_a_real_shell_reproduces_every_value(
+    entry_point: str, tmp_path: Path, shell: str
+) -> None:
+    """The installed command, stdout a pipe, its output eval'ed by a real shell."""
+    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "eval.db")}
+
+    def cli(*args: str, input: bytes | None = None) -> bytes:
+        done = subprocess.run([entry_point, *args], input=input, env=env,
+                              capture_output=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli("environment", "create", "--name", "prod-cluster")
+    for i, (name, value) in enumerate(RAW.items()):
+        # Half of them secrets at the stage: revealed secrets take the same path.
+        where = (*STAGE, "--secret") if i % 2 else SCOPE
+        cli("variable", "set", name, "--stdin", *where, input=(value + "\n").encode())
+    names = " ".join(RAW)
+    script = (
+        f'eval "$("$0" variable resolve {" ".join(SCOPE)} --reveal)" || exit 9; '
+        f'for n in {names}; do printenv "$n"; printf "\\0"; done'
+    )
+    shown = subprocess.run([shell, "-c", script, entry_point], env=env,
+                           capture_output=True, timeout=60)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    got = shown.stdout.decode().split("\0")[:-1]
+    assert got == [value + "\n" for value in RAW.values()]  # printenv adds one newline
+    assert not Path("/tmp/deploytrack-pwned-9").exists()
+
+
+def test_resolve_writes_the_same_bytes_to_a_terminal_and_a_pipe(
+    entry_point: str, tmp_path: Path
+) -> None:
+    import tty
+
+    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "tty.db")}
+    for args, stdin in [
+        (("environment", "create", "--name", "prod-cluster"), b""),
+        (("variable", "set", "ESC", "--stdin", *STAGE), RAW["ESC"].encode()),
+        (("variable", "set", "CR", "--stdin", *STAGE), RAW["CR"].encode()),
+    ]:
+        done = subprocess.run([entry_point, *args], input=stdin, env=env, capture_output=True,
+                              timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    command = [entry_point, "variable", "resolve", *SCOPE]
+    piped = subprocess.run(command, env=env, capture_output=True, timeout=60).stdout
+    assert b"\033[31m" in piped
+    master, slave = os.openpty()
+    tty.setraw(slave)  # no newline translation: compare the bytes the program wrote
+    try:
+        proc = subprocess.Popen(command, stdout=slave, stderr=subprocess.PIPE, env=env)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the program exited and closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=60) == 0
+    finally:
+        os.close(master)
+    assert seen == piped
+
+
+def test_list_and_history_json_carry_values_exactly(entry_point: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "json.db")}
+
+    def cli(*args: str, input: bytes | None = None) -> bytes:
+        done = subprocess.run([entry_point, *args], input=input, env=env,
+                              capture_output=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    for name, value in RAW.items():
+        cli("variable", "set", name, "--stdin", *STAGE, input=(value + "\n").encode())
+    listed = json.loads(cli("variable", "list", *STAGE, "-o", "json"))
+    assert {v["name"]: v["value"] for v in listed} == RAW
+    changes = json.loads(cli("variable", "history", *STAGE, "-o", "json"))
+    assert {c["name"]: c["value"] for c in changes} == RAW
+
+
+def test_resolve_output_option(ok: Invoke, run: Invoke) -> None:
+    """-o/--output as everywhere else; --format, its former spelling, keeps working."""
+    ok("variable", "set", "A", "1", *STAGE)
+    as_json = ok("variable", "resolve", *SCOPE, "-o", "json").stdout
+    assert json.loads(as_json)["A"]["value"] == "1"
+    assert ok("variable", "resolve", *SCOPE, "--output", "json").stdout == as_json
+    assert ok("variable", "resolve", *SCOPE, "--format", "json").stdout == as_json
+    as_env = ok("variable", "resolve", *SCOPE).stdout
+    assert as_env == "# A from production\nexport A=1\n"
+    assert ok("variable", "resolve", *SCOPE, "-o", "env").stdout == as_env
+    assert ok("variable", "resolve", *SCOPE, "--format", "env").stdout == as_env
+    assert ok("variable", "resolve", *SCOPE, "-o", "json", "--format", "json").stdout == as_json
+    result = run("variable", "resolve", *SCOPE, "-o", "json", "--format", "env")
+    assert_refused(result, code=2, contains="disagree")
+    assert_refused(run("variable", "resolve", *SCOPE, "-o", "table"), code=2, contains="table")
+
+
 # --- secrets ---------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from deploytrack.cli import App, pass_app
-from deploytrack.cli.output import output_option, print_json, print_table, when
+from deploytrack.cli.output import emit, output_option, print_json, print_table, when
 
 
 def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -183,8 +183,16 @@ def variable_list(
     "--require", multiple=True, metavar="KEY", help="Fail unless KEY resolves (repeatable)."
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["env", "json"]), default="env", show_default=True
+    "-o",
+    "--output",
+    "output",
+    type=click.Choice(["env", "json"]),
+    default=None,
+    help="env: export lines for a POSIX shell (the default); json: for machines.",
 )
+# The spelling before -o/--output existed: scripts use it, so it keeps working (hidden:
+# every other command spells the option -o/--output).
+@click.option("--format", "fmt", type=click.Choice(["env", "json"]), default=None, hidden=True)
 @click.option("--reveal", is_flag=True, help="Print secret values instead of a mask.")
 @pass_app
 def variable_resolve(
@@ -193,35 +201,41 @@ def variable_resolve(
     environment: str,
     deployment_name: str,
     require: tuple[str, ...],
-    fmt: str,
+    output: str | None,
+    fmt: str | None,
     reveal: bool,
 ) -> None:
     """The effective variables of one deployment, each with the scope it came from.
 
-    --format env prints `export KEY='value'` lines, quoted for a POSIX shell, so
+    -o env (the default) prints `export KEY='value'` lines, quoted for a POSIX shell, so
     `eval "$(deploytrack variable resolve ... --reveal)"` is safe; a masked secret is
-    left out as a comment (add --reveal to export it).
+    left out as a comment (add --reveal to export it). Values are written byte for byte.
     """
     from deploytrack.services import variables
 
+    if output is not None and fmt is not None and output != fmt:
+        raise click.UsageError(f"-o {output} and --format {fmt} disagree: give one of them")
+    output = output or fmt or "env"
     views = variables.resolve(
         app.store,
         _scope(logical_environment, environment, deployment_name),
         require=require,
         reveal=reveal,
     )
-    if fmt == "json":
+    if output == "json":
         print_json({v.name: _variable_json(v) for v in views})
         return
+    lines = []
     for v in views:
         masked = v.secret and not reveal
         note = " (secret, masked: add --reveal to export it)" if masked else ""
         note = note or (" (secret)" if v.secret else "")
-        click.echo(f"# {v.name} from {v.scope}{note}")
-        if masked:
-            click.echo(f"# export {v.name}={shlex.quote(v.value)}")
-        else:
-            click.echo(f"export {v.name}={shlex.quote(v.value)}")
+        lines.append(f"# {v.name} from {v.scope}{note}")
+        lines.append(f"{'# ' if masked else ''}export {v.name}={shlex.quote(v.value)}")
+    if lines:
+        # emit, not click.echo: click strips escape sequences when stdout is a pipe, and
+        # `eval "$(...)"` must get every value exactly as stored.
+        emit("\n".join(lines))
 
 
 @variable.command("history")
