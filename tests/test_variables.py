@@ -614,6 +614,70 @@ def test_a_ciphertext_moved_to_another_variable_does_not_decrypt(
     assert "hunter2" not in result.stdout
 
 
+def test_a_secret_stays_a_secret(ok: Invoke, run: Invoke, db_path: Path, key_file: Path) -> None:
+    """Issue 9: set again without --secret, a secret would be stored in plaintext for good."""
+    ok("variable", "set", "TOKEN", "--secret", "--stdin", *SCOPE, input="old-secret\n")
+    before = snapshot(db_path)
+    for args, stdin in [
+        (("variable", "set", "TOKEN", "n3w-plaintext", *SCOPE), None),
+        (("variable", "set", "TOKEN", "--stdin", *SCOPE), "n3w-plaintext\n"),
+    ]:
+        result = run(*args, input=stdin)
+        assert_refused(result, contains="TOKEN is a secret at production env=prod-cluster")
+        assert "give --secret" in result.stderr
+        assert f"variable unset TOKEN {' '.join(SCOPE)}" in result.stderr
+        assert "n3w" not in result.stderr + result.stdout
+    assert snapshot(db_path) == before
+    raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+    assert b"n3w-plaintext" not in raw
+    # With --secret it changes, still encrypted.
+    ok("variable", "set", "TOKEN", "--secret", "--stdin", *SCOPE, input="n3w\n")
+    assert values(ok, "--reveal") == {"TOKEN": "n3w"}
+    assert [e["value"] for e in events(db_path)] == [None, None]
+    # Other scopes are other variables: a plain TOKEN for the whole stage is allowed.
+    ok("variable", "set", "TOKEN", "stage-wide", *STAGE)
+    # Unset first, and the name may become plain at that scope.
+    ok("variable", "unset", "TOKEN", *SCOPE)
+    ok("variable", "set", "TOKEN", "now-plain", *SCOPE)
+    assert values(ok) == {"TOKEN": "now-plain"}
+    # A plain variable may become a secret.
+    ok("variable", "set", "TOKEN", "--secret", "--stdin", *SCOPE, input="secret-again\n")
+    body = resolve(ok)["TOKEN"]
+    assert (body["secret"], body["value"]) == (True, "********")
+
+
+def test_a_secret_is_refused_before_the_prompt(entry_point: str, tmp_path: Path) -> None:
+    """On a terminal, the refusal comes before the value is asked for."""
+    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "tty.db"),
+           "DEPLOYTRACK_SECRETS_KEY_FILE": str(tmp_path / "secrets.key")}  # fmt: skip
+    for args in (["environment", "create", "--name", "prod-cluster"],
+                 ["variable", "set", "TOKEN", "s", "--secret", *STAGE]):  # fmt: skip
+        made = subprocess.run([entry_point, *args], env=env, capture_output=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [entry_point, "variable", "set", "TOKEN", *STAGE],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        assert proc.wait(timeout=60) == 1
+        while select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        proc.kill()
+        os.close(master)
+    assert b"Error: TOKEN is a secret" in seen
+    assert b"Value for" not in seen
+
+
 def test_secret_on_the_command_line_warns(ok: Invoke) -> None:
     result = ok("variable", "set", "S", "x", *STAGE, "--secret")
     assert "Warning:" in result.stderr and "--stdin" in result.stderr

@@ -105,6 +105,13 @@ def variable_set(
             raise click.UsageError(
                 "give VALUE or --stdin: there is no terminal to ask for the value on"
             )
+        # Refuse before asking: typing a secret twice to be told no is no way to learn it.
+        variables.check_set(
+            app.store,
+            _scope(logical_environment, environment, deployment_name),
+            key,
+            secret=secret,
+        )
         value = click.prompt(
             f"Value for {key}", hide_input=True, confirmation_prompt=True, err=True
         )

@@ -51,6 +51,15 @@ class Scope:
         """Specificity: 3 (stage, env, deployment) > 2 (stage, deployment) > 1 (stage, env) > 0."""
         return (2 if self.deployment_name else 0) + (1 if self.environment else 0)
 
+    def options(self) -> str:
+        """The command-line options naming exactly this scope."""
+        parts = ["--logical-env", self.logical_environment]
+        if self.environment:
+            parts += ["--env", self.environment]
+        if self.deployment_name:
+            parts += ["--deployment-name", self.deployment_name]
+        return " ".join(parts)
+
     def __str__(self) -> str:
         parts = [self.logical_environment]
         if self.environment:
@@ -192,6 +201,29 @@ def _same_secret(box: SecretBox, event: VariableEvent, value: str) -> bool:
         return False
 
 
+def _secret_stays_secret(
+    current: VariableEvent | None, scope: Scope, name: str, secret: bool
+) -> None:
+    """A secret set again without --secret would be stored in plaintext, for good: the
+    history is append-only. So changing it takes --secret, or an explicit unset first."""
+    if secret or current is None or current.action != SET or not current.is_secret:
+        return
+    raise ServiceError(
+        f"{name} is a secret at {scope}: give --secret to change it (its value would "
+        f"otherwise be stored in plaintext), or 'deploytrack variable unset {name} "
+        f"{scope.options()}' first to make it a plain variable"
+    )
+
+
+def check_set(store: Store, scope: Scope, name: str, *, secret: bool) -> None:
+    """The refusals of `set_variable` that do not depend on the value, for the CLI to
+    give before it asks for one on a terminal."""
+    validate_key(name)
+    with store.read():
+        resolved = _Resolved(store, scope)
+        _secret_stays_secret(_current_at(resolved.exact, name), scope, name, secret)
+
+
 def set_variable(
     store: Store, scope: Scope, name: str, value: str, *, secret: bool = False
 ) -> tuple[VariableView, bool]:
@@ -206,6 +238,7 @@ def set_variable(
     with store.write():
         resolved = _Resolved(store, scope)
         current = _current_at(resolved.exact, name)
+        _secret_stays_secret(current, scope, name, secret)
         if current is not None and current.action == SET and bool(current.is_secret) == secret:
             same = current.value == value if box is None else _same_secret(box, current, value)
             if same:
