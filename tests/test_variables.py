@@ -678,6 +678,26 @@ def test_a_secret_is_refused_before_the_prompt(entry_point: str, tmp_path: Path)
     assert b"Value for" not in seen
 
 
+def test_an_empty_value_from_stdin_warns_and_is_stored(ok: Invoke, key_file: Path) -> None:
+    """Issue 9: `printf '%s\\n' "$UNSET_VAR" | ... --stdin` sends an empty line."""
+    for stdin in ("\n", ""):
+        result = ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *SCOPE, input=stdin)
+        warning = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+        assert len(warning) == 1, result.stderr
+        assert "secret read from stdin for DB_PASSWORD is empty" in warning[0]
+        assert "stored an empty secret" in warning[0]
+    assert values(ok, "--reveal") == {"DB_PASSWORD": ""}
+    plain = ok("variable", "set", "URL", "--stdin", *SCOPE, input="\n")
+    assert "Warning: the value read from stdin for URL is empty" in plain.stderr
+    # A value that is not empty, or an empty one typed on purpose, says nothing.
+    quiet = [
+        ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *SCOPE, input="x\n"),
+        ok("variable", "set", "URL", "--stdin", *SCOPE, input=" \n"),
+        ok("variable", "set", "EMPTY", "", *SCOPE),
+    ]
+    assert all(r.stderr == "" for r in quiet)
+
+
 def test_secret_on_the_command_line_warns(ok: Invoke) -> None:
     result = ok("variable", "set", "S", "x", *STAGE, "--secret")
     assert "Warning:" in result.stderr and "--stdin" in result.stderr

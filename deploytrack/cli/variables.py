@@ -125,6 +125,16 @@ def variable_set(
             "visible to other users in ps; prefer --stdin or the prompt.",
             err=True,
         )
+    if from_stdin and value == "":
+        # `printf '%s\n' "$UNSET_VAR" | ... --stdin` sends an empty line: stored as asked
+        # (an empty value is a value), but said out loud, since it is rarely meant.
+        what = "secret" if secret else "value"
+        click.echo(
+            f"Warning: the {what} read from stdin for {key} is empty (was the shell variable "
+            f"you piped unset?); stored an empty {what}: set it again if that is not what "
+            "you meant.",
+            err=True,
+        )
     kind = "secret " if view.secret else ""
     if changed:
         click.echo(f"Set {kind}{key} at {scope}.")
