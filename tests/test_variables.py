@@ -573,19 +573,70 @@ def test_a_lost_key_is_a_clear_error(ok: Invoke, run: Invoke, key_file: Path) ->
     assert values(ok) == {"S": "********"}
 
 
+def _another_key(path: Path) -> None:
+    """Overwrite the key file with another valid key (a different machine's, say)."""
+    import base64
+
+    path.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+
+
 def test_a_different_key_is_a_clear_error_never_garbage(
     ok: Invoke, run: Invoke, key_file: Path, db_path: Path
 ) -> None:
     ok("variable", "set", "S", "x", *STAGE, "--secret")
     key_id = events(db_path)[0]["key_id"]
-    key_file.unlink()
-    ok("variable", "set", "OTHER", "y", *STAGE, "--secret")  # a new key is created
+    _another_key(key_file)
     result = run("variable", "resolve", *SCOPE, "--reveal")
     assert_refused(result, contains=f"encrypted with key {key_id}")
     assert "cannot reveal S" in result.stderr
-    # Setting it again re-encrypts it with the key in use.
+    # That key cannot encrypt while S needs the other one; once S is unset, it can.
+    assert_refused(run("variable", "set", "S", "x", *STAGE, "--secret"), contains=key_id)
+    ok("variable", "unset", "S", *STAGE)
     ok("variable", "set", "S", "x", *STAGE, "--secret")
-    assert values(ok, "--reveal") == {"OTHER": "y", "S": "x"}
+    assert values(ok, "--reveal") == {"S": "x"}
+
+
+def test_no_second_key_for_a_database_whose_secrets_need_another(
+    ok: Invoke, run: Invoke, key_file: Path, db_path: Path, tmp_path: Path
+) -> None:
+    """Issue 9: a mistyped DEPLOYTRACK_SECRETS_KEY_FILE created a second key and encrypted
+    under it: the database then held secrets no single key could reveal."""
+    ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *SCOPE, input="hunter2\n")
+    ok("variable", "set", "API_TOKEN", "--secret", "--stdin", *STAGE, input="t0ken\n")
+    key_id = events(db_path)[0]["key_id"]
+    typo = tmp_path / "vault" / "secrets.kye"
+    before = snapshot(db_path)
+    result = run("variable", "set", "NEW", "--secret", "--stdin", *STAGE, input="n\n",
+                 env={"DEPLOYTRACK_SECRETS_KEY_FILE": str(typo)})  # fmt: skip
+    assert_refused(result, contains=f"the secrets key {typo} does not exist")
+    line = result.stderr
+    assert f"need key {key_id} (API_TOKEN at production and 1 more)" in line
+    assert f"set DEPLOYTRACK_SECRETS_KEY_FILE to the file that holds key {key_id}" in line
+    assert not typo.exists() and not typo.parent.exists()  # no key created
+    assert snapshot(db_path) == before
+    # An existing file holding another key is refused the same way.
+    typo.parent.mkdir()
+    _another_key(typo)
+    result = run("variable", "set", "NEW", "--secret", "--stdin", *STAGE, input="n\n",
+                 env={"DEPLOYTRACK_SECRETS_KEY_FILE": str(typo)})  # fmt: skip
+    assert_refused(result, contains=f"the secrets key {typo} holds key ")
+    assert f"need key {key_id}" in result.stderr
+    assert snapshot(db_path) == before
+    # The right key works; plain variables and unsets never need a key.
+    ok("variable", "set", "NEW", "--secret", "--stdin", *STAGE, input="n\n")
+    env = {"DEPLOYTRACK_SECRETS_KEY_FILE": str(typo)}
+    ok("variable", "set", "PLAIN", "p", *STAGE, env=env)
+    # The key lost for good: unset what needs it, and a new key may start over.
+    for name, where in (("DB_PASSWORD", SCOPE), ("API_TOKEN", STAGE), ("NEW", STAGE)):
+        ok("variable", "unset", name, *where, env=env)
+    ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *SCOPE, input="new\n", env=env)
+    assert events(db_path)[-1]["key_id"] != key_id
+    assert (
+        json.loads(ok("variable", "resolve", *SCOPE, "-o", "json", "--reveal", env=env).stdout)[
+            "DB_PASSWORD"
+        ]["value"]
+        == "new"
+    )
 
 
 def test_a_damaged_key_file_is_a_clear_error(run: Invoke, ok: Invoke, key_file: Path) -> None:

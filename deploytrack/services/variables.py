@@ -26,7 +26,7 @@ from deploytrack import timeutil
 from deploytrack.services import ServiceError, validate
 from deploytrack.services.catalog import environments, logical_environments
 from deploytrack.store import Store
-from deploytrack.store.models import Environment, VariableEvent
+from deploytrack.store.models import Environment, LogicalEnvironment, VariableEvent
 
 if TYPE_CHECKING:
     from deploytrack.crypto.secrets import SecretBox
@@ -188,6 +188,77 @@ def _box(*, create: bool) -> SecretBox:
     return SecretBox.load(create=create)
 
 
+def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
+    """The secrets whose value is current at their scope, in every stage, newest first.
+    In a transaction."""
+    newest = VariableEvent.select(fn.MAX(VariableEvent.id)).group_by(
+        VariableEvent.logical_environment,
+        VariableEvent.environment,
+        VariableEvent.deployment_name,
+        VariableEvent.name,
+    )
+    query = (
+        VariableEvent.select()
+        .where(
+            VariableEvent.id.in_(newest) & VariableEvent.is_secret & (VariableEvent.action == SET)
+        )
+        .order_by(VariableEvent.id.desc())
+    )
+    events = list(query)
+    if not events:
+        return []
+    stages = dict(
+        LogicalEnvironment.select(LogicalEnvironment.id, LogicalEnvironment.name).tuples()
+    )
+    envs = dict(Environment.select(Environment.id, Environment.name).tuples())
+    return [
+        (
+            event,
+            Scope(
+                stages[event.logical_environment_id],
+                envs.get(event.environment_id),
+                event.deployment_name,
+            ),
+        )
+        for event in events
+    ]
+
+
+def _refuse_a_second_key(box: SecretBox | None, path: Any) -> None:
+    """One database, one key: a secret encrypted with a key other than the one its other
+    secrets need (a mistyped DEPLOYTRACK_SECRETS_KEY_FILE, another machine's key) would
+    leave secrets no single key reveals. In a transaction."""
+    in_force = _secrets_in_force()
+    needed = list(dict.fromkeys(event.key_id for event, _ in in_force))
+    if not needed or (box is not None and box.key_id in needed):
+        return
+    from deploytrack.crypto.secrets import KEY_FILE_ENV, SecretsError
+
+    first, scope = next((e, s) for e, s in in_force if e.key_id == needed[0])
+    count = sum(1 for e, _ in in_force if e.key_id == needed[0])
+    example = f"{first.name} at {scope}" + (f" and {count - 1} more" if count > 1 else "")
+    keys = " or ".join(needed)
+    found = "does not exist" if box is None else f"holds key {box.key_id}"
+    raise SecretsError(
+        f"the secrets key {path} {found}, but the secrets in this database need key {keys} "
+        f"({example}): set {KEY_FILE_ENV} to the file that holds key {needed[0]}"
+        + (f" or restore {path}" if box is None else "")
+        + "; secrets are never encrypted under a second key (if that key is lost for good, "
+        "unset those secrets first, then set them again)"
+    )
+
+
+def _encrypting_box(store: Store) -> SecretBox:
+    """The key to encrypt with: the existing one, or a new one while no secret in force
+    needs another key."""
+    from deploytrack.crypto.secrets import SecretBox, key_path
+
+    box = SecretBox.existing()
+    with store.read():
+        _refuse_a_second_key(box, key_path() if box is None else box.path)
+    return box if box is not None else SecretBox.load(create=True)
+
+
 def _same_secret(box: SecretBox, event: VariableEvent, value: str) -> bool:
     """Whether a stored secret already holds `value` (False when it cannot be read with
     this key: setting it again re-encrypts it with the key in use)."""
@@ -234,11 +305,14 @@ def set_variable(
     if secret:
         with store.read():
             _Resolved(store, scope)  # a mistyped scope is refused before a key is created
-    box = _box(create=True) if secret else None
+    box = _encrypting_box(store) if secret else None
     with store.write():
         resolved = _Resolved(store, scope)
         current = _current_at(resolved.exact, name)
         _secret_stays_secret(current, scope, name, secret)
+        if box is not None:
+            # Again under the write lock: another process may have set a secret meanwhile.
+            _refuse_a_second_key(box, box.path)
         if current is not None and current.action == SET and bool(current.is_secret) == secret:
             same = current.value == value if box is None else _same_secret(box, current, value)
             if same:
