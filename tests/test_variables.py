@@ -843,7 +843,19 @@ def test_history_keeps_every_change(ok: Invoke, db_path: Path) -> None:
     ok("variable", "set", "OTHER_STAGE", "x", "--logical-env", "staging")
     body = json.loads(ok("variable", "history", *STAGE, "-o", "json").stdout)
     assert all(
-        list(c) == ["id", "changed_at", "name", "scope", "action", "secret", "value", "change"]
+        list(c)
+        == [
+            "id",
+            "changed_at",
+            "name",
+            "scope",
+            "action",
+            "secret",
+            "value",
+            "redacted",
+            "redacts",
+            "change",
+        ]
         for c in body
     )
     assert [(c["name"], c["action"], c["value"], c["change"], c["scope"]["environment"])

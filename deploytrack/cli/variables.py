@@ -255,6 +255,47 @@ def variable_resolve(
         emit("\n".join(lines))
 
 
+@variable.command("redact")
+@click.option(
+    "--id",
+    "entry",
+    # SQLite's integer range: a larger number is no id, and must not overflow the driver.
+    type=click.IntRange(1, 2**63 - 1),
+    required=True,
+    metavar="N",
+    help="The history entry: its id in 'variable history -o json'.",
+)
+@pass_app
+def variable_redact(app: App, entry: int) -> None:
+    """Erase the value of a plain history entry set by mistake (a password in a plain
+    variable, say): its bytes leave the database file and its WAL for good.
+
+    The entry stays in the history, marked redacted, and a 'redacted' line records when.
+    If it was the variable's value at its scope, the variable has no value there any more,
+    as after an unset. Secrets need no redaction: they are stored only encrypted.
+    """
+    from deploytrack.services import variables
+
+    done = variables.redact(app.store, entry)
+    gone = done.redacted
+    click.echo(
+        f"Redacted entry {gone.id} ({gone.name} at {gone.scope}, set {when(gone.changed_at)}): "
+        "its value is gone from the database file and its WAL."
+    )
+    if done.was_current:
+        click.echo(
+            f"It was the current value: {gone.name} has no value at {gone.scope} any more "
+            "(less specific scopes apply); set the right one with 'deploytrack variable set'."
+        )
+    if not done.scrubbed:
+        click.echo(
+            f"Warning: another process is reading {app.store.path}, so an old copy of the "
+            f"value stays in {app.store.path}-wal until the last process using the database "
+            "closes it (SQLite then copies and removes that file).",
+            err=True,
+        )
+
+
 @variable.command("history")
 @_scope_options
 @click.option("--key", "name", default=None, help="Only this variable.")
@@ -285,6 +326,8 @@ def variable_history(
                     "action": c.action,
                     "secret": c.secret,
                     "value": c.value,
+                    "redacted": c.redacted,
+                    "redacts": c.redacts,
                     "change": c.change,
                 }
                 for c in changes

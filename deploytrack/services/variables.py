@@ -37,6 +37,7 @@ MAX_VALUE_BYTES = 64 * 1024
 MAX_KEY_CHARS = 255
 SET = "set"
 UNSET = "unset"
+REDACTED = "redacted"
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -82,12 +83,22 @@ class VariableView:
 class VariableChange:
     id: int
     name: str
-    action: str  # set | unset
+    action: str  # set | unset | redacted
     secret: bool
-    value: str | None  # plain values only; None for secrets and unsets
-    change: str  # "set to '...'", "secret changed", "unset"
+    value: str | None  # plain values only; None for secrets, unsets, redacted values
+    change: str  # "set to '...'", "secret changed", "unset", "set (value redacted)", ...
     scope: Scope
     changed_at: int
+    redacted: bool = False  # a plain value removed by a later redaction
+    redacts: int | None = None  # on a redaction: the id of the entry whose value it removed
+
+
+@dataclass(frozen=True)
+class Redaction:
+    change: VariableChange  # the redaction line
+    redacted: VariableChange  # the entry whose value is gone
+    was_current: bool  # it was the variable's value at its scope: the scope has none now
+    scrubbed: bool  # no copy of the old bytes is left in the WAL either
 
 
 def validate_key(name: str) -> str:
@@ -174,11 +185,34 @@ class _Resolved:
 
 
 def _current_at(where: Any, name: str) -> VariableEvent | None:
+    """The newest change of `name` under `where` (redaction lines are not changes of the
+    value: they remove an old one)."""
     return (
         VariableEvent.select()
-        .where(where & (VariableEvent.name == name))
+        .where(where & (VariableEvent.name == name) & (VariableEvent.action != REDACTED))
         .order_by(VariableEvent.id.desc())
         .first()
+    )
+
+
+def _has_value(event: VariableEvent | None) -> bool:
+    """Whether the newest change at a scope leaves the variable a value there: a set whose
+    value was not redacted (a redacted current value reads as an unset)."""
+    return event is not None and event.action == SET and not event.redacted
+
+
+def _newest_per_scope(where: Any = None) -> Any:
+    """The id of the newest change of each variable at each scope (under `where`)."""
+    query = VariableEvent.select(fn.MAX(VariableEvent.id)).where(
+        VariableEvent.action != REDACTED
+        if where is None
+        else where & (VariableEvent.action != REDACTED)
+    )
+    return query.group_by(
+        VariableEvent.logical_environment,
+        VariableEvent.environment,
+        VariableEvent.deployment_name,
+        VariableEvent.name,
     )
 
 
@@ -191,16 +225,12 @@ def _box(*, create: bool) -> SecretBox:
 def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
     """The secrets whose value is current at their scope, in every stage, newest first.
     In a transaction."""
-    newest = VariableEvent.select(fn.MAX(VariableEvent.id)).group_by(
-        VariableEvent.logical_environment,
-        VariableEvent.environment,
-        VariableEvent.deployment_name,
-        VariableEvent.name,
-    )
     query = (
         VariableEvent.select()
         .where(
-            VariableEvent.id.in_(newest) & VariableEvent.is_secret & (VariableEvent.action == SET)
+            VariableEvent.id.in_(_newest_per_scope())
+            & VariableEvent.is_secret
+            & (VariableEvent.action == SET)
         )
         .order_by(VariableEvent.id.desc())
     )
@@ -277,7 +307,7 @@ def _secret_stays_secret(
 ) -> None:
     """A secret set again without --secret would be stored in plaintext, for good: the
     history is append-only. So changing it takes --secret, or an explicit unset first."""
-    if secret or current is None or current.action != SET or not current.is_secret:
+    if secret or not _has_value(current) or not current.is_secret:
         return
     raise ServiceError(
         f"{name} is a secret at {scope}: give --secret to change it (its value would "
@@ -313,7 +343,7 @@ def set_variable(
         if box is not None:
             # Again under the write lock: another process may have set a secret meanwhile.
             _refuse_a_second_key(box, box.path)
-        if current is not None and current.action == SET and bool(current.is_secret) == secret:
+        if _has_value(current) and bool(current.is_secret) == secret:
             same = current.value == value if box is None else _same_secret(box, current, value)
             if same:
                 return _view(current, scope), False
@@ -357,7 +387,7 @@ def unset_variable(store: Store, scope: Scope, name: str) -> None:
     with store.write():
         resolved = _Resolved(store, scope)
         current = _current_at(resolved.exact, name)
-        if current is None or current.action != SET:
+        if not _has_value(current):
             raise ServiceError(
                 f"{name} is not set at scope {scope}: nothing to unset (see 'deploytrack "
                 f"variable list --logical-env {scope.logical_environment}')"
@@ -411,14 +441,10 @@ def _with_scopes(query: Any, stage: str) -> list[tuple[VariableEvent, Scope]]:
 
 def _current(resolved: _Resolved) -> list[tuple[VariableEvent, Scope]]:
     """The newest event of each (scope, name) that applies, when it is a set."""
-    newest = (
-        VariableEvent.select(fn.MAX(VariableEvent.id))
-        .where(resolved.applying)
-        .group_by(VariableEvent.environment, VariableEvent.deployment_name, VariableEvent.name)
-    )
+    newest = _newest_per_scope(resolved.applying)
     query = VariableEvent.select().where(VariableEvent.id.in_(newest))
     current = _with_scopes(query, resolved.scope.logical_environment)
-    return [(event, scope) for event, scope in current if event.action == SET]
+    return [(event, scope) for event, scope in current if _has_value(event)]
 
 
 def list_variables(store: Store, scope: Scope) -> list[VariableView]:
@@ -490,27 +516,102 @@ def history(store: Store, scope: Scope, name: str | None = None) -> list[Variabl
         if name is not None:
             where &= VariableEvent.name == name
         events = _with_scopes(VariableEvent.select().where(where), scope.logical_environment)
-    changes = []
-    for event, event_scope in events:
-        if event.action == UNSET:
-            change = "unset"
-        elif event.is_secret:
-            change = "secret changed"
-        else:
-            change = f"set to {event.value!r}"
-        changes.append(
-            VariableChange(
-                id=event.id,
-                name=event.name,
-                action=event.action,
-                secret=bool(event.is_secret),
-                value=None if event.is_secret else event.value,
-                change=change,
-                scope=event_scope,
-                changed_at=event.created_at,
+    return [_change(event, event_scope) for event, event_scope in events]
+
+
+def _change(event: VariableEvent, scope: Scope) -> VariableChange:
+    if event.action == UNSET:
+        change = "unset"
+    elif event.action == REDACTED:
+        change = f"redacted the value set by entry {event.redacts}"
+    elif event.is_secret:
+        change = "secret changed"
+    elif event.redacted:
+        change = "set (value redacted)"
+    else:
+        change = f"set to {event.value!r}"
+    return VariableChange(
+        id=event.id,
+        name=event.name,
+        action=event.action,
+        secret=bool(event.is_secret),
+        value=None if event.is_secret else event.value,
+        change=change,
+        scope=scope,
+        changed_at=event.created_at,
+        redacted=bool(event.redacted),
+        redacts=event.redacts,
+    )
+
+
+def redact(store: Store, event_id: int) -> Redaction:
+    """Remove for good the value of a plain history entry set by mistake.
+
+    The entry keeps its place in the history, without its value; a 'redacted' line
+    records when. The write zeroes the space the value leaves (secure_delete), then a
+    checkpoint copies the new page into the database file and truncates the WAL, so the
+    old bytes are in neither. If the entry was the current value at its scope, the
+    variable has no value there any more, as after an unset (less specific scopes apply
+    again): an older value is not brought back behind the user's back.
+    """
+    from deploytrack.store import scrub
+
+    with scrub.scrubbing_write(store):
+        event = VariableEvent.get_or_none(VariableEvent.id == event_id)
+        if event is None:
+            raise ServiceError(
+                f"there is no variable history entry {event_id} (the ids are in "
+                "'deploytrack variable history --logical-env ... -o json')"
             )
+        scope = _with_scopes(
+            VariableEvent.select().where(VariableEvent.id == event.id),
+            LogicalEnvironment.get_by_id(event.logical_environment_id).name,
+        )[0][1]
+        what = f"entry {event_id} ({event.name} at {scope})"
+        if event.action == REDACTED:
+            raise ServiceError(f"{what} is itself a redaction: it holds no value")
+        if event.action == UNSET:
+            raise ServiceError(f"{what} is an unset: it holds no value to redact")
+        if event.is_secret:
+            raise ServiceError(
+                f"{what} is a secret: it is stored only encrypted, there is no plaintext to "
+                "redact (to replace it, set it again with --secret)"
+            )
+        if event.redacted:
+            raise ServiceError(f"{what} was already redacted: its value is gone")
+        current = _current_at(
+            (VariableEvent.logical_environment == event.logical_environment_id)
+            & (
+                VariableEvent.environment.is_null()
+                if event.environment_id is None
+                else VariableEvent.environment == event.environment_id
+            )
+            & (
+                VariableEvent.deployment_name.is_null()
+                if event.deployment_name is None
+                else VariableEvent.deployment_name == event.deployment_name
+            ),
+            event.name,
         )
-    return changes
+        line = VariableEvent.create(
+            logical_environment=event.logical_environment_id,
+            environment=event.environment_id,
+            deployment_name=event.deployment_name,
+            name=event.name,
+            action=REDACTED,
+            is_secret=False,
+            redacts=event.id,
+            created_at=_next_time(),
+        )
+        # The schema blanked the entry when the line was inserted: read what it holds now.
+        event = VariableEvent.get_by_id(event.id)
+    scrubbed = scrub.checkpoint_truncate(store)
+    return Redaction(
+        change=_change(line, scope),
+        redacted=_change(event, scope),
+        was_current=current is not None and current.id == event.id,
+        scrubbed=scrubbed,
+    )
 
 
 def references(environment_id: int | None = None, logical_environment_id: int | None = None) -> int:
