@@ -35,7 +35,7 @@ def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def resolve(ok: Invoke, *args: str, scope: tuple[str, ...] = SCOPE) -> dict[str, Any]:
-    return json.loads(ok("variable", "resolve", *scope, "--format", "json", *args).stdout)
+    return json.loads(ok("variable", "resolve", *scope, "-o", "json", *args).stdout)
 
 
 def values(ok: Invoke, *args: str, scope: tuple[str, ...] = SCOPE) -> dict[str, str]:

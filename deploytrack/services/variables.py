@@ -278,13 +278,15 @@ def _refuse_a_second_key(box: SecretBox | None, path: Any) -> None:
     )
 
 
-def _encrypting_box(store: Store) -> SecretBox:
-    """The key to encrypt with: the existing one, or a new one while no secret in force
-    needs another key."""
+def _encrypting_box(store: Store, scope: Scope) -> SecretBox:
+    """The key to encrypt a secret at `scope` with: the existing one, or a new one while
+    no secret in force needs another key. A mistyped scope is refused before a key is
+    created."""
     from deploytrack.crypto.secrets import SecretBox, key_path
 
     box = SecretBox.existing()
     with store.read():
+        _Resolved(store, scope)
         _refuse_a_second_key(box, key_path() if box is None else box.path)
     return box if box is not None else SecretBox.load(create=True)
 
@@ -332,10 +334,7 @@ def set_variable(
     (setting the value it already has writes nothing)."""
     validate_key(name)
     validate_value(value)
-    if secret:
-        with store.read():
-            _Resolved(store, scope)  # a mistyped scope is refused before a key is created
-    box = _encrypting_box(store) if secret else None
+    box = _encrypting_box(store, scope) if secret else None
     with store.write():
         resolved = _Resolved(store, scope)
         current = _current_at(resolved.exact, name)
@@ -544,6 +543,15 @@ def _change(event: VariableEvent, scope: Scope) -> VariableChange:
     )
 
 
+def _scope_of(event: VariableEvent) -> Scope:
+    """The scope of one event, by name. In a transaction."""
+    stage = LogicalEnvironment.get_by_id(event.logical_environment_id).name
+    env = None
+    if event.environment_id is not None:
+        env = Environment.get_by_id(event.environment_id).name
+    return Scope(stage, env, event.deployment_name)
+
+
 def redact(store: Store, event_id: int) -> Redaction:
     """Remove for good the value of a plain history entry set by mistake.
 
@@ -563,10 +571,7 @@ def redact(store: Store, event_id: int) -> Redaction:
                 f"there is no variable history entry {event_id} (the ids are in "
                 "'deploytrack variable history --logical-env ... -o json')"
             )
-        scope = _with_scopes(
-            VariableEvent.select().where(VariableEvent.id == event.id),
-            LogicalEnvironment.get_by_id(event.logical_environment_id).name,
-        )[0][1]
+        scope = _scope_of(event)
         what = f"entry {event_id} ({event.name} at {scope})"
         if event.action == REDACTED:
             raise ServiceError(f"{what} is itself a redaction: it holds no value")
@@ -579,20 +584,7 @@ def redact(store: Store, event_id: int) -> Redaction:
             )
         if event.redacted:
             raise ServiceError(f"{what} was already redacted: its value is gone")
-        current = _current_at(
-            (VariableEvent.logical_environment == event.logical_environment_id)
-            & (
-                VariableEvent.environment.is_null()
-                if event.environment_id is None
-                else VariableEvent.environment == event.environment_id
-            )
-            & (
-                VariableEvent.deployment_name.is_null()
-                if event.deployment_name is None
-                else VariableEvent.deployment_name == event.deployment_name
-            ),
-            event.name,
-        )
+        current = _current_at(_Resolved(store, scope).exact, event.name)
         line = VariableEvent.create(
             logical_environment=event.logical_environment_id,
             environment=event.environment_id,
