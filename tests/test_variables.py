@@ -611,7 +611,7 @@ def test_no_second_key_for_a_database_whose_secrets_need_another(
     assert_refused(result, contains=f"the secrets key {typo} does not exist")
     line = result.stderr
     assert f"need key {key_id} (API_TOKEN at production and 1 more)" in line
-    assert f"set DEPLOYTRACK_SECRETS_KEY_FILE to the file that holds key {key_id}" in line
+    assert f"check DEPLOYTRACK_SECRETS_KEY_FILE: set it to the file that holds key {key_id}" in line
     assert not typo.exists() and not typo.parent.exists()  # no key created
     assert snapshot(db_path) == before
     # An existing file holding another key is refused the same way.
@@ -622,6 +622,13 @@ def test_no_second_key_for_a_database_whose_secrets_need_another(
     assert_refused(result, contains=f"the secrets key {typo} holds key ")
     assert f"need key {key_id}" in result.stderr
     assert snapshot(db_path) == before
+    # Without the variable, the default path is named, with how to restore it.
+    key_file.rename(key_file.with_name("moved.key"))
+    result = run("variable", "set", "NEW", "--secret", "--stdin", *STAGE, input="n\n")
+    assert_refused(result, contains=f"the secrets key {key_file} does not exist")
+    assert f"restore {key_file} from a backup, or set DEPLOYTRACK_SECRETS_KEY_FILE" in result.stderr
+    assert not key_file.exists()
+    key_file.with_name("moved.key").rename(key_file)
     # The right key works; plain variables and unsets never need a key.
     ok("variable", "set", "NEW", "--secret", "--stdin", *STAGE, input="n\n")
     env = {"DEPLOYTRACK_SECRETS_KEY_FILE": str(typo)}

@@ -16,6 +16,7 @@ one copied to another variable or scope does not decrypt.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -267,14 +268,19 @@ def _refuse_a_second_key(box: SecretBox | None, path: Any) -> None:
     first, scope = next((e, s) for e, s in in_force if e.key_id == needed[0])
     count = sum(1 for e, _ in in_force if e.key_id == needed[0])
     example = f"{first.name} at {scope}" + (f" and {count - 1} more" if count > 1 else "")
-    keys = " or ".join(needed)
     found = "does not exist" if box is None else f"holds key {box.key_id}"
+    if os.environ.get(KEY_FILE_ENV):
+        fix = f"check {KEY_FILE_ENV}: set it to the file that holds key {needed[0]}"
+    else:
+        fix = (
+            f"restore {path} from a backup, or set {KEY_FILE_ENV} to the file that holds key "
+            f"{needed[0]}"
+        )
     raise SecretsError(
-        f"the secrets key {path} {found}, but the secrets in this database need key {keys} "
-        f"({example}): set {KEY_FILE_ENV} to the file that holds key {needed[0]}"
-        + (f" or restore {path}" if box is None else "")
-        + "; secrets are never encrypted under a second key (if that key is lost for good, "
-        "unset those secrets first, then set them again)"
+        f"the secrets key {path} {found}, but the secrets in this database need key "
+        f"{' or '.join(needed)} ({example}): {fix}; secrets are never encrypted under a "
+        "second key (if that key is lost for good, unset those secrets first, then set them "
+        "again)"
     )
 
 
