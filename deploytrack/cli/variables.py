@@ -259,8 +259,7 @@ def variable_resolve(
 @click.option(
     "--id",
     "entry",
-    # SQLite's integer range: a larger number is no id, and must not overflow the driver.
-    type=click.IntRange(1, 2**63 - 1),
+    type=click.IntRange(min=1),
     required=True,
     metavar="N",
     help="The history entry: its id in 'variable history -o json'.",

@@ -40,6 +40,7 @@ SET = "set"
 UNSET = "unset"
 REDACTED = "redacted"
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -571,7 +572,10 @@ def redact(store: Store, event_id: int) -> Redaction:
     from deploytrack.store import scrub
 
     with scrub.scrubbing_write(store):
-        event = VariableEvent.get_or_none(VariableEvent.id == event_id)
+        # Past SQLite's integer range a number is no id (and would overflow the driver).
+        event = (
+            None if event_id > _MAX_ID else VariableEvent.get_or_none(VariableEvent.id == event_id)
+        )
         if event is None:
             raise ServiceError(
                 f"there is no variable history entry {event_id} (the ids are in "
