@@ -704,36 +704,47 @@ def test_a_secret_stays_a_secret(ok: Invoke, run: Invoke, db_path: Path, key_fil
     assert (body["secret"], body["value"]) == (True, "********")
 
 
-def test_a_secret_is_refused_before_the_prompt(entry_point: str, tmp_path: Path) -> None:
-    """On a terminal, the refusal comes before the value is asked for."""
+@pytest.mark.parametrize(
+    ("args", "key_file_name", "error"),
+    [
+        (["TOKEN"], "secrets.key", b"Error: TOKEN is a secret"),
+        (["NEW", "--secret"], "secrets.kye", b"Error: the secrets key "),
+    ],
+    ids=["secret-stays-secret", "second-key"],
+)
+def test_refusals_come_before_the_prompt(
+    entry_point: str, tmp_path: Path, args: list[str], key_file_name: str, error: bytes
+) -> None:
+    """On a terminal, a refusal comes before the value is asked for (twice)."""
     env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "tty.db"),
            "DEPLOYTRACK_SECRETS_KEY_FILE": str(tmp_path / "secrets.key")}  # fmt: skip
-    for args in (["environment", "create", "--name", "prod-cluster"],
-                 ["variable", "set", "TOKEN", "s", "--secret", *STAGE]):  # fmt: skip
-        made = subprocess.run([entry_point, *args], env=env, capture_output=True, timeout=60)
+    for setup in (["environment", "create", "--name", "prod-cluster"],
+                  ["variable", "set", "TOKEN", "s", "--secret", *STAGE]):  # fmt: skip
+        made = subprocess.run([entry_point, *setup], env=env, capture_output=True, timeout=60)
         assert made.returncode == 0, made.stderr
+    env["DEPLOYTRACK_SECRETS_KEY_FILE"] = str(tmp_path / key_file_name)
     master, slave = os.openpty()
     proc = subprocess.Popen(
-        [entry_point, "variable", "set", "TOKEN", *STAGE],
+        [entry_point, "variable", "set", *args, *STAGE],
         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
     )  # fmt: skip
     os.close(slave)
     seen = b""
     try:
-        assert proc.wait(timeout=60) == 1
-        while select.select([master], [], [], 0.5)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
+        deadline = time.monotonic() + 60
+        while b"Error" not in seen and b"Value for" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        assert b"Value for" not in seen, seen
+        assert proc.wait(timeout=60) == 1, seen
     finally:
         proc.kill()
         os.close(master)
-    assert b"Error: TOKEN is a secret" in seen
-    assert b"Value for" not in seen
+    assert error in seen
+    assert not (tmp_path / "secrets.kye").exists()
 
 
 def test_an_empty_value_from_stdin_warns_and_is_stored(ok: Invoke, key_file: Path) -> None:

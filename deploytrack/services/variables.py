@@ -285,17 +285,19 @@ def _refuse_a_second_key(box: SecretBox | None, path: Any) -> None:
     )
 
 
-def _encrypting_box(store: Store, scope: Scope) -> SecretBox:
+def _encrypting_box(store: Store, scope: Scope, *, create: bool = True) -> SecretBox | None:
     """The key to encrypt a secret at `scope` with: the existing one, or a new one while
-    no secret in force needs another key. A mistyped scope is refused before a key is
-    created."""
+    no secret in force needs another key (None when there is none and not `create`). A
+    mistyped scope is refused before a key is created."""
     from deploytrack.crypto.secrets import SecretBox, key_path
 
     box = SecretBox.existing()
     with store.read():
         _Resolved(store, scope)
         _refuse_a_second_key(box, key_path() if box is None else box.path)
-    return box if box is not None else SecretBox.load(create=True)
+    if box is None and create:
+        return SecretBox.load(create=True)
+    return box
 
 
 def _same_secret(box: SecretBox, event: VariableEvent, value: str) -> bool:
@@ -329,6 +331,8 @@ def check_set(store: Store, scope: Scope, name: str, *, secret: bool) -> None:
     """The refusals of `set_variable` that do not depend on the value, for the CLI to
     give before it asks for one on a terminal."""
     validate_key(name)
+    if secret:
+        _encrypting_box(store, scope, create=False)
     with store.read():
         resolved = _Resolved(store, scope)
         _secret_stays_secret(_current_at(resolved.exact, name), scope, name, secret)
