@@ -255,8 +255,10 @@ def test_a_reader_holding_the_wal_is_reported_not_hidden(
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM variable_event").fetchall()  # holds a snapshot
         result = ok("variable", "redact", "--id", "1")
-        assert result.stderr.startswith("Warning: another process is reading")
-        assert f"stays in {db_path}-wal until the last process" in result.stderr
+        assert result.stdout.startswith("Redacted entry 1 (URL at production, set ")
+        assert "gone" not in result.stdout
+        assert result.stderr.startswith(f"Warning: another process is reading {db_path}, ")
+        assert "stay in it and in its -wal until the last process" in result.stderr
         assert MISTAKE.encode() in raw(db_path)  # the warning is true
         reader.execute("COMMIT")
     finally:

@@ -277,9 +277,10 @@ def variable_redact(app: App, entry: int) -> None:
 
     done = variables.redact(app.store, entry)
     gone = done.redacted
+    erased = ": its value is gone from the database file and its WAL" if done.scrubbed else ""
     click.echo(
-        f"Redacted entry {gone.id} ({gone.name} at {gone.scope}, set {when(gone.changed_at)}): "
-        "its value is gone from the database file and its WAL."
+        f"Redacted entry {gone.id} ({gone.name} at {gone.scope}, set "
+        f"{when(gone.changed_at)}){erased}."
     )
     if done.was_current:
         click.echo(
@@ -287,10 +288,11 @@ def variable_redact(app: App, entry: int) -> None:
             "(less specific scopes apply); set the right one with 'deploytrack variable set'."
         )
     if not done.scrubbed:
+        # The new page is only in the WAL until a checkpoint copies it over the old one.
         click.echo(
-            f"Warning: another process is reading {app.store.path}, so an old copy of the "
-            f"value stays in {app.store.path}-wal until the last process using the database "
-            "closes it (SQLite then copies and removes that file).",
+            f"Warning: another process is reading {app.store.path}, so old copies of the "
+            f"value stay in it and in its -wal until the last process using the database "
+            "closes it (SQLite then checkpoints the -wal and removes it).",
             err=True,
         )
 
