@@ -35,7 +35,7 @@ def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def resolve(ok: Invoke, *args: str, scope: tuple[str, ...] = SCOPE) -> dict[str, Any]:
-    return json.loads(ok("variable", "resolve", *scope, "--format", "json", *args).stdout)
+    return json.loads(ok("variable", "resolve", *scope, "-o", "json", *args).stdout)
 
 
 def values(ok: Invoke, *args: str, scope: tuple[str, ...] = SCOPE) -> dict[str, str]:
@@ -351,6 +351,142 @@ def test_masked_secrets_are_not_exported(ok: Invoke, tmp_path: Path) -> None:
     assert shown.stdout == "unset info\n"
 
 
+# Issue 9: values that a terminal, a pipe or a shell could rewrite.
+RAW = {
+    "ESC": "red\033[31mRED\033[0m",
+    "CR": "over\rwritten",
+    "SOH": "a\x01b\x7fc",
+    "QUOTES": "it's \"quoted\" '\"'",
+    "LINES": "one\ntwo\n\nfour",
+    "UNICODE": "ünïcødé ✓ 日本",
+    "TRAILING": "ends with a newline\n",
+    "SUBST": "$(touch /tmp/deploytrack-pwned-9) ${HOME}",
+    "TICKS": "`touch /tmp/deploytrack-pwned-9`",
+}
+
+
+def _set_raw(ok: Invoke, *where: str) -> None:
+    for name, value in RAW.items():
+        # --stdin drops one final newline: add one so TRAILING keeps its own.
+        ok("variable", "set", name, "--stdin", *where, input=(value + "\n").encode())
+
+
+def test_resolve_env_is_byte_exact(ok: Invoke) -> None:
+    """CliRunner's stdout is not a terminal: click.echo would strip the ESC sequence."""
+    import shlex
+
+    _set_raw(ok, *STAGE)
+    out = ok("variable", "resolve", *SCOPE).stdout_bytes
+    expected = "".join(
+        f"# {name} from production\nexport {name}={shlex.quote(RAW[name])}\n"
+        for name in sorted(RAW)
+    )
+    assert out == expected.encode()
+    assert values(ok) == RAW
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_eval_in_a_real_shell_reproduces_every_value(
+    entry_point: str, tmp_path: Path, shell: str
+) -> None:
+    """The installed command, stdout a pipe, its output eval'ed by a real shell."""
+    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "eval.db")}
+
+    def cli(*args: str, input: bytes | None = None) -> bytes:
+        done = subprocess.run([entry_point, *args], input=input, env=env,
+                              capture_output=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli("environment", "create", "--name", "prod-cluster")
+    for i, (name, value) in enumerate(RAW.items()):
+        # Half of them secrets at the stage: revealed secrets take the same path.
+        where = (*STAGE, "--secret") if i % 2 else SCOPE
+        cli("variable", "set", name, "--stdin", *where, input=(value + "\n").encode())
+    names = " ".join(RAW)
+    script = (
+        f'eval "$("$0" variable resolve {" ".join(SCOPE)} --reveal)" || exit 9; '
+        f'for n in {names}; do printenv "$n"; printf "\\0"; done'
+    )
+    shown = subprocess.run([shell, "-c", script, entry_point], env=env,
+                           capture_output=True, timeout=60)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    got = shown.stdout.decode().split("\0")[:-1]
+    assert got == [value + "\n" for value in RAW.values()]  # printenv adds one newline
+    assert not Path("/tmp/deploytrack-pwned-9").exists()
+
+
+def test_resolve_writes_the_same_bytes_to_a_terminal_and_a_pipe(
+    entry_point: str, tmp_path: Path
+) -> None:
+    import tty
+
+    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "tty.db")}
+    for args, stdin in [
+        (("environment", "create", "--name", "prod-cluster"), b""),
+        (("variable", "set", "ESC", "--stdin", *STAGE), RAW["ESC"].encode()),
+        (("variable", "set", "CR", "--stdin", *STAGE), RAW["CR"].encode()),
+    ]:
+        done = subprocess.run([entry_point, *args], input=stdin, env=env, capture_output=True,
+                              timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    command = [entry_point, "variable", "resolve", *SCOPE]
+    piped = subprocess.run(command, env=env, capture_output=True, timeout=60).stdout
+    assert b"\033[31m" in piped
+    master, slave = os.openpty()
+    tty.setraw(slave)  # no newline translation: compare the bytes the program wrote
+    try:
+        proc = subprocess.Popen(command, stdout=slave, stderr=subprocess.PIPE, env=env)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the program exited and closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=60) == 0
+    finally:
+        os.close(master)
+    assert seen == piped
+
+
+def test_list_and_history_json_carry_values_exactly(entry_point: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "json.db")}
+
+    def cli(*args: str, input: bytes | None = None) -> bytes:
+        done = subprocess.run([entry_point, *args], input=input, env=env,
+                              capture_output=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    for name, value in RAW.items():
+        cli("variable", "set", name, "--stdin", *STAGE, input=(value + "\n").encode())
+    listed = json.loads(cli("variable", "list", *STAGE, "-o", "json"))
+    assert {v["name"]: v["value"] for v in listed} == RAW
+    changes = json.loads(cli("variable", "history", *STAGE, "-o", "json"))
+    assert {c["name"]: c["value"] for c in changes} == RAW
+
+
+def test_resolve_output_option(ok: Invoke, run: Invoke) -> None:
+    """-o/--output as everywhere else; --format, its former spelling, keeps working."""
+    ok("variable", "set", "A", "1", *STAGE)
+    as_json = ok("variable", "resolve", *SCOPE, "-o", "json").stdout
+    assert json.loads(as_json)["A"]["value"] == "1"
+    assert ok("variable", "resolve", *SCOPE, "--output", "json").stdout == as_json
+    assert ok("variable", "resolve", *SCOPE, "--format", "json").stdout == as_json
+    as_env = ok("variable", "resolve", *SCOPE).stdout
+    assert as_env == "# A from production\nexport A=1\n"
+    assert ok("variable", "resolve", *SCOPE, "-o", "env").stdout == as_env
+    assert ok("variable", "resolve", *SCOPE, "--format", "env").stdout == as_env
+    assert ok("variable", "resolve", *SCOPE, "-o", "json", "--format", "json").stdout == as_json
+    result = run("variable", "resolve", *SCOPE, "-o", "json", "--format", "env")
+    assert_refused(result, code=2, contains="disagree")
+    assert_refused(run("variable", "resolve", *SCOPE, "-o", "table"), code=2, contains="table")
+
+
 # --- secrets ---------------------------------------------------------------------------
 
 
@@ -437,19 +573,77 @@ def test_a_lost_key_is_a_clear_error(ok: Invoke, run: Invoke, key_file: Path) ->
     assert values(ok) == {"S": "********"}
 
 
+def _another_key(path: Path) -> None:
+    """Overwrite the key file with another valid key (a different machine's, say)."""
+    import base64
+
+    path.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+
+
 def test_a_different_key_is_a_clear_error_never_garbage(
     ok: Invoke, run: Invoke, key_file: Path, db_path: Path
 ) -> None:
     ok("variable", "set", "S", "x", *STAGE, "--secret")
     key_id = events(db_path)[0]["key_id"]
-    key_file.unlink()
-    ok("variable", "set", "OTHER", "y", *STAGE, "--secret")  # a new key is created
+    _another_key(key_file)
     result = run("variable", "resolve", *SCOPE, "--reveal")
     assert_refused(result, contains=f"encrypted with key {key_id}")
     assert "cannot reveal S" in result.stderr
-    # Setting it again re-encrypts it with the key in use.
+    # That key cannot encrypt while S needs the other one; once S is unset, it can.
+    assert_refused(run("variable", "set", "S", "x", *STAGE, "--secret"), contains=key_id)
+    ok("variable", "unset", "S", *STAGE)
     ok("variable", "set", "S", "x", *STAGE, "--secret")
-    assert values(ok, "--reveal") == {"OTHER": "y", "S": "x"}
+    assert values(ok, "--reveal") == {"S": "x"}
+
+
+def test_no_second_key_for_a_database_whose_secrets_need_another(
+    ok: Invoke, run: Invoke, key_file: Path, db_path: Path, tmp_path: Path
+) -> None:
+    """Issue 9: a mistyped DEPLOYTRACK_SECRETS_KEY_FILE created a second key and encrypted
+    under it: the database then held secrets no single key could reveal."""
+    ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *SCOPE, input="hunter2\n")
+    ok("variable", "set", "API_TOKEN", "--secret", "--stdin", *STAGE, input="t0ken\n")
+    key_id = events(db_path)[0]["key_id"]
+    typo = tmp_path / "vault" / "secrets.kye"
+    before = snapshot(db_path)
+    result = run("variable", "set", "NEW", "--secret", "--stdin", *STAGE, input="n\n",
+                 env={"DEPLOYTRACK_SECRETS_KEY_FILE": str(typo)})  # fmt: skip
+    assert_refused(result, contains=f"the secrets key {typo} does not exist")
+    line = result.stderr
+    assert f"need key {key_id} (API_TOKEN at production and 1 more)" in line
+    assert f"check DEPLOYTRACK_SECRETS_KEY_FILE: set it to the file that holds key {key_id}" in line
+    assert not typo.exists() and not typo.parent.exists()  # no key created
+    assert snapshot(db_path) == before
+    # An existing file holding another key is refused the same way.
+    typo.parent.mkdir()
+    _another_key(typo)
+    result = run("variable", "set", "NEW", "--secret", "--stdin", *STAGE, input="n\n",
+                 env={"DEPLOYTRACK_SECRETS_KEY_FILE": str(typo)})  # fmt: skip
+    assert_refused(result, contains=f"the secrets key {typo} holds key ")
+    assert f"need key {key_id}" in result.stderr
+    assert snapshot(db_path) == before
+    # Without the variable, the default path is named, with how to restore it.
+    key_file.rename(key_file.with_name("moved.key"))
+    result = run("variable", "set", "NEW", "--secret", "--stdin", *STAGE, input="n\n")
+    assert_refused(result, contains=f"the secrets key {key_file} does not exist")
+    assert f"restore {key_file} from a backup, or set DEPLOYTRACK_SECRETS_KEY_FILE" in result.stderr
+    assert not key_file.exists()
+    key_file.with_name("moved.key").rename(key_file)
+    # The right key works; plain variables and unsets never need a key.
+    ok("variable", "set", "NEW", "--secret", "--stdin", *STAGE, input="n\n")
+    env = {"DEPLOYTRACK_SECRETS_KEY_FILE": str(typo)}
+    ok("variable", "set", "PLAIN", "p", *STAGE, env=env)
+    # The key lost for good: unset what needs it, and a new key may start over.
+    for name, where in (("DB_PASSWORD", SCOPE), ("API_TOKEN", STAGE), ("NEW", STAGE)):
+        ok("variable", "unset", name, *where, env=env)
+    ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *SCOPE, input="new\n", env=env)
+    assert events(db_path)[-1]["key_id"] != key_id
+    assert (
+        json.loads(ok("variable", "resolve", *SCOPE, "-o", "json", "--reveal", env=env).stdout)[
+            "DB_PASSWORD"
+        ]["value"]
+        == "new"
+    )
 
 
 def test_a_damaged_key_file_is_a_clear_error(run: Invoke, ok: Invoke, key_file: Path) -> None:
@@ -476,6 +670,101 @@ def test_a_ciphertext_moved_to_another_variable_does_not_decrypt(
     result = run("variable", "resolve", *SCOPE, "--reveal")
     assert_refused(result, contains="cannot reveal COPY")
     assert "hunter2" not in result.stdout
+
+
+def test_a_secret_stays_a_secret(ok: Invoke, run: Invoke, db_path: Path, key_file: Path) -> None:
+    """Issue 9: set again without --secret, a secret would be stored in plaintext for good."""
+    ok("variable", "set", "TOKEN", "--secret", "--stdin", *SCOPE, input="old-secret\n")
+    before = snapshot(db_path)
+    for args, stdin in [
+        (("variable", "set", "TOKEN", "n3w-plaintext", *SCOPE), None),
+        (("variable", "set", "TOKEN", "--stdin", *SCOPE), "n3w-plaintext\n"),
+    ]:
+        result = run(*args, input=stdin)
+        assert_refused(result, contains="TOKEN is a secret at production env=prod-cluster")
+        assert "give --secret" in result.stderr
+        assert f"variable unset TOKEN {' '.join(SCOPE)}" in result.stderr
+        assert "n3w" not in result.stderr + result.stdout
+    assert snapshot(db_path) == before
+    raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+    assert b"n3w-plaintext" not in raw
+    # With --secret it changes, still encrypted.
+    ok("variable", "set", "TOKEN", "--secret", "--stdin", *SCOPE, input="n3w\n")
+    assert values(ok, "--reveal") == {"TOKEN": "n3w"}
+    assert [e["value"] for e in events(db_path)] == [None, None]
+    # Other scopes are other variables: a plain TOKEN for the whole stage is allowed.
+    ok("variable", "set", "TOKEN", "stage-wide", *STAGE)
+    # Unset first, and the name may become plain at that scope.
+    ok("variable", "unset", "TOKEN", *SCOPE)
+    ok("variable", "set", "TOKEN", "now-plain", *SCOPE)
+    assert values(ok) == {"TOKEN": "now-plain"}
+    # A plain variable may become a secret.
+    ok("variable", "set", "TOKEN", "--secret", "--stdin", *SCOPE, input="secret-again\n")
+    body = resolve(ok)["TOKEN"]
+    assert (body["secret"], body["value"]) == (True, "********")
+
+
+@pytest.mark.parametrize(
+    ("args", "key_file_name", "error"),
+    [
+        (["TOKEN"], "secrets.key", b"Error: TOKEN is a secret"),
+        (["NEW", "--secret"], "secrets.kye", b"Error: the secrets key "),
+    ],
+    ids=["secret-stays-secret", "second-key"],
+)
+def test_refusals_come_before_the_prompt(
+    entry_point: str, tmp_path: Path, args: list[str], key_file_name: str, error: bytes
+) -> None:
+    """On a terminal, a refusal comes before the value is asked for (twice)."""
+    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "tty.db"),
+           "DEPLOYTRACK_SECRETS_KEY_FILE": str(tmp_path / "secrets.key")}  # fmt: skip
+    for setup in (["environment", "create", "--name", "prod-cluster"],
+                  ["variable", "set", "TOKEN", "s", "--secret", *STAGE]):  # fmt: skip
+        made = subprocess.run([entry_point, *setup], env=env, capture_output=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+    env["DEPLOYTRACK_SECRETS_KEY_FILE"] = str(tmp_path / key_file_name)
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [entry_point, "variable", "set", *args, *STAGE],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"Error" not in seen and b"Value for" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        assert b"Value for" not in seen, seen
+        assert proc.wait(timeout=60) == 1, seen
+    finally:
+        proc.kill()
+        os.close(master)
+    assert error in seen
+    assert not (tmp_path / "secrets.kye").exists()
+
+
+def test_an_empty_value_from_stdin_warns_and_is_stored(ok: Invoke, key_file: Path) -> None:
+    """Issue 9: `printf '%s\\n' "$UNSET_VAR" | ... --stdin` sends an empty line."""
+    for stdin in ("\n", ""):
+        result = ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *SCOPE, input=stdin)
+        warning = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+        assert len(warning) == 1, result.stderr
+        assert "secret read from stdin for DB_PASSWORD is empty" in warning[0]
+        assert "stored an empty secret" in warning[0]
+    assert values(ok, "--reveal") == {"DB_PASSWORD": ""}
+    plain = ok("variable", "set", "URL", "--stdin", *SCOPE, input="\n")
+    assert "Warning: the value read from stdin for URL is empty" in plain.stderr
+    # A value that is not empty, or an empty one typed on purpose, says nothing.
+    quiet = [
+        ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *SCOPE, input="x\n"),
+        ok("variable", "set", "URL", "--stdin", *SCOPE, input=" \n"),
+        ok("variable", "set", "EMPTY", "", *SCOPE),
+    ]
+    assert all(r.stderr == "" for r in quiet)
 
 
 def test_secret_on_the_command_line_warns(ok: Invoke) -> None:
@@ -572,7 +861,19 @@ def test_history_keeps_every_change(ok: Invoke, db_path: Path) -> None:
     ok("variable", "set", "OTHER_STAGE", "x", "--logical-env", "staging")
     body = json.loads(ok("variable", "history", *STAGE, "-o", "json").stdout)
     assert all(
-        list(c) == ["id", "changed_at", "name", "scope", "action", "secret", "value", "change"]
+        list(c)
+        == [
+            "id",
+            "changed_at",
+            "name",
+            "scope",
+            "action",
+            "secret",
+            "value",
+            "redacted",
+            "redacts",
+            "change",
+        ]
         for c in body
     )
     assert [(c["name"], c["action"], c["value"], c["change"], c["scope"]["environment"])

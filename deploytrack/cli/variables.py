@@ -105,6 +105,13 @@ def variable_set(
             raise click.UsageError(
                 "give VALUE or --stdin: there is no terminal to ask for the value on"
             )
+        # Refuse before asking: typing a secret twice to be told no is no way to learn it.
+        variables.check_set(
+            app.store,
+            _scope(logical_environment, environment, deployment_name),
+            key,
+            secret=secret,
+        )
         value = click.prompt(
             f"Value for {key}", hide_input=True, confirmation_prompt=True, err=True
         )
@@ -116,6 +123,16 @@ def variable_set(
         click.echo(
             "Warning: a secret given on the command line stays in the shell history and is "
             "visible to other users in ps; prefer --stdin or the prompt.",
+            err=True,
+        )
+    if from_stdin and value == "":
+        # `printf '%s\n' "$UNSET_VAR" | ... --stdin` sends an empty line: stored as asked
+        # (an empty value is a value), but said out loud, since it is rarely meant.
+        what = "secret" if secret else "value"
+        click.echo(
+            f"Warning: the {what} read from stdin for {key} is empty (was the shell variable "
+            f"you piped unset?); stored an empty {what}: set it again if that is not what "
+            "you meant.",
             err=True,
         )
     kind = "secret " if view.secret else ""
@@ -184,8 +201,16 @@ def variable_list(
     "--require", multiple=True, metavar="KEY", help="Fail unless KEY resolves (repeatable)."
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["env", "json"]), default="env", show_default=True
+    "-o",
+    "--output",
+    "output",
+    type=click.Choice(["env", "json"]),
+    default=None,
+    help="env: export lines for a POSIX shell (the default); json: for machines.",
 )
+# The spelling before -o/--output existed: scripts use it, so it keeps working (hidden:
+# every other command spells the option -o/--output).
+@click.option("--format", "fmt", type=click.Choice(["env", "json"]), default=None, hidden=True)
 @click.option("--reveal", is_flag=True, help="Print secret values instead of a mask.")
 @pass_app
 def variable_resolve(
@@ -194,37 +219,83 @@ def variable_resolve(
     environment: str,
     deployment_name: str,
     require: tuple[str, ...],
-    fmt: str,
+    output: str | None,
+    fmt: str | None,
     reveal: bool,
 ) -> None:
     """The effective variables of one deployment, each with the scope it came from.
 
-    --format env prints `export KEY='value'` lines, quoted for a POSIX shell, so
+    -o env (the default) prints `export KEY='value'` lines, quoted for a POSIX shell, so
     `eval "$(deploytrack variable resolve ... --reveal)"` is safe; a masked secret is
-    left out as a comment (add --reveal to export it).
+    left out as a comment (add --reveal to export it). Values are written byte for byte.
     """
     from deploytrack.services import variables
 
+    if output is not None and fmt is not None and output != fmt:
+        raise click.UsageError(f"-o {output} and --format {fmt} disagree: give one of them")
+    output = output or fmt or "env"
     views = variables.resolve(
         app.store,
         _scope(logical_environment, environment, deployment_name),
         require=require,
         reveal=reveal,
     )
-    if fmt == "json":
+    if output == "json":
         print_json({v.name: _variable_json(v) for v in views})
         return
+    lines = []
     for v in views:
         masked = v.secret and not reveal
         note = " (secret, masked: add --reveal to export it)" if masked else ""
         note = note or (" (secret)" if v.secret else "")
-        # Stored data for `eval`: written byte-exact (click.echo would strip ANSI
-        # sequences from a value when stdout is a pipe).
-        emit(f"# {v.name} from {v.scope}{note}")
-        if masked:
-            emit(f"# export {v.name}={shlex.quote(v.value)}")
-        else:
-            emit(f"export {v.name}={shlex.quote(v.value)}")
+        lines.append(f"# {v.name} from {v.scope}{note}")
+        lines.append(f"{'# ' if masked else ''}export {v.name}={shlex.quote(v.value)}")
+    if lines:
+        # emit, not click.echo: click strips escape sequences when stdout is a pipe, and
+        # `eval "$(...)"` must get every value exactly as stored.
+        emit("\n".join(lines))
+
+
+@variable.command("redact")
+@click.option(
+    "--id",
+    "entry",
+    type=click.IntRange(min=1),
+    required=True,
+    metavar="N",
+    help="The history entry: its id in 'variable history -o json'.",
+)
+@pass_app
+def variable_redact(app: App, entry: int) -> None:
+    """Erase the value of a plain history entry set by mistake (a password in a plain
+    variable, say): its bytes leave the database file and its WAL for good.
+
+    The entry stays in the history, marked redacted, and a 'redacted' line records when.
+    If it was the variable's value at its scope, the variable has no value there any more,
+    as after an unset. Secrets need no redaction: they are stored only encrypted.
+    """
+    from deploytrack.services import variables
+
+    done = variables.redact(app.store, entry)
+    gone = done.redacted
+    erased = ": its value is gone from the database file and its WAL" if done.scrubbed else ""
+    click.echo(
+        f"Redacted entry {gone.id} ({gone.name} at {gone.scope}, set "
+        f"{when(gone.changed_at)}){erased}."
+    )
+    if done.was_current:
+        click.echo(
+            f"It was the current value: {gone.name} has no value at {gone.scope} any more "
+            "(less specific scopes apply); set the right one with 'deploytrack variable set'."
+        )
+    if not done.scrubbed:
+        # The new page is only in the WAL until a checkpoint copies it over the old one.
+        click.echo(
+            f"Warning: another process is reading {app.store.path}, so old copies of the "
+            f"value stay in it and in its -wal until the last process using the database "
+            "closes it (SQLite then checkpoints the -wal and removes it).",
+            err=True,
+        )
 
 
 @variable.command("history")
@@ -257,6 +328,8 @@ def variable_history(
                     "action": c.action,
                     "secret": c.secret,
                     "value": c.value,
+                    "redacted": c.redacted,
+                    "redacts": c.redacts,
                     "change": c.change,
                 }
                 for c in changes

@@ -123,6 +123,15 @@ class SecretBox:
         self.key_id = key_id(key)
 
     @classmethod
+    def existing(cls) -> SecretBox | None:
+        """The key in use, or None when its file does not exist (nothing is created)."""
+        path = key_path()
+        try:
+            return cls(_read_key(path), path)
+        except FileNotFoundError:
+            return None
+
+    @classmethod
     def load(cls, *, create: bool) -> SecretBox:
         """The key in use; `create` makes one when there is none (to encrypt, never to
         decrypt: a new key cannot read old secrets)."""

@@ -16,6 +16,7 @@ one copied to another variable or scope does not decrypt.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from deploytrack import timeutil
 from deploytrack.services import ServiceError, validate
 from deploytrack.services.catalog import environments, logical_environments
 from deploytrack.store import Store
-from deploytrack.store.models import Environment, VariableEvent
+from deploytrack.store.models import Environment, LogicalEnvironment, VariableEvent
 
 if TYPE_CHECKING:
     from deploytrack.crypto.secrets import SecretBox
@@ -37,7 +38,9 @@ MAX_VALUE_BYTES = 64 * 1024
 MAX_KEY_CHARS = 255
 SET = "set"
 UNSET = "unset"
+REDACTED = "redacted"
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,15 @@ class Scope:
     def level(self) -> int:
         """Specificity: 3 (stage, env, deployment) > 2 (stage, deployment) > 1 (stage, env) > 0."""
         return (2 if self.deployment_name else 0) + (1 if self.environment else 0)
+
+    def options(self) -> str:
+        """The command-line options naming exactly this scope."""
+        parts = ["--logical-env", self.logical_environment]
+        if self.environment:
+            parts += ["--env", self.environment]
+        if self.deployment_name:
+            parts += ["--deployment-name", self.deployment_name]
+        return " ".join(parts)
 
     def __str__(self) -> str:
         parts = [self.logical_environment]
@@ -73,12 +85,22 @@ class VariableView:
 class VariableChange:
     id: int
     name: str
-    action: str  # set | unset
+    action: str  # set | unset | redacted
     secret: bool
-    value: str | None  # plain values only; None for secrets and unsets
-    change: str  # "set to '...'", "secret changed", "unset"
+    value: str | None  # plain values only; None for secrets, unsets, redacted values
+    change: str  # "set to '...'", "secret changed", "unset", "set (value redacted)", ...
     scope: Scope
     changed_at: int
+    redacted: bool = False  # a plain value removed by a later redaction
+    redacts: int | None = None  # on a redaction: the id of the entry whose value it removed
+
+
+@dataclass(frozen=True)
+class Redaction:
+    change: VariableChange  # the redaction line
+    redacted: VariableChange  # the entry whose value is gone
+    was_current: bool  # it was the variable's value at its scope: the scope has none now
+    scrubbed: bool  # no copy of the old bytes is left in the WAL either
 
 
 def validate_key(name: str) -> str:
@@ -165,11 +187,34 @@ class _Resolved:
 
 
 def _current_at(where: Any, name: str) -> VariableEvent | None:
+    """The newest change of `name` under `where` (redaction lines are not changes of the
+    value: they remove an old one)."""
     return (
         VariableEvent.select()
-        .where(where & (VariableEvent.name == name))
+        .where(where & (VariableEvent.name == name) & (VariableEvent.action != REDACTED))
         .order_by(VariableEvent.id.desc())
         .first()
+    )
+
+
+def _has_value(event: VariableEvent | None) -> bool:
+    """Whether the newest change at a scope leaves the variable a value there: a set whose
+    value was not redacted (a redacted current value reads as an unset)."""
+    return event is not None and event.action == SET and not event.redacted
+
+
+def _newest_per_scope(where: Any = None) -> Any:
+    """The id of the newest change of each variable at each scope (under `where`)."""
+    query = VariableEvent.select(fn.MAX(VariableEvent.id)).where(
+        VariableEvent.action != REDACTED
+        if where is None
+        else where & (VariableEvent.action != REDACTED)
+    )
+    return query.group_by(
+        VariableEvent.logical_environment,
+        VariableEvent.environment,
+        VariableEvent.deployment_name,
+        VariableEvent.name,
     )
 
 
@@ -177,6 +222,82 @@ def _box(*, create: bool) -> SecretBox:
     from deploytrack.crypto.secrets import SecretBox
 
     return SecretBox.load(create=create)
+
+
+def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
+    """The secrets whose value is current at their scope, in every stage, newest first.
+    In a transaction."""
+    query = (
+        VariableEvent.select()
+        .where(
+            VariableEvent.id.in_(_newest_per_scope())
+            & VariableEvent.is_secret
+            & (VariableEvent.action == SET)
+        )
+        .order_by(VariableEvent.id.desc())
+    )
+    events = list(query)
+    if not events:
+        return []
+    stages = dict(
+        LogicalEnvironment.select(LogicalEnvironment.id, LogicalEnvironment.name).tuples()
+    )
+    envs = dict(Environment.select(Environment.id, Environment.name).tuples())
+    return [
+        (
+            event,
+            Scope(
+                stages[event.logical_environment_id],
+                envs.get(event.environment_id),
+                event.deployment_name,
+            ),
+        )
+        for event in events
+    ]
+
+
+def _refuse_a_second_key(box: SecretBox | None, path: Any) -> None:
+    """One database, one key: a secret encrypted with a key other than the one its other
+    secrets need (a mistyped DEPLOYTRACK_SECRETS_KEY_FILE, another machine's key) would
+    leave secrets no single key reveals. In a transaction."""
+    in_force = _secrets_in_force()
+    needed = list(dict.fromkeys(event.key_id for event, _ in in_force))
+    if not needed or (box is not None and box.key_id in needed):
+        return
+    from deploytrack.crypto.secrets import KEY_FILE_ENV, SecretsError
+
+    first, scope = next((e, s) for e, s in in_force if e.key_id == needed[0])
+    count = sum(1 for e, _ in in_force if e.key_id == needed[0])
+    example = f"{first.name} at {scope}" + (f" and {count - 1} more" if count > 1 else "")
+    found = "does not exist" if box is None else f"holds key {box.key_id}"
+    if os.environ.get(KEY_FILE_ENV):
+        fix = f"check {KEY_FILE_ENV}: set it to the file that holds key {needed[0]}"
+    else:
+        fix = (
+            f"restore {path} from a backup, or set {KEY_FILE_ENV} to the file that holds key "
+            f"{needed[0]}"
+        )
+    raise SecretsError(
+        f"the secrets key {path} {found}, but the secrets in this database need key "
+        f"{' or '.join(needed)} ({example}): {fix}; secrets are never encrypted under a "
+        "second key (if that key is lost for good, unset those secrets first, then set them "
+        "again)"
+    )
+
+
+def _encrypting_box(store: Store, scope: Scope, *, create: bool = True) -> SecretBox | None:
+    """The key to encrypt a secret at `scope` with: the existing one, or a new one while
+    no secret in force needs another key (None when there is none and not `create`). A
+    mistyped scope is refused before a key is created."""
+    from deploytrack.crypto.secrets import SecretBox, key_path
+
+    box = SecretBox.existing()
+    with store.read():
+        _Resolved(store, scope)
+        _refuse_a_second_key(box, key_path() if box is None else box.path)
+    if box is None and create:
+        return SecretBox.load(create=True)
+    return box
 
 
 def _same_secret(box: SecretBox, event: VariableEvent, value: str) -> bool:
@@ -192,6 +313,31 @@ def _same_secret(box: SecretBox, event: VariableEvent, value: str) -> bool:
         return False
 
 
+def _secret_stays_secret(
+    current: VariableEvent | None, scope: Scope, name: str, secret: bool
+) -> None:
+    """A secret set again without --secret would be stored in plaintext, for good: the
+    history is append-only. So changing it takes --secret, or an explicit unset first."""
+    if secret or not _has_value(current) or not current.is_secret:
+        return
+    raise ServiceError(
+        f"{name} is a secret at {scope}: give --secret to change it (its value would "
+        f"otherwise be stored in plaintext), or 'deploytrack variable unset {name} "
+        f"{scope.options()}' first to make it a plain variable"
+    )
+
+
+def check_set(store: Store, scope: Scope, name: str, *, secret: bool) -> None:
+    """The refusals of `set_variable` that do not depend on the value, for the CLI to
+    give before it asks for one on a terminal."""
+    validate_key(name)
+    if secret:
+        _encrypting_box(store, scope, create=False)
+    with store.read():
+        resolved = _Resolved(store, scope)
+        _secret_stays_secret(_current_at(resolved.exact, name), scope, name, secret)
+
+
 def set_variable(
     store: Store, scope: Scope, name: str, value: str, *, secret: bool = False
 ) -> tuple[VariableView, bool]:
@@ -199,14 +345,15 @@ def set_variable(
     (setting the value it already has writes nothing)."""
     validate_key(name)
     validate_value(value)
-    if secret:
-        with store.read():
-            _Resolved(store, scope)  # a mistyped scope is refused before a key is created
-    box = _box(create=True) if secret else None
+    box = _encrypting_box(store, scope) if secret else None
     with store.write():
         resolved = _Resolved(store, scope)
         current = _current_at(resolved.exact, name)
-        if current is not None and current.action == SET and bool(current.is_secret) == secret:
+        _secret_stays_secret(current, scope, name, secret)
+        if box is not None:
+            # Again under the write lock: another process may have set a secret meanwhile.
+            _refuse_a_second_key(box, box.path)
+        if _has_value(current) and bool(current.is_secret) == secret:
             same = current.value == value if box is None else _same_secret(box, current, value)
             if same:
                 return _view(current, scope), False
@@ -250,7 +397,7 @@ def unset_variable(store: Store, scope: Scope, name: str) -> None:
     with store.write():
         resolved = _Resolved(store, scope)
         current = _current_at(resolved.exact, name)
-        if current is None or current.action != SET:
+        if not _has_value(current):
             raise ServiceError(
                 f"{name} is not set at scope {scope}: nothing to unset (see 'deploytrack "
                 f"variable list --logical-env {scope.logical_environment}')"
@@ -304,14 +451,10 @@ def _with_scopes(query: Any, stage: str) -> list[tuple[VariableEvent, Scope]]:
 
 def _current(resolved: _Resolved) -> list[tuple[VariableEvent, Scope]]:
     """The newest event of each (scope, name) that applies, when it is a set."""
-    newest = (
-        VariableEvent.select(fn.MAX(VariableEvent.id))
-        .where(resolved.applying)
-        .group_by(VariableEvent.environment, VariableEvent.deployment_name, VariableEvent.name)
-    )
+    newest = _newest_per_scope(resolved.applying)
     query = VariableEvent.select().where(VariableEvent.id.in_(newest))
     current = _with_scopes(query, resolved.scope.logical_environment)
-    return [(event, scope) for event, scope in current if event.action == SET]
+    return [(event, scope) for event, scope in current if _has_value(event)]
 
 
 def list_variables(store: Store, scope: Scope) -> list[VariableView]:
@@ -383,27 +526,98 @@ def history(store: Store, scope: Scope, name: str | None = None) -> list[Variabl
         if name is not None:
             where &= VariableEvent.name == name
         events = _with_scopes(VariableEvent.select().where(where), scope.logical_environment)
-    changes = []
-    for event, event_scope in events:
-        if event.action == UNSET:
-            change = "unset"
-        elif event.is_secret:
-            change = "secret changed"
-        else:
-            change = f"set to {event.value!r}"
-        changes.append(
-            VariableChange(
-                id=event.id,
-                name=event.name,
-                action=event.action,
-                secret=bool(event.is_secret),
-                value=None if event.is_secret else event.value,
-                change=change,
-                scope=event_scope,
-                changed_at=event.created_at,
-            )
+    return [_change(event, event_scope) for event, event_scope in events]
+
+
+def _change(event: VariableEvent, scope: Scope) -> VariableChange:
+    if event.action == UNSET:
+        change = "unset"
+    elif event.action == REDACTED:
+        change = f"redacted the value set by entry {event.redacts}"
+    elif event.is_secret:
+        change = "secret changed"
+    elif event.redacted:
+        change = "set (value redacted)"
+    else:
+        change = f"set to {event.value!r}"
+    return VariableChange(
+        id=event.id,
+        name=event.name,
+        action=event.action,
+        secret=bool(event.is_secret),
+        value=None if event.is_secret else event.value,
+        change=change,
+        scope=scope,
+        changed_at=event.created_at,
+        redacted=bool(event.redacted),
+        redacts=event.redacts,
+    )
+
+
+def _scope_of(event: VariableEvent) -> Scope:
+    """The scope of one event, by name. In a transaction."""
+    stage = LogicalEnvironment.get_by_id(event.logical_environment_id).name
+    env = None
+    if event.environment_id is not None:
+        env = Environment.get_by_id(event.environment_id).name
+    return Scope(stage, env, event.deployment_name)
+
+
+def redact(store: Store, event_id: int) -> Redaction:
+    """Remove for good the value of a plain history entry set by mistake.
+
+    The entry keeps its place in the history, without its value; a 'redacted' line
+    records when. The write zeroes the space the value leaves (secure_delete), then a
+    checkpoint copies the new page into the database file and truncates the WAL, so the
+    old bytes are in neither. If the entry was the current value at its scope, the
+    variable has no value there any more, as after an unset (less specific scopes apply
+    again): an older value is not brought back behind the user's back.
+    """
+    from deploytrack.store import scrub
+
+    with scrub.scrubbing_write(store):
+        # Past SQLite's integer range a number is no id (and would overflow the driver).
+        event = (
+            None if event_id > _MAX_ID else VariableEvent.get_or_none(VariableEvent.id == event_id)
         )
-    return changes
+        if event is None:
+            raise ServiceError(
+                f"there is no variable history entry {event_id} (the ids are in "
+                "'deploytrack variable history --logical-env ... -o json')"
+            )
+        scope = _scope_of(event)
+        what = f"entry {event_id} ({event.name} at {scope})"
+        if event.action == REDACTED:
+            raise ServiceError(f"{what} is itself a redaction: it holds no value")
+        if event.action == UNSET:
+            raise ServiceError(f"{what} is an unset: it holds no value to redact")
+        if event.is_secret:
+            raise ServiceError(
+                f"{what} is a secret: it is stored only encrypted, there is no plaintext to "
+                "redact (to replace it, set it again with --secret)"
+            )
+        if event.redacted:
+            raise ServiceError(f"{what} was already redacted: its value is gone")
+        current = _current_at(_Resolved(store, scope).exact, event.name)
+        line = VariableEvent.create(
+            logical_environment=event.logical_environment_id,
+            environment=event.environment_id,
+            deployment_name=event.deployment_name,
+            name=event.name,
+            action=REDACTED,
+            is_secret=False,
+            redacts=event.id,
+            created_at=_next_time(),
+        )
+        # The schema blanked the entry when the line was inserted: read what it holds now.
+        event = VariableEvent.get_by_id(event.id)
+    scrubbed = scrub.checkpoint_truncate(store)
+    return Redaction(
+        change=_change(line, scope),
+        redacted=_change(event, scope),
+        was_current=current is not None and current.id == event.id,
+        scrubbed=scrubbed,
+    )
 
 
 def references(environment_id: int | None = None, logical_environment_id: int | None = None) -> int:

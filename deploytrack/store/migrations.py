@@ -374,7 +374,121 @@ def m003_lifecycle(db: peewee.Database) -> None:
         db.execute_sql(sql)
 
 
-MIGRATIONS: list[Migration] = [m001_core, m002_evidence_trust, m003_lifecycle]
+def m004_variable_redaction(db: peewee.Database) -> None:
+    """Issue 9: a plain value set by mistake can be redacted, and that is the only change
+    the variable history accepts.
+
+    A redaction is its own history line (action 'redacted', naming the entry in
+    `redacts`); inserting it blanks the value of that entry and marks it `redacted`, by
+    trigger, in the same statement. Every other UPDATE, and every DELETE, is refused.
+
+    SQLite cannot change a table's CHECK constraints, so the table is rebuilt (same ids,
+    same rows) with them rewritten for the new action. secure_delete is on meanwhile:
+    the dropped table's pages are zeroed, so no old copy of a value survives in the
+    file's free pages to defeat a later redaction.
+    """
+    previous = db.execute_sql("PRAGMA secure_delete").fetchone()[0]
+    db.execute_sql("PRAGMA secure_delete = ON")
+    columns = (
+        "id, logical_environment_id, environment_id, deployment_name, name, action, "
+        "is_secret, value, ciphertext, key_id, created_at"
+    )
+    statements = [
+        """CREATE TABLE variable_event_v4 (
+            id INTEGER PRIMARY KEY,
+            logical_environment_id INTEGER NOT NULL REFERENCES logical_environment (id),
+            environment_id INTEGER REFERENCES environment (id),
+            deployment_name TEXT
+                CHECK (deployment_name IS NULL OR length(deployment_name) BETWEEN 1 AND 253),
+            name TEXT NOT NULL CHECK (
+                length(name) BETWEEN 1 AND 255
+                AND name NOT GLOB '*[^A-Za-z0-9_]*' AND name NOT GLOB '[0-9]*'
+                AND upper(substr(name, 1, 12)) <> 'DEPLOYTRACK_'),
+            action TEXT NOT NULL CHECK (action IN ('set', 'unset', 'redacted')),
+            is_secret INTEGER NOT NULL DEFAULT 0 CHECK (is_secret IN (0, 1)),
+            value TEXT,
+            ciphertext BLOB,
+            key_id TEXT,
+            created_at INTEGER NOT NULL,
+            -- On a plain 'set' whose value was redacted: 1.
+            redacted INTEGER NOT NULL DEFAULT 0 CHECK (redacted IN (0, 1)),
+            -- On a 'redacted' line: the earlier entry whose value it removed.
+            redacts INTEGER REFERENCES variable_event (id),
+            -- unset and redacted lines carry no value.
+            CHECK (action = 'set' OR (is_secret = 0 AND value IS NULL
+                                      AND ciphertext IS NULL AND key_id IS NULL)),
+            -- A plain value has its text, unless redacted; never a ciphertext.
+            CHECK (action <> 'set' OR is_secret = 1
+                   OR (ciphertext IS NULL AND key_id IS NULL
+                       AND (value IS NULL) = (redacted = 1))),
+            -- A secret is only ever stored encrypted, with the id of its key.
+            CHECK (action <> 'set' OR is_secret = 0
+                   OR (value IS NULL AND ciphertext IS NOT NULL AND key_id IS NOT NULL)),
+            CHECK (redacted = 0 OR (action = 'set' AND is_secret = 0)),
+            CHECK ((action = 'redacted') = (redacts IS NOT NULL)),
+            CHECK (redacts IS NULL OR redacts < id)
+        )""",
+        f"INSERT INTO variable_event_v4 ({columns}) SELECT {columns} FROM variable_event",
+        # Takes m003's indexes and triggers with it.
+        "DROP TABLE variable_event",
+        "ALTER TABLE variable_event_v4 RENAME TO variable_event",
+        """CREATE INDEX variable_event_scope ON variable_event
+            (logical_environment_id, environment_id, deployment_name, name, id)""",
+        "CREATE INDEX variable_event_environment ON variable_event (environment_id)",
+        """CREATE UNIQUE INDEX variable_event_one_redaction ON variable_event (redacts)
+            WHERE redacts IS NOT NULL""",
+        """CREATE TRIGGER variable_event_no_delete BEFORE DELETE ON variable_event
+            BEGIN SELECT RAISE(ABORT, 'variable history is never deleted'); END""",
+        # A redaction names an earlier plain value of the same variable at the same scope,
+        # not yet redacted...
+        """CREATE TRIGGER variable_event_redaction_valid BEFORE INSERT ON variable_event
+            WHEN NEW.action = 'redacted' AND NOT EXISTS (
+                SELECT 1 FROM variable_event AS r
+                WHERE r.id = NEW.redacts AND r.action = 'set' AND r.is_secret = 0
+                  AND r.redacted = 0
+                  AND r.logical_environment_id = NEW.logical_environment_id
+                  AND r.environment_id IS NEW.environment_id
+                  AND r.deployment_name IS NEW.deployment_name AND r.name = NEW.name
+                  AND r.created_at <= NEW.created_at)
+            BEGIN SELECT RAISE(ABORT,
+                'a redaction must name an earlier plain value of the same variable and scope');
+            END""",
+        # ...and blanks it, in the same statement: no redaction line without the redaction.
+        """CREATE TRIGGER variable_event_redact AFTER INSERT ON variable_event
+            WHEN NEW.action = 'redacted'
+            BEGIN UPDATE variable_event SET value = NULL, redacted = 1
+                WHERE id = NEW.redacts; END""",
+        # The one UPDATE the history accepts is that blanking, and only with its line.
+        """CREATE TRIGGER variable_event_only_redaction BEFORE UPDATE ON variable_event
+            WHEN NOT (OLD.action = 'set' AND OLD.is_secret = 0 AND OLD.redacted = 0
+                  AND NEW.redacted = 1 AND NEW.value IS NULL
+                  AND NEW.id IS OLD.id
+                  AND NEW.logical_environment_id IS OLD.logical_environment_id
+                  AND NEW.environment_id IS OLD.environment_id
+                  AND NEW.deployment_name IS OLD.deployment_name
+                  AND NEW.name IS OLD.name AND NEW.action IS OLD.action
+                  AND NEW.is_secret IS OLD.is_secret AND NEW.ciphertext IS OLD.ciphertext
+                  AND NEW.key_id IS OLD.key_id AND NEW.created_at IS OLD.created_at
+                  AND NEW.redacts IS OLD.redacts
+                  AND EXISTS (SELECT 1 FROM variable_event
+                              WHERE action = 'redacted' AND redacts = OLD.id))
+            BEGIN SELECT RAISE(ABORT,
+                'variable history never changes, but for the redaction of a plain value');
+            END""",
+    ]
+    try:
+        for sql in statements:
+            db.execute_sql(sql)
+    finally:
+        db.execute_sql(f"PRAGMA secure_delete = {int(previous)}")
+
+
+MIGRATIONS: list[Migration] = [
+    m001_core,
+    m002_evidence_trust,
+    m003_lifecycle,
+    m004_variable_redaction,
+]
 
 
 def _applied(db: peewee.Database) -> list[str] | None:

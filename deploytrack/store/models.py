@@ -100,7 +100,8 @@ class DeploymentSlot(BaseModel):
 
 
 class VariableEvent(BaseModel):
-    """One change of a scoped variable (append-only). Secrets: ciphertext + key_id only."""
+    """One change of a scoped variable (append-only but for redaction). Secrets: ciphertext
+    + key_id only."""
 
     logical_environment = ForeignKeyField(LogicalEnvironment, column_name="logical_environment_id")
     environment = ForeignKeyField(Environment, column_name="environment_id", null=True)
@@ -112,6 +113,8 @@ class VariableEvent(BaseModel):
     ciphertext = BlobField(null=True)
     key_id = CharField(null=True)
     created_at = BigIntegerField()
+    redacted = BooleanField(default=False)  # a plain value removed by a later 'redacted' line
+    redacts = IntegerField(null=True)  # on a 'redacted' line: the entry whose value it removed
 
 
 class PublicKey(BaseModel):
