@@ -296,6 +296,11 @@ def test_every_command_escapes_what_it_prints(hostile_db: Path, tmp_path: Path) 
     resolved = scan("variable", "resolve", *stage, "--env", "prod", "--deployment-name", "api",
                     "--reveal", data=True)  # fmt: skip
     assert f"export PLAIN={shlex.quote(HOSTILE)}\n" in resolved.stdout
+    history = json.loads(scan("variable", "history", *stage, "-o", "json").stdout)
+    plain = next(e["id"] for e in history if e["name"] == "PLAIN" and e["action"] == "set")
+    scan("variable", "redact", "--id", str(plain))
+    scan("variable", "history", *stage)
+    scan("variable", "set", "PLAIN", HOSTILE, *stage)
     scan("variable", "unset", "PLAIN", *stage)
 
     # Stage policies, refusals naming hostile values included.
