@@ -9,9 +9,12 @@ import click
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
-from deploytrack.services.validate import ENVIRONMENT_TYPES
+from deploytrack.cli.params import ENVIRONMENT, ENVIRONMENT_TYPE, STAGE
 
-_NAME = click.option("--name", required=True, help="DNS-1123 label, e.g. prod-eu-1.")
+_NAME = click.option(
+    "--name", type=ENVIRONMENT, required=True, help="DNS-1123 label, e.g. prod-eu-1."
+)
+_STAGE_NAME = click.option("--name", type=STAGE, required=True, help="DNS-1123 label, e.g. canary.")
 _IF_NOT_EXISTS = click.option(
     "--if-not-exists",
     is_flag=True,
@@ -32,7 +35,7 @@ def _show(view: Any, output: str) -> None:
     print_fields(pairs)
 
 
-@click.group("environment")
+@click.group("environment", cls=LazyGroup)
 def environment() -> None:
     """Infrastructure targets: a Kubernetes cluster, an ECS service, a server."""
 
@@ -40,9 +43,7 @@ def environment() -> None:
 @environment.command("create")
 @_NAME
 @click.option("--description", default="", help="Free text.")
-@click.option(
-    "--type", "type_", type=click.Choice(ENVIRONMENT_TYPES), default="custom", show_default=True
-)
+@click.option("--type", "type_", type=ENVIRONMENT_TYPE, default="custom", show_default=True)
 @_IF_NOT_EXISTS
 @output_option
 @pass_app
@@ -93,7 +94,7 @@ def environment_describe(app: App, name: str, output: str) -> None:
 @environment.command("update")
 @_NAME
 @click.option("--description", default=None, help="New description.")
-@click.option("--type", "type_", type=click.Choice(ENVIRONMENT_TYPES), default=None)
+@click.option("--type", "type_", type=ENVIRONMENT_TYPE, default=None)
 @output_option
 @pass_app
 def environment_update(
@@ -132,7 +133,7 @@ def logical_environment() -> None:
 
 
 @logical_environment.command("create")
-@_NAME
+@_STAGE_NAME
 @click.option("--description", default="", help="Free text.")
 @_IF_NOT_EXISTS
 @output_option
@@ -174,7 +175,7 @@ def logical_list(app: App, output: str) -> None:
 
 
 @logical_environment.command("describe")
-@_NAME
+@_STAGE_NAME
 @output_option
 @pass_app
 def logical_describe(app: App, name: str, output: str) -> None:
@@ -185,7 +186,7 @@ def logical_describe(app: App, name: str, output: str) -> None:
 
 
 @logical_environment.command("update")
-@_NAME
+@_STAGE_NAME
 @click.option("--description", required=True, help="New description.")
 @output_option
 @pass_app
@@ -201,7 +202,7 @@ def logical_update(app: App, name: str, description: str, output: str) -> None:
 
 
 @logical_environment.command("delete")
-@_NAME
+@_STAGE_NAME
 @pass_app
 def logical_delete(app: App, name: str) -> None:
     """Delete a logical environment no deployment record references."""

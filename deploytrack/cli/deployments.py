@@ -9,15 +9,24 @@ import click
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
+from deploytrack.cli.params import (
+    DEPLOYMENT_NAME,
+    DIGEST,
+    ENVIRONMENT,
+    ID,
+    KIND,
+    LIMIT,
+    STAGE,
+    STATUS,
+)
 from deploytrack.cli.registry_options import registry_options
 from deploytrack.cli.times import TIME
 from deploytrack.digests import short
-from deploytrack.services.validate import KINDS
 
 if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
 
-_KIND = click.Choice(KINDS, case_sensitive=False)
+_KIND = KIND
 
 
 @click.group(
@@ -47,11 +56,22 @@ def _summary(view: Any) -> str:
 
 
 @deployment.command("record")
-@click.option("--env", "environment", required=True, help="Environment name.")
-@click.option("--logical-env", "logical_environment", required=True, help="Logical environment.")
-@click.option("--deployment-name", required=True, help="What runs there, e.g. api-server.")
+@click.option("--env", "environment", type=ENVIRONMENT, required=True, help="Environment name.")
+@click.option(
+    "--logical-env",
+    "logical_environment",
+    type=STAGE,
+    required=True,
+    help="Logical environment.",
+)
+@click.option(
+    "--deployment-name",
+    type=DEPLOYMENT_NAME,
+    required=True,
+    help="What runs there, e.g. api-server.",
+)
 @click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
-@click.option("--digest", default=None, help="sha256:<64 hex> of the artifact.")
+@click.option("--digest", type=DIGEST, default=None, help="sha256:<64 hex> of the artifact.")
 @click.option(
     "--oci-ref",
     default=None,
@@ -62,7 +82,7 @@ def _summary(view: Any) -> str:
 )
 @click.option(
     "--status",
-    type=click.Choice(["deployed", "decommissioned"]),
+    type=STATUS,
     default="deployed",
     show_default=True,
 )
@@ -125,13 +145,19 @@ def deployment_record(
 
 
 @deployment.command("list")
-@click.option("--env", "environment", default=None, help="Only this environment.")
-@click.option("--logical-env", "logical_environment", default=None, help="Only this stage.")
-@click.option("--deployment-name", default=None, help="Only this deployment name.")
+@click.option("--env", "environment", type=ENVIRONMENT, default=None, help="Only this environment.")
+@click.option(
+    "--logical-env", "logical_environment", type=STAGE, default=None, help="Only this stage."
+)
+@click.option(
+    "--deployment-name", type=DEPLOYMENT_NAME, default=None, help="Only this deployment name."
+)
 @click.option("--kind", default=None, type=_KIND, help="Only this kind.")
 @click.option("--digest", default=None, help="Only records of this digest.")
 @click.option("--history", is_flag=True, help="Include superseded and decommissioned records.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
+@click.option(
+    "--limit", type=LIMIT, default=None, metavar="N", help="At most N records (1 to 10^9)."
+)
 @click.option(
     "--at",
     type=TIME,
@@ -225,7 +251,7 @@ def deployment_list(
 
 
 @deployment.command("describe")
-@click.argument("deployment_id", metavar="ID", type=click.IntRange(min=1))
+@click.argument("deployment_id", metavar="ID", type=ID)
 @output_option
 @pass_app
 def deployment_describe(app: App, deployment_id: int, output: str) -> None:

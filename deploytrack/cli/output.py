@@ -61,7 +61,11 @@ def emit(text: str, *, newline: bool = True) -> None:
     a terminal. Everything that prints stored values for machines goes through here.
     """
     stream = click.get_binary_stream("stdout")
-    stream.write(text.encode("utf-8") + (b"\n" if newline else b""))
+    data = memoryview(text.encode("utf-8") + (b"\n" if newline else b""))
+    # Under PYTHONUNBUFFERED this is the raw file, whose write() may write only part (a
+    # reader that leaves half-way): write the rest, or fail on it, never drop it silently.
+    while data:
+        data = data[stream.write(data) or 0 :]
     stream.flush()
 
 
