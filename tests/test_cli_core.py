@@ -5,6 +5,7 @@ enumerated, so a command added later is covered without editing this file."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import NGINX_FULL, Invoke, Record, assert_refused, query, snapshot
+from conftest import NGINX_FULL, Invoke, Record, assert_refused, attestation, query, snapshot
 
 from deploytrack.cli import cli
 from deploytrack.cli.lazy import Command, LazyGroup
@@ -273,6 +274,29 @@ def test_a_reader_that_leaves_half_way_exits_141(
     os.close(write_end)
     with os.fdopen(read_end, "rb") as reader:
         assert reader.read(16).startswith(b"[")
+    assert proc.stderr is not None
+    proc.wait(timeout=60)
+    _quiet_141(proc, proc.stderr.read())
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED", "buffered"])
+def test_a_download_whose_reader_leaves_half_way_exits_141(
+    entry_point: str, ok: Invoke, db_path: Path, unbuffered: str
+) -> None:
+    bundle = attestation("chainloop-slsa_provenance.sigstore.json")  # 12 KB
+    ok("attestation", "import", str(bundle))
+    digest = "sha256:" + hashlib.sha256(bundle.read_bytes()).hexdigest()
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen(
+        [entry_point, "--db", str(db_path), "artifact", "download", "--digest", digest],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
+    )
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        assert reader.read(1) == b"{"
     assert proc.stderr is not None
     proc.wait(timeout=60)
     _quiet_141(proc, proc.stderr.read())

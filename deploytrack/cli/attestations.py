@@ -236,8 +236,9 @@ def artifact_download(app: App, digest: str, destination: str) -> None:
 
     data = evidence.download(app.store, digest)
     if destination == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        from deploytrack.cli.output import write_bytes
+
+        write_bytes(data)
         return
     try:
         fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -60,12 +60,20 @@ def emit(text: str, *, newline: bool = True) -> None:
     carries stored data (JSON, `variable resolve`) would then differ between a pipe and
     a terminal. Everything that prints stored values for machines goes through here.
     """
+    write_bytes(text.encode("utf-8") + (b"\n" if newline else b""))
+
+
+def write_bytes(data: bytes) -> None:
+    """Write `data` to stdout, all of it.
+
+    Under PYTHONUNBUFFERED the binary stdout is the raw file, whose write() may write only
+    part (a reader that leaves half-way): write the rest, or fail on it (a closed pipe
+    exits 141), never drop it silently.
+    """
     stream = click.get_binary_stream("stdout")
-    data = memoryview(text.encode("utf-8") + (b"\n" if newline else b""))
-    # Under PYTHONUNBUFFERED this is the raw file, whose write() may write only part (a
-    # reader that leaves half-way): write the rest, or fail on it, never drop it silently.
-    while data:
-        data = data[stream.write(data) or 0 :]
+    view = memoryview(data)
+    while view:
+        view = view[stream.write(view) or 0 :]
     stream.flush()
 
 
