@@ -256,24 +256,25 @@ def test_a_read_whose_reader_is_gone_exits_141(
     _quiet_141(done, done.stderr)
 
 
+@pytest.mark.parametrize("output", ["json", "table"])
 @pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED", "buffered"])
 def test_a_reader_that_leaves_half_way_exits_141(
-    entry_point: str, seeded: None, record: Record, db_path: Path, unbuffered: str
+    entry_point: str, seeded: None, record: Record, db_path: Path, unbuffered: str, output: str
 ) -> None:
-    for index in range(40):  # ~16 KB of JSON
+    for index in range(40):  # ~16 KB of JSON, ~6 KB of table
         record(NGINX_FULL, name=f"svc-{index}")
     read_end, write_end = os.pipe()
     # A pipe smaller than the output: the writer blocks until the reader leaves.
     fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
     proc = subprocess.Popen(
-        [entry_point, "--db", str(db_path), "deployment", "list", "-o", "json"],
+        [entry_point, "--db", str(db_path), "deployment", "list", "-o", output],
         stdout=write_end,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
     )
     os.close(write_end)
     with os.fdopen(read_end, "rb") as reader:
-        assert reader.read(16).startswith(b"[")
+        assert reader.read(16).startswith(b"[" if output == "json" else b"ID")
     assert proc.stderr is not None
     proc.wait(timeout=60)
     _quiet_141(proc, proc.stderr.read())

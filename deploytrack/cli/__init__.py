@@ -207,5 +207,26 @@ COMMANDS = {
 cli.lazy.update(COMMANDS)
 
 
+def _buffer_stdout() -> None:
+    """Under PYTHONUNBUFFERED, put a buffered writer between stdout's text layer and the file.
+
+    The text layer then writes to the raw file directly and drops what a partial write left
+    (a reader that leaves half-way through a table): the command would exit 0 with the
+    output cut, where it should fail with 141. A BufferedWriter writes the rest or fails;
+    click.echo flushes after every call, so nothing waits in the buffer.
+    """
+    import io
+
+    raw = getattr(sys.stdout, "buffer", None)
+    if isinstance(raw, io.RawIOBase):
+        sys.stdout = io.TextIOWrapper(
+            io.BufferedWriter(raw),
+            encoding=sys.stdout.encoding,
+            errors=sys.stdout.errors,
+            write_through=True,
+        )
+
+
 def main() -> None:
+    _buffer_stdout()
     cli.main(prog_name="deploytrack")
