@@ -155,9 +155,7 @@ def deployment_record(
 @click.option("--kind", default=None, type=_KIND, help="Only this kind.")
 @click.option("--digest", default=None, help="Only records of this digest.")
 @click.option("--history", is_flag=True, help="Include superseded and decommissioned records.")
-@click.option(
-    "--limit", type=LIMIT, default=None, metavar="N", help="At most N records (1 to 10^9)."
-)
+@click.option("--limit", type=LIMIT, default=None, metavar="N", help="At most N records.")
 @click.option(
     "--at",
     type=TIME,
