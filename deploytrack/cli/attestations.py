@@ -236,9 +236,8 @@ def artifact_download(app: App, digest: str, destination: str) -> None:
 
     data = evidence.download(app.store, digest)
     if destination == "-":
-        from deploytrack.cli.output import write_bytes
-
-        write_bytes(data)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
         return
     try:
         fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

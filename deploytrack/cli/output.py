@@ -60,20 +60,8 @@ def emit(text: str, *, newline: bool = True) -> None:
     carries stored data (JSON, `variable resolve`) would then differ between a pipe and
     a terminal. Everything that prints stored values for machines goes through here.
     """
-    write_bytes(text.encode("utf-8") + (b"\n" if newline else b""))
-
-
-def write_bytes(data: bytes) -> None:
-    """Write `data` to stdout, all of it.
-
-    Under PYTHONUNBUFFERED the binary stdout is the raw file, whose write() may write only
-    part (a reader that leaves half-way): write the rest, or fail on it (a closed pipe
-    exits 141), never drop it silently.
-    """
     stream = click.get_binary_stream("stdout")
-    view = memoryview(data)
-    while view:
-        view = view[stream.write(view) or 0 :]
+    stream.write(text.encode("utf-8") + (b"\n" if newline else b""))
     stream.flush()
 
 
