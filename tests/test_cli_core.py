@@ -57,7 +57,7 @@ def test_the_tree_is_complete() -> None:
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=_ids([p for p, _ in COMMANDS]))
-def test_every_command_and_group_is_made_of_the_deploytrack_classes(
+def test_every_command_is_a_deploytrack_command(
     path: tuple[str, ...], command: click.Command
 ) -> None:
     # Command keeps typed values out of usage errors; LazyGroup gives its commands that class.
