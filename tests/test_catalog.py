@@ -170,7 +170,7 @@ def test_environment_type_defaults_to_custom(ok: Invoke, db_path: Path) -> None:
     assert query(db_path, "SELECT type FROM environment") == [{"type": "custom"}]
 
 
-@pytest.mark.parametrize("type_", ["k8s", "Kubernetes", "", "vm"])
+@pytest.mark.parametrize("type_", ["k8s", "Kube", "", "vm"])
 def test_invalid_environment_type_is_a_usage_error(
     run: Invoke, ok: Invoke, db_path: Path, type_: str
 ) -> None:
@@ -277,7 +277,7 @@ def test_names_that_are_not_dns_labels_are_refused(
     ok("environment", "list")
     before = snapshot(db_path)
     result = run(group, "create", "--name", name)
-    assert_refused(result, contains=NAME_RULE)
+    assert_refused(result, code=2, contains=NAME_RULE)
     assert snapshot(db_path) == before
 
 

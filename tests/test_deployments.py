@@ -256,7 +256,7 @@ BAD_DIGESTS = {
 def test_malformed_digests_are_refused(run: Invoke, db_path: Path, digest: str) -> None:
     before = snapshot(db_path)
     result = run("deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", "--digest", digest)
-    assert_refused(result, contains="sha256:<64 hex digits>")
+    assert_refused(result, code=2, contains="sha256:<64 hex digits>")
     assert snapshot(db_path) == before
 
 
@@ -386,7 +386,7 @@ def test_deployment_names(run: Invoke, db_path: Path, name: str, accepted: bool)
         assert result.exit_code == 0, result.stderr
         assert [r["deployment_name"] for r in rows(db_path).values()] == [name]
     else:
-        assert_refused(result, contains="invalid deployment name")
+        assert_refused(result, code=2, contains="invalid deployment name")
         assert snapshot(db_path) == before
 
 
@@ -985,7 +985,11 @@ def test_program_refusals_are_one_error_line(entry_point: str, tmp_path: Path) -
             1,
             f"Error: {NGINX_FULL} {NOT_IN_STORE}",
         ),
-        (("environment", "create", "--name", "Edge"), 1, "Error: invalid environment name"),
+        (
+            ("environment", "create", "--name", "Edge"),
+            2,
+            "Error: Invalid value for '--name': invalid environment name",
+        ),
         (
             (
                 "deployment",

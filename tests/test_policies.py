@@ -373,7 +373,7 @@ def test_policy_check_offline_oci_layout_and_usage(
     assert_refused(run("policy", "check", "--logical-env", "nowhere", "--digest", APP),
                    contains="logical environment 'nowhere' does not exist")  # fmt: skip
     assert_refused(run("policy", "check", "--logical-env", "production", "--digest", "sha256:1"),
-                   contains="invalid digest")  # fmt: skip
+                   code=2, contains="invalid digest")  # fmt: skip
 
 
 def test_policy_check_through_the_entry_point(entry_point: str, tmp_path: Path) -> None:

@@ -148,10 +148,13 @@ def test_scope_names_must_exist(run: Invoke, db_path: Path, key_file: Path) -> N
     for args, message in [
         (("--logical-env", "nowhen"), "'nowhen' does not exist"),
         (("--logical-env", "production", "--env", "nowhere"), "'nowhere' does not exist"),
-        (("--logical-env", "production", "--deployment-name", "bad name"), "deployment name"),
     ]:
         assert_refused(run("variable", "set", "K", "v", *args), contains=message)
         assert_refused(run("variable", "list", *args), contains=message)
+    # A malformed name is a usage error, found before the database is read.
+    malformed = ("--logical-env", "production", "--deployment-name", "bad name")
+    assert_refused(run("variable", "set", "K", "v", *malformed), code=2, contains="deployment name")
+    assert_refused(run("variable", "list", *malformed), code=2, contains="deployment name")
     assert_refused(run("variable", "set", "K", "v"), code=2, contains="--logical-env")
     bad_secret = run("variable", "set", "K", "v", "--secret", "--logical-env", "nowhen")
     assert_refused(bad_secret, contains="'nowhen' does not exist")

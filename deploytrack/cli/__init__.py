@@ -6,6 +6,7 @@ imported inside the commands that use them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -14,6 +15,7 @@ import click
 
 from deploytrack import __version__
 from deploytrack.cli.lazy import LazyGroup
+from deploytrack.cli.params import DB_PATH
 from deploytrack.errors import DeploytrackError
 
 DEBUG_ENV = "DEPLOYTRACK_DEBUG"
@@ -55,12 +57,74 @@ def _fail(message: str, code: int) -> None:
     from deploytrack.cli.output import safe
 
     line = " ".join(safe(str(message)).split())
-    click.echo(f"Error: {line}", err=True)
+    with contextlib.suppress(OSError):  # stderr may be a closed pipe too
+        click.echo(f"Error: {line}", err=True)
     sys.exit(code)
+
+
+# What a shell reports for a process killed by SIGPIPE (128 + 13), as git exits when its
+# reader goes away. Never 1: 1 means "refused, nothing changed", and a write whose output
+# found no reader did change the database.
+EXIT_CLOSED_PIPE = 141
+
+# click >= 8.2 raises this for a group called without a subcommand; 8.1 prints the help.
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _ClosedPipe(Exception):
+    """A BrokenPipeError carried past click, which would turn it into exit 1."""
+
+
+class _Interrupted(Exception):
+    """A KeyboardInterrupt carried past click, which would turn it into "Aborted!" exit 1."""
+
+
+def _stdout_closed() -> bool:
+    """True when nobody reads stdout any more (a pipe or socket whose reader is gone)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _exit_closed_pipe() -> None:
+    # Point stdout at /dev/null and flush there: what is still buffered must not fail
+    # again at interpreter shutdown ("Exception ignored ... BrokenPipeError", exit 120).
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+    sys.exit(EXIT_CLOSED_PIPE)
 
 
 class DeploytrackGroup(LazyGroup):
     """Turns every refusal into one `Error: ...` line on stderr: 1 refused, 2 usage."""
+
+    # click's main() catches a closed pipe and Ctrl-C itself and exits 1 for both; these
+    # two methods run everything main() runs (parsing, --help, the command), so they carry
+    # both past it to our handlers.
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError as exc:
+            raise _ClosedPipe() from exc
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise _ClosedPipe() from exc
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
 
     def main(
         self,
@@ -73,7 +137,16 @@ class DeploytrackGroup(LazyGroup):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
-            code = super().main(args, prog_name, complete_var, False, **extra)
+            try:
+                code = super().main(args, prog_name, complete_var, False, **extra)
+            except _NO_ARGS_IS_HELP as exc:
+                # A bare group (`deploytrack`, `deploytrack deployment`) shows its help, as
+                # kubectl does: on stdout, exit 0, with its usual line breaks.
+                click.echo(exc.ctx.get_help(), color=exc.ctx.color)
+                code = 0
+            # Inside the try: a reader that left after the last write is noticed here, not
+            # at interpreter shutdown.
+            sys.stdout.flush()
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             _fail(exc.format_message() + hint, exc.exit_code)
@@ -83,30 +156,35 @@ class DeploytrackGroup(LazyGroup):
             _fail("aborted", 1)
         except DeploytrackError as exc:
             _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
+        except (_Interrupted, KeyboardInterrupt):
             _fail("interrupted", 130)
-        except BrokenPipeError:
-            # The reader went away (| head): stop quietly, as other CLI tools do.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(1)
+        except (_ClosedPipe, BrokenPipeError) as exc:
+            if isinstance(exc, BrokenPipeError) or _stdout_closed():
+                _exit_closed_pipe()
+            self._internal_error(exc.__cause__ or exc)
         except Exception as exc:  # a bug: still one line, with a way to get the traceback
-            if os.environ.get(DEBUG_ENV):
-                raise
-            _fail(
-                f"internal error ({type(exc).__name__}: {exc}); set {DEBUG_ENV}=1 to see the "
-                "traceback and please report it",
-                1,
-            )
+            self._internal_error(exc)
         sys.exit(code if isinstance(code, int) else 0)
+
+    @staticmethod
+    def _internal_error(exc: BaseException) -> None:
+        if os.environ.get(DEBUG_ENV):
+            raise exc
+        _fail(
+            f"internal error ({type(exc).__name__}: {exc}); set {DEBUG_ENV}=1 to see the "
+            "traceback and please report it",
+            1,
+        )
 
 
 @click.group(cls=DeploytrackGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     "db",
+    type=DB_PATH,
     metavar="PATH",
-    help="Database file. Default: $DEPLOYTRACK_DB, else deploytrack.db in the user data folder.",
+    help="Database file. Default: $DEPLOYTRACK_DB (when set and not empty), else "
+    "deploytrack.db in the user data folder.",
 )
 @click.version_option(__version__, prog_name="deploytrack")
 @click.pass_context
@@ -134,5 +212,26 @@ COMMANDS = {
 cli.lazy.update(COMMANDS)
 
 
+def _buffer_stdout() -> None:
+    """Under PYTHONUNBUFFERED, put a buffered writer between stdout's text layer and the file.
+
+    The text layer then writes to the raw file directly and drops what a partial write left
+    (a reader that leaves half-way through a table): the command would exit 0 with the
+    output cut, where it should fail with 141. A BufferedWriter writes the rest or fails;
+    click.echo flushes after every call, so nothing waits in the buffer.
+    """
+    import io
+
+    raw = getattr(sys.stdout, "buffer", None)
+    if isinstance(raw, io.RawIOBase):
+        sys.stdout = io.TextIOWrapper(
+            io.BufferedWriter(raw),
+            encoding=sys.stdout.encoding,
+            errors=sys.stdout.errors,
+            write_through=True,
+        )
+
+
 def main() -> None:
+    _buffer_stdout()
     cli.main(prog_name="deploytrack")

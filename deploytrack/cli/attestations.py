@@ -264,7 +264,7 @@ def attestation_describe(app: App, digest: str, output: str) -> None:
         show_attestation(view)
 
 
-@click.group("artifact")
+@click.group("artifact", cls=LazyGroup)
 def artifact() -> None:
     """Bytes kept in the evidence store."""
 

@@ -9,9 +9,12 @@ import click
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
-from deploytrack.services.validate import ENVIRONMENT_TYPES
+from deploytrack.cli.params import ENVIRONMENT, ENVIRONMENT_TYPE, STAGE
 
-_NAME = click.option("--name", required=True, help="DNS-1123 label, e.g. prod-eu-1.")
+_NAME = click.option(
+    "--name", type=ENVIRONMENT, required=True, help="DNS-1123 label, e.g. prod-eu-1."
+)
+_STAGE_NAME = click.option("--name", type=STAGE, required=True, help="DNS-1123 label, e.g. canary.")
 _IF_NOT_EXISTS = click.option(
     "--if-not-exists",
     is_flag=True,
@@ -55,7 +58,7 @@ def _show(view: Any, output: str) -> None:
     print_fields(pairs)
 
 
-@click.group("environment")
+@click.group("environment", cls=LazyGroup)
 def environment() -> None:
     """Infrastructure targets: a Kubernetes cluster, an ECS service, a server."""
 
@@ -66,7 +69,7 @@ def environment() -> None:
 @click.option(
     "--type",
     "type_",
-    type=click.Choice(ENVIRONMENT_TYPES),
+    type=ENVIRONMENT_TYPE,
     default=None,
     help="Infrastructure type.  [default: custom]",
 )
@@ -130,7 +133,7 @@ def environment_describe(app: App, name: str, output: str) -> None:
 @environment.command("update")
 @_NAME
 @click.option("--description", default=None, help="New description.")
-@click.option("--type", "type_", type=click.Choice(ENVIRONMENT_TYPES), default=None)
+@click.option("--type", "type_", type=ENVIRONMENT_TYPE, default=None)
 @output_option
 @pass_app
 def environment_update(
@@ -171,7 +174,7 @@ def logical_environment() -> None:
 
 
 @logical_environment.command("create")
-@_NAME
+@_STAGE_NAME
 @click.option("--description", default=None, help="Free text.  [default: empty]")
 @_IF_NOT_EXISTS
 @output_option
@@ -218,7 +221,7 @@ def logical_list(app: App, output: str) -> None:
 
 
 @logical_environment.command("describe")
-@_NAME
+@_STAGE_NAME
 @output_option
 @pass_app
 def logical_describe(app: App, name: str, output: str) -> None:
@@ -229,7 +232,7 @@ def logical_describe(app: App, name: str, output: str) -> None:
 
 
 @logical_environment.command("update")
-@_NAME
+@_STAGE_NAME
 @click.option("--description", required=True, help="New description.")
 @output_option
 @pass_app
@@ -247,7 +250,7 @@ def logical_update(app: App, name: str, description: str, output: str) -> None:
 
 
 @logical_environment.command("delete")
-@_NAME
+@_STAGE_NAME
 @pass_app
 def logical_delete(app: App, name: str) -> None:
     """Delete a logical environment no deployment record references."""

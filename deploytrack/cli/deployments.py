@@ -18,15 +18,24 @@ from deploytrack.cli.output import (
     short_ref,
     when,
 )
+from deploytrack.cli.params import (
+    DEPLOYMENT_NAME,
+    DIGEST,
+    ENVIRONMENT,
+    ID,
+    KIND,
+    LIMIT,
+    STAGE,
+    STATUS,
+)
 from deploytrack.cli.registry_options import registry_options
 from deploytrack.cli.times import TIME, TIME_END
 from deploytrack.digests import normalize_lookup, short
-from deploytrack.services.validate import KINDS
 
 if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
 
-_KIND = click.Choice(KINDS, case_sensitive=False)
+_KIND = KIND
 
 
 @click.group(
@@ -67,11 +76,22 @@ def _short_artifact(view: Any) -> str:
 
 
 @deployment.command("record")
-@click.option("--env", "environment", required=True, help="Environment name.")
-@click.option("--logical-env", "logical_environment", required=True, help="Logical environment.")
-@click.option("--deployment-name", required=True, help="What runs there, e.g. api-server.")
+@click.option("--env", "environment", type=ENVIRONMENT, required=True, help="Environment name.")
+@click.option(
+    "--logical-env",
+    "logical_environment",
+    type=STAGE,
+    required=True,
+    help="Logical environment.",
+)
+@click.option(
+    "--deployment-name",
+    type=DEPLOYMENT_NAME,
+    required=True,
+    help="What runs there, e.g. api-server.",
+)
 @click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
-@click.option("--digest", default=None, help="sha256:<64 hex> of the artifact.")
+@click.option("--digest", type=DIGEST, default=None, help="sha256:<64 hex> of the artifact.")
 @click.option(
     "--oci-ref",
     default=None,
@@ -82,7 +102,7 @@ def _short_artifact(view: Any) -> str:
 )
 @click.option(
     "--status",
-    type=click.Choice(["deployed", "decommissioned"]),
+    type=STATUS,
     default="deployed",
     show_default=True,
 )
@@ -150,9 +170,20 @@ def _show_result(result: Any, output: str) -> None:
 
 
 @deployment.command("decommission")
-@click.option("--env", "environment", required=True, help="Environment name.")
-@click.option("--logical-env", "logical_environment", required=True, help="Logical environment.")
-@click.option("--deployment-name", required=True, help="What stopped running, e.g. api-server.")
+@click.option("--env", "environment", type=ENVIRONMENT, required=True, help="Environment name.")
+@click.option(
+    "--logical-env",
+    "logical_environment",
+    type=STAGE,
+    required=True,
+    help="Logical environment.",
+)
+@click.option(
+    "--deployment-name",
+    type=DEPLOYMENT_NAME,
+    required=True,
+    help="What stopped running, e.g. api-server.",
+)
 @click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
 @output_option
 @pass_app
@@ -177,9 +208,13 @@ def deployment_decommission(
 
 
 @deployment.command("list")
-@click.option("--env", "environment", default=None, help="Only this environment.")
-@click.option("--logical-env", "logical_environment", default=None, help="Only this stage.")
-@click.option("--deployment-name", default=None, help="Only this deployment name.")
+@click.option("--env", "environment", type=ENVIRONMENT, default=None, help="Only this environment.")
+@click.option(
+    "--logical-env", "logical_environment", type=STAGE, default=None, help="Only this stage."
+)
+@click.option(
+    "--deployment-name", type=DEPLOYMENT_NAME, default=None, help="Only this deployment name."
+)
 @click.option("--kind", default=None, type=_KIND, help="Only this kind.")
 @click.option(
     "--digest",
@@ -189,7 +224,7 @@ def deployment_decommission(
     help="Only records of this digest (or a unique prefix of 8+ hex digits).",
 )
 @click.option("--history", is_flag=True, help="Include superseded and decommissioned records.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
+@click.option("--limit", type=LIMIT, default=None, metavar="N", help="At most N records.")
 @click.option(
     "--at",
     type=TIME_END,
@@ -309,7 +344,7 @@ def deployment_list(
 
 
 @deployment.command("describe")
-@click.argument("deployment_id", metavar="[ID]", type=click.IntRange(min=1), required=False)
+@click.argument("deployment_id", metavar="[ID]", type=ID, required=False)
 @click.option(
     "--digest",
     type=normalize_lookup,

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from deploytrack.cli import App, pass_app
+from deploytrack.cli.lazy import Command, LazyGroup
 from deploytrack.cli.output import output_option, print_json, print_table, safe, when
 from deploytrack.digests import normalize_lookup
 
@@ -48,7 +49,7 @@ def _verified(fingerprints: tuple[str, ...]) -> str:
     return f"; signature verified with {', '.join(fingerprints)}" if fingerprints else ""
 
 
-@click.command("discover")
+@click.command("discover", cls=Command)
 @click.argument("digest", type=normalize_lookup)
 @click.option(
     "--kind",
@@ -126,7 +127,7 @@ def discover(app: App, digest: str, kind: str | None, output: str) -> None:
     print_tree(found.digest, children)
 
 
-@click.group("project")
+@click.group("project", cls=LazyGroup)
 def project() -> None:
     """Projects named by attestations: versions, workflows, evidence, artifacts."""
 

@@ -7,10 +7,11 @@ import os
 import click
 
 from deploytrack.cli import App, pass_app
+from deploytrack.cli.lazy import Command
 from deploytrack.cli.output import output_option, print_json, safe
 
 
-@click.command("doctor")
+@click.command("doctor", cls=Command)
 @output_option
 @pass_app
 def doctor(app: App, output: str) -> None:

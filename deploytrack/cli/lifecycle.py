@@ -10,12 +10,13 @@ from typing import Any
 import click
 
 from deploytrack.cli import App, pass_app
+from deploytrack.cli.lazy import Command
 from deploytrack.cli.output import output_option, print_json, print_table, safe, when
+from deploytrack.cli.params import DEPLOYMENT_NAME, ENVIRONMENT, ID, KIND, STAGE
 from deploytrack.cli.times import DURATION, TIME_END, age
 from deploytrack.digests import short
-from deploytrack.services.validate import KINDS
 
-_KIND = click.Choice(KINDS, case_sensitive=False)
+_KIND = KIND
 
 
 def _where(view: Any) -> str:
@@ -43,14 +44,25 @@ def _outcome(result: Any) -> str:
     return f"recorded deployment {view.id}"
 
 
-@click.command("promote")
-@click.option("--env", "environment", required=True, help="Environment of the source slot.")
-@click.option("--deployment-name", required=True, help="What to promote, e.g. api-server.")
-@click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
-@click.option("--from-logical-env", "from_stage", required=True, help="Source stage.")
-@click.option("--to-logical-env", "to_stage", required=True, help="Target stage.")
+@click.command("promote", cls=Command)
 @click.option(
-    "--to-env", "to_environment", default=None, help="Target environment (default: --env)."
+    "--env", "environment", type=ENVIRONMENT, required=True, help="Environment of the source slot."
+)
+@click.option(
+    "--deployment-name",
+    type=DEPLOYMENT_NAME,
+    required=True,
+    help="What to promote, e.g. api-server.",
+)
+@click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
+@click.option("--from-logical-env", "from_stage", type=STAGE, required=True, help="Source stage.")
+@click.option("--to-logical-env", "to_stage", type=STAGE, required=True, help="Target stage.")
+@click.option(
+    "--to-env",
+    "to_environment",
+    type=ENVIRONMENT,
+    default=None,
+    help="Target environment (default: --env).",
 )
 @output_option
 @pass_app
@@ -96,15 +108,15 @@ def deployment_promote(
     )
 
 
-@click.command("rollback")
-@click.option("--env", "environment", required=True, help="Environment.")
-@click.option("--logical-env", "logical_environment", required=True, help="Stage.")
-@click.option("--deployment-name", required=True, help="What to roll back.")
+@click.command("rollback", cls=Command)
+@click.option("--env", "environment", type=ENVIRONMENT, required=True, help="Environment.")
+@click.option("--logical-env", "logical_environment", type=STAGE, required=True, help="Stage.")
+@click.option("--deployment-name", type=DEPLOYMENT_NAME, required=True, help="What to roll back.")
 @click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
 @click.option(
     "--to",
     "to_id",
-    type=click.IntRange(min=1),
+    type=ID,
     default=None,
     metavar="ID",
     help="Restore this earlier record of the slot (default: the newest earlier record with "
@@ -143,20 +155,33 @@ def deployment_rollback(
     )
 
 
-@click.command("diff")
-@click.option("--from-env", default=None, help="Environment of the first side (default: all).")
+@click.command("diff", cls=Command)
 @click.option(
-    "--from-logical-env", "from_stage", default=None, help="Stage of the first side (default: all)."
+    "--from-env",
+    type=ENVIRONMENT,
+    default=None,
+    help="Environment of the first side (default: all).",
+)
+@click.option(
+    "--from-logical-env",
+    "from_stage",
+    type=STAGE,
+    default=None,
+    help="Stage of the first side (default: all).",
 )
 @click.option(
     "--from-at", type=TIME_END, default=None, help="Time of the first side (default: now)."
 )
 @click.option(
-    "--to-env", default=None, help="Environment of the second side (default: --from-env)."
+    "--to-env",
+    type=ENVIRONMENT,
+    default=None,
+    help="Environment of the second side (default: --from-env).",
 )
 @click.option(
     "--to-logical-env",
     "to_stage",
+    type=STAGE,
     default=None,
     help="Stage of the second side (default: --from-logical-env).",
 )
@@ -225,9 +250,11 @@ def deployment_diff(
         sys.exit(1)
 
 
-@click.command("status")
-@click.option("--env", "environment", default=None, help="Only this environment.")
-@click.option("--logical-env", "logical_environment", default=None, help="Only this stage.")
+@click.command("status", cls=Command)
+@click.option("--env", "environment", type=ENVIRONMENT, default=None, help="Only this environment.")
+@click.option(
+    "--logical-env", "logical_environment", type=STAGE, default=None, help="Only this stage."
+)
 @click.option(
     "--stale-after",
     type=DURATION,

@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from deploytrack.cli import App, pass_app
+from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import output_option, print_json, print_table, safe, when
+from deploytrack.cli.params import DIGEST, KIND, STAGE
 from deploytrack.cli.registry_options import registry_options
-from deploytrack.services.validate import KINDS
 
 if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
 
-_NAME = click.option("--name", required=True, help="The logical environment (stage).")
+_NAME = click.option("--name", type=STAGE, required=True, help="The logical environment (stage).")
 
 
 def _rules(view: Any) -> list[str]:
@@ -62,7 +63,7 @@ def show_admission(detail: Any) -> None:
         click.echo(f"  {safe(rule)}: attestation {item.attestation}{key}")
 
 
-@click.group("policy")
+@click.group("policy", cls=LazyGroup)
 def stage_policy() -> None:
     """The stage policy of a logical environment: evidence a digest needs to be deployed."""
 
@@ -168,14 +169,14 @@ def policy_clear(app: App, name: str, output: str) -> None:
         click.echo(f"No stage policy on {name}: nothing to clear.")
 
 
-@click.group("policy")
+@click.group("policy", cls=LazyGroup)
 def policy() -> None:
     """Ask a stage policy without recording anything (for CI gates)."""
 
 
 @policy.command("check")
-@click.option("--logical-env", "logical_environment", required=True, help="The stage.")
-@click.option("--digest", default=None, help="sha256:<64 hex> of the artifact.")
+@click.option("--logical-env", "logical_environment", type=STAGE, required=True, help="The stage.")
+@click.option("--digest", type=DIGEST, default=None, help="sha256:<64 hex> of the artifact.")
 @click.option(
     "--oci-ref",
     default=None,
@@ -184,7 +185,7 @@ def policy() -> None:
 )
 @click.option(
     "--kind",
-    type=click.Choice(KINDS, case_sensitive=False),
+    type=KIND,
     default="CONTAINER_IMAGE",
     show_default=True,
     help="How --oci-ref is resolved.",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from deploytrack.cli.params import PASSWORD
 from deploytrack.registry import DEFAULT_TIMEOUT, RegistryError
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ _OPTIONS = (
     ),
     click.option(
         "--registry-password",
+        type=PASSWORD,
         envvar=PASSWORD_ENV,
         show_envvar=True,
         metavar="PASSWORD",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from deploytrack.cli import App, pass_app
+from deploytrack.cli.lazy import Command
 from deploytrack.cli.output import output_option, print_json, safe, when
 from deploytrack.cli.registry_options import registry_options
 
@@ -72,7 +73,7 @@ def _with_output_file(output_file: str | None, produce: Callable[[], R]) -> R:
     return result
 
 
-@click.command("create")
+@click.command("create", cls=Command)
 @click.option("--workflow", required=True, help="The workflow that built it, e.g. release.")
 @click.option("--project", required=True, help="The project, e.g. api-server.")
 @click.option("--version", "version", default=None, help="The project version, e.g. 1.1.0.")
@@ -168,7 +169,7 @@ def attestation_create(
         click.echo(f"Wrote the DSSE envelope to {safe(output_file)}.", err=True)
 
 
-@click.command("verify")
+@click.command("verify", cls=Command)
 @click.argument("digest")
 @click.option(
     "--key",
@@ -206,7 +207,7 @@ def attestation_verify(app: App, digest: str, key_files: tuple[str, ...], output
         )
 
 
-@click.command("sign")
+@click.command("sign", cls=Command)
 @click.argument("path", metavar="PATH|-")
 @click.option(
     "--key",

@@ -10,16 +10,27 @@ from typing import Any
 import click
 
 from deploytrack.cli import App, pass_app
+from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import emit, output_option, print_json, print_table, when
+from deploytrack.cli.params import DEPLOYMENT_NAME, ENVIRONMENT, ID, SECRET_VALUE, STAGE
 
 
 def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
-        "--deployment-name", default=None, help="Deployment scope (any environment)."
+        "--deployment-name",
+        type=DEPLOYMENT_NAME,
+        default=None,
+        help="Deployment scope (any environment).",
     )(func)
-    func = click.option("--env", "environment", default=None, help="Environment scope.")(func)
+    func = click.option(
+        "--env", "environment", type=ENVIRONMENT, default=None, help="Environment scope."
+    )(func)
     return click.option(
-        "--logical-env", "logical_environment", required=True, help="Stage (required)."
+        "--logical-env",
+        "logical_environment",
+        type=STAGE,
+        required=True,
+        help="Stage (required).",
     )(func)
 
 
@@ -47,7 +58,7 @@ def _variable_json(view: Any) -> dict[str, Any]:
     }
 
 
-@click.group("variable")
+@click.group("variable", cls=LazyGroup)
 def variable() -> None:
     """Configuration per stage, environment and deployment; secrets encrypted at rest."""
 
@@ -67,7 +78,7 @@ def _read_stdin() -> str:
 
 @variable.command("set")
 @click.argument("key")
-@click.argument("value", required=False)
+@click.argument("value", type=SECRET_VALUE, required=False)
 @_scope_options
 @click.option("--secret", is_flag=True, help="Encrypt the value; it is masked everywhere.")
 @click.option(
@@ -194,9 +205,9 @@ def variable_list(
 
 
 @variable.command("resolve")
-@click.option("--logical-env", "logical_environment", required=True, help="Stage.")
-@click.option("--env", "environment", required=True, help="Environment.")
-@click.option("--deployment-name", required=True, help="Deployment.")
+@click.option("--logical-env", "logical_environment", type=STAGE, required=True, help="Stage.")
+@click.option("--env", "environment", type=ENVIRONMENT, required=True, help="Environment.")
+@click.option("--deployment-name", type=DEPLOYMENT_NAME, required=True, help="Deployment.")
 @click.option(
     "--require", multiple=True, metavar="KEY", help="Fail unless KEY resolves (repeatable)."
 )
@@ -260,7 +271,7 @@ def variable_resolve(
 @click.option(
     "--id",
     "entry",
-    type=click.IntRange(min=1),
+    type=ID,
     required=True,
     metavar="N",
     help="The history entry: its id in 'variable history -o json'.",
