@@ -218,15 +218,16 @@ def test_fewer_than_8_hex_digits_is_a_usage_error(
 
 
 def test_writes_keep_requiring_the_whole_digest(ok: Invoke, run: Invoke, db_path: Path) -> None:
+    """A prefix is a usage error on a write: what is recorded is never a guess."""
     rec(ok, LONE)
     before = snapshot(db_path)
     where = ("--env", "cluster", "--logical-env", "production", "--kind", KIND)
     for status in ("deployed", "decommissioned"):
         result = run("deployment", "record", *where, "--deployment-name", "api",
                      "--digest", LONE[:15], "--status", status)  # fmt: skip
-        assert_refused(result, contains="sha256:<64 hex digits>")
+        assert_refused(result, code=2, contains="sha256:<64 hex digits>")
     result = run("policy", "check", "--logical-env", "production", "--digest", LONE[:15])
-    assert_refused(result, contains="sha256:<64 hex digits>")
+    assert_refused(result, code=2, contains="sha256:<64 hex digits>")
     assert snapshot(db_path) == before
 
 
