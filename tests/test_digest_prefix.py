@@ -217,6 +217,18 @@ def test_fewer_than_8_hex_digits_is_a_usage_error(
     assert snapshot(db_path) == before
 
 
+@pytest.mark.parametrize("value", SHORT)
+def test_attestation_verify_checks_its_prefix_before_anything(
+    run: Invoke, db_path: Path, tmp_path: Path, value: str
+) -> None:
+    key = tmp_path / "key.pub"
+    key.write_text("not read: the digest is refused first\n")
+    before = snapshot(db_path)
+    result = run("attestation", "verify", value, "--key", str(key))
+    assert_refused(result, code=2, contains="at least 8 hex digits")
+    assert snapshot(db_path) == before
+
+
 def test_writes_keep_requiring_the_whole_digest(ok: Invoke, run: Invoke, db_path: Path) -> None:
     """A prefix is a usage error on a write: what is recorded is never a guess."""
     rec(ok, LONE)

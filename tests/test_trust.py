@@ -390,7 +390,7 @@ def test_nothing_to_verify_is_refused(
     assert_refused(verify(run, bare, pub), contains="bare in-toto statement")
     assert_refused(verify(run, unsigned, pub), contains="unsigned DSSE envelope")
     assert_refused(verify(run, "sha256:" + "0" * 64, pub), contains="no attestation")
-    assert_refused(verify(run, bare[:12], pub), contains="at least 8 hex digits")
+    assert_refused(verify(run, bare[:12], pub), code=2, contains="at least 8 hex digits")
     # A unique prefix of 8+ digits works as in describe.
     assert_refused(verify(run, bare[:20], pub), contains="bare in-toto statement")
     assert_refused(run("attestation", "verify", bare), code=2, contains="--key")

@@ -17,6 +17,7 @@ from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import Command
 from deploytrack.cli.output import output_option, print_json, safe, when
 from deploytrack.cli.registry_options import registry_options
+from deploytrack.digests import normalize_lookup
 
 if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
@@ -170,7 +171,7 @@ def attestation_create(
 
 
 @click.command("verify", cls=Command)
-@click.argument("digest")
+@click.argument("digest", type=normalize_lookup)
 @click.option(
     "--key",
     "key_files",
