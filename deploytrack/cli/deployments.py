@@ -27,6 +27,7 @@ from deploytrack.cli.params import (
     LIMIT,
     STAGE,
     STATUS,
+    slot_options,
 )
 from deploytrack.cli.registry_options import registry_options
 from deploytrack.cli.times import TIME, TIME_END
@@ -76,21 +77,7 @@ def _short_artifact(view: Any) -> str:
 
 
 @deployment.command("record")
-@click.option("--env", "environment", type=ENVIRONMENT, required=True, help="Environment name.")
-@click.option(
-    "--logical-env",
-    "logical_environment",
-    type=STAGE,
-    required=True,
-    help="Logical environment.",
-)
-@click.option(
-    "--deployment-name",
-    type=DEPLOYMENT_NAME,
-    required=True,
-    help="What runs there, e.g. api-server.",
-)
-@click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
+@slot_options("What runs there, e.g. api-server.")
 @click.option("--digest", type=DIGEST, default=None, help="sha256:<64 hex> of the artifact.")
 @click.option(
     "--oci-ref",
@@ -170,21 +157,7 @@ def _show_result(result: Any, output: str) -> None:
 
 
 @deployment.command("decommission")
-@click.option("--env", "environment", type=ENVIRONMENT, required=True, help="Environment name.")
-@click.option(
-    "--logical-env",
-    "logical_environment",
-    type=STAGE,
-    required=True,
-    help="Logical environment.",
-)
-@click.option(
-    "--deployment-name",
-    type=DEPLOYMENT_NAME,
-    required=True,
-    help="What stopped running, e.g. api-server.",
-)
-@click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
+@slot_options("What stopped running, e.g. api-server.")
 @output_option
 @pass_app
 def deployment_decommission(

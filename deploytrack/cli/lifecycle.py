@@ -12,7 +12,7 @@ import click
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import Command
 from deploytrack.cli.output import output_option, print_json, print_table, safe, when
-from deploytrack.cli.params import DEPLOYMENT_NAME, ENVIRONMENT, ID, KIND, STAGE
+from deploytrack.cli.params import DEPLOYMENT_NAME, ENVIRONMENT, ID, KIND, STAGE, slot_options
 from deploytrack.cli.times import DURATION, TIME_END, age
 from deploytrack.digests import short
 
@@ -109,10 +109,7 @@ def deployment_promote(
 
 
 @click.command("rollback", cls=Command)
-@click.option("--env", "environment", type=ENVIRONMENT, required=True, help="Environment.")
-@click.option("--logical-env", "logical_environment", type=STAGE, required=True, help="Stage.")
-@click.option("--deployment-name", type=DEPLOYMENT_NAME, required=True, help="What to roll back.")
-@click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
+@slot_options("What to roll back.")
 @click.option(
     "--to",
     "to_id",

@@ -139,3 +139,32 @@ class DatabasePath(click.ParamType):
 
 
 DB_PATH = DatabasePath()
+
+
+def slot_options(name_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The four required options that name one slot: --env, --logical-env,
+    --deployment-name (described by `name_help`) and --kind, in that order in --help."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(
+            (
+                click.option(
+                    "--env", "environment", type=ENVIRONMENT, required=True, help="Environment."
+                ),
+                click.option(
+                    "--logical-env",
+                    "logical_environment",
+                    type=STAGE,
+                    required=True,
+                    help="Logical environment (stage).",
+                ),
+                click.option(
+                    "--deployment-name", type=DEPLOYMENT_NAME, required=True, help=name_help
+                ),
+                click.option("--kind", required=True, type=KIND, help="Artifact kind."),
+            )
+        ):
+            func = option(func)
+        return func
+
+    return decorate
