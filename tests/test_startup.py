@@ -36,21 +36,25 @@ NEVER_ON_THE_HOT_PATH = {
     "deploytrack.cli.policies",
     "deploytrack.cli.signing",
     "deploytrack.cli.variables",
+    # Issue 9: the models no hot command uses (evidence bytes, keys, admissions, variables).
+    "deploytrack.store.lazy_models",
 }
 
 
-def imported(db: Path, *args: str) -> set[str]:
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "deploytrack", "--db", str(db), *args],
-        capture_output=True,
-        text=True,
-    )
+def _modules(argv: list[str]) -> set[str]:
+    result = subprocess.run(argv, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     modules = set()
     for line in result.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
             modules.add(line.rsplit("|", 1)[1].strip())
     return modules
+
+
+def imported(db: Path, *args: str) -> set[str]:
+    return _modules(
+        [sys.executable, "-X", "importtime", "-m", "deploytrack", "--db", str(db), *args]
+    )
 
 
 @pytest.fixture
@@ -81,3 +85,39 @@ def test_a_new_record_on_a_stage_without_policy_loads_no_gate(seeded_db: Path) -
 def test_json_lists_load_no_table_library_and_tables_do(seeded_db: Path) -> None:
     assert imported(seeded_db, "deployment", "list", "-o", "json") & NEVER_ON_THE_HOT_PATH == set()
     assert "tabulate" in imported(seeded_db, "deployment", "list")
+
+
+def test_status_tables_load_no_other_model(seeded_db: Path) -> None:
+    assert imported(seeded_db, "status") & NEVER_ON_THE_HOT_PATH == {"tabulate"}
+
+
+MODEL_CHECK = """
+import sys
+from deploytrack.store import open_store
+from deploytrack.store import models
+if sys.argv[2] == "before":
+    from deploytrack.store.models import PublicKey, VariableEvent
+store = open_store(sys.argv[1])
+from deploytrack.store.models import ALL_MODELS, Blob
+with store.read():
+    counts = {m.__name__: m.select().count() for m in ALL_MODELS}
+assert len(counts) == 14 and counts["LogicalEnvironment"] == 3 and counts["Blob"] > 0, counts
+assert models.PublicKey._meta.database.obj is store.db
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_models_defined_on_first_use_reach_the_open_database(seeded_db: Path, when: str) -> None:
+    """The models of store/lazy_models.py, loaded before or after the store is opened,
+    query the database open_store() opened (they share the models' database proxy)."""
+    result = subprocess.run(
+        [sys.executable, "-c", MODEL_CHECK, str(seeded_db), when], capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_an_unknown_model_name_is_an_attribute_error() -> None:
+    from deploytrack.store import models
+
+    assert not hasattr(models, "NoSuchModel")
