@@ -57,6 +57,12 @@ def imported(db: Path, *args: str) -> set[str]:
     )
 
 
+@pytest.fixture(scope="module")
+def stack_modules() -> set[str]:
+    """What importing the stack alone loads: deploytrack answers only for the rest."""
+    return _modules([sys.executable, "-X", "importtime", "-c", "import click, peewee"])
+
+
 @pytest.fixture
 def seeded_db(seeded: None, ok: Invoke, db_path: Path) -> Path:
     ok("deployment", "record", "--env", "cluster", "--logical-env", "production",
@@ -85,6 +91,30 @@ def test_a_new_record_on_a_stage_without_policy_loads_no_gate(seeded_db: Path) -
 def test_json_lists_load_no_table_library_and_tables_do(seeded_db: Path) -> None:
     assert imported(seeded_db, "deployment", "list", "-o", "json") & NEVER_ON_THE_HOT_PATH == set()
     assert "tabulate" in imported(seeded_db, "deployment", "list")
+
+
+# Issue 9: `deployment record`, and `list` and `status` in JSON, within 1.15x of importing
+# the stack alone. Their views are NamedTuples and cli/output.py imports dataclasses only
+# for the views that are dataclasses: one frozen dataclass costs ~0.5 ms to define, and the
+# dataclasses module ~0.4 ms to import (tabulate imports it anyway for tables).
+JSON_HOT_PATHS = [
+    RECORD,
+    [*RECORD, "-o", "json"],
+    ["deployment", "list", "-o", "json"],
+    ["status", "-o", "json"],
+]
+
+
+@pytest.mark.parametrize(
+    "args", JSON_HOT_PATHS, ids=["record", "record -o json", "list -o json", "status -o json"]
+)
+def test_json_hot_paths_define_no_dataclass_and_no_other_model(
+    seeded_db: Path, stack_modules: set[str], args: list[str]
+) -> None:
+    modules = imported(seeded_db, *args)
+    assert "deploytrack.store.models" in modules
+    assert "dataclasses" not in modules - stack_modules
+    assert modules & NEVER_ON_THE_HOT_PATH == set()
 
 
 def test_status_tables_load_no_other_model(seeded_db: Path) -> None:
