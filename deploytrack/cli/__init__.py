@@ -6,6 +6,7 @@ client (oras) are imported inside the commands that use them.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import Any
@@ -130,4 +131,11 @@ cli.lazy.update(COMMANDS)
 
 
 def main() -> None:
-    cli.main(prog_name="deploytrack")
+    try:
+        cli.main(prog_name="deploytrack")
+    finally:
+        # Interpreter shutdown runs the cyclic GC over every object click, peewee and
+        # deploytrack created, ~5 ms of a ~55 ms command; frozen objects are skipped. The
+        # command is over by now (store closed, output flushed at exit as usual), and the
+        # memory goes back to the system with the process either way.
+        gc.freeze()
