@@ -7,6 +7,7 @@ else on the hot path must earn its place. These run the installed entry point un
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,8 +42,8 @@ NEVER_ON_THE_HOT_PATH = {
 }
 
 
-def _modules(argv: list[str]) -> set[str]:
-    result = subprocess.run(argv, capture_output=True, text=True)
+def _modules(argv: list[str], env: dict[str, str] | None = None) -> set[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     modules = set()
     for line in result.stderr.splitlines():
@@ -119,6 +120,16 @@ def test_json_hot_paths_define_no_dataclass_and_no_other_model(
 
 def test_status_tables_load_no_other_model(seeded_db: Path) -> None:
     assert imported(seeded_db, "status") & NEVER_ON_THE_HOT_PATH == {"tabulate"}
+
+
+def test_a_database_named_by_the_environment_loads_no_platformdirs(seeded_db: Path) -> None:
+    """platformdirs (~25 ms) only finds the default path: $DEPLOYTRACK_DB skips it too."""
+    modules = _modules(
+        [sys.executable, "-X", "importtime", "-m", "deploytrack", "status", "-o", "json"],
+        env={**os.environ, "DEPLOYTRACK_DB": str(seeded_db)},
+    )
+    assert "deploytrack.store.connection" in modules
+    assert "platformdirs" not in modules
 
 
 MODEL_CHECK = """
