@@ -458,7 +458,7 @@ def main() -> None:
     print(f"deploytrack benchmark, {datetime.now(UTC):%Y-%m-%d}, {machine()}\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="deploytrack-bench-") as tmp:
         work = Path(tmp)
-        print("## 1. Hot path: whole process against the floor\n")
+        print("## 1. Hot path: whole process against its stack and its floor\n")
         print(table(["command", "deploytrack", "floor", "vs floor", "vs stack", "target"],
                     hot_path(work, args.runs)) + "\n", flush=True)  # fmt: skip
         if args.only_hot:
