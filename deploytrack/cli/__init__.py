@@ -7,6 +7,7 @@ imported inside the commands that use them.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from typing import Any
@@ -234,4 +235,11 @@ def _buffer_stdout() -> None:
 
 def main() -> None:
     _buffer_stdout()
-    cli.main(prog_name="deploytrack")
+    try:
+        cli.main(prog_name="deploytrack")
+    finally:
+        # Interpreter shutdown runs the cyclic GC over every object click, peewee and
+        # deploytrack created, ~5 ms of a ~55 ms command; frozen objects are skipped. The
+        # command is over by now (store closed, output flushed at exit as usual), and the
+        # memory goes back to the system with the process either way.
+        gc.freeze()

@@ -8,7 +8,6 @@ limit) are applied here first (docs/output.md).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -49,7 +48,11 @@ def output_option(func: F | None = None, *, wide: bool = False) -> Any:
 
 
 def jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple view
+        return jsonable(dict(zip(value._fields, value, strict=True)))
+    if hasattr(type(value), "__dataclass_fields__"):
+        import dataclasses  # ~0.5 ms: not on the paths whose views are NamedTuples
+
         return {
             field.name: (
                 timeutil.rfc3339(item)

@@ -8,7 +8,6 @@ while a record is active (a trigger enforces that too).
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -261,7 +260,7 @@ def slot_filter(
     )
 
 
-_VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(DeploymentView))
+_VIEW_FIELDS = DeploymentView._fields
 
 
 def select_views(conditions: list[Any], limit: int | None = None) -> list[DeploymentView]:

@@ -7,95 +7,29 @@ heartbeats and the stage policy apply exactly as for `deployment record`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from deploytrack import timeutil
 from deploytrack.digests import short
 from deploytrack.services import ServiceError, deployments, validate
 from deploytrack.services.catalog import environments, logical_environments
 from deploytrack.services.deployments import DEPLOYED, Key
 from deploytrack.services.views.deployments import DeploymentView
+from deploytrack.services.views.lifecycle import (
+    ADDED,
+    CHANGED,
+    REMOVED,
+    SAME,
+    DiffReport,
+    DiffRow,
+    PromoteResult,
+    RollbackResult,
+    Selection,
+    StatusReport,
+    StatusRow,
+)
 from deploytrack.store import Store, queries
 from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
 
 DEFAULT_STALE_AFTER_US = 24 * 3_600 * 1_000_000
-
-ADDED = "added"
-REMOVED = "removed"
-CHANGED = "changed"
-SAME = "same"
-
-
-@dataclass(frozen=True)
-class PromoteResult:
-    # created | superseded | heartbeat (the target already ran that digest)
-    action: str
-    deployment: DeploymentView
-    previous: DeploymentView | None
-    source: DeploymentView
-
-
-@dataclass(frozen=True)
-class RollbackResult:
-    # superseded (the slot was active) | created (the slot had been decommissioned)
-    action: str
-    deployment: DeploymentView
-    previous: DeploymentView | None
-    restored: DeploymentView
-
-
-@dataclass(frozen=True)
-class StatusRow:
-    environment: str
-    logical_environment: str
-    deployment_name: str
-    kind: str
-    digest: str
-    deployed_at: int
-    last_seen_at: int
-    stale: bool
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    now: int
-    stale_after: int
-    rows: tuple[StatusRow, ...]
-
-
-@dataclass(frozen=True)
-class Selection:
-    """One side of a diff: environment and stage (None: every one), at a time (None: now)."""
-
-    environment: str | None = None
-    logical_environment: str | None = None
-    at: int | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.environment or '*'}/{self.logical_environment or '*'}"
-        return where + (f" at {timeutil.short(self.at)}" if self.at is not None else " now")
-
-
-@dataclass(frozen=True)
-class DiffRow:
-    deployment_name: str
-    kind: str
-    environment: str
-    logical_environment: str
-    from_digest: str | None
-    to_digest: str | None
-    change: str  # added | removed | changed | same
-
-
-@dataclass(frozen=True)
-class DiffReport:
-    source: Selection
-    target: Selection
-    rows: tuple[DiffRow, ...]
-
-    @property
-    def differs(self) -> bool:
-        return any(row.change != SAME for row in self.rows)
 
 
 def _view(row: Deployment) -> DeploymentView:

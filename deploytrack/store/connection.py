@@ -217,5 +217,5 @@ def open_store(path: StrPath, *, migrate: bool = True) -> Store:
     except DeploytrackError:
         store.close()
         raise
-    db.bind(models.ALL_MODELS, bind_refs=False, bind_backrefs=False)
+    models.DATABASE.initialize(db)
     return store

@@ -1,12 +1,17 @@
-"""Deployment records."""
+"""Deployment records.
 
-from __future__ import annotations
+NamedTuples, not frozen dataclasses: every `deployment record`, `list` and `status`
+defines these, and a NamedTuple takes ~0.1 ms to define where a frozen dataclass of 15
+fields takes ~1 ms (dataclasses compile each generated method with exec). They are as
+immutable and typed; `cli.output.jsonable` prints them by field name like the others.
+No `from __future__ import annotations` here: NamedTuple turns string annotations into
+ForwardRefs, compiling each one (~0.3 ms for these two classes).
+"""
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class DeploymentView:
+class DeploymentView(NamedTuple):
     id: int
     environment: str
     logical_environment: str
@@ -25,8 +30,7 @@ class DeploymentView:
     rollback_of: int | None
 
 
-@dataclass(frozen=True)
-class RecordResult:
+class RecordResult(NamedTuple):
     # created | superseded | heartbeat | decommissioned | unchanged
     action: str
     deployment: DeploymentView

@@ -1,0 +1,109 @@
+"""The models no hot command uses: evidence bytes, public keys, verifications, policy keys,
+admissions and variables. `models` imports this module on first use of one of them
+(see its docstring); they reach the database through the same proxy as the others.
+"""
+
+from __future__ import annotations
+
+from peewee import (
+    BigIntegerField,
+    BlobField,
+    BooleanField,
+    CharField,
+    CompositeKey,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from deploytrack.store.models import (
+    Attestation,
+    AttestationMaterial,
+    AttestationSubject,
+    BaseModel,
+    Deployment,
+    DeploymentSlot,
+    Environment,
+    LogicalEnvironment,
+    StagePolicy,
+)
+
+
+class Blob(BaseModel):
+    digest = CharField(primary_key=True)
+    size = BigIntegerField()
+    content = BlobField()
+    created_at = BigIntegerField()
+
+
+class VariableEvent(BaseModel):
+    """One change of a scoped variable (append-only but for redaction). Secrets: ciphertext
+    + key_id only."""
+
+    logical_environment = ForeignKeyField(LogicalEnvironment, column_name="logical_environment_id")
+    environment = ForeignKeyField(Environment, column_name="environment_id", null=True)
+    deployment_name = TextField(null=True)
+    name = TextField()
+    action = CharField()
+    is_secret = BooleanField(default=False)
+    value = TextField(null=True)
+    ciphertext = BlobField(null=True)
+    key_id = CharField(null=True)
+    created_at = BigIntegerField()
+    redacted = BooleanField(default=False)  # a plain value removed by a later 'redacted' line
+    redacts = IntegerField(null=True)  # on a 'redacted' line: the entry whose value it removed
+
+
+class PublicKey(BaseModel):
+    """A public key (SubjectPublicKeyInfo PEM) by its OpenSSH SHA256 fingerprint."""
+
+    fingerprint = CharField(unique=True)
+    algorithm = CharField()
+    pem = TextField()
+    created_at = BigIntegerField()
+
+
+class AttestationVerification(BaseModel):
+    """A signature on an attestation's envelope verified with a key (append-only)."""
+
+    attestation = ForeignKeyField(Attestation, column_name="attestation_id")
+    public_key = ForeignKeyField(PublicKey, column_name="public_key_id")
+    keyid = TextField(default="")
+    source = CharField()
+    verified_at = BigIntegerField()
+
+
+class StagePolicyKey(BaseModel):
+    policy = ForeignKeyField(StagePolicy, column_name="policy_id")
+    public_key = ForeignKeyField(PublicKey, column_name="public_key_id")
+
+    class Meta:
+        primary_key = CompositeKey("policy", "public_key")
+
+
+class DeploymentAdmission(BaseModel):
+    """The evidence that satisfied a rule of the policy that admitted a record."""
+
+    deployment = ForeignKeyField(Deployment, column_name="deployment_id")
+    requirement = TextField()
+    attestation = ForeignKeyField(Attestation, column_name="attestation_id")
+    public_key = ForeignKeyField(PublicKey, column_name="public_key_id", null=True)
+
+
+ALL_MODELS: list[type[Model]] = [
+    Environment,
+    LogicalEnvironment,
+    Blob,
+    Attestation,
+    AttestationSubject,
+    AttestationMaterial,
+    Deployment,
+    DeploymentSlot,
+    VariableEvent,
+    PublicKey,
+    AttestationVerification,
+    StagePolicy,
+    StagePolicyKey,
+    DeploymentAdmission,
+]
