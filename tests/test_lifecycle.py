@@ -15,7 +15,6 @@ import pytest
 from conftest import Invoke, assert_refused, query, snapshot
 
 from deploytrack import timeutil
-from deploytrack.services import deployments
 from deploytrack.store import open_store, queries
 
 PREDICATE = "https://example.com/release/v1"
@@ -642,7 +641,7 @@ def test_parse_duration_refusals(text: str) -> None:
 def plan(db_path: Path, condition: Any) -> str:
     store = open_store(db_path)
     try:
-        sql, params = queries.newest_first(deployments._joined().where(condition)).sql()
+        sql, params = queries.newest_first(queries.with_names().where(condition)).sql()
         cursor = store.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)
         return "\n".join(row[3] for row in cursor.fetchall())
     finally:

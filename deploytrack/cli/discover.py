@@ -137,7 +137,7 @@ def project() -> None:
 @pass_app
 def project_list(app: App, output: str) -> None:
     """List the projects attestations belong to."""
-    from deploytrack.services.discover import list_projects
+    from deploytrack.services.projects import list_projects
 
     views = list_projects(app.store)
     if output == "json":
@@ -166,7 +166,7 @@ def project_list(app: App, output: str) -> None:
 @pass_app
 def project_describe(app: App, name: str, output: str) -> None:
     """Versions, workflows, attestations, the artifacts they name, and where each runs now."""
-    from deploytrack.services.discover import describe_project
+    from deploytrack.services.projects import describe_project
 
     detail = describe_project(app.store, name)
     if output == "json":

@@ -132,7 +132,7 @@ def attestation_create(
     attestation's digest (the sha256 of the envelope bytes).
     """
     from deploytrack.evidence import predicate
-    from deploytrack.services import create
+    from deploytrack.services import attest
 
     if key_password_stdin and key_file is None:
         raise click.UsageError("--key-password-stdin needs --key")
@@ -141,11 +141,11 @@ def attestation_create(
     key = None
     if key_file is not None:
         password = _read_password() if key_password_stdin else None
-        key = create.load_signing_key(key_file, password)
+        key = attest.load_signing_key(key_file, password)
         del password
-    request = create.CreateRequest(workflow, project, version, specs, pairs)
+    request = attest.CreateRequest(workflow, project, version, specs, pairs)
     result = _with_output_file(
-        output_file, lambda: create.create_attestation(app.store, request, registry, key)
+        output_file, lambda: attest.create_attestation(app.store, request, registry, key)
     )
     att = result.attestation
     if output == "json":
@@ -251,7 +251,7 @@ def attestation_sign(
     """
     from deploytrack.cli.attestations import _is_text, _read_input
     from deploytrack.evidence import MAX_DOCUMENT_BYTES
-    from deploytrack.services import create, evidence
+    from deploytrack.services import attest, evidence
 
     if path == "-" and key_password_stdin:
         raise click.UsageError("stdin cannot hold both the attestation and the key password")
@@ -260,12 +260,12 @@ def attestation_sign(
             raise click.UsageError(f"{flag} is not valid UTF-8 text")
     data = _read_input(path, MAX_DOCUMENT_BYTES)
     password = _read_password() if key_password_stdin else None
-    key = create.load_signing_key(key_file, password)
+    key = attest.load_signing_key(key_file, password)
     del password
     overrides = evidence.Overrides(project, version, workflow)
     source = "stdin" if path == "-" else path
     result = _with_output_file(
-        output_file, lambda: create.sign_document(app.store, data, source, key, overrides)
+        output_file, lambda: attest.sign_document(app.store, data, source, key, overrides)
     )
     att = result.attestation
     if output == "json":

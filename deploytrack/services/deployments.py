@@ -63,15 +63,8 @@ def _view(row: Deployment, environment: str, logical_environment: str) -> Deploy
     )
 
 
-def _joined():
-    return (
-        Deployment.select(Deployment, Environment, LogicalEnvironment)
-        .join_from(Deployment, Environment)
-        .join_from(Deployment, LogicalEnvironment)
-    )
-
-
-def _joined_view(row: Deployment) -> DeploymentView:
+def joined_view(row: Deployment) -> DeploymentView:
+    """The view of a row read through `queries.with_names()`."""
     return _view(row, row.environment.name, row.logical_environment.name)
 
 
@@ -109,7 +102,7 @@ def record(
         # Taken under the write lock, so times follow commit order across processes.
         now = timeutil.now_us()
         in_key = queries.in_slot(env.id, stage.id, key.deployment_name, key.kind)
-        active = Deployment.get_or_none(in_key & (Deployment.status == DEPLOYED))
+        active = queries.active_in(in_key)
 
         def view(row: Deployment) -> DeploymentView:
             return _view(row, env.name, stage.name)
@@ -189,9 +182,7 @@ def decommission(store: Store, key: Key) -> RecordResult:
         env = environments.get(store, key.environment)
         stage = logical_environments.get(store, key.logical_environment)
         in_key = queries.in_slot(env.id, stage.id, key.deployment_name, key.kind)
-        # The newest record of a slot is its active one, or the one that was decommissioned
-        # (a superseded record always has a newer one).
-        newest = Deployment.select().where(in_key).order_by(Deployment.id.desc()).first()
+        newest = queries.newest_in(in_key)
         if newest is None:
             raise ServiceError(
                 f"nothing to decommission: {key} has no records (see 'deploytrack deployment "
@@ -207,7 +198,7 @@ def _decommission(key, digest, in_key, active, now, view) -> RecordResult:
             Deployment.id == active.id
         ).execute()
         return RecordResult("decommissioned", view(Deployment.get_by_id(active.id)))
-    newest = Deployment.select().where(in_key).order_by(Deployment.id.desc()).first()
+    newest = queries.newest_in(in_key)
     if (
         active is None
         and newest is not None
@@ -296,8 +287,8 @@ def select_views(conditions: list[Any], limit: int | None = None) -> list[Deploy
 
 def by_id(deployment_id: int) -> DeploymentView | None:
     """One record with its names, or None. In a transaction."""
-    row = _joined().where(Deployment.id == deployment_id).first()
-    return _joined_view(row) if row is not None else None
+    row = queries.with_names().where(Deployment.id == deployment_id).first()
+    return joined_view(row) if row is not None else None
 
 
 def list_deployments(store: Store, flt: ListFilter) -> list[DeploymentView]:
@@ -349,7 +340,7 @@ def list_deployments(store: Store, flt: ListFilter) -> list[DeploymentView]:
 
 def describe(store: Store, deployment_id: int) -> DeploymentDetail:
     with store.read():
-        row = _joined().where(Deployment.id == deployment_id).first()
+        row = queries.with_names().where(Deployment.id == deployment_id).first()
         if row is None:
             raise ServiceError(
                 f"no deployment record {deployment_id}: see 'deploytrack deployment list --history'"
@@ -381,7 +372,7 @@ def describe_digest(store: Store, digest: str) -> DeploymentDetail:
         of_digest = Deployment.digest == wanted
         active = list(
             queries.newest_first(
-                _joined().where(of_digest & (Deployment.status == DEPLOYED))
+                queries.with_names().where(of_digest & (Deployment.status == DEPLOYED))
             ).limit(_SHOWN_RECORDS + 1)
         )
         if len(active) == 1:
@@ -392,7 +383,9 @@ def describe_digest(store: Store, digest: str) -> DeploymentDetail:
                 f"{wanted} runs in {count} slots: {_records(active, count)}; describe one "
                 "with 'deploytrack deployment describe ID'"
             )
-        ended = list(queries.newest_first(_joined().where(of_digest)).limit(_SHOWN_RECORDS + 1))
+        ended = list(
+            queries.newest_first(queries.with_names().where(of_digest)).limit(_SHOWN_RECORDS + 1)
+        )
         if not ended:
             raise ServiceError(
                 f"no deployment record carries {wanted}: see 'deploytrack discover {wanted}'"
@@ -421,7 +414,7 @@ def _detail(row: Deployment) -> DeploymentDetail:
 
     predecessor = Deployment.select(Deployment.id).where(Deployment.superseded_by == row.id).first()
     return DeploymentDetail(
-        deployment=_joined_view(row),
+        deployment=joined_view(row),
         supersedes=predecessor.id if predecessor else None,
         attestations=tuple(evidence.attestations_naming(row.digest)),
         policy=policies.get_policy(row.policy_id) if row.policy_id is not None else None,

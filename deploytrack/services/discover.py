@@ -1,4 +1,4 @@
-"""The referrer index: what a digest is, what references it, and where it runs; projects.
+"""The referrer index: what a digest is, what references it, and where it runs.
 
 `discover(digest)` answers as Chainloop's referrer index does, offline:
 
@@ -17,19 +17,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from deploytrack.services import ServiceError
-from deploytrack.services.deployments import DEPLOYED, _joined, _joined_view
+from deploytrack.services.deployments import DEPLOYED, joined_view
 from deploytrack.services.evidence import resolve_digest, views_of
 from deploytrack.services.views.deployments import DeploymentView
 from deploytrack.services.views.evidence import AttestationView
-from deploytrack.store import Store
+from deploytrack.store import Store, queries
 from deploytrack.store.models import (
     Attestation,
     AttestationMaterial,
     AttestationSubject,
-    AttestationVerification,
     Blob,
     Deployment,
-    PublicKey,
 )
 
 ATTESTATION = "ATTESTATION"
@@ -72,21 +70,8 @@ class Discovery:
     deployments: tuple[DeploymentView, ...]
 
 
-def _verified_by(ids: list[int]) -> dict[int, tuple[str, ...]]:
-    found: dict[int, list[str]] = defaultdict(list)
-    rows = (
-        AttestationVerification.select(AttestationVerification, PublicKey)
-        .join(PublicKey)
-        .where(AttestationVerification.attestation.in_(ids))
-        .order_by(AttestationVerification.id)
-    )
-    for row in rows:
-        if row.public_key.fingerprint not in found[row.attestation_id]:
-            found[row.attestation_id].append(row.public_key.fingerprint)
-    return {k: tuple(v) for k, v in found.items()}
-
-
-def _unique(values: list[str | None]) -> tuple[str, ...]:
+def unique(values: list[str | None]) -> tuple[str, ...]:
+    """The values that are set, each once, in the order first seen."""
     return tuple(dict.fromkeys(v for v in values if v))
 
 
@@ -115,10 +100,10 @@ def discover(store: Store, digest: str, kind: str | None = None) -> Discovery:
         materials = list(AttestationMaterial.select().where(AttestationMaterial.digest == wanted))
         owner_ids = sorted({r.attestation_id for r in subjects + materials})
         owners = {a.id: a for a in Attestation.select().where(Attestation.id.in_(owner_ids))}
-        verified = _verified_by(owner_ids)
+        verified = queries.verified_by(owner_ids)
         records = [
-            _joined_view(r)
-            for r in _joined()
+            joined_view(r)
+            for r in queries.with_names()
             .where(Deployment.digest == wanted)
             .order_by((Deployment.status != DEPLOYED), Deployment.id.desc())
         ]
@@ -130,12 +115,12 @@ def discover(store: Store, digest: str, kind: str | None = None) -> Discovery:
     for m in materials:
         if m.kind:
             material_kinds[m.attestation_id].add(m.kind)
-    kinds = _unique(
+    kinds = unique(
         [m.kind for m in materials]
         + [r.kind for r in records]
         + ([ATTESTATION] if attestation is not None else [])
     )
-    names = _unique([s.name for s in subjects] + [m.name for m in materials])
+    names = unique([s.name for s in subjects] + [m.name for m in materials])
     if not (subjects or materials or records or attestation or blob):
         raise ServiceError(
             f"nothing in the evidence store or the deployment records names {wanted}"
@@ -185,146 +170,4 @@ def discover(store: Store, digest: str, kind: str | None = None) -> Discovery:
     )
 
 
-# --- projects -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProjectSummary:
-    name: str
-    versions: tuple[str, ...]
-    workflows: tuple[str, ...]
-    attestations: int
-    last_imported_at: int
-
-
-@dataclass(frozen=True)
-class ProjectAttestation:
-    digest: str
-    predicate_type: str
-    format: str
-    workflow: str | None
-    imported_at: int
-    verified_by: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ProjectArtifact:
-    digest: str
-    kinds: tuple[str, ...]
-    names: tuple[str, ...]
-    running: tuple[DeploymentView, ...]  # active deployment records of the digest
-
-
-@dataclass(frozen=True)
-class ProjectVersion:
-    version: str | None
-    workflows: tuple[str, ...]
-    attestations: tuple[ProjectAttestation, ...]
-    artifacts: tuple[ProjectArtifact, ...]
-
-
-@dataclass(frozen=True)
-class ProjectDetail:
-    name: str
-    versions: tuple[ProjectVersion, ...]
-
-
-def list_projects(store: Store) -> list[ProjectSummary]:
-    with store.read():
-        rows = list(
-            Attestation.select()
-            .where(Attestation.project.is_null(False))
-            .order_by(Attestation.project, Attestation.id)
-        )
-    grouped: dict[str, list[Attestation]] = defaultdict(list)
-    for row in rows:
-        grouped[row.project].append(row)
-    return [
-        ProjectSummary(
-            name=name,
-            versions=_unique([r.version for r in atts]),
-            workflows=_unique([r.workflow for r in atts]),
-            attestations=len(atts),
-            last_imported_at=max(r.imported_at for r in atts),
-        )
-        for name, atts in sorted(grouped.items())
-    ]
-
-
-def describe_project(store: Store, name: str) -> ProjectDetail:
-    with store.read():
-        rows = list(
-            Attestation.select().where(Attestation.project == name).order_by(Attestation.id)
-        )
-        if not rows:
-            raise ServiceError(
-                f"no attestation belongs to project {name!r}: see 'deploytrack project list'"
-            )
-        ids = [r.id for r in rows]
-        verified = _verified_by(ids)
-        named: dict[int, list[tuple[str, str | None, str | None]]] = defaultdict(list)
-        for s in AttestationSubject.select().where(AttestationSubject.attestation.in_(ids)):
-            named[s.attestation_id].append((s.digest, s.name, None))
-        for m in AttestationMaterial.select().where(
-            AttestationMaterial.attestation.in_(ids) & AttestationMaterial.digest.is_null(False)
-        ):
-            named[m.attestation_id].append((m.digest, m.name, m.kind))
-        digests = sorted({d for items in named.values() for d, _, _ in items})
-        running: dict[str, list[DeploymentView]] = defaultdict(list)
-        for record in (
-            _joined()
-            .where(Deployment.digest.in_(digests) & (Deployment.status == DEPLOYED))
-            .order_by(Deployment.id)
-        ):
-            running[record.digest].append(_joined_view(record))
-
-    by_version: dict[str | None, list[Attestation]] = {}
-    for row in rows:
-        by_version.setdefault(row.version, []).append(row)
-    versions = []
-    for version, atts in sorted(by_version.items(), key=lambda item: item[0] is None):
-        artifacts: dict[str, tuple[list[str | None], list[str | None]]] = {}
-        for att in atts:
-            for digest, item_name, item_kind in named[att.id]:
-                kinds, names = artifacts.setdefault(digest, ([], []))
-                kinds.append(item_kind)
-                names.append(item_name)
-        versions.append(
-            ProjectVersion(
-                version=version,
-                workflows=_unique([a.workflow for a in atts]),
-                attestations=tuple(
-                    ProjectAttestation(
-                        digest=a.digest,
-                        predicate_type=a.predicate_type,
-                        format=a.format,
-                        workflow=a.workflow,
-                        imported_at=a.imported_at,
-                        verified_by=verified.get(a.id, ()),
-                    )
-                    for a in atts
-                ),
-                artifacts=tuple(
-                    ProjectArtifact(
-                        digest=digest,
-                        kinds=_unique(kinds + [r.kind for r in running.get(digest, [])]),
-                        names=_unique(names),
-                        running=tuple(running.get(digest, [])),
-                    )
-                    for digest, (kinds, names) in artifacts.items()
-                ),
-            )
-        )
-    return ProjectDetail(name=name, versions=tuple(versions))
-
-
-__all__ = [
-    "Discovery",
-    "ProjectDetail",
-    "ProjectSummary",
-    "Referrer",
-    "Role",
-    "describe_project",
-    "discover",
-    "list_projects",
-]
+__all__ = ["Discovery", "Referrer", "Role", "discover", "unique"]

@@ -11,7 +11,7 @@ from peewee import fn
 
 from deploytrack import timeutil
 from deploytrack.services import ServiceError
-from deploytrack.store import Store
+from deploytrack.store import Store, queries
 from deploytrack.store.models import (
     Attestation,
     AttestationMaterial,
@@ -243,26 +243,9 @@ def import_sources(
     return store_parsed(store, parse_sources(sources), overrides or Overrides())
 
 
-def naming(digest: str) -> set[int]:
-    """Ids of attestations that name `digest` as a subject or a material."""
-    ids = {
-        r.attestation_id
-        for r in AttestationSubject.select(AttestationSubject.attestation).where(
-            AttestationSubject.digest == digest
-        )
-    }
-    ids.update(
-        r.attestation_id
-        for r in AttestationMaterial.select(AttestationMaterial.attestation).where(
-            AttestationMaterial.digest == digest
-        )
-    )
-    return ids
-
-
 def attestations_naming(digest: str) -> list[AttestationView]:
     """Attestations that name `digest`, oldest first. Call inside a transaction."""
-    ids = naming(digest)
+    ids = queries.naming(digest)
     if not ids:
         return []
     rows = list(Attestation.select().where(Attestation.id.in_(list(ids))).order_by(Attestation.id))
@@ -285,7 +268,7 @@ def list_attestations(
             wanted = resolve_digest(
                 digest, [AttestationSubject.digest, AttestationMaterial.digest], "named digests"
             )
-            ids = naming(wanted) if wanted is not None else set()
+            ids = queries.naming(wanted) if wanted is not None else set()
             query = query.where(Attestation.id.in_(list(ids)))
         return _views(list(query.order_by(Attestation.imported_at.desc(), Attestation.id.desc())))
 
@@ -306,7 +289,6 @@ def resolve_digest(value: str, columns: Sequence[Any], what: str = "digests") ->
     Call inside a transaction.
     """
     from deploytrack.digests import is_complete, normalize_lookup
-    from deploytrack.store import queries
 
     try:
         wanted = normalize_lookup(value)

@@ -11,7 +11,7 @@ from deploytrack import timeutil
 from deploytrack.digests import short
 from deploytrack.services import ServiceError, deployments, validate
 from deploytrack.services.catalog import environments, logical_environments
-from deploytrack.services.deployments import DEPLOYED, Key
+from deploytrack.services.deployments import Key
 from deploytrack.services.views.deployments import DeploymentView
 from deploytrack.services.views.lifecycle import (
     ADDED,
@@ -64,7 +64,7 @@ def promote(
         environments.get(store, target_env)
         logical_environments.get(store, to_logical_environment)
         in_source = queries.in_slot(env.id, stage.id, deployment_name, kind)
-        source = Deployment.get_or_none(in_source & (Deployment.status == DEPLOYED))
+        source = queries.active_in(in_source)
         if source is None:
             raise ServiceError(
                 f"nothing to promote: {source_key} has no active record (see 'deploytrack "
@@ -96,11 +96,11 @@ def rollback(store: Store, key: Key, to_id: int | None = None) -> RollbackResult
         env = environments.get(store, key.environment)
         stage = logical_environments.get(store, key.logical_environment)
         in_key = queries.in_slot(env.id, stage.id, key.deployment_name, kind)
-        active = Deployment.get_or_none(in_key & (Deployment.status == DEPLOYED))
+        active = queries.active_in(in_key)
         if to_id is not None:
             target = _chosen(key, to_id, active, env, stage)
         elif active is None:
-            target = Deployment.select().where(in_key).order_by(Deployment.id.desc()).first()
+            target = queries.newest_in(in_key)
             if target is None:
                 raise ServiceError(f"nothing to roll back: {key} has no records")
         else:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from deploytrack import timeutil
-from deploytrack.services import ServiceError, evidence, trust
+from deploytrack.services import ServiceError, trust
 from deploytrack.services.catalog import logical_environments
 from deploytrack.services.views.policies import AdmissionView, PolicyKeyView, PolicyView
 from deploytrack.store import Store, queries
@@ -214,7 +214,7 @@ def evaluate(stage: LogicalEnvironment, digest: str) -> Decision:
         return Decision(stage.name, digest, None, True, (), ())
     keys = _load_keys(policy)
     fingerprints = ", ".join(k.fingerprint for k in policy.trusted_keys)
-    ids = evidence.naming(digest)
+    ids = queries.naming(digest)
     # Newest first: the most recent evidence is the one recorded as the admission's.
     attestations = list(
         Attestation.select().where(Attestation.id.in_(list(ids))).order_by(Attestation.id.desc())

@@ -18,6 +18,7 @@ README of issue 5; `tests/test_lifecycle.py` checks that these plans stay index-
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -28,6 +29,8 @@ from deploytrack.store.models import (
     AttestationSubject,
     Deployment,
     DeploymentSlot,
+    Environment,
+    LogicalEnvironment,
     StagePolicy,
 )
 
@@ -62,6 +65,27 @@ class SlotFilter(NamedTuple):
 def in_slot(environment_id: int, logical_environment_id: int, name: str, kind: str) -> Any:
     """The records of one slot (environment, stage, deployment name, kind)."""
     return SlotFilter(environment_id, logical_environment_id, name, kind).on(Deployment)
+
+
+def active_in(in_key: Any) -> Deployment | None:
+    """The active record of a slot (`in_slot`'s condition), or None. In a transaction."""
+    return Deployment.get_or_none(in_key & (Deployment.status == "deployed"))
+
+
+def newest_in(in_key: Any) -> Deployment | None:
+    """The newest record of a slot: its active one, or the one that ended it (a superseded
+    record always has a newer one). In a transaction."""
+    return Deployment.select().where(in_key).order_by(Deployment.id.desc()).first()
+
+
+def with_names() -> Any:
+    """Records joined with their environment and stage, so `row.environment.name` and
+    `row.logical_environment.name` cost no query of their own."""
+    return (
+        Deployment.select(Deployment, Environment, LogicalEnvironment)
+        .join_from(Deployment, Environment)
+        .join_from(Deployment, LogicalEnvironment)
+    )
 
 
 def _and(*terms: Expression | None) -> Expression:
@@ -118,17 +142,62 @@ def newest_first(query: Any) -> Any:
     return query.order_by(Deployment.created_at.desc(), Deployment.id.desc())
 
 
-__all__ = ["SlotFilter", "active_at", "active_now", "newest_first", "started_between"]
+__all__ = [
+    "SlotFilter",
+    "active_at",
+    "active_in",
+    "active_now",
+    "digest_in_evidence",
+    "naming",
+    "newest_first",
+    "newest_in",
+    "started_between",
+    "verified_by",
+    "with_names",
+]
+
+
+def _naming_queries(digest: str) -> tuple[Any, Any]:
+    return (
+        AttestationSubject.select(AttestationSubject.attestation).where(
+            AttestationSubject.digest == digest
+        ),
+        AttestationMaterial.select(AttestationMaterial.attestation).where(
+            AttestationMaterial.digest == digest
+        ),
+    )
+
+
+def naming(digest: str) -> set[int]:
+    """Ids of the attestations that name `digest` as a subject or a material."""
+    return {row[0] for query in _naming_queries(digest) for row in query.tuples()}
 
 
 def digest_in_evidence(digest: str) -> bool:
     """Whether some stored attestation names `digest` (as subject or material): the rule
     every deployment record obeys (the schema's trigger checks the same). In a transaction.
     """
-    named = AttestationSubject.select().where(AttestationSubject.digest == digest).exists()
-    return (
-        named or AttestationMaterial.select().where(AttestationMaterial.digest == digest).exists()
+    # The same question as `naming`, stopped at the first row (`deployment record` asks it).
+    return any(query.exists() for query in _naming_queries(digest))
+
+
+def verified_by(ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """Per attestation id, the fingerprints of the keys its signatures verified with, in
+    the order first verified. In a transaction."""
+    # Rare models, defined on first use: not on the path of `deployment record`.
+    from deploytrack.store.models import AttestationVerification, PublicKey
+
+    found: dict[int, list[str]] = defaultdict(list)
+    rows = (
+        AttestationVerification.select(AttestationVerification, PublicKey)
+        .join(PublicKey)
+        .where(AttestationVerification.attestation.in_(ids))
+        .order_by(AttestationVerification.id)
     )
+    for row in rows:
+        if row.public_key.fingerprint not in found[row.attestation_id]:
+            found[row.attestation_id].append(row.public_key.fingerprint)
+    return {k: tuple(v) for k, v in found.items()}
 
 
 POLICY_SET = "set"  # a policy version that sets requirements (the other kind clears them)
