@@ -103,9 +103,10 @@ def variable_set(
     Scopes, most specific first: --env and --deployment-name, --deployment-name, --env,
     the stage alone. KEY is [A-Za-z_][A-Za-z0-9_]*; the DEPLOYTRACK_ prefix is reserved.
     """
-    from deploytrack.services import variables
+    from deploytrack.services import validate, variables
 
-    variables.validate_key(key)
+    # Before the value is asked for: nobody types a secret to learn the name was wrong.
+    validate.variable_name(key)
     on_command_line = value is not None
     if value is not None and from_stdin:
         raise click.UsageError("give VALUE or --stdin, not both")

@@ -86,8 +86,6 @@ def record(
     validate.kind(key.kind)
     validate.deployment_name(key.deployment_name)
     digest = validate.sha256(digest)
-    if status not in validate.STATUSES:
-        raise ServiceError(f"invalid status {status!r}: use deployed or decommissioned")
     if status == DECOMMISSIONED and (promoted_from is not None or rollback_of is not None):
         raise ServiceError("a decommissioning is neither a promotion nor a rollback")
 
@@ -176,8 +174,6 @@ def decommission(store: Store, key: Key) -> RecordResult:
     the rule is record's own: the active record ends; a slot whose last record is already
     decommissioned is `unchanged`. A slot that never ran anything is refused.
     """
-    validate.kind(key.kind)
-    validate.deployment_name(key.deployment_name)
     with store.write():
         env = environments.get(store, key.environment)
         stage = logical_environments.get(store, key.logical_environment)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from deploytrack import timeutil
 from deploytrack.digests import short
-from deploytrack.services import ServiceError, deployments, validate
+from deploytrack.services import ServiceError, deployments
 from deploytrack.services.catalog import environments, logical_environments
 from deploytrack.services.deployments import Key
 from deploytrack.services.views.deployments import DeploymentView
@@ -49,8 +49,6 @@ def promote(
 ) -> PromoteResult:
     """Record in (to_environment or environment, to stage, name, kind) exactly the digest
     active in (environment, from stage, name, kind), through `deployments.record()`."""
-    kind = validate.kind(kind)
-    validate.deployment_name(deployment_name)
     target_env = to_environment or environment
     source_key = Key(environment, from_logical_environment, deployment_name, kind)
     target_key = Key(target_env, to_logical_environment, deployment_name, kind)
@@ -89,9 +87,7 @@ def rollback(store: Store, key: Key, to_id: int | None = None) -> RollbackResult
     or, when the slot was decommissioned, the digest that was decommissioned. With it:
     that record, which must belong to the slot and carry another digest than the active one.
     """
-    kind = validate.kind(key.kind)
-    validate.deployment_name(key.deployment_name)
-    key = Key(key.environment, key.logical_environment, key.deployment_name, kind)
+    kind = key.kind
     with store.write():
         env = environments.get(store, key.environment)
         stage = logical_environments.get(store, key.logical_environment)

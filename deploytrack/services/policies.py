@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from deploytrack import timeutil
-from deploytrack.services import ServiceError, trust
+from deploytrack.services import ServiceError, trust, validate
 from deploytrack.services.catalog import logical_environments
 from deploytrack.services.views.policies import AdmissionView, PolicyKeyView, PolicyView
 from deploytrack.store import Store, queries
@@ -45,25 +45,6 @@ CLEAR = "clear"
 ANY = ""  # the requirement of a policy of trusted keys only
 MAX_PREDICATES = 64
 MAX_KEYS = 64
-MAX_PREDICATE_CHARS = 1024
-
-
-def _check_predicate(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ServiceError("a --require-predicate value is not valid UTF-8 text") from None
-    if (
-        not value
-        or len(value) > MAX_PREDICATE_CHARS
-        or not value.isprintable()
-        or any(c.isspace() for c in value)
-    ):
-        raise ServiceError(
-            f"invalid predicate type {value[:80]!r}: a URI of 1 to {MAX_PREDICATE_CHARS} "
-            "printable characters without spaces, e.g. https://slsa.dev/provenance/v1"
-        )
-    return value
 
 
 def _view(row: StagePolicy, stage_name: str) -> PolicyView:
@@ -102,14 +83,10 @@ def set_policy(
     keys: Sequence[PublicKey],
 ) -> tuple[PolicyView, bool]:
     """Write the whole policy of a stage. Returns the policy in force and whether it changed
-    (setting the policy already in force adds no version)."""
-    wanted = sorted({_check_predicate(p) for p in predicates})
+    (setting the policy already in force adds no version). `policy set` refuses an empty
+    policy while its command line is read (usage error): it is the one caller."""
+    wanted = sorted({validate.predicate_type(p) for p in predicates})
     by_fingerprint = {k.fingerprint: k for k in keys}
-    if not wanted and not by_fingerprint:
-        raise ServiceError(
-            "a policy needs at least one --require-predicate or --trusted-key; to remove a "
-            f"policy use 'deploytrack logical-environment policy clear --name {stage_name}'"
-        )
     if len(wanted) > MAX_PREDICATES or len(by_fingerprint) > MAX_KEYS:
         raise ServiceError(
             f"a policy holds at most {MAX_PREDICATES} predicate types and {MAX_KEYS} keys"

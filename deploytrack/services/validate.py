@@ -16,6 +16,12 @@ ENVIRONMENT_TYPES = ("kubernetes", "ecs", "server", "lambda", "custom")
 KINDS = ("CONTAINER_IMAGE", "HELM_CHART")
 STATUSES = ("deployed", "decommissioned")
 
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_PREFIX = "DEPLOYTRACK_"  # variable names deploytrack keeps for its own settings
+MAX_VARIABLE_NAME = 255
+MAX_VALUE_BYTES = 64 * 1024
+MAX_PREDICATE_CHARS = 1024
+
 
 def _shown(value: str) -> str:
     return repr(value if len(value) <= 80 else value[:80] + "...")
@@ -64,3 +70,47 @@ def sha256(value: str) -> str:
     if digest is None:
         raise ServiceError(f"invalid digest {_shown(value)}: use sha256:<64 hex digits>")
     return digest
+
+
+def variable_name(value: str) -> str:
+    if not _VARIABLE_NAME.fullmatch(value) or len(value) > MAX_VARIABLE_NAME:
+        raise ServiceError(
+            f"invalid variable name {value[:80]!r}: use letters, digits and '_', not starting "
+            f"with a digit ([A-Za-z_][A-Za-z0-9_]*, at most {MAX_VARIABLE_NAME} characters)"
+        )
+    if value.upper().startswith(RESERVED_PREFIX):
+        raise ServiceError(
+            f"invalid variable name {value!r}: the {RESERVED_PREFIX} prefix is reserved for "
+            "deploytrack's own settings"
+        )
+    return value
+
+
+def variable_value(value: str) -> str:
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ServiceError("the value is not valid UTF-8 text") from None
+    if size > MAX_VALUE_BYTES:
+        raise ServiceError(f"the value is larger than {MAX_VALUE_BYTES // 1024} KiB")
+    if "\0" in value:
+        raise ServiceError("the value contains a NUL character, which no environment can hold")
+    return value
+
+
+def predicate_type(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ServiceError("a --require-predicate value is not valid UTF-8 text") from None
+    if (
+        not value
+        or len(value) > MAX_PREDICATE_CHARS
+        or not value.isprintable()
+        or any(c.isspace() for c in value)
+    ):
+        raise ServiceError(
+            f"invalid predicate type {value[:80]!r}: a URI of 1 to {MAX_PREDICATE_CHARS} "
+            "printable characters without spaces, e.g. https://slsa.dev/provenance/v1"
+        )
+    return value

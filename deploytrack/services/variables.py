@@ -17,7 +17,6 @@ one copied to another variable or scope does not decrypt.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,13 +32,9 @@ if TYPE_CHECKING:
     from deploytrack.crypto.secrets import SecretBox
 
 MASK = "********"
-RESERVED_PREFIX = "DEPLOYTRACK_"
-MAX_VALUE_BYTES = 64 * 1024
-MAX_KEY_CHARS = 255
 SET = "set"
 UNSET = "unset"
 REDACTED = "redacted"
-_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_ID = 2**63 - 1
 
 
@@ -101,32 +96,6 @@ class Redaction:
     redacted: VariableChange  # the entry whose value is gone
     was_current: bool  # it was the variable's value at its scope: the scope has none now
     scrubbed: bool  # no copy of the old bytes is left in the WAL either
-
-
-def validate_key(name: str) -> str:
-    if not _KEY.fullmatch(name) or len(name) > MAX_KEY_CHARS:
-        raise ServiceError(
-            f"invalid variable name {name[:80]!r}: use letters, digits and '_', not starting "
-            f"with a digit ([A-Za-z_][A-Za-z0-9_]*, at most {MAX_KEY_CHARS} characters)"
-        )
-    if name.upper().startswith(RESERVED_PREFIX):
-        raise ServiceError(
-            f"invalid variable name {name!r}: the {RESERVED_PREFIX} prefix is reserved for "
-            "deploytrack's own settings"
-        )
-    return name
-
-
-def validate_value(value: str) -> str:
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ServiceError("the value is not valid UTF-8 text") from None
-    if size > MAX_VALUE_BYTES:
-        raise ServiceError(f"the value is larger than {MAX_VALUE_BYTES // 1024} KiB")
-    if "\0" in value:
-        raise ServiceError("the value contains a NUL character, which no environment can hold")
-    return value
 
 
 def _associated(stage_id: int, env_id: int | None, deployment_name: str | None, name: str) -> bytes:
@@ -330,7 +299,7 @@ def _secret_stays_secret(
 def check_set(store: Store, scope: Scope, name: str, *, secret: bool) -> None:
     """The refusals of `set_variable` that do not depend on the value, for the CLI to
     give before it asks for one on a terminal."""
-    validate_key(name)
+    validate.variable_name(name)
     if secret:
         _encrypting_box(store, scope, create=False)
     with store.read():
@@ -343,8 +312,8 @@ def set_variable(
 ) -> tuple[VariableView, bool]:
     """Set a variable at exactly `scope`. Returns the view and whether anything changed
     (setting the value it already has writes nothing)."""
-    validate_key(name)
-    validate_value(value)
+    validate.variable_name(name)
+    validate.variable_value(value)
     box = _encrypting_box(store, scope) if secret else None
     with store.write():
         resolved = _Resolved(store, scope)
@@ -393,7 +362,7 @@ def _next_time() -> int:
 
 def unset_variable(store: Store, scope: Scope, name: str) -> None:
     """Remove a variable from exactly `scope` (its history is kept)."""
-    validate_key(name)
+    validate.variable_name(name)
     with store.write():
         resolved = _Resolved(store, scope)
         current = _current_at(resolved.exact, name)
@@ -479,7 +448,7 @@ def resolve(
     if scope.environment is None or scope.deployment_name is None:
         raise ServiceError("resolve needs --logical-env, --env and --deployment-name")
     for name in require:
-        validate_key(name)
+        validate.variable_name(name)
     with store.read():
         current = _current(_Resolved(store, scope))
     chosen: dict[str, tuple[VariableEvent, Scope]] = {}
@@ -519,7 +488,7 @@ def history(store: Store, scope: Scope, name: str | None = None) -> list[Variabl
     """Every change in the stage at the scopes that apply to `scope` (as `list`), oldest
     first. Secret values never appear: a secret's change reads "secret changed"."""
     if name is not None:
-        validate_key(name)
+        validate.variable_name(name)
     with store.read():
         resolved = _Resolved(store, scope)
         where = resolved.applying
