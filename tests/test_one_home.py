@@ -119,3 +119,26 @@ def test_naming_and_digest_in_evidence_answer_the_same_question(
     finally:
         store.close()
     assert second["id"] != first["id"]
+
+
+# --- manifest media types and limits, in registry/media.py ----------------------------------
+
+
+def test_one_list_of_manifest_media_types_and_limits() -> None:
+    import oras.defaults
+
+    from deploytrack.registry import client, layout, media
+    from deploytrack.services import artifacts
+
+    # The list oras sends by default, in its order: what registries are known to answer.
+    assert tuple(oras.defaults.default_manifest_accepted_media_types) == media.MANIFEST_MEDIA_TYPES
+    assert {
+        oras.defaults.default_index_media_type,
+        oras.defaults.docker_manifest_list_media_type,
+    } == media.INDEX_MEDIA_TYPES
+    assert ", ".join(media.MANIFEST_MEDIA_TYPES) == client.ACCEPT
+    for module in (client, layout, artifacts):
+        for name in ("MANIFEST_MEDIA_TYPES", "INDEX_MEDIA_TYPES", "MAX_MANIFEST_BYTES",
+                     "HELM_CONFIG_MEDIA_TYPE", "MAX_INDEX_BYTES"):  # fmt: skip
+            if hasattr(module, name):
+                assert getattr(module, name) is getattr(media, name), (module, name)

@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 import oras.auth.base
 import oras.auth.utils
-import oras.defaults
 import oras.provider
 import requests
 import urllib3.exceptions
@@ -38,18 +37,11 @@ from oras.version import __version__ as oras_version
 from deploytrack import __version__, jsondoc
 from deploytrack.digests import normalize_sha256
 from deploytrack.registry import RegistryError
+from deploytrack.registry.media import MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES
 from deploytrack.registry.options import Credentials, RegistryOptions
 from deploytrack.registry.reference import Reference, api_host
 
-# OCI manifest, OCI index, Docker v2 manifest, Docker manifest list. Sending fewer makes
-# registries answer 404 for an index or down-convert a list to one platform's manifest.
-MANIFEST_MEDIA_TYPES: tuple[str, ...] = tuple(oras.defaults.default_manifest_accepted_media_types)
 ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
-INDEX_MEDIA_TYPES = frozenset(
-    {oras.defaults.default_index_media_type, oras.defaults.docker_manifest_list_media_type}
-)
-HELM_CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json"
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # containerd's limit for a manifest
 _SHOWN_TAGS = 10
 
 

@@ -18,16 +18,9 @@ from typing import Any, Protocol
 from deploytrack import jsondoc
 from deploytrack.digests import normalize_sha256
 from deploytrack.registry import RegistryError
+from deploytrack.registry.media import MANIFEST_MEDIA_TYPES, MAX_INDEX_BYTES, MAX_MANIFEST_BYTES
 
 REF_NAME = "org.opencontainers.image.ref.name"
-MANIFEST_MEDIA_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
-MAX_INDEX_BYTES = 16 * 1024 * 1024
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _SHOWN = 10
 
 

@@ -23,6 +23,11 @@ from typing import TYPE_CHECKING, Any
 from deploytrack import jsondoc
 from deploytrack.registry import RegistryError, chart, layout
 from deploytrack.registry.credentials import credentials_for
+from deploytrack.registry.media import (
+    HELM_CONFIG_MEDIA_TYPE,
+    INDEX_MEDIA_TYPES,
+    MAX_MANIFEST_BYTES,
+)
 from deploytrack.registry.options import RegistryOptions
 from deploytrack.registry.reference import parse_reference
 from deploytrack.services import validate
@@ -32,12 +37,7 @@ if TYPE_CHECKING:
 
 CONTAINER_IMAGE = "CONTAINER_IMAGE"
 HELM_CHART = "HELM_CHART"
-HELM_CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json"
 _HELM_SCHEME = "oci://"
-_INDEX_MEDIA_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
 
 # Where a digest came from (ResolvedArtifact.source).
 PINNED = "pinned"
@@ -58,10 +58,10 @@ class ResolvedArtifact:
 
 
 def _check_helm(body: bytes, media_type: str, what: str) -> None:
-    if media_type in _INDEX_MEDIA_TYPES:
+    if media_type in INDEX_MEDIA_TYPES:
         raise RegistryError(f"{what} is an image index, not a Helm chart")
     try:
-        manifest: Any = jsondoc.loads(body, max_bytes=layout.MAX_MANIFEST_BYTES)
+        manifest: Any = jsondoc.loads(body, max_bytes=MAX_MANIFEST_BYTES)
     except jsondoc.JSONError as exc:
         raise RegistryError(f"the manifest of {what} is {exc}") from None
     try:

@@ -1,0 +1,27 @@
+"""What a manifest may be, and how large: the one list of media types and limits that the
+registry client, the OCI layout reader and the artifact checks share.
+
+No imports: the layout reader and the Helm check use it without loading oras.
+"""
+
+from __future__ import annotations
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+# OCI manifest, OCI index, Docker v2 manifest, Docker manifest list (oras' defaults, in its
+# order). Sending fewer makes registries answer 404 for an index or down-convert a list to
+# one platform's manifest.
+MANIFEST_MEDIA_TYPES: tuple[str, ...] = (
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+)
+INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+HELM_CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json"
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # containerd's limit for a manifest
+MAX_INDEX_BYTES = 16 * 1024 * 1024  # an OCI layout's index.json
