@@ -142,3 +142,94 @@ def test_one_list_of_manifest_media_types_and_limits() -> None:
                      "HELM_CONFIG_MEDIA_TYPE", "MAX_INDEX_BYTES"):  # fmt: skip
             if hasattr(module, name):
                 assert getattr(module, name) is getattr(media, name), (module, name)
+
+
+# --- files and locations: deploytrack/files.py, deploytrack/locations.py -------------------
+
+
+def test_private_folders_and_files(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from deploytrack import files
+
+    old = os.umask(0)  # the modes must not depend on a friendly umask
+    try:
+        folder = tmp_path / "a" / "b" / "c"
+        files.make_private_folders(folder)
+        files.make_private_folders(folder)  # there already: nothing to do, no error
+        for each in (tmp_path / "a", tmp_path / "a" / "b", folder):
+            assert stat.S_IMODE(each.stat().st_mode) == 0o700, each
+        fd = files.open_new_private(folder / "key")
+        os.close(fd)
+        assert stat.S_IMODE((folder / "key").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+    with pytest.raises(FileExistsError):
+        files.open_new_private(folder / "key")
+    (tmp_path / "target").write_bytes(b"")
+    (folder / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(FileExistsError):  # a link is not followed, even a dangling one
+        files.open_new_private(folder / "link")
+    with pytest.raises(files.FileError, match=r"key exists: choose another path or remove it"):
+        files.create_output(str(folder / "key"))
+    with pytest.raises(files.FileError, match=r"^cannot write .*: No such file or directory$"):
+        files.create_output(str(tmp_path / "missing" / "out"))
+
+
+def test_read_at_most_reads_one_byte_past_the_limit(tmp_path: Path) -> None:
+    import os
+
+    from deploytrack import files
+
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * 100)
+    assert files.read_at_most(path, 100) == b"x" * 100
+    assert files.read_at_most(path, 10) == b"x" * 11  # over the limit: the caller can tell
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(files.NotAFile):  # refused before a read that would block
+        files.read_at_most(tmp_path / "fifo", 10, regular_only=True)
+    with pytest.raises(IsADirectoryError):
+        files.read_at_most(tmp_path, 10)
+
+
+def test_one_place_says_where_the_database_and_the_secrets_key_live(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from deploytrack import locations
+    from deploytrack.cli import completion
+    from deploytrack.crypto import secrets
+    from deploytrack.services import doctor
+    from deploytrack.store import resolve_path
+
+    assert completion.database_path is locations.database_path
+    default = locations.database_path(None)
+    assert default.endswith("/deploytrack/deploytrack.db") and resolve_path(None) == default
+    monkeypatch.setenv("DEPLOYTRACK_DB", "~/x.db")
+    assert resolve_path(None) == locations.database_path(None) == str(Path.home() / "x.db")
+    assert resolve_path("~/y.db") == str(Path.home() / "y.db")
+
+    key = Path(locations.secrets_key_path())
+    assert key.name == "secrets.key" and secrets.key_path() == key
+    assert doctor.secrets_key_path() is None  # no key yet: nothing to check
+    key.parent.mkdir(parents=True)
+    key.write_text("")
+    assert doctor.secrets_key_path() == key
+    monkeypatch.setenv("DEPLOYTRACK_SECRETS_KEY_FILE", str(tmp_path / "elsewhere.key"))
+    assert secrets.key_path() == doctor.secrets_key_path() == tmp_path / "elsewhere.key"
+
+
+def test_a_fifo_material_is_refused_without_waiting_for_a_writer(
+    entry_point: str, db_path: Path, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+
+    fifo = tmp_path / "sbom.json"
+    os.mkfifo(fifo)
+    argv = [entry_point, "--db", str(db_path), "attestation", "create", "--workflow", "release",
+            "--project", "api", "--material", f"SBOM_CYCLONEDX_JSON={fifo}"]  # fmt: skip
+    # Before the fix, open() waited for a writer that never comes: the timeout fires.
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"Error: SBOM_CYCLONEDX_JSON material {fifo} is not a regular file\n"

@@ -25,9 +25,10 @@ def _read_input(path: str, limit: int) -> bytes:
     """Read at most `limit`+1 bytes: enough to tell that an input is over the limit."""
     if path == "-":
         return sys.stdin.buffer.read(limit + 1)
+    from deploytrack.files import read_at_most
+
     try:
-        with open(path, "rb") as handle:
-            return handle.read(limit + 1)
+        return read_at_most(path, limit)
     except IsADirectoryError:
         raise click.ClickException(f"{path} is a directory: give attestation files") from None
     except OSError as exc:
@@ -295,14 +296,8 @@ def artifact_download(app: App, digest: str, destination: str) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    try:
-        fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise click.ClickException(
-            f"{destination} exists: choose another path or remove it first"
-        ) from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {destination}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as handle:
+    from deploytrack.files import create_output
+
+    with os.fdopen(create_output(destination), "wb") as handle:
         handle.write(data)
     click.echo(f"Wrote {len(data)} bytes to {safe(destination)}.", err=True)

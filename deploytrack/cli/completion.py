@@ -11,7 +11,7 @@ import os
 import sqlite3
 from typing import Any
 
-ENV_DB = "DEPLOYTRACK_DB"  # the same variable as deploytrack.store.connection.ENV_DB
+from deploytrack.locations import database_path
 
 # table -> the column holding the names; deployment names are read from the slots (one
 # row per environment, stage, name and kind) rather than from every record of history.
@@ -20,19 +20,6 @@ _COLUMNS = {
     "logical_environment": "name",
     "deployment_slot": "deployment_name",
 }
-
-
-def database_path(explicit: str | None) -> str:
-    """Where the CLI would open the database (store.resolve_path, without importing the
-    store: it imports peewee)."""
-    if explicit:
-        return os.path.expanduser(explicit)
-    from_env = os.environ.get(ENV_DB)
-    if from_env:
-        return os.path.expanduser(from_env)
-    import platformdirs
-
-    return os.path.join(platformdirs.user_data_dir("deploytrack"), "deploytrack.db")
 
 
 def _read_only_uri(path: str) -> str:

@@ -44,14 +44,9 @@ def _read_password() -> bytes:
 
 def _reserve(path: str) -> int:
     """Create the output file now (0600, never over an existing file)."""
-    try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise click.ClickException(
-            f"{path} exists: choose another path or remove it first"
-        ) from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+    from deploytrack.files import create_output
+
+    return create_output(path)
 
 
 def _with_output_file(output_file: str | None, produce: Callable[[], R]) -> R:

@@ -178,9 +178,10 @@ class SigningKey:
 
 def read_key_file(path: str | Path, what: str) -> bytes:
     """The bytes of a key file (at most 64 KiB); `what` names it in messages."""
+    from deploytrack.files import read_at_most
+
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_KEY_FILE_BYTES + 1)
+        data = read_at_most(path, MAX_KEY_FILE_BYTES)
     except IsADirectoryError:
         raise KeyFileError(f"{what} {path} is a directory, not a PEM key file") from None
     except OSError as exc:

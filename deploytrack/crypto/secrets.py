@@ -15,12 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from contextlib import suppress
 from pathlib import Path
 
+from deploytrack import locations
 from deploytrack.errors import DeploytrackError
+from deploytrack.files import make_private_folders, open_new_private
 
-KEY_FILE_ENV = "DEPLOYTRACK_SECRETS_KEY_FILE"
+KEY_FILE_ENV = locations.SECRETS_KEY_ENV
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _KEY_BYTES = 32
@@ -31,12 +32,7 @@ class SecretsError(DeploytrackError):
 
 
 def key_path() -> Path:
-    explicit = os.environ.get(KEY_FILE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("deploytrack")) / "secrets.key"
+    return Path(locations.secrets_key_path())
 
 
 def key_id(key: bytes) -> str:
@@ -65,29 +61,17 @@ def _read_key(path: Path) -> bytes:
     return key
 
 
-def _make_private_folders(folder: Path) -> None:
-    missing: list[Path] = []
-    while not folder.exists():
-        missing.append(folder)
-        if folder.parent == folder:
-            break
-        folder = folder.parent
-    for each in reversed(missing):
-        with suppress(FileExistsError):
-            each.mkdir(mode=0o700)
-
-
 def _create_key(path: Path) -> bytes:
     """Write a new random key; if another process won the race, use its key.
 
     The key is written to a private temporary file and hard-linked into place, so no
     process ever reads a half-written key and an existing key is never replaced.
     """
-    _make_private_folders(path.parent)
+    make_private_folders(path.parent)
     key = os.urandom(_KEY_BYTES)
     line = (base64.b64encode(key).decode() + "\n").encode()
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_new_private(temp)
     try:
         try:
             os.write(fd, line)
@@ -101,7 +85,7 @@ def _create_key(path: Path) -> bytes:
         except OSError:
             # A file system without hard links: create the file exclusively instead.
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = open_new_private(path)
             except FileExistsError:
                 return _read_key(path)
             try:

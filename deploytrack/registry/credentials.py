@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from deploytrack import jsondoc
+from deploytrack.files import read_at_most
 from deploytrack.registry import RegistryError
 from deploytrack.registry.options import Credentials, RegistryOptions
 from deploytrack.registry.reference import DOCKER_HUB, DOCKER_HUB_CONFIG_KEY, normalize_registry
@@ -44,8 +45,7 @@ def docker_config_path() -> Path:
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_CONFIG_BYTES + 1)
+        data = read_at_most(path, _MAX_CONFIG_BYTES)
     except FileNotFoundError:
         return {}
     except OSError as exc:

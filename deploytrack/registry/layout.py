@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from deploytrack import jsondoc
 from deploytrack.digests import normalize_sha256
+from deploytrack.files import read_at_most
 from deploytrack.registry import RegistryError
 from deploytrack.registry.media import MANIFEST_MEDIA_TYPES, MAX_INDEX_BYTES, MAX_MANIFEST_BYTES
 
@@ -60,8 +61,7 @@ class _Folder:
 
     def read(self, name: str, limit: int) -> bytes | None:
         try:
-            with (self.path / name).open("rb") as handle:
-                return handle.read(limit + 1)
+            return read_at_most(self.path / name, limit)
         except FileNotFoundError:
             return None
         except OSError as exc:

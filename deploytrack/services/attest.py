@@ -9,7 +9,6 @@ and stored in one write transaction with the bytes of the material files.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from deploytrack.digests import sha256_of
 from deploytrack.evidence import INTOTO_PAYLOAD_TYPE, MAX_DOCUMENT_BYTES, parse_document
 from deploytrack.evidence import predicate as pred
 from deploytrack.evidence.dsse import envelope_bytes, pae
+from deploytrack.files import NotAFile, read_at_most
 from deploytrack.services import ServiceError, trust
 from deploytrack.services.evidence import Overrides, insert_parsed, store_blob, views_of
 from deploytrack.services.views.evidence import AttestationView
@@ -74,10 +74,9 @@ def read_material_file(path: str, kind: str) -> bytes:
     """The bytes of a material file, at most the kind's limit; refused with the reason."""
     limit = pred.MAX_FILE_BYTES[kind]
     try:
-        with open(path, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise ServiceError(f"{kind} material {path} is not a regular file")
-            data = handle.read(limit + 1)
+        data = read_at_most(path, limit, regular_only=True)
+    except NotAFile:
+        raise ServiceError(f"{kind} material {path} is not a regular file") from None
     except IsADirectoryError:
         raise ServiceError(f"{kind} material {path} is a directory: give a file") from None
     except OSError as exc:

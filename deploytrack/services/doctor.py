@@ -90,10 +90,8 @@ def diagnose(store: Store, secrets_key: Path | None) -> Report:
 
 def secrets_key_path() -> Path | None:
     """The secrets key file, if one exists, without importing cryptography."""
-    explicit = os.environ.get("DEPLOYTRACK_SECRETS_KEY_FILE")
-    if explicit:
-        return Path(explicit).expanduser()
-    import platformdirs
+    from deploytrack.locations import SECRETS_KEY_ENV, secrets_key_path
 
-    candidate = Path(platformdirs.user_config_dir("deploytrack")) / "secrets.key"
-    return candidate if candidate.exists() else None
+    path = Path(secrets_key_path())
+    # A key the variable names is reported even before it exists, as the variable says.
+    return path if os.environ.get(SECRETS_KEY_ENV) or path.exists() else None

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import peewee
 
+from deploytrack import locations
 from deploytrack.errors import DeploytrackError
 
-ENV_DB = "DEPLOYTRACK_DB"
+ENV_DB = locations.DB_ENV
 # Concurrent CI jobs on one host queue on the write lock; each write holds it for
 # milliseconds, so 30 s of patience means "something is wrong", not "busy".
 BUSY_TIMEOUT_S = 30
@@ -28,32 +29,7 @@ StrPath = str | os.PathLike[str]
 
 def resolve_path(explicit: str | None) -> str:
     """--db, else $DEPLOYTRACK_DB, else the per-user data folder."""
-    if explicit:
-        return os.path.expanduser(explicit)
-    from_env = os.environ.get(ENV_DB)
-    if from_env:
-        return os.path.expanduser(from_env)
-    import platformdirs  # costs ~25 ms: only when no path was given
-
-    return os.path.join(platformdirs.user_data_dir("deploytrack"), "deploytrack.db")
-
-
-def _make_private_folders(folder: str) -> None:
-    """Create `folder` and any missing parent, each 0700.
-
-    os.makedirs gives the parents the umask's default mode (often 0755): every folder
-    deploytrack creates is private, as the XDG spec asks.
-    """
-    missing: list[str] = []
-    while not os.path.exists(folder):
-        missing.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    for each in reversed(missing):
-        with suppress(FileExistsError):  # another process made it meanwhile
-            os.mkdir(each, 0o700)
+    return locations.database_path(explicit)
 
 
 def _ensure_file(path: str) -> None:
@@ -66,8 +42,10 @@ def _ensure_file(path: str) -> None:
         if not os.path.isfile(path):
             raise StoreError(f"{path} is not a file: give --db the path of a database file")
         return
+    from deploytrack.files import make_private_folders  # only when a database is created
+
     try:
-        _make_private_folders(os.path.dirname(os.path.abspath(path)))
+        make_private_folders(os.path.dirname(os.path.abspath(path)))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     except OSError as exc:
         raise StoreError(
