@@ -233,3 +233,20 @@ def test_a_fifo_material_is_refused_without_waiting_for_a_writer(
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1, result.stderr
     assert result.stderr == f"Error: SBOM_CYCLONEDX_JSON material {fifo} is not a regular file\n"
+
+
+@pytest.mark.usefixtures("seeded")
+def test_record_and_policy_check_say_the_same_of_a_digest_not_in_evidence(run: Invoke) -> None:
+    import json
+
+    absent = "sha256:" + "ab" * 32
+    record = run("deployment", "record", *SLOT, "--kind", "CONTAINER_IMAGE", "--digest", absent)
+    assert_refused(record)
+    checked = run("policy", "check", "--logical-env", "production", "--digest", absent,
+                  "-o", "json")  # fmt: skip
+    assert checked.exit_code == 1
+    reason = json.loads(checked.stdout)["reasons"][0]
+    tail = "is not in the evidence store: import an attestation that names it first "
+    tail += "('deploytrack attestation import FILE')"
+    assert record.stderr == f"Error: {absent} {tail}\n"
+    assert reason == f"it {tail}"

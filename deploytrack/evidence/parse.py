@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,13 +142,38 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _material(
-    item: dict[str, Any], name: str | None, kind: str | None, where: str
+def _materials(
+    predicate: dict[str, Any],
+    what: str,
+    family: str,
+    kind_and_name: Callable[[dict[str, Any]], tuple[str | None, str | None]],
 ) -> list[Material]:
-    """One material entry per digest algorithm; one without a digest (a STRING) when none."""
-    if not item.get("digest"):
-        return [Material(name, kind, None)]
-    return [Material(name, kind, d) for d in _digest_set(item["digest"], where)]
+    """Every material of a predicate's `materials` list, with the kind and name that
+    `kind_and_name` reads from each item (the two predicate formats put them apart): one
+    entry per digest algorithm, one without a digest (a STRING) when none."""
+    raw = predicate.get("materials") or []
+    if not isinstance(raw, list):
+        raise EvidenceError(f"{what}: {family} predicate materials is not a list")
+    materials: list[Material] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise EvidenceError(f"{what}: material {index + 1} is not an object")
+        kind, name = kind_and_name(item)
+        if not item.get("digest"):
+            materials.append(Material(name, kind, None))
+        else:
+            where = f"{what}: material {index + 1}"
+            materials.extend(Material(name, kind, d) for d in _digest_set(item["digest"], where))
+    return materials
+
+
+def _chainloop_kind_and_name(item: dict[str, Any]) -> tuple[str | None, str | None]:
+    annotations = item.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        annotations = {}
+    kind = _text(annotations.get(CHAINLOOP_KIND_ANNOTATION))
+    name = _text(item.get("name")) or _text(annotations.get("chainloop.material.name"))
+    return kind, name
 
 
 def _chainloop(
@@ -161,26 +187,7 @@ def _chainloop(
         "version": _text(metadata.get("projectVersion")),
         "workflow": _text(metadata.get("name")),
     }
-    materials: list[Material] = []
-    raw = predicate.get("materials") or []
-    if not isinstance(raw, list):
-        raise EvidenceError(f"{what}: Chainloop predicate materials is not a list")
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise EvidenceError(f"{what}: material {index + 1} is not an object")
-        annotations = item.get("annotations") or {}
-        kind = (
-            _text(annotations.get(CHAINLOOP_KIND_ANNOTATION))
-            if isinstance(annotations, dict)
-            else None
-        )
-        name = _text(item.get("name")) or (
-            _text(annotations.get("chainloop.material.name"))
-            if isinstance(annotations, dict)
-            else None
-        )
-        materials.extend(_material(item, name, kind, f"{what}: material {index + 1}"))
-    return materials, found
+    return _materials(predicate, what, "Chainloop", _chainloop_kind_and_name), found
 
 
 def _deploytrack(
@@ -193,16 +200,11 @@ def _deploytrack(
         "version": _text(predicate.get("version")),
         "workflow": _text(predicate.get("workflow")),
     }
-    raw = predicate.get("materials") or []
-    if not isinstance(raw, list):
-        raise EvidenceError(f"{what}: deploytrack predicate materials is not a list")
-    materials: list[Material] = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise EvidenceError(f"{what}: material {index + 1} is not an object")
-        kind, name = _text(item.get("kind")), _text(item.get("name"))
-        materials.extend(_material(item, name, kind, f"{what}: material {index + 1}"))
-    return materials, found
+
+    def kind_and_name(item: dict[str, Any]) -> tuple[str | None, str | None]:
+        return _text(item.get("kind")), _text(item.get("name"))
+
+    return _materials(predicate, what, "deploytrack", kind_and_name), found
 
 
 def _b64(value: Any, what: str, field: str) -> bytes:

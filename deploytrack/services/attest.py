@@ -190,38 +190,20 @@ def create_attestation(
         created_at=created_at,
         created_by=f"deploytrack {__version__}",
     )
-    signatures: list[tuple[str, bytes]] = []
-    if key is not None:
-        message = pae(INTOTO_PAYLOAD_TYPE, statement)
-        signature = key.sign(message)
-        if not key.public.verify(signature, message):  # never expected; checked anyway
-            raise ServiceError(f"the signature made with {key.source} does not verify")
-        signatures.append((key.public.fingerprint, signature))
-    envelope = envelope_bytes(INTOTO_PAYLOAD_TYPE, statement, signatures)
-    if len(envelope) > MAX_DOCUMENT_BYTES:
-        raise ServiceError(
+    return _sign_and_store(
+        store,
+        statement,
+        (),
+        key,
+        Overrides(),
+        too_large=(
             f"the attestation would be larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, "
             "the limit for one attestation: give fewer or shorter materials and annotations"
-        )
-    parsed = parse_document(envelope, "the created attestation")
-
-    with store.write():
-        now = max(now, timeutil.now_us())
-        for digest, data in blobs.items():
-            store_blob(digest, data, now)
-        row = insert_parsed(parsed, Overrides(), now)
-        if row is None:  # the same bytes: only possible with a clock that stood still
-            row = Attestation.get(Attestation.digest == parsed.digest)
-        if key is not None:
-            trust.remember_verification(
-                row.id, key.public, key.public.fingerprint, trust.CREATE, now
-            )
-        view = views_of([parsed.digest])[parsed.digest]
-    return CreateResult(
-        attestation=view,
-        signed_by=key.public.fingerprint if key is not None else None,
-        stored_files=tuple(stored),
-        envelope=envelope,
+        ),
+        name="the created attestation",
+        blobs=blobs,
+        stored=tuple(stored),
+        not_before=now,
     )
 
 
@@ -241,28 +223,65 @@ def sign_document(
         payload, existing = parsed.raw, ()
     else:
         payload, existing = parsed.envelope.payload, parsed.envelope.signatures
-    message = pae(INTOTO_PAYLOAD_TYPE, payload)
-    signature = key.sign(message)
-    if not key.public.verify(signature, message):  # never expected; checked anyway
-        raise ServiceError(f"the signature made with {key.source} does not verify")
-    signatures: list[tuple[str, bytes | str]] = [(s.keyid, s.sig) for s in existing]
-    signatures.append((key.public.fingerprint, signature))
-    envelope = envelope_bytes(INTOTO_PAYLOAD_TYPE, payload, signatures)
-    if len(envelope) > MAX_DOCUMENT_BYTES:
-        raise ServiceError(
+    return _sign_and_store(
+        store,
+        payload,
+        [(sig.keyid, sig.sig) for sig in existing],
+        key,
+        overrides,
+        too_large=(
             f"the signed attestation would be larger than "
             f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, the limit for one attestation"
-        )
-    signed = parse_document(envelope, "the signed attestation")
+        ),
+        name="the signed attestation",
+    )
+
+
+def _sign_and_store(
+    store: Store,
+    payload: bytes,
+    existing: Sequence[tuple[str, bytes | str]],
+    key: SigningKey | None,
+    overrides: Overrides,
+    *,
+    too_large: str,
+    name: str,
+    blobs: dict[str, bytes] | None = None,
+    stored: tuple[StoredFile, ...] = (),
+    not_before: int = 0,
+) -> CreateResult:
+    """The tail `attestation create` and `attestation sign` share: add `key`'s signature
+    to the `existing` ones, wrap `payload` in a DSSE envelope, parse it as any import is
+    parsed, and store it (with `blobs`, the material files) in one write transaction."""
+    signatures = list(existing)
+    if key is not None:
+        message = pae(INTOTO_PAYLOAD_TYPE, payload)
+        signature = key.sign(message)
+        if not key.public.verify(signature, message):  # never expected; checked anyway
+            raise ServiceError(f"the signature made with {key.source} does not verify")
+        signatures.append((key.public.fingerprint, signature))
+    envelope = envelope_bytes(INTOTO_PAYLOAD_TYPE, payload, signatures)
+    if len(envelope) > MAX_DOCUMENT_BYTES:
+        raise ServiceError(too_large)
+    parsed = parse_document(envelope, name)
     with store.write():
-        now = timeutil.now_us()
-        row = insert_parsed(signed, overrides, now)
-        if row is None:
-            row = Attestation.get(Attestation.digest == signed.digest)
-        trust.remember_verification(row.id, key.public, key.public.fingerprint, trust.CREATE, now)
-        view = views_of([signed.digest])[signed.digest]
+        # Not before the statement's own createdAt (taken before the materials were read).
+        now = max(not_before, timeutil.now_us())
+        for digest, data in (blobs or {}).items():
+            store_blob(digest, data, now)
+        row = insert_parsed(parsed, overrides, now)
+        if row is None:  # the same bytes: only possible with a clock that stood still
+            row = Attestation.get(Attestation.digest == parsed.digest)
+        if key is not None:
+            trust.remember_verification(
+                row.id, key.public, key.public.fingerprint, trust.CREATE, now
+            )
+        view = views_of([parsed.digest])[parsed.digest]
     return CreateResult(
-        attestation=view, signed_by=key.public.fingerprint, stored_files=(), envelope=envelope
+        attestation=view,
+        signed_by=key.public.fingerprint if key is not None else None,
+        stored_files=stored,
+        envelope=envelope,
     )
 
 

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 DEPLOYED = "deployed"
 SUPERSEDED = "superseded"
 DECOMMISSIONED = "decommissioned"
+# Why a digest no attestation names cannot be recorded (`deployment record`, `policy check`).
+NOT_IN_EVIDENCE = (
+    "is not in the evidence store: import an attestation that names it first "
+    "('deploytrack attestation import FILE')"
+)
 
 
 # Inputs are NamedTuples (immutable, typed, and ~0.1 ms to define where a frozen
@@ -93,10 +98,7 @@ def record(
         env = environments.get(store, key.environment)
         stage = logical_environments.get(store, key.logical_environment)
         if not queries.digest_in_evidence(digest):
-            raise ServiceError(
-                f"{digest} is not in the evidence store: import an attestation that names it "
-                "first ('deploytrack attestation import FILE')"
-            )
+            raise ServiceError(f"{digest} {NOT_IN_EVIDENCE}")
         # Taken under the write lock, so times follow commit order across processes.
         now = timeutil.now_us()
         in_key = queries.in_slot(env.id, stage.id, key.deployment_name, key.kind)

@@ -292,17 +292,14 @@ def admission_of(deployment_id: int) -> tuple[AdmissionView, ...]:
 
 def check(store: Store, stage_name: str, digest: str) -> Decision:
     """Would `deployment record` admit `digest` at this stage now? Writes nothing."""
-    from deploytrack.services import validate
+    from deploytrack.services.deployments import NOT_IN_EVIDENCE
 
     digest = validate.sha256(digest)
     with store.read():
         stage = logical_environments.get(store, stage_name)
         decision = evaluate(stage, digest)
         if not queries.digest_in_evidence(digest):
-            reason = (
-                "it is not in the evidence store: import an attestation that names it first "
-                "('deploytrack attestation import FILE')"
-            )
+            reason = f"it {NOT_IN_EVIDENCE}"
             return Decision(
                 stage.name, digest, decision.policy, False, (reason, *decision.reasons), ()
             )
