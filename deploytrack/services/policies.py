@@ -206,32 +206,28 @@ def evaluate(stage: LogicalEnvironment, digest: str) -> Decision:
 
     reasons: list[str] = []
     found: list[tuple[str, Attestation, Any]] = []
+
+    def first_verified(requirement: str, candidates: list[Attestation], which: str) -> None:
+        good = next((a for a in candidates if verified(a)), None)
+        if good is None:
+            reasons.append(
+                f"none of the {len(candidates)} attestation(s) {which}naming it verifies with "
+                f"a trusted key ({fingerprints})"
+            )
+        else:
+            found.append((requirement, good, verified(good)[0]))
+
     if policy.required_predicates:
         for predicate in policy.required_predicates:
             candidates = [a for a in attestations if a.predicate_type == predicate]
             if not candidates:
                 reasons.append(f"no attestation of predicate type {predicate} names it")
-                continue
-            if not keys:
+            elif not keys:
                 found.append((predicate, candidates[0], None))
-                continue
-            good = next((a for a in candidates if verified(a)), None)
-            if good is None:
-                reasons.append(
-                    f"none of the {len(candidates)} attestation(s) of predicate type "
-                    f"{predicate} naming it verifies with a trusted key ({fingerprints})"
-                )
             else:
-                found.append((predicate, good, verified(good)[0]))
+                first_verified(predicate, candidates, f"of predicate type {predicate} ")
     else:
-        good = next((a for a in attestations if verified(a)), None)
-        if good is None:
-            reasons.append(
-                f"none of the {len(attestations)} attestation(s) naming it verifies with a "
-                f"trusted key ({fingerprints})"
-            )
-        else:
-            found.append((ANY, good, verified(good)[0]))
+        first_verified(ANY, attestations, "")
     admission = tuple(
         AdmissionView(req, att.digest, match.key.fingerprint if match is not None else None)
         for req, att, match in found

@@ -27,22 +27,28 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 80 else value[:80] + "...")
 
 
-def name(value: str, what: str) -> str:
-    if not _DNS1123_LABEL.fullmatch(value):
-        raise ServiceError(
-            f"invalid {what} name {_shown(value)}: use 1 to 63 lowercase letters, digits or '-', "
-            "starting and ending with a letter or digit"
-        )
+def _fullmatch(pattern: re.Pattern[str], value: str, what: str, rule: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ServiceError(f"invalid {what} name {_shown(value)}: use {rule}")
     return value
+
+
+def name(value: str, what: str) -> str:
+    return _fullmatch(
+        _DNS1123_LABEL,
+        value,
+        what,
+        "1 to 63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+    )
 
 
 def deployment_name(value: str) -> str:
-    if not _DEPLOYMENT_NAME.fullmatch(value):
-        raise ServiceError(
-            f"invalid deployment name {_shown(value)}: use 1 to 253 letters, digits, '.', '_' or "
-            "'-', starting and ending with a letter or digit"
-        )
-    return value
+    return _fullmatch(
+        _DEPLOYMENT_NAME,
+        value,
+        "deployment",
+        "1 to 253 letters, digits, '.', '_' or '-', starting and ending with a letter or digit",
+    )
 
 
 def description(value: str) -> str:
