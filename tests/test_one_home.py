@@ -73,11 +73,14 @@ def test_variable_name_is_refused_before_the_value_is_asked_for(run: Invoke, db_
         (validate.predicate_type, "", "invalid predicate type"),
         (validate.predicate_type, "https://x/ y", "invalid predicate type"),
         (validate.predicate_type, "u" * 1025, "1 to 1024"),
+        (validate.digest_or_prefix, "abc", "at least 8"),
+        (validate.name, "Prod", "invalid environment name 'Prod': use 1 to 63 lowercase"),
+        (validate.deployment_name, "-api", "invalid deployment name '-api': use 1 to 253"),
     ],
 )
 def test_validation_rules_refuse(rule, value: str, message: str) -> None:
     with pytest.raises(ServiceError, match=message):
-        rule(value)
+        rule(value, "environment") if rule is validate.name else rule(value)
 
 
 @pytest.mark.parametrize(
@@ -87,6 +90,7 @@ def test_validation_rules_refuse(rule, value: str, message: str) -> None:
         (validate.variable_name, "A" * 255),
         (validate.variable_value, "x" * (64 * 1024)),
         (validate.predicate_type, "https://slsa.dev/provenance/v1"),
+        (validate.digest_or_prefix, "sha256:abcdef12"),
     ],
 )
 def test_validation_rules_accept(rule, value: str) -> None:

@@ -288,12 +288,10 @@ def resolve_digest(value: str, columns: Sequence[Any], what: str = "digests") ->
     or None when none does. Several are refused with the first few, so the user can pick.
     Call inside a transaction.
     """
-    from deploytrack.digests import is_complete, normalize_lookup
+    from deploytrack.digests import is_complete
+    from deploytrack.services import validate
 
-    try:
-        wanted = normalize_lookup(value)
-    except ValueError as exc:
-        raise ServiceError(str(exc)) from None
+    wanted = validate.digest_or_prefix(value)
     if is_complete(wanted):
         return wanted
     found = queries.digests_with_prefix(columns, wanted, _SHOWN_CANDIDATES + 1)

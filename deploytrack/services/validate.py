@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from deploytrack.digests import normalize_sha256
+from deploytrack.digests import normalize_lookup, normalize_sha256
 from deploytrack.services import ServiceError
 
 # Used with fullmatch: "$" would also match before a trailing newline ("prod\n").
@@ -76,6 +76,15 @@ def sha256(value: str) -> str:
     if digest is None:
         raise ServiceError(f"invalid digest {_shown(value)}: use sha256:<64 hex digits>")
     return digest
+
+
+def digest_or_prefix(value: str) -> str:
+    """A digest to look up: whole, or a prefix of 8+ hex digits (digests.normalize_lookup,
+    which cli/params.py's option types call too)."""
+    try:
+        return normalize_lookup(value)
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None
 
 
 def variable_name(value: str) -> str:
