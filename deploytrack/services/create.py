@@ -27,6 +27,7 @@ from deploytrack.store.models import Attestation
 
 if TYPE_CHECKING:
     from deploytrack.crypto.keys import SigningKey
+    from deploytrack.evidence.parse import Signature
     from deploytrack.registry.options import RegistryOptions
 
 MAX_TEXT_CHARS = 256
@@ -238,6 +239,7 @@ def sign_document(
     result is a new attestation with its own digest; the input is not stored.
     """
     parsed = parse_document(data, name)
+    existing: tuple[Signature, ...]
     if parsed.envelope is None:
         payload, existing = parsed.raw, ()
     else:
