@@ -96,7 +96,7 @@ def _file_name(path: str) -> str:
 
 
 def _materials(
-    specs: Sequence[pred.MaterialSpec], options: RegistryOptions
+    specs: Sequence[pred.MaterialSpec], options: RegistryOptions | None
 ) -> tuple[list[dict[str, Any]], dict[str, bytes], list[StoredFile]]:
     """Predicate materials, the files to keep (digest -> bytes), and what was kept."""
     from deploytrack.services.artifacts import CHART_FILE, ArtifactResolver
@@ -163,7 +163,7 @@ def load_signing_key(path: str, password: bytes | None) -> SigningKey:
 def create_attestation(
     store: Store,
     request: CreateRequest,
-    options: RegistryOptions,
+    options: RegistryOptions | None,
     key: SigningKey | None = None,
 ) -> CreateResult:
     """Build, sign (when `key` is given), parse and store an attestation; see the module."""
