@@ -36,7 +36,7 @@ class _StoreProxy(peewee.DatabaseProxy):
         object.__setattr__(self, "_local", threading.local())
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def obj(self) -> peewee.Database | None:
         return getattr(self._local, "obj", None)
 
