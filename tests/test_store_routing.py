@@ -24,6 +24,11 @@ def names_in(path: Path) -> list[str]:
         return [r[0] for r in conn.execute("SELECT name FROM environment ORDER BY name")]
 
 
+def add(name: str) -> None:
+    """An environment row, through the model (so through whichever store is bound)."""
+    Environment.create(name=name, type="custom", created_at=1, updated_at=1)
+
+
 @pytest.fixture
 def two(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
     first, second = open_store(tmp_path / "first.db"), open_store(tmp_path / "second.db")
@@ -81,11 +86,11 @@ def test_nested_transactions_of_one_store_work_as_savepoints(
 ) -> None:
     first, _ = two
     with first.write():
-        Environment.create(name="outer", type="custom", created_at=1, updated_at=1)
+        add("outer")
         with first.read():
             assert Environment.select().count() == 1
         with pytest.raises(RuntimeError, match="inner"), first.write():
-            Environment.create(name="inner", type="custom", created_at=1, updated_at=1)
+            add("inner")
             raise RuntimeError("inner")
         # Still bound after the inner block ended: the outer transaction goes on.
         assert Environment.select().count() == 1
@@ -98,11 +103,10 @@ def test_another_stores_transaction_inside_one_is_refused(
 ) -> None:
     first, second = two
     with first.write():
-        Environment.create(name="kept", type="custom", created_at=1, updated_at=1)
-        with pytest.raises(TransactionMisuse, match="another store"), second.write():
-            pass
-        with pytest.raises(TransactionMisuse, match="another store"), second.read():
-            pass
+        add("kept")
+        for other in (second.write, second.read):
+            with pytest.raises(TransactionMisuse, match="another store"), other():
+                pass
         # The refusal left the first store's binding in place.
         assert DATABASE.obj is first.db
     assert names_in(tmp_path / "first.db") == ["kept"]
