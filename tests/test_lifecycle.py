@@ -642,9 +642,10 @@ def test_parse_duration_refusals(text: str) -> None:
 def plan(db_path: Path, condition: Any) -> str:
     store = open_store(db_path)
     try:
-        sql, params = queries.newest_first(deployments._joined().where(condition)).sql()
-        cursor = store.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)
-        return "\n".join(row[3] for row in cursor.fetchall())
+        with store.read():
+            sql, params = queries.newest_first(deployments._joined().where(condition)).sql()
+            cursor = store.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)
+            return "\n".join(row[3] for row in cursor.fetchall())
     finally:
         store.close()
 

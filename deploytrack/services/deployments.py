@@ -306,7 +306,7 @@ def select_views(conditions: list[Any], limit: int | None = None) -> list[Deploy
 
 
 def by_id(deployment_id: int) -> DeploymentView | None:
-    """One record with its names, or None. In a transaction."""
+    """One record with its names, or None."""
     row = _joined().where(Deployment.id == deployment_id).first()
     return _joined_view(row) if row is not None else None
 
@@ -426,7 +426,7 @@ def _records(rows: list[Deployment], count: int) -> str:
 
 
 def _detail(row: Deployment) -> DeploymentDetail:
-    """A record with its neighbours, evidence and admission. In a transaction."""
+    """A record with its neighbours, evidence and admission."""
     from deploytrack.services import evidence, policies
     from deploytrack.services.views.detail import DeploymentDetail
 

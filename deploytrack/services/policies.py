@@ -84,13 +84,13 @@ def _view(row: StagePolicy, stage_name: str) -> PolicyView:
 
 
 def in_force(stage: LogicalEnvironment) -> PolicyView | None:
-    """The policy in force at a stage, or None. Call inside a transaction."""
+    """The policy in force at a stage, or None."""
     row = queries.policy_in_force(stage.id)
     return None if row is None else _view(row, stage.name)
 
 
 def get_policy(policy_id: int) -> PolicyView:
-    """A policy version by id. Call inside a transaction."""
+    """A policy version by id."""
     row = StagePolicy.get_by_id(policy_id)
     return _view(row, LogicalEnvironment.get_by_id(row.logical_environment_id).name)
 
@@ -208,7 +208,7 @@ def _load_keys(policy: PolicyView) -> list[PublicKey]:
 
 
 def evaluate(stage: LogicalEnvironment, digest: str) -> Decision:
-    """Apply the stage's policy in force to `digest`. Call inside a transaction."""
+    """Apply the stage's policy in force to `digest`."""
     policy = in_force(stage)
     if policy is None:
         return Decision(stage.name, digest, None, True, (), ())
@@ -297,7 +297,7 @@ def remember_admission(deployment_id: int, decision: Decision, now: int) -> None
 
 
 def admission_of(deployment_id: int) -> tuple[AdmissionView, ...]:
-    """The evidence stored when a record was admitted. Call inside a transaction."""
+    """The evidence stored when a record was admitted."""
     rows = (
         DeploymentAdmission.select(DeploymentAdmission, Attestation)
         .join(Attestation)

@@ -56,7 +56,6 @@ def stored_envelope(digest: str) -> Envelope | None:
     """The DSSE envelope of a stored attestation (None for a bare statement).
 
     Parsed again from the stored bytes, so what is verified is exactly what is stored.
-    Call inside a transaction.
     """
     blob = Blob.get_by_id(digest)
     return parse_document(bytes(blob.content), f"attestation {digest}").envelope

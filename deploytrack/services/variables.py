@@ -145,7 +145,7 @@ def _event_associated(event: VariableEvent) -> bytes:
 
 
 class _Resolved:
-    """A scope's names as ids (unknown names refused). Inside a transaction."""
+    """A scope's names as ids (unknown names refused)."""
 
     def __init__(self, store: Store, scope: Scope) -> None:
         self.scope = scope
@@ -229,8 +229,7 @@ def _box(*, create: bool) -> SecretBox:
 
 
 def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
-    """The secrets whose value is current at their scope, in every stage, newest first.
-    In a transaction."""
+    """The secrets whose value is current at their scope, in every stage, newest first."""
     query = (
         VariableEvent.select()
         .where(
@@ -272,7 +271,7 @@ def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
 def _refuse_a_second_key(box: SecretBox | None, path: Any) -> None:
     """One database, one key: a secret encrypted with a key other than the one its other
     secrets need (a mistyped DEPLOYTRACK_SECRETS_KEY_FILE, another machine's key) would
-    leave secrets no single key reveals. In a transaction."""
+    leave secrets no single key reveals."""
     in_force = _secrets_in_force()
     # Secrets in force: a CHECK keeps their key_id NOT NULL.
     needed = list(dict.fromkeys(cast(str, event.key_id) for event, _ in in_force))
@@ -574,7 +573,7 @@ def _change(event: VariableEvent, scope: Scope) -> VariableChange:
 
 
 def _scope_of(event: VariableEvent) -> Scope:
-    """The scope of one event, by name. In a transaction."""
+    """The scope of one event, by name."""
     stage = LogicalEnvironment.get_by_id(event.logical_environment_id).name
     env = None
     if event.environment_id is not None:
@@ -637,14 +636,3 @@ def redact(store: Store, event_id: int) -> Redaction:
         was_current=current is not None and current.id == event.id,
         scrubbed=scrubbed,
     )
-
-
-def references(environment_id: int | None = None, logical_environment_id: int | None = None) -> int:
-    """How many variable changes name an environment or a stage (catalog deletion). In a
-    transaction."""
-    query = VariableEvent.select()
-    if environment_id is not None:
-        query = query.where(VariableEvent.environment == environment_id)
-    if logical_environment_id is not None:
-        query = query.where(VariableEvent.logical_environment == logical_environment_id)
-    return query.count()

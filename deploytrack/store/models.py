@@ -17,12 +17,13 @@ from peewee import (
     BigIntegerField,
     BooleanField,
     CharField,
-    DatabaseProxy,
     ForeignKeyField,
     IntegerField,
     Model,
     TextField,
 )
+
+from deploytrack.store.binding import DATABASE
 
 if TYPE_CHECKING:
     from peewee import AutoField, Field
@@ -36,14 +37,11 @@ if TYPE_CHECKING:
     from deploytrack.store.lazy_models import VariableEvent as VariableEvent
 
 
-# Models reach the open database through this proxy: open_store() points it at the
-# database it opened. Unlike db.bind(models), it also reaches the models that
-# lazy_models.py defines later, when a command first needs one of them.
-DATABASE = DatabaseProxy()
-
-
 class BaseModel(Model):
     class Meta:
+        # The proxy of `binding`, which a store's transaction points at that store's
+        # database. Unlike db.bind(models), it also reaches the models that
+        # lazy_models.py defines later, when a command first needs one of them.
         database = DATABASE
         legacy_table_names = False
 

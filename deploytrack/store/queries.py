@@ -126,7 +126,7 @@ __all__ = ["SlotFilter", "active_at", "active_now", "newest_first", "started_bet
 
 def digest_in_evidence(digest: str) -> bool:
     """Whether some stored attestation names `digest` (as subject or material): the rule
-    every deployment record obeys (the schema's trigger checks the same). In a transaction.
+    every deployment record obeys (the schema's trigger checks the same).
     """
     named = AttestationSubject.select().where(AttestationSubject.digest == digest).exists()
     return (
@@ -138,7 +138,7 @@ POLICY_SET = "set"  # a policy version that sets requirements (the other kind cl
 
 
 def newest_policy(stage_id: int) -> StagePolicy | None:
-    """The newest version (set or clear) of a stage's policy. In a transaction."""
+    """The newest version (set or clear) of a stage's policy."""
     newest: StagePolicy | None = (
         StagePolicy.select()
         .where(StagePolicy.logical_environment == stage_id)
@@ -164,7 +164,7 @@ def _prefix_range(column: Field[Any], prefix: str) -> Expression:
 
 def digests_with_prefix(columns: Sequence[Field[Any]], prefix: str, limit: int) -> list[str]:
     """The distinct digests of `columns` that start with `prefix`, sorted, at most `limit`;
-    each column is read by an index range scan. In a transaction."""
+    each column is read by an index range scan."""
     found: set[str] = set()
     for column in columns:
         query = (
