@@ -8,8 +8,8 @@ limit) are applied here first (docs/output.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import click
 
@@ -48,6 +48,16 @@ def output_option(func: F | None = None, *, wide: bool = False) -> Any:
 
 
 def jsonable(value: Any) -> Any:
+    """The JSON shape of a view: its fields by name, or what its `__json__()` returns.
+
+    A view whose documented shape is not its fields (a describe that flattens its record,
+    a map keyed by name) defines `__json__` beside its fields, in services/views/.
+    """
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    shape = getattr(value, "__json__", None)
+    if shape is not None:
+        return jsonable(shape())
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple view
         return jsonable(dict(zip(value._fields, value, strict=True)))
     if hasattr(type(value), "__dataclass_fields__"):
@@ -208,3 +218,67 @@ def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
 
 def when(us: int | None) -> str:
     return timeutil.short(us)
+
+
+class Column(NamedTuple):
+    """One column of a view's table, defined once for `-o table` and `-o wide`.
+
+    wide: None shows the column in both, True only in -o wide, False only in the table.
+    `full` is the cell in -o wide when it differs from `cell` (the full digest, the full
+    reference); `wide_cap` the cap in -o wide when it differs from `cap`.
+    """
+
+    header: str
+    cell: Callable[[Any], Any]
+    cap: int | None = None
+    wide: bool | None = None
+    full: Callable[[Any], Any] | None = None
+    wide_cap: int | None = None
+
+
+class Table(NamedTuple):
+    """The table of a view: its columns, and the line printed when there are no rows."""
+
+    columns: tuple[Column, ...]
+    empty: str
+
+    def show(self, rows: Iterable[Any], *, wide: bool = False, on_stdout: bool = False) -> None:
+        shown = [c for c in self.columns if c.wide is None or c.wide == wide]
+        cells = [[(c.full or c.cell)(row) if wide else c.cell(row) for c in shown] for row in rows]
+        print_table(
+            [c.header for c in shown],
+            cells,
+            empty=self.empty,
+            caps=[c.wide_cap if wide and c.wide_cap is not None else c.cap for c in shown],
+            empty_on_stdout=on_stdout,
+        )
+
+
+def render(
+    value: Any,
+    output: str,
+    table: Table | None = None,
+    *,
+    text: Callable[[Any], None] | None = None,
+) -> None:
+    """Print a view (or a list of views) the way -o asked: the one place the choice is made.
+
+    json: the view's JSON shape (jsonable); table and wide: `table`'s columns over the
+    rows, or `text(value)` for a result told in sentences or fields.
+    """
+    if output == "json":
+        print_json(value)
+    elif table is not None:
+        table.show(value, wide=output == "wide")
+    else:
+        assert text is not None, "a view printed as text needs its text function"
+        text(value)
+
+
+def artifact(view: Any) -> str:
+    """REF@sha256:<12 hex> of a record, or its short digest when it has no reference."""
+    from deploytrack.digests import short
+
+    if view.artifact_ref:
+        return f"{safe(view.artifact_ref)}@{short(view.digest)}"
+    return short(view.digest)

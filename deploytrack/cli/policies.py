@@ -6,6 +6,7 @@ the top-level `policy` group (for CI gates) in cli/__init__.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,6 +19,7 @@ from deploytrack.cli.registry_options import registry_options
 
 if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
+    from deploytrack.services.views.policies import AdmissionView
 
 _NAME = click.option("--name", type=STAGE, required=True, help="The logical environment (stage).")
 
@@ -57,7 +59,12 @@ def show_admission(detail: Any) -> None:
     )
     for line in _rules(policy):
         click.echo(f"  {safe(line)}")
-    for item in detail.admission:
+    show_evidence(detail.admission)
+
+
+def show_evidence(admission: Sequence[AdmissionView]) -> None:
+    """The evidence that satisfied each rule: `deployment describe` and `policy check`."""
+    for item in admission:
         rule = item.requirement or "an attestation naming the digest"
         key = f", verified with {item.fingerprint}" if item.fingerprint else ""
         click.echo(f"  {safe(rule)}: attestation {item.attestation}{key}")
@@ -239,10 +246,7 @@ def policy_check(
                 f"PASS: stage policy {decision.policy.id} of {decision.logical_environment} "
                 f"admits {decision.digest}:"
             )
-            for item in decision.admission:
-                rule = item.requirement or "an attestation naming the digest"
-                key = f", verified with {item.fingerprint}" if item.fingerprint else ""
-                click.echo(f"  {safe(rule)}: attestation {item.attestation}{key}")
+            show_evidence(decision.admission)
     if not decision.passed:
         from deploytrack.services import ServiceError
 

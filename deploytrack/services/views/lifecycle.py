@@ -48,6 +48,10 @@ class StatusReport(NamedTuple):
     stale_after: int
     rows: tuple[StatusRow, ...]
 
+    def __json__(self) -> tuple[StatusRow, ...]:
+        """`status -o json` is the list of rows (docs/json.md)."""
+        return self.rows
+
 
 class Selection(NamedTuple):
     """One side of a diff: environment and stage (None: every one), at a time (None: now)."""
@@ -75,6 +79,10 @@ class DiffReport(NamedTuple):
     source: Selection
     target: Selection
     rows: tuple[DiffRow, ...]
+
+    def __json__(self) -> tuple[DiffRow, ...]:
+        """`deployment diff -o json` is the list of rows (docs/json.md)."""
+        return self.rows
 
     @property
     def differs(self) -> bool:
