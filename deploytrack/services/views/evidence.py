@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,22 @@ class ImportResult:
     source: str
     created: bool  # False: the same bytes were already stored
     attestation: AttestationView
+
+
+@dataclass(frozen=True)
+class SignedAttestation:
+    """`attestation sign`: the stored attestation, the signing key, the envelope file."""
+
+    attestation: AttestationView
+    signed_by: str | None  # fingerprint of the signing key
+    output_file: str | None  # where --output-file wrote the envelope (None: not asked)
+
+
+@dataclass(frozen=True)
+class CreatedAttestation:
+    """`attestation create`: as SignedAttestation, with the files kept beside it."""
+
+    attestation: AttestationView
+    signed_by: str | None  # None: created unsigned
+    output_file: str | None
+    stored_files: tuple[Any, ...]  # services.create.StoredFile: kind, name, digest, size
