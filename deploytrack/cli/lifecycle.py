@@ -254,8 +254,8 @@ def _tell_diff(report: DiffReport, *, wide: bool) -> None:
         "ENVIRONMENT": report.source.environment is not None,
         "LOGICAL ENV": report.source.logical_environment is not None,
     }
-    columns = tuple(c._replace(wide=True) if fixed.get(c.header) else c for c in DIFF.columns)
-    DIFF._replace(columns=columns).show(report.rows, wide=wide)
+    columns = [c.only_wide() if fixed.get(c.header) else c for c in DIFF.columns]
+    Table(columns, DIFF.empty).show(report.rows, wide=wide)
 
 
 @click.command("status", cls=Command)

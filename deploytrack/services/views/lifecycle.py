@@ -5,28 +5,30 @@ dataclasses cost ~3 ms of its start-up where these take well under one. No `from
 __future__ import annotations`, for the same reason as there.
 """
 
-from typing import NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from deploytrack import timeutil
-from deploytrack.services.views.deployments import DeploymentView
+from deploytrack.services.views.deployments import DeploymentView, Kind
 
-ADDED = "added"
-REMOVED = "removed"
-CHANGED = "changed"
-SAME = "same"
+# Literal types, as in views/deployments.py: the strings the JSON shows, checked.
+Change = Literal["added", "removed", "changed", "same"]
+ADDED: Final = "added"
+REMOVED: Final = "removed"
+CHANGED: Final = "changed"
+SAME: Final = "same"
 
 
 class PromoteResult(NamedTuple):
-    # created | superseded | heartbeat (the target already ran that digest)
-    action: str
+    # heartbeat: the target already ran that digest
+    action: Literal["created", "superseded", "heartbeat"]
     deployment: DeploymentView
     previous: DeploymentView | None
     source: DeploymentView
 
 
 class RollbackResult(NamedTuple):
-    # superseded (the slot was active) | created (the slot had been decommissioned)
-    action: str
+    # superseded: the slot was active; created: the slot had been decommissioned
+    action: Literal["superseded", "created"]
     deployment: DeploymentView
     previous: DeploymentView | None
     restored: DeploymentView
@@ -36,7 +38,7 @@ class StatusRow(NamedTuple):
     environment: str
     logical_environment: str
     deployment_name: str
-    kind: str
+    kind: Kind
     digest: str
     deployed_at: int
     last_seen_at: int
@@ -67,12 +69,12 @@ class Selection(NamedTuple):
 
 class DiffRow(NamedTuple):
     deployment_name: str
-    kind: str
+    kind: Kind
     environment: str
     logical_environment: str
     from_digest: str | None
     to_digest: str | None
-    change: str  # added | removed | changed | same
+    change: Change
 
 
 class DiffReport(NamedTuple):
