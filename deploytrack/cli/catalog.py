@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from deploytrack.cli import App, pass_app
@@ -28,7 +26,12 @@ _IF_NOT_EXISTS = click.option(
 )
 
 
-def _warn_if_different(label: str, view: Any, description: str | None, **given: Any) -> None:
+def _warn_if_different(
+    label: str,
+    view: EnvironmentView | LogicalEnvironmentView,
+    description: str | None,
+    **given: str | None,
+) -> None:
     """--if-not-exists on a name that exists with other values: say so, change nothing."""
     differ = [
         f"{k} {getattr(view, k)}"

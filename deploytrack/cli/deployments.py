@@ -11,10 +11,10 @@ from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import (
     Column,
     Table,
-    artifact,
     cut,
     output_option,
     print_fields,
+    ref_at_digest,
     render,
     safe,
     short_ref,
@@ -56,7 +56,7 @@ def deployment() -> None:
 
 def _summary(view: DeploymentView) -> str:
     return (
-        f"{safe(view.deployment_name)} ({view.kind}) {artifact(view)} in "
+        f"{safe(view.deployment_name)} ({view.kind}) {ref_at_digest(view)} in "
         f"{safe(view.environment)}/{safe(view.logical_environment)}"
     )
 

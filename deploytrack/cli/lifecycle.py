@@ -13,8 +13,8 @@ from deploytrack.cli.lazy import Command
 from deploytrack.cli.output import (
     Column,
     Table,
-    artifact,
     output_option,
+    ref_at_digest,
     render,
     safe,
     when,
@@ -39,7 +39,7 @@ def _where(view: DeploymentView) -> str:
 
 
 def _what(view: DeploymentView) -> str:
-    return f"{safe(view.deployment_name)} ({view.kind}) {artifact(view)}"
+    return f"{safe(view.deployment_name)} ({view.kind}) {ref_at_digest(view)}"
 
 
 def _outcome(result: PromoteResult | RollbackResult) -> str:
@@ -158,7 +158,7 @@ def _tell_rollback(result: RollbackResult) -> None:
     restored = result.restored
     click.echo(
         f"Rolled back {safe(result.deployment.deployment_name)} ({result.deployment.kind}) in "
-        f"{_where(result.deployment)} to {artifact(restored)} (deployment {restored.id}): "
+        f"{_where(result.deployment)} to {ref_at_digest(restored)} (deployment {restored.id}): "
         f"{_outcome(result)}."
     )
 

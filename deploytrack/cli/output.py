@@ -299,7 +299,7 @@ def render(
         text(value)
 
 
-def artifact(view: Any) -> str:
+def ref_at_digest(view: Any) -> str:
     """REF@sha256:<12 hex> of a record, or its short digest when it has no reference."""
     from deploytrack.digests import short
 

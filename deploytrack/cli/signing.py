@@ -153,10 +153,10 @@ def attestation_create(
     view = CreatedAttestation(
         result.attestation, result.signed_by, output_file, result.stored_files
     )
-    render(view, output, text=_tell_created)
+    render(view, output, text=_tell_attestation_created)
 
 
-def _tell_created(view: CreatedAttestation) -> None:
+def _tell_attestation_created(view: CreatedAttestation) -> None:
     att = view.attestation
     click.echo(safe(att.digest))
     signed = f"signed with {safe(view.signed_by)}" if view.signed_by else "unsigned"

@@ -11,11 +11,11 @@ import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
-from deploytrack.cli.output import Column, Table, emit, output_option, print_json, render, when
+from deploytrack.cli.output import Column, Table, emit, output_option, render, when
 from deploytrack.cli.params import DEPLOYMENT_NAME, ENVIRONMENT, ID, SECRET_VALUE, STAGE
 
 if TYPE_CHECKING:
-    from deploytrack.services.views.variables import Scope
+    from deploytrack.services.views.variables import ResolvedVariables, Scope
 
 
 def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -237,9 +237,11 @@ def variable_resolve(
         require=require,
         reveal=reveal,
     )
-    if output == "json":  # -o env is this command's own format, not a table
-        print_json(views)
-        return
+    render(views, output, text=lambda found: _export_lines(found, reveal))
+
+
+def _export_lines(views: ResolvedVariables, reveal: bool) -> None:
+    """-o env: one comment and one `export` line per variable, for a POSIX shell."""
     lines = []
     for v in views:
         masked = v.secret and not reveal
