@@ -9,11 +9,14 @@ limit) are applied here first (docs/output.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from deploytrack import timeutil
+
+if TYPE_CHECKING:
+    from deploytrack.services.views.deployments import DeploymentView
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -299,7 +302,7 @@ def render(
         text(value)
 
 
-def ref_at_digest(view: Any) -> str:
+def ref_at_digest(view: DeploymentView) -> str:
     """REF@sha256:<12 hex> of a record, or its short digest when it has no reference."""
     from deploytrack.digests import short
 
