@@ -12,7 +12,7 @@ from deploytrack.cli.lazy import Command
 from deploytrack.cli.output import output_option, render, safe
 
 if TYPE_CHECKING:
-    from deploytrack.services.doctor import Report
+    from deploytrack.services.views.doctor import Report
 
 
 @click.command("doctor", cls=Command)

@@ -21,8 +21,11 @@ from deploytrack.digests import normalize_lookup
 
 if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
-    from deploytrack.services.trust import VerifyResult
-    from deploytrack.services.views.evidence import CreatedAttestation, SignedAttestation
+    from deploytrack.services.views.evidence import (
+        CreatedAttestation,
+        SignedAttestation,
+        VerifyResult,
+    )
 
 R = TypeVar("R")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,35 @@ class ImportResult:
 
 
 @dataclass(frozen=True)
+class StoredFile:
+    """A material file `attestation create` kept in the evidence store."""
+
+    kind: str
+    name: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    signature: int  # 1-based index in the envelope
+    keyid: str
+    fingerprint: str
+    algorithm: str
+    key_file: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    attestation: str
+    format: str
+    predicate_type: str
+    signatures: int
+    verified: tuple[VerifiedSignature, ...]
+    verified_at: int
+
+
+@dataclass(frozen=True)
 class SignedAttestation:
     """`attestation sign`: the stored attestation, the signing key, the envelope file."""
 
@@ -69,4 +97,4 @@ class CreatedAttestation:
     attestation: AttestationView
     signed_by: str | None  # None: created unsigned
     output_file: str | None
-    stored_files: tuple[Any, ...]  # services.create.StoredFile: kind, name, digest, size
+    stored_files: tuple[StoredFile, ...]
