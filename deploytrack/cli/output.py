@@ -9,7 +9,7 @@ limit) are applied here first (docs/output.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import click
 
@@ -30,7 +30,11 @@ MAX_ROW = 300
 _GAP = "  "
 
 
-def output_option(func: F | None = None, *, wide: bool = False) -> Any:
+@overload
+def output_option(func: F) -> F: ...
+@overload
+def output_option(func: None = None, *, wide: bool = False) -> Callable[[F], F]: ...
+def output_option(func: F | None = None, *, wide: bool = False) -> F | Callable[[F], F]:
     """`-o/--output table|json`; `wide=True` adds `wide` (more columns, longer cells)."""
     choices = ["table", "wide", "json"] if wide else ["table", "json"]
     helptext = (

@@ -38,7 +38,7 @@ def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _scope(logical_environment: str, environment: str | None, deployment_name: str | None) -> Scope:
-    from deploytrack.services.variables import Scope
+    from deploytrack.services.views.variables import Scope
 
     return Scope(logical_environment, environment, deployment_name)
 

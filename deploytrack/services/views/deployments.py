@@ -14,7 +14,9 @@ from typing import Literal, NamedTuple
 # comparison to them, and they cost nothing here (a StrEnum takes ~45 us to define, and
 # this module is on the path of every `deployment record`, `list` and `status`).
 Kind = Literal["CONTAINER_IMAGE", "HELM_CHART"]
-Status = Literal["deployed", "decommissioned"]
+# `deployment record --status` takes deployed or decommissioned; superseded is set by a
+# newer record of the slot.
+Status = Literal["deployed", "superseded", "decommissioned"]
 Action = Literal["created", "superseded", "heartbeat", "decommissioned", "unchanged"]
 
 

@@ -8,7 +8,7 @@ __future__ import annotations`, for the same reason as there.
 from typing import Final, Literal, NamedTuple
 
 from deploytrack import timeutil
-from deploytrack.services.views.deployments import DeploymentView, Kind
+from deploytrack.services.views.deployments import Action, DeploymentView, Kind
 
 # Literal types, as in views/deployments.py: the strings the JSON shows, checked.
 Change = Literal["added", "removed", "changed", "same"]
@@ -19,16 +19,17 @@ SAME: Final = "same"
 
 
 class PromoteResult(NamedTuple):
-    # heartbeat: the target already ran that digest
-    action: Literal["created", "superseded", "heartbeat"]
+    # created | superseded | heartbeat (the target already ran that digest): record()'s
+    # actions for a deployed status
+    action: Action
     deployment: DeploymentView
     previous: DeploymentView | None
     source: DeploymentView
 
 
 class RollbackResult(NamedTuple):
-    # superseded: the slot was active; created: the slot had been decommissioned
-    action: Literal["superseded", "created"]
+    # superseded (the slot was active) | created (the slot had been decommissioned)
+    action: Action
     deployment: DeploymentView
     previous: DeploymentView | None
     restored: DeploymentView
