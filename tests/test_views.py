@@ -31,7 +31,7 @@ def _tree(path: Path) -> ast.Module:
 
 
 def test_no_command_chooses_its_output_format_itself() -> None:
-    """`if output == "json"` and print_json live in output.render only."""
+    """`if output == "json"` (or "wide") and print_json live in output.render only."""
     found = []
     for path in COMMAND_MODULES:
         for node in ast.walk(_tree(path)):
@@ -39,7 +39,10 @@ def test_no_command_chooses_its_output_format_itself() -> None:
                 isinstance(node, ast.Compare)
                 and isinstance(node.left, ast.Name)
                 and node.left.id == "output"
-                and any(isinstance(c, ast.Constant) and c.value == "json" for c in node.comparators)
+                and any(
+                    isinstance(c, ast.Constant) and c.value in {"json", "wide", "table"}
+                    for c in node.comparators
+                )
             ):
                 found.append(f"{path.name}:{node.lineno}")
             if isinstance(node, ast.Name) and node.id in {"print_json", "jsonable"}:
@@ -123,6 +126,15 @@ def test_a_column_spec_gives_the_table_and_the_wide_table(
     wide = capsys.readouterr().out.splitlines()
     assert wide[0].split() == ["NAME", "KIND", "DIGEST"]
     assert wide[2].split() == ["api", "CONTAINER_IMAGE", "sha256:" + "a" * 64]
+
+
+def test_text_is_told_whether_wide_was_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    def tell(value: str, *, wide: bool = False) -> None:
+        print(f"{value} wide={wide}")
+
+    render("report", "table", text=tell)
+    render("report", "wide", text=tell)
+    assert capsys.readouterr().out == "report wide=False\nreport wide=True\n"
 
 
 def test_json_is_the_view_whatever_the_table(capsys: pytest.CaptureFixture[str]) -> None:

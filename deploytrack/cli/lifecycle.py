@@ -223,7 +223,7 @@ def deployment_diff(
         lifecycle.Selection(from_env, from_stage, from_at),
         lifecycle.Selection(to_env, to_stage, to_at),
     )
-    render(report, output, text=lambda r: _tell_diff(r, wide=output == "wide"))
+    render(report, output, text=_tell_diff)
     if exit_code and report.differs:
         sys.exit(1)
 
@@ -246,7 +246,7 @@ DIFF = Table(
 )
 
 
-def _tell_diff(report: DiffReport, *, wide: bool) -> None:
+def _tell_diff(report: DiffReport, *, wide: bool = False) -> None:
     click.echo(f"From {safe(report.source)} to {safe(report.target)}:")
     # An environment (stage) fixed by --from-env (--from-logical-env) is in the line
     # above, so its column, `FROM->TO` on every row, shows only in -o wide.
@@ -291,12 +291,12 @@ def status(
     from deploytrack.services import lifecycle
 
     report = lifecycle.status(app.store, environment, logical_environment, stale_after)
-    render(report, output, text=lambda r: _tell_status(r, wide=output == "wide"))
+    render(report, output, text=_tell_status)
     if exit_code and any(row.stale for row in report.rows):
         sys.exit(1)
 
 
-def _tell_status(report: StatusReport, *, wide: bool) -> None:
+def _tell_status(report: StatusReport, *, wide: bool = False) -> None:
     if not report.rows:
         click.echo("No active deployments.", err=True)
         return

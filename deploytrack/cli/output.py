@@ -290,12 +290,13 @@ def render(
     output: str,
     table: Table | None = None,
     *,
-    text: Callable[[Any], None] | None = None,
+    text: Callable[..., None] | None = None,
 ) -> None:
     """Print a view (or a list of views) the way -o asked: the one place the choice is made.
 
     json: the view's JSON shape (jsonable); table and wide: `table`'s columns over the
-    rows, or `text(value)` for a result told in sentences or fields.
+    rows, or `text(value)` for a result told in sentences or fields. Only a command with
+    `-o wide` can ask for it, and its text function takes `wide` (`text(value, wide=True)`).
     """
     if output == "json":
         print_json(value)
@@ -303,7 +304,10 @@ def render(
         table.show(value, wide=output == "wide")
     else:
         assert text is not None, "a view printed as text needs its text function"
-        text(value)
+        if output == "wide":
+            text(value, wide=True)
+        else:
+            text(value)
 
 
 def ref_at_digest(view: DeploymentView) -> str:
