@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from deploytrack import timeutil
 from deploytrack.services import ServiceError, evidence, trust
@@ -46,6 +46,7 @@ from deploytrack.store.models import PublicKey as PublicKeyRow
 
 if TYPE_CHECKING:
     from deploytrack.crypto.keys import PublicKey
+    from deploytrack.services.views.policies import PolicyAction
 
 SET = queries.POLICY_SET
 CLEAR = "clear"
@@ -83,7 +84,7 @@ def _view(row: StagePolicy, stage_name: str) -> PolicyView:
     return PolicyView(
         id=row.id,
         logical_environment=stage_name,
-        action=row.action,
+        action=cast("PolicyAction", row.action),  # held to these values by a CHECK
         required_predicates=tuple(json.loads(row.required_predicates)),
         trusted_keys=tuple(PolicyKeyView(k.fingerprint, k.algorithm) for k in keys),
         created_at=row.created_at,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from peewee import fn
 
@@ -37,6 +37,7 @@ from deploytrack.store.models import Environment, LogicalEnvironment, VariableEv
 
 if TYPE_CHECKING:
     from deploytrack.crypto.secrets import SecretBox
+    from deploytrack.services.views.variables import VariableAction
 
 MASK = "********"
 RESERVED_PREFIX = "DEPLOYTRACK_"
@@ -489,7 +490,7 @@ def _change(event: VariableEvent, scope: Scope) -> VariableChange:
     return VariableChange(
         id=event.id,
         name=event.name,
-        action=event.action,
+        action=cast("VariableAction", event.action),  # held to these values by a CHECK
         secret=bool(event.is_secret),
         value=None if event.is_secret else event.value,
         change=change,

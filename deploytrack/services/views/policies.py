@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from deploytrack import timeutil
 
 if TYPE_CHECKING:
     from deploytrack.services.trust import Match
+
+PolicyAction = Literal["set", "clear"]
 
 
 @dataclass(frozen=True)
@@ -19,11 +21,11 @@ class PolicyKeyView:
 
 @dataclass(frozen=True)
 class PolicyView:
-    """One version of a stage policy. action: set | clear (a clear has no rules)."""
+    """One version of a stage policy; a clear has no rules."""
 
     id: int
     logical_environment: str
-    action: str
+    action: PolicyAction
     required_predicates: tuple[str, ...]
     trusted_keys: tuple[PolicyKeyView, ...]
     created_at: int

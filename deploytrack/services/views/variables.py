@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+VariableAction = Literal["set", "unset", "redacted"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class VariableView:
 class VariableChange:
     id: int
     name: str
-    action: str  # set | unset | redacted
+    action: VariableAction
     secret: bool
     value: str | None  # plain values only; None for secrets, unsets, redacted values
     change: str  # "set to '...'", "secret changed", "unset", "set (value redacted)", ...
