@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -89,7 +90,7 @@ class ResolvedVariables:
 
     variables: tuple[VariableView, ...]
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[VariableView]:
         return iter(self.variables)
 
     def __json__(self) -> dict[str, Any]:
