@@ -20,6 +20,8 @@ from deploytrack.cli.registry_options import registry_options
 from deploytrack.digests import normalize_lookup
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from deploytrack.registry.options import RegistryOptions
     from deploytrack.services.views.evidence import (
         CreatedAttestation,
@@ -27,7 +29,12 @@ if TYPE_CHECKING:
         VerifyResult,
     )
 
-R = TypeVar("R")
+    class _Enveloped(Protocol):
+        @property
+        def envelope(self) -> bytes: ...
+
+
+R = TypeVar("R", bound="_Enveloped")
 
 
 def _read_password() -> bytes:
@@ -71,11 +78,11 @@ def _with_output_file(output_file: str | None, produce: Callable[[], R]) -> R:
     except BaseException:
         if fd is not None:
             os.close(fd)
-            os.unlink(output_file)  # type: ignore[arg-type]
+            os.unlink(output_file)  # type: ignore[arg-type]  # fd is set only with a path
         raise
     if fd is not None:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(result.envelope)  # type: ignore[attr-defined]
+            handle.write(result.envelope)
     return result
 
 

@@ -15,7 +15,7 @@ import click
 from deploytrack import timeutil
 
 
-class TimeType(click.ParamType):
+class TimeType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.4 on; we support 8.1
     """A TIME option's value: the first microsecond the text names, or with `last` the last
     one (a time written to the second is that whole second: timeutil.parse_time_span)."""
 
@@ -34,7 +34,7 @@ class TimeType(click.ParamType):
         return last if self.last else first
 
 
-class DurationType(click.ParamType):
+class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.4 on; we support 8.1
     name = "DURATION"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:

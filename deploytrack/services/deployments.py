@@ -22,6 +22,10 @@ from deploytrack.store import Store, queries
 from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from peewee import Expression, ModelSelect
+
     from deploytrack.services.views.deployments import Kind, Status
     from deploytrack.services.views.detail import DeploymentDetail
 
@@ -65,7 +69,7 @@ def _view(row: Deployment, environment: str, logical_environment: str) -> Deploy
     )
 
 
-def _joined():
+def _joined() -> ModelSelect[Deployment]:
     return (
         Deployment.select(Deployment, Environment, LogicalEnvironment)
         .join_from(Deployment, Environment)
@@ -202,7 +206,14 @@ def decommission(store: Store, key: Key) -> RecordResult:
         return record(store, key, newest.digest, status=DECOMMISSIONED)
 
 
-def _decommission(key, digest, in_key, active, now, view) -> RecordResult:
+def _decommission(
+    key: Key,
+    digest: str,
+    in_key: Expression,
+    active: Deployment | None,
+    now: int,
+    view: Callable[[Deployment], DeploymentView],
+) -> RecordResult:
     if active is not None and active.digest == digest:
         ended = max(now, active.last_seen_at)
         Deployment.update(status=DECOMMISSIONED, ended_at=ended).where(

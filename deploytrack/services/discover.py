@@ -14,7 +14,9 @@ One digest seen under two kinds is ambiguous; `kind` picks one and narrows the a
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from deploytrack.services import ServiceError
 from deploytrack.services.deployments import DEPLOYED, _joined, _joined_view
@@ -86,7 +88,7 @@ def _verified_by(ids: list[int]) -> dict[int, tuple[str, ...]]:
     return {k: tuple(v) for k, v in found.items()}
 
 
-def _unique(values: list[str | None]) -> tuple[str, ...]:
+def _unique(values: Sequence[str | None]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v))
 
 
@@ -238,7 +240,7 @@ def list_projects(store: Store) -> list[ProjectSummary]:
         )
     grouped: dict[str, list[Attestation]] = defaultdict(list)
     for row in rows:
-        grouped[row.project].append(row)
+        grouped[cast(str, row.project)].append(row)  # the query excludes NULL
     return [
         ProjectSummary(
             name=name,
@@ -268,7 +270,7 @@ def describe_project(store: Store, name: str) -> ProjectDetail:
         for m in AttestationMaterial.select().where(
             AttestationMaterial.attestation.in_(ids) & AttestationMaterial.digest.is_null(False)
         ):
-            named[m.attestation_id].append((m.digest, m.name, m.kind))
+            named[m.attestation_id].append((cast(str, m.digest), m.name, m.kind))  # not NULL
         digests = sorted({d for items in named.values() for d, _, _ in items})
         running: dict[str, list[DeploymentView]] = defaultdict(list)
         for record in (

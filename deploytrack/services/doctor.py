@@ -27,14 +27,16 @@ def _check(name: str, detail: str, problems: list[str]) -> Check:
 def diagnose(store: Store, secrets_key: Path | None) -> Report:
     """Run every check; `secrets_key` is the secrets key file to check, if any."""
     db = store.db
-    checks = []
+    checks: list[Check] = []
 
     def run(name: str, detail: str, check: Callable[[], list[str]]) -> None:
-        problems, errors = health.guarded(name, check, [])
+        problems, errors = health.guarded(name, check, list[str]())
         checks.append(_check(name, detail, problems + errors))
 
     run("integrity", "PRAGMA integrity_check", lambda: health.integrity(db))
-    (applied, problems), errors = health.guarded("schema", lambda: health.schema(db), ([], []))
+    (applied, problems), errors = health.guarded(
+        "schema", lambda: health.schema(db), (list[str](), list[str]())
+    )
     checks.append(_check("schema", f"{len(applied)} migrations applied", problems + errors))
     run("foreign_keys", "PRAGMA foreign_key_check", lambda: health.foreign_keys(db))
     run(
@@ -58,7 +60,7 @@ def diagnose(store: Store, secrets_key: Path | None) -> Report:
         lambda: health.digests_have_evidence(db),
     )
     (count, problems), errors = health.guarded(
-        "blobs", lambda: health.blobs_match_digests(db), (0, [])
+        "blobs", lambda: health.blobs_match_digests(db), (0, list[str]())
     )
     checks.append(_check("blobs", f"{count} stored blobs hash to their digests", problems + errors))
     path = Path(store.path)

@@ -131,7 +131,7 @@ def _chosen(
     env: Environment,
     stage: LogicalEnvironment,
 ) -> Deployment:
-    target = (
+    target: Deployment | None = (
         Deployment.select(Deployment, Environment, LogicalEnvironment)
         .join_from(Deployment, Environment)
         .join_from(Deployment, LogicalEnvironment)
@@ -236,7 +236,7 @@ def diff(store: Store, source: Selection, target: Selection) -> DiffReport:
     by_stage = source.logical_environment is None
 
     def match(v: DeploymentView) -> tuple[str, ...]:
-        parts = (v.deployment_name, v.kind)
+        parts: tuple[str, ...] = (v.deployment_name, v.kind)
         if by_env:
             parts += (v.environment,)
         if by_stage:

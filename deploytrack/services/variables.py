@@ -36,6 +36,9 @@ from deploytrack.store import Store
 from deploytrack.store.models import Environment, LogicalEnvironment, VariableEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import TypeGuard
+
     from deploytrack.crypto.secrets import SecretBox
     from deploytrack.services.views.variables import VariableAction
 
@@ -136,15 +139,16 @@ class _Resolved:
 def _current_at(where: Any, name: str) -> VariableEvent | None:
     """The newest change of `name` under `where` (redaction lines are not changes of the
     value: they remove an old one)."""
-    return (
+    newest: VariableEvent | None = (
         VariableEvent.select()
         .where(where & (VariableEvent.name == name) & (VariableEvent.action != REDACTED))
         .order_by(VariableEvent.id.desc())
         .first()
     )
+    return newest
 
 
-def _has_value(event: VariableEvent | None) -> bool:
+def _has_value(event: VariableEvent | None) -> TypeGuard[VariableEvent]:
     """Whether the newest change at a scope leaves the variable a value there: a set whose
     value was not redacted (a redacted current value reads as an unset)."""
     return event is not None and event.action == SET and not event.redacted
@@ -186,10 +190,19 @@ def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
     events = list(query)
     if not events:
         return []
+    # peewee's stubs type .tuples() as the model query it was called on.
     stages = dict(
-        LogicalEnvironment.select(LogicalEnvironment.id, LogicalEnvironment.name).tuples()
+        cast(
+            "Iterable[tuple[int, str]]",
+            LogicalEnvironment.select(LogicalEnvironment.id, LogicalEnvironment.name).tuples(),
+        )
     )
-    envs = dict(Environment.select(Environment.id, Environment.name).tuples())
+    envs = dict(
+        cast(
+            "Iterable[tuple[int | None, str]]",
+            Environment.select(Environment.id, Environment.name).tuples(),
+        )
+    )
     return [
         (
             event,
@@ -208,7 +221,8 @@ def _refuse_a_second_key(box: SecretBox | None, path: Any) -> None:
     secrets need (a mistyped DEPLOYTRACK_SECRETS_KEY_FILE, another machine's key) would
     leave secrets no single key reveals. In a transaction."""
     in_force = _secrets_in_force()
-    needed = list(dict.fromkeys(event.key_id for event, _ in in_force))
+    # Secrets in force: a CHECK keeps their key_id NOT NULL.
+    needed = list(dict.fromkeys(cast(str, event.key_id) for event, _ in in_force))
     if not needed or (box is not None and box.key_id in needed):
         return
     from deploytrack.crypto.secrets import KEY_FILE_ENV, SecretsError
@@ -255,7 +269,9 @@ def _same_secret(box: SecretBox, event: VariableEvent, value: str) -> bool:
     if event.key_id != box.key_id:
         return False
     try:
-        return box.decrypt(bytes(event.ciphertext), _event_associated(event), event.key_id) == value
+        # A CHECK keeps ciphertext NOT NULL on a secret's set.
+        ciphertext = bytes(cast(bytes, event.ciphertext))
+        return box.decrypt(ciphertext, _event_associated(event), event.key_id) == value
     except SecretsError:
         return False
 
@@ -361,7 +377,8 @@ def unset_variable(store: Store, scope: Scope, name: str) -> None:
 
 
 def _view(event: VariableEvent, scope: Scope, value: str | None = None) -> VariableView:
-    shown = value if value is not None else (MASK if event.is_secret else event.value)
+    # A CHECK keeps value NOT NULL on a plain set; _view is given only events with a value.
+    shown = value if value is not None else (MASK if event.is_secret else cast(str, event.value))
     return VariableView(
         name=event.name,
         value=shown,
@@ -457,7 +474,9 @@ def _reveal(box: SecretBox, event: VariableEvent, scope: Scope) -> str:
     from deploytrack.crypto.secrets import SecretsError
 
     try:
-        return box.decrypt(bytes(event.ciphertext), _event_associated(event), event.key_id)
+        # A CHECK keeps ciphertext and key_id NOT NULL on a secret's set.
+        ciphertext, key_id = bytes(cast(bytes, event.ciphertext)), cast(str, event.key_id)
+        return box.decrypt(ciphertext, _event_associated(event), key_id)
     except SecretsError as exc:
         raise SecretsError(f"cannot reveal {event.name} (set at {scope}): {exc}") from None
 

@@ -25,6 +25,8 @@ from peewee import (
 )
 
 if TYPE_CHECKING:
+    from peewee import AutoField, Field
+
     from deploytrack.store.lazy_models import ALL_MODELS as ALL_MODELS
     from deploytrack.store.lazy_models import AttestationVerification as AttestationVerification
     from deploytrack.store.lazy_models import Blob as Blob
@@ -53,6 +55,9 @@ class Environment(BaseModel):
     created_at = BigIntegerField()
     updated_at = BigIntegerField()
 
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+
 
 class LogicalEnvironment(BaseModel):
     name = CharField(unique=True)
@@ -60,6 +65,9 @@ class LogicalEnvironment(BaseModel):
     is_default = BooleanField(default=False)
     created_at = BigIntegerField()
     updated_at = BigIntegerField()
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
 
 
 class Attestation(BaseModel):
@@ -72,11 +80,18 @@ class Attestation(BaseModel):
     workflow = TextField(null=True)
     imported_at = BigIntegerField()
 
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+
 
 class AttestationSubject(BaseModel):
     attestation = ForeignKeyField(Attestation, column_name="attestation_id", backref="subjects")
     name = TextField()
     digest = TextField()
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        attestation_id: Field[int]
 
 
 class AttestationMaterial(BaseModel):
@@ -84,6 +99,10 @@ class AttestationMaterial(BaseModel):
     name = TextField(null=True)
     kind = TextField(null=True)
     digest = TextField(null=True)
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        attestation_id: Field[int]
 
 
 class Deployment(BaseModel):
@@ -104,6 +123,11 @@ class Deployment(BaseModel):
     # Issue 4 (m002_evidence_trust): the stage policy version that admitted the record.
     policy_id = IntegerField(null=True)
 
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        environment_id: Field[int]
+        logical_environment_id: Field[int]
+
 
 class DeploymentSlot(BaseModel):
     """Every (environment, stage, name, kind) that ever had a record; kept by a trigger."""
@@ -113,6 +137,11 @@ class DeploymentSlot(BaseModel):
     deployment_name = TextField()
     kind = CharField()
 
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        environment_id: Field[int]
+        logical_environment_id: Field[int]
+
 
 class StagePolicy(BaseModel):
     """One version of a stage's policy (append-only); the newest one is in force."""
@@ -121,6 +150,10 @@ class StagePolicy(BaseModel):
     action = CharField()
     required_predicates = TextField(default="[]")
     created_at = BigIntegerField()
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        logical_environment_id: Field[int]
 
 
 _LAZY = frozenset(

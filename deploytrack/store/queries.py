@@ -19,7 +19,7 @@ README of issue 5; `tests/test_lifecycle.py` checks that these plans stay index-
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from peewee import Expression
 
@@ -30,6 +30,9 @@ from deploytrack.store.models import (
     DeploymentSlot,
     StagePolicy,
 )
+
+if TYPE_CHECKING:
+    from peewee import Field, SelectBase
 
 
 class SlotFilter(NamedTuple):
@@ -42,7 +45,7 @@ class SlotFilter(NamedTuple):
 
     def on(self, model: Any) -> Expression | None:
         """The filter as a condition on a model with the four slot columns."""
-        terms = []
+        terms: list[Expression] = []
         if self.environment_id is not None:
             terms.append(model.environment == self.environment_id)
         if self.logical_environment_id is not None:
@@ -136,12 +139,13 @@ POLICY_SET = "set"  # a policy version that sets requirements (the other kind cl
 
 def newest_policy(stage_id: int) -> StagePolicy | None:
     """The newest version (set or clear) of a stage's policy. In a transaction."""
-    return (
+    newest: StagePolicy | None = (
         StagePolicy.select()
         .where(StagePolicy.logical_environment == stage_id)
         .order_by(StagePolicy.id.desc())
         .first()
     )
+    return newest
 
 
 def policy_in_force(stage_id: int) -> StagePolicy | None:
@@ -150,7 +154,7 @@ def policy_in_force(stage_id: int) -> StagePolicy | None:
     return row if row is not None and row.action == POLICY_SET else None
 
 
-def _prefix_range(column: Any, prefix: str) -> Expression:
+def _prefix_range(column: Field[Any], prefix: str) -> Expression:
     # A range on the column's own (BINARY) index: [prefix, prefix with its last character
     # incremented). Every digest that starts with the prefix sorts inside it, and nothing
     # else does ('f' + 1 is 'g', above every hex digit). LIKE would scan the table.
@@ -158,7 +162,7 @@ def _prefix_range(column: Any, prefix: str) -> Expression:
     return (column >= prefix) & (column < upper)
 
 
-def digests_with_prefix(columns: Sequence[Any], prefix: str, limit: int) -> list[str]:
+def digests_with_prefix(columns: Sequence[Field[Any]], prefix: str, limit: int) -> list[str]:
     """The distinct digests of `columns` that start with `prefix`, sorted, at most `limit`;
     each column is read by an index range scan. In a transaction."""
     found: set[str] = set()
@@ -174,9 +178,9 @@ def digests_with_prefix(columns: Sequence[Any], prefix: str, limit: int) -> list
     return sorted(found)[:limit]
 
 
-def count_digests_with_prefix(columns: Sequence[Any], prefix: str) -> int:
+def count_digests_with_prefix(columns: Sequence[Field[Any]], prefix: str) -> int:
     """How many distinct digests of `columns` start with `prefix` (index range scans)."""
-    parts = [
+    parts: list[SelectBase] = [
         column.model.select(column.alias("digest")).where(_prefix_range(column, prefix))
         for column in columns
     ]
