@@ -21,7 +21,7 @@ from deploytrack.evidence import predicate as pred
 from deploytrack.evidence.dsse import envelope_bytes, pae
 from deploytrack.services import ServiceError, trust
 from deploytrack.services.evidence import Overrides, insert_parsed, store_blob, views_of
-from deploytrack.services.views.evidence import AttestationView
+from deploytrack.services.views.evidence import AttestationView, StoredFile
 from deploytrack.store import Store
 from deploytrack.store.models import Attestation
 
@@ -40,14 +40,6 @@ class CreateRequest:
     version: str | None
     materials: tuple[pred.MaterialSpec, ...]
     annotations: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    kind: str
-    name: str
-    digest: str
-    size: int
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from peewee import fn
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from peewee import Expression, ModelSelect
 
+    from deploytrack.services.views.deployments import Kind, Status
     from deploytrack.services.views.detail import DeploymentDetail
 
 DEPLOYED = "deployed"
@@ -53,10 +54,11 @@ def _view(row: Deployment, environment: str, logical_environment: str) -> Deploy
         environment=environment,
         logical_environment=logical_environment,
         deployment_name=row.deployment_name,
-        kind=row.kind,
+        # The schema's CHECKs hold these columns to the Literal types' values.
+        kind=cast("Kind", row.kind),
         digest=row.digest,
         artifact_ref=row.artifact_ref,
-        status=row.status,
+        status=cast("Status", row.status),
         created_at=row.created_at,
         last_seen_at=row.last_seen_at,
         ended_at=row.ended_at,

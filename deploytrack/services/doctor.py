@@ -5,25 +5,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from deploytrack.services.views.doctor import Check, Report
 from deploytrack.store import Store, health
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    problems: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Report:
-    database: str
-    healthy: bool
-    checks: tuple[Check, ...]
 
 
 def _private(path: Path, mode: int, what: str) -> list[str]:

@@ -18,6 +18,7 @@ from deploytrack.services.views.lifecycle import (
     CHANGED,
     REMOVED,
     SAME,
+    Change,
     DiffReport,
     DiffRow,
     PromoteResult,
@@ -248,6 +249,7 @@ def diff(store: Store, source: Selection, target: Selection) -> DiffReport:
     rows = []
     for k in sorted(before.keys() | after.keys()):
         old, new = before.get(k), after.get(k)
+        change: Change
         if old is None:
             change = ADDED
         elif new is None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from peewee import fn
@@ -26,6 +25,13 @@ from peewee import fn
 from deploytrack import timeutil
 from deploytrack.services import ServiceError, validate
 from deploytrack.services.catalog import environments, logical_environments
+from deploytrack.services.views.variables import (
+    Redaction,
+    ResolvedVariables,
+    Scope,
+    VariableChange,
+    VariableView,
+)
 from deploytrack.store import Store
 from deploytrack.store.models import Environment, LogicalEnvironment, VariableEvent
 
@@ -34,6 +40,7 @@ if TYPE_CHECKING:
     from typing import TypeGuard
 
     from deploytrack.crypto.secrets import SecretBox
+    from deploytrack.services.views.variables import VariableAction
 
 MASK = "********"
 RESERVED_PREFIX = "DEPLOYTRACK_"
@@ -44,66 +51,6 @@ UNSET = "unset"
 REDACTED = "redacted"
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_ID = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class Scope:
-    logical_environment: str
-    environment: str | None = None
-    deployment_name: str | None = None
-
-    @property
-    def level(self) -> int:
-        """Specificity: 3 (stage, env, deployment) > 2 (stage, deployment) > 1 (stage, env) > 0."""
-        return (2 if self.deployment_name else 0) + (1 if self.environment else 0)
-
-    def options(self) -> str:
-        """The command-line options naming exactly this scope."""
-        parts = ["--logical-env", self.logical_environment]
-        if self.environment:
-            parts += ["--env", self.environment]
-        if self.deployment_name:
-            parts += ["--deployment-name", self.deployment_name]
-        return " ".join(parts)
-
-    def __str__(self) -> str:
-        parts = [self.logical_environment]
-        if self.environment:
-            parts.append(f"env={self.environment}")
-        if self.deployment_name:
-            parts.append(f"deployment={self.deployment_name}")
-        return " ".join(parts)
-
-
-@dataclass(frozen=True)
-class VariableView:
-    name: str
-    value: str  # MASK for a secret unless revealed
-    secret: bool
-    scope: Scope
-    updated_at: int
-
-
-@dataclass(frozen=True)
-class VariableChange:
-    id: int
-    name: str
-    action: str  # set | unset | redacted
-    secret: bool
-    value: str | None  # plain values only; None for secrets, unsets, redacted values
-    change: str  # "set to '...'", "secret changed", "unset", "set (value redacted)", ...
-    scope: Scope
-    changed_at: int
-    redacted: bool = False  # a plain value removed by a later redaction
-    redacts: int | None = None  # on a redaction: the id of the entry whose value it removed
-
-
-@dataclass(frozen=True)
-class Redaction:
-    change: VariableChange  # the redaction line
-    redacted: VariableChange  # the entry whose value is gone
-    was_current: bool  # it was the variable's value at its scope: the scope has none now
-    scrubbed: bool  # no copy of the old bytes is left in the WAL either
 
 
 def validate_key(name: str) -> str:
@@ -489,7 +436,7 @@ def resolve(
     *,
     require: tuple[str, ...] = (),
     reveal: bool = False,
-) -> list[VariableView]:
+) -> ResolvedVariables:
     """The effective value of every variable for one deployment, with the scope it came
     from: the most specific scope that sets it. Secrets masked unless `reveal`."""
     if scope.environment is None or scope.deployment_name is None:
@@ -519,7 +466,7 @@ def resolve(
                 box = _box(create=False)
             value = _reveal(box, event, event_scope)
         views.append(_view(event, event_scope, value))
-    return views
+    return ResolvedVariables(tuple(views))
 
 
 def _reveal(box: SecretBox, event: VariableEvent, scope: Scope) -> str:
@@ -561,7 +508,7 @@ def _change(event: VariableEvent, scope: Scope) -> VariableChange:
     return VariableChange(
         id=event.id,
         name=event.name,
-        action=event.action,
+        action=cast("VariableAction", event.action),  # held to these values by a CHECK
         secret=bool(event.is_secret),
         value=None if event.is_secret else event.value,
         change=change,
