@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import NGINX_FULL, NGINX_GIT, Invoke, Record, assert_refused, query, snapshot
+from helpers import as_json
 
 RFC3339_US = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 ENVIRONMENT_FIELDS = ["name", "description", "type", "created_at", "updated_at"]
@@ -24,10 +25,6 @@ NAME_RULE = (
 # (command group, the label its messages use)
 CATALOGS = [("environment", "environment"), ("logical-environment", "logical environment")]
 GROUPS = [group for group, _ in CATALOGS]
-
-
-def as_json(result: Any) -> Any:
-    return json.loads(result.stdout)
 
 
 def assert_times(obj: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from conftest import (
     query,
     snapshot,
 )
+from helpers import as_json
 
 from deploytrack.cli import cli
 
@@ -65,10 +66,6 @@ NOT_IN_STORE = "is not in the evidence store: import an attestation that names i
 # A well-formed digest no fixture names.
 UNKNOWN_DIGEST = "sha256:" + hashlib.sha256(b"an artifact nobody attested").hexdigest()
 BASE = ("--env", "cluster", "--logical-env", "production", "--deployment-name", "api")
-
-
-def as_json(result: Any) -> Any:
-    return json.loads(result.stdout)
 
 
 def file_digest(name: str) -> str:

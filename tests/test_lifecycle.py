@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import Invoke, assert_refused, query, snapshot
+from helpers import as_json
 
 from deploytrack import timeutil
 from deploytrack.services import deployments
@@ -45,10 +46,6 @@ def releases(ok: Invoke, tmp_path: Path) -> None:
     ok("attestation", "import", str(statement(tmp_path / "releases.json", V1, V2, V3, V4)))
     ok("environment", "create", "--name", "stage-cluster")
     ok("environment", "create", "--name", "prod-cluster")
-
-
-def as_json(result: Any) -> Any:
-    return json.loads(result.stdout)
 
 
 def slot(env: str = "prod-cluster", stage: str = "production", name: str = "api") -> list[str]:

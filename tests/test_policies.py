@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from conftest import NGINX_FULL, Invoke, assert_refused, attestation, query, snapshot
+from helpers import sha256_digest
 from keyutil import KeyPair, bundle, cryptography_keys, envelope, signed_envelope, statement
 
 from deploytrack.crypto.keys import load_public_key_file
@@ -28,7 +29,7 @@ SPDX = "https://spdx.dev/Document"
 
 
 def digest_of(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return sha256_digest(text.encode())
 
 
 APP = digest_of("app 1")

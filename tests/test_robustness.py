@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import ATTESTATIONS, snapshot
+from helpers import sha256_digest
 
 ENTRY = str(Path(sys.executable).parent / "deploytrack")
 WRITERS = 8
@@ -32,7 +33,7 @@ SHARED = ("shared", "production", "api", "CONTAINER_IMAGE")
 
 
 def digest_of(label: str) -> str:
-    return "sha256:" + hashlib.sha256(label.encode()).hexdigest()
+    return sha256_digest(label.encode())
 
 
 def evidence(path: Path, labels: list[str]) -> Path:

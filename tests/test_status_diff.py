@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import Clock, Invoke, assert_refused, snapshot
+from helpers import as_json
 
 from deploytrack import timeutil
 from deploytrack.services import lifecycle
@@ -69,10 +70,6 @@ def rec(
     where = ("--env", env, "--logical-env", stage, "--deployment-name", name, "--kind", kind)
     out = ok("deployment", "record", *where, "--digest", digest, "--status", status, "-o", "json")
     return json.loads(out.stdout)["deployment"]
-
-
-def as_json(result: Any) -> Any:
-    return json.loads(result.stdout)
 
 
 # --- status ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_refused, snapshot
+from helpers import sha256_digest
 
 from . import registry_support as rs
 from .conftest import RecordRef, recorded
@@ -58,7 +59,7 @@ def test_tag_records_what_it_points_to(
         "--tls-verify=false",
         f"docker://{plain_registry.host}/{repo_tag}",
     )
-    assert rs.sha256(served) == expected
+    assert sha256_digest(served) == expected
     assert f'"mediaType":"{media_type}"' in served.decode().replace(" ", "")
 
 
