@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import record_args
 
 from deploytrack.cli import cli
 
@@ -149,16 +150,7 @@ def record(ok: Invoke) -> Record:
         kind: str = "CONTAINER_IMAGE",
     ) -> dict[str, Any]:
         result = ok(
-            "deployment",
-            "record",
-            "--env",
-            env,
-            "--logical-env",
-            stage,
-            "--deployment-name",
-            name,
-            "--kind",
-            kind,
+            *record_args(env, stage, name, kind),
             "--digest",
             digest,
             *extra,

@@ -25,7 +25,7 @@ from conftest import (
     query,
     snapshot,
 )
-from helpers import as_json
+from helpers import as_json, record_args
 
 from deploytrack.cli import cli
 
@@ -65,7 +65,8 @@ MUTABLE = {"status", "ended_at", "superseded_by", "last_seen_at"}
 NOT_IN_STORE = "is not in the evidence store: import an attestation that names it first"
 # A well-formed digest no fixture names.
 UNKNOWN_DIGEST = "sha256:" + hashlib.sha256(b"an artifact nobody attested").hexdigest()
-BASE = ("--env", "cluster", "--logical-env", "production", "--deployment-name", "api")
+# The slot most tests record into: `deployment record` up to --kind, then the artifact.
+API = record_args("cluster", "production", "api")
 
 
 def file_digest(name: str) -> str:
@@ -120,9 +121,7 @@ def test_first_record_creates_an_active_record(record: Record, db_path: Path) ->
 
 
 def test_table_output_of_a_new_record(ok: Invoke) -> None:
-    out = ok(
-        "deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", "--digest", NGINX_FULL
-    ).stdout
+    out = ok(*API, "--digest", NGINX_FULL).stdout
     assert out.startswith("Recorded deployment 1: api (CONTAINER_IMAGE)")
     assert "cluster/production" in out
 
@@ -178,7 +177,7 @@ def test_superseding_is_one_transaction(record: Record, run: Invoke, db_path: Pa
     conn.commit()
     conn.close()
     before = snapshot(db_path)
-    result = run("deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", "--digest", NGINX_GIT)
+    result = run(*API, "--digest", NGINX_GIT)
     assert_refused(result, contains="injected failure")
     assert snapshot(db_path) == before
     assert rows(db_path)[first["id"]]["status"] == "deployed"
@@ -223,7 +222,7 @@ def test_helm_chart_kind(record: Record) -> None:
 @pytest.mark.parametrize("kind", ["jar", "IMAGE", "", "CONTAINER-IMAGE"])
 def test_unknown_kind_is_a_usage_error(run: Invoke, db_path: Path, kind: str) -> None:
     before = snapshot(db_path)
-    result = run("deployment", "record", *BASE, "--kind", kind, "--digest", NGINX_FULL)
+    result = run(*record_args("cluster", "production", "api", kind), "--digest", NGINX_FULL)
     assert_refused(result, code=2, contains="--kind")
     assert snapshot(db_path) == before
 
@@ -252,7 +251,7 @@ BAD_DIGESTS = {
 @pytest.mark.parametrize("digest", BAD_DIGESTS.values(), ids=BAD_DIGESTS.keys())
 def test_malformed_digests_are_refused(run: Invoke, db_path: Path, digest: str) -> None:
     before = snapshot(db_path)
-    result = run("deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", "--digest", digest)
+    result = run(*API, "--digest", digest)
     assert_refused(result, code=2, contains="sha256:<64 hex digits>")
     assert snapshot(db_path) == before
 
@@ -269,7 +268,7 @@ def test_exactly_one_of_digest_and_oci_ref(
     run: Invoke, db_path: Path, source: tuple[str, ...]
 ) -> None:
     before = snapshot(db_path)
-    result = run("deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", *source)
+    result = run(*API, *source)
     assert_refused(result, code=2, contains="exactly one of --digest and --oci-ref")
     assert snapshot(db_path) == before
 
@@ -310,11 +309,7 @@ def test_pinned_oci_reference_needs_no_network(
     artifact_ref: str,
 ) -> None:
     result = ok(
-        "deployment",
-        "record",
-        *BASE,
-        "--kind",
-        "CONTAINER_IMAGE",
+        *API,
         "--oci-ref",
         reference,
         "-o",
@@ -338,11 +333,7 @@ def test_oci_reference_of_an_unattested_digest_is_refused(
 ) -> None:
     before = snapshot(db_path)
     result = run(
-        "deployment",
-        "record",
-        *BASE,
-        "--kind",
-        "CONTAINER_IMAGE",
+        *API,
         "--oci-ref",
         f"ghcr.io/acme/api:1.0@{UNKNOWN_DIGEST}",
     )
@@ -366,16 +357,7 @@ def test_oci_reference_of_an_unattested_digest_is_refused(
 def test_deployment_names(run: Invoke, db_path: Path, name: str, accepted: bool) -> None:
     before = snapshot(db_path)
     result = run(
-        "deployment",
-        "record",
-        "--env",
-        "cluster",
-        "--logical-env",
-        "production",
-        "--deployment-name",
-        name,
-        "--kind",
-        "CONTAINER_IMAGE",
+        *record_args("cluster", "production", name),
         "--digest",
         NGINX_FULL,
     )
@@ -426,11 +408,7 @@ def test_digest_must_be_in_the_evidence_store(
     record(NGINX_FULL)
     before = snapshot(db_path)
     result = run(
-        "deployment",
-        "record",
-        *BASE,
-        "--kind",
-        "CONTAINER_IMAGE",
+        *API,
         "--digest",
         UNKNOWN_DIGEST,
         "--status",
@@ -457,7 +435,7 @@ def test_a_digest_named_only_as_a_subject_becomes_recordable_once_attested(
         for s in parsed["subjects"]
         if s["digest"].startswith("sha256:") and s["digest"] not in materials
     )
-    refused = run("deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", "--digest", subject)
+    refused = run(*API, "--digest", subject)
     assert_refused(refused, contains=NOT_IN_STORE)
     ok("attestation", "import", provenance)
     assert record(subject)["action"] == "created"
@@ -495,11 +473,7 @@ def test_times_never_run_backwards_when_the_clock_does(
 
 def decommission(run: Invoke, digest: str, *extra: str) -> Any:
     return run(
-        "deployment",
-        "record",
-        *BASE,
-        "--kind",
-        "CONTAINER_IMAGE",
+        *API,
         "--digest",
         digest,
         "--status",
@@ -595,16 +569,7 @@ def test_decommission_command_ends_what_the_slot_runs(
     record(NGINX_FULL, name="web")
     same_rule = as_json(
         ok(
-            "deployment",
-            "record",
-            "--env",
-            "cluster",
-            "--logical-env",
-            "production",
-            "--deployment-name",
-            "web",
-            "--kind",
-            "CONTAINER_IMAGE",
+            *record_args("cluster", "production", "web"),
             "--digest",
             NGINX_FULL,
             "--status",
@@ -926,18 +891,7 @@ def test_program_records_and_supersedes(entry_point: str, tmp_path: Path) -> Non
     for args in steps:
         done = program(entry_point, db, *args)
         assert done.returncode == 0, done.stderr
-    key = (
-        "deployment",
-        "record",
-        "--env",
-        "edge",
-        "--logical-env",
-        "staging",
-        "--deployment-name",
-        "proxy",
-        "--kind",
-        "container_image",
-    )
+    key = record_args("edge", "staging", "proxy", kind="container_image")
 
     created = program(entry_point, db, *key, "--digest", NGINX_FULL)
     assert created.returncode == 0, created.stderr
@@ -965,20 +919,7 @@ def test_program_refusals_are_one_error_line(entry_point: str, tmp_path: Path) -
     before = snapshot(db)
     cases = [
         (
-            (
-                "deployment",
-                "record",
-                "--env",
-                "edge",
-                "--logical-env",
-                "production",
-                "--deployment-name",
-                "proxy",
-                "--kind",
-                "CONTAINER_IMAGE",
-                "--digest",
-                NGINX_FULL,
-            ),
+            (*record_args("edge", "production", "proxy"), "--digest", NGINX_FULL),
             1,
             f"Error: {NGINX_FULL} {NOT_IN_STORE}",
         ),
@@ -988,18 +929,7 @@ def test_program_refusals_are_one_error_line(entry_point: str, tmp_path: Path) -
             "Error: Invalid value for '--name': invalid environment name",
         ),
         (
-            (
-                "deployment",
-                "record",
-                "--env",
-                "edge",
-                "--logical-env",
-                "production",
-                "--deployment-name",
-                "proxy",
-                "--kind",
-                "CONTAINER_IMAGE",
-            ),
+            record_args("edge", "production", "proxy"),
             2,
             "Error: give exactly one of --digest and --oci-ref",
         ),

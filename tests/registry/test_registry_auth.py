@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_refused, snapshot
+from helpers import prepend_path, record_args
 
 from . import registry_support as rs
-from .conftest import ALICE, BOB, BOB_IDENTITY_TOKEN, RecordRef, recorded
+from .conftest import ALICE, BOB, BOB_IDENTITY_TOKEN, RecordRef, recorded, refused
 
 WRONG = "not-the-password"
 
@@ -31,11 +32,25 @@ def _ok(registry: rs.Registry, ready, record_ref: RecordRef, repo_tag: str, *ext
 
 
 def _refused(record_ref: RecordRef, db_path: Path, ref: str, *extra: str, contains: str, **kw):
-    before = snapshot(db_path)
-    result = record_ref(ref, "--plain-http", *extra, **kw)
-    assert_refused(result, 1, contains)
-    assert snapshot(db_path) == before
-    return result
+    return refused(record_ref, db_path, ref, "--plain-http", *extra, contains=contains, **kw)
+
+
+def _login(server: str, username: str, password: str) -> tuple[str, ...]:
+    """The explicit credential flags: all three, as a user types them."""
+    return (
+        "--registry-server", server, "--registry-username", username,
+        "--registry-password", password,
+    )  # fmt: skip
+
+
+def _helper_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, logins: dict
+) -> Path:
+    """A docker-credential-NAME answering `logins`, first on $PATH; its folder."""
+    bin_dir = tmp_path / "bin"
+    rs.credential_helper(bin_dir, name, logins)
+    prepend_path(monkeypatch, bin_dir)
+    return bin_dir
 
 
 # --- Basic auth (htpasswd) ----------------------------------------------------------------
@@ -57,12 +72,7 @@ def test_basic_auth_with_flags(basic_registry, ready, record_ref):
         ready,
         record_ref,
         "acme/app:1.0",
-        "--registry-server",
-        basic_registry.host,
-        "--registry-username",
-        ALICE[0],
-        "--registry-password",
-        ALICE[1],
+        *_login(basic_registry.host, ALICE[0], ALICE[1]),
     )
 
 
@@ -96,12 +106,7 @@ def test_basic_auth_failed(basic_registry, ready, record_ref, db_path):
         record_ref,
         db_path,
         f"{basic_registry.host}/acme/app:1.0",
-        "--registry-server",
-        basic_registry.host,
-        "--registry-username",
-        ALICE[0],
-        "--registry-password",
-        WRONG,
+        *_login(basic_registry.host, ALICE[0], WRONG),
         contains=f"authentication failed: {basic_registry.host} refused user 'alice' from "
         "--registry-username/--registry-password",
     )
@@ -150,9 +155,7 @@ def test_docker_config_wrong_login_names_its_file(
 
 
 def test_cred_helper_from_credHelpers(basic_registry, ready, record_ref, tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    rs.credential_helper(bin_dir, "testhelper", {basic_registry.host: ALICE})
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    bin_dir = _helper_on_path(tmp_path, monkeypatch, "testhelper", {basic_registry.host: ALICE})
     _docker_config(
         tmp_path,
         monkeypatch,
@@ -166,9 +169,7 @@ def test_cred_helper_from_credHelpers(basic_registry, ready, record_ref, tmp_pat
 
 
 def test_creds_store(basic_registry, ready, record_ref, tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    rs.credential_helper(bin_dir, "teststore", {basic_registry.host: ALICE})
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    bin_dir = _helper_on_path(tmp_path, monkeypatch, "teststore", {basic_registry.host: ALICE})
     _docker_config(
         tmp_path, monkeypatch, {"credsStore": "teststore", "auths": {basic_registry.host: {}}}
     )
@@ -179,9 +180,7 @@ def test_creds_store(basic_registry, ready, record_ref, tmp_path, monkeypatch):
 def test_creds_store_without_a_login_falls_back_to_auths(
     basic_registry, ready, record_ref, tmp_path, monkeypatch
 ):
-    bin_dir = tmp_path / "bin"
-    rs.credential_helper(bin_dir, "emptystore", {})
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    bin_dir = _helper_on_path(tmp_path, monkeypatch, "emptystore", {})
     _docker_config(
         tmp_path,
         monkeypatch,
@@ -234,12 +233,7 @@ def test_explicit_credentials_come_before_the_docker_config(
         record_ref,
         db_path,
         f"{host}/acme/app:1.0",
-        "--registry-server",
-        host,
-        "--registry-username",
-        "alice",
-        "--registry-password",
-        WRONG,
+        *_login(host, "alice", WRONG),
         contains="from --registry-username/--registry-password",
     )
     # And the other way round.
@@ -249,12 +243,7 @@ def test_explicit_credentials_come_before_the_docker_config(
         ready,
         record_ref,
         "acme/app:1.0",
-        "--registry-server",
-        host,
-        "--registry-username",
-        ALICE[0],
-        "--registry-password",
-        ALICE[1],
+        *_login(host, ALICE[0], ALICE[1]),
     )
 
 
@@ -270,12 +259,7 @@ def test_explicit_credentials_are_sent_only_to_their_server(
             record_ref,
             db_path,
             f"{front.host}/acme/app:1.0",
-            "--registry-server",
-            basic_registry.host,
-            "--registry-username",
-            ALICE[0],
-            "--registry-password",
-            ALICE[1],
+            *_login(basic_registry.host, ALICE[0], ALICE[1]),
             contains="authentication required",
         )
     finally:
@@ -305,12 +289,7 @@ def test_netrc_is_not_a_credential_source(basic_registry, ready, record_ref, db_
         (["--registry-server", "127.0.0.1:5000"], "need all three"),
         (
             [
-                "--registry-server",
-                "r.io",
-                "--registry-username",
-                "a",
-                "--registry-password",
-                "x",
+                *_login("r.io", "a", "x"),
                 "--registry-password-stdin",
             ],
             "not both",
@@ -321,12 +300,7 @@ def test_netrc_is_not_a_credential_source(basic_registry, ready, record_ref, db_
         ),
         (
             [
-                "--registry-server",
-                "bad host",
-                "--registry-username",
-                "a",
-                "--registry-password",
-                "x",
+                *_login("bad host", "a", "x"),
             ],
             "invalid registry server",
         ),
@@ -381,12 +355,7 @@ def test_bearer_with_credentials(token_registry, token_issuer, ready, record_ref
         ready,
         record_ref,
         "team/app:1.0",
-        "--registry-server",
-        token_registry.host,
-        "--registry-username",
-        BOB[0],
-        "--registry-password",
-        BOB[1],
+        *_login(token_registry.host, BOB[0], BOB[1]),
     )
     assert [(r["user"], r["scopes"]) for r in token_issuer.requests[before:]] == [
         ("bob", ["repository:team/app:pull"])
@@ -399,12 +368,7 @@ def test_bearer_wrong_password(token_registry, ready, record_ref, db_path):
         record_ref,
         db_path,
         f"{token_registry.host}/team/app:1.0",
-        "--registry-server",
-        token_registry.host,
-        "--registry-username",
-        BOB[0],
-        "--registry-password",
-        WRONG,
+        *_login(token_registry.host, BOB[0], WRONG),
         contains=f"authentication failed: the token service of {token_registry.host}",
     )
     assert "refused user 'bob'" in result.stderr
@@ -424,11 +388,8 @@ def test_bearer_identity_token_from_docker_config(
 def test_bearer_identity_token_from_a_credential_helper(
     token_registry, token_issuer, ready, record_ref, tmp_path, monkeypatch
 ):
-    bin_dir = tmp_path / "bin"
-    rs.credential_helper(
-        bin_dir, "tokenhelper", {token_registry.host: ("<token>", BOB_IDENTITY_TOKEN)}
-    )
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    logins = {token_registry.host: ("<token>", BOB_IDENTITY_TOKEN)}
+    _helper_on_path(tmp_path, monkeypatch, "tokenhelper", logins)
     _docker_config(tmp_path, monkeypatch, {"credHelpers": {token_registry.host: "tokenhelper"}})
     before = len(token_issuer.requests)
     _ok(token_registry, ready, record_ref, "team/app:1.0")
@@ -473,12 +434,7 @@ def test_password_is_never_printed_or_stored(
         kwargs: dict = {}
         if how == "flag":
             flags = [
-                "--registry-server",
-                host,
-                "--registry-username",
-                "alice",
-                "--registry-password",
-                SECRET,
+                *_login(host, "alice", SECRET),
             ]
         elif how == "stdin":
             flags = [
@@ -515,12 +471,7 @@ def test_password_is_never_printed_or_stored(
         ready,
         record_ref,
         "acme/app:1.0",
-        "--registry-server",
-        basic_registry.host,
-        "--registry-username",
-        ALICE[0],
-        "--registry-password",
-        ALICE[1],
+        *_login(basic_registry.host, ALICE[0], ALICE[1]),
     )
     outputs += [good.stdout, good.stderr]
     for text in outputs:
@@ -551,16 +502,7 @@ def test_password_not_in_entry_point_output_or_options_repr(
     proc = subprocess.run(
         [
             entry_point,
-            "deployment",
-            "record",
-            "--env",
-            "k8s",
-            "--logical-env",
-            "staging",
-            "--deployment-name",
-            "app",
-            "--kind",
-            "CONTAINER_IMAGE",
+            *record_args("k8s", "staging", "app"),
             "--plain-http",
             "--oci-ref",
             f"{basic_registry.host}/acme/app:1.0",
@@ -582,11 +524,6 @@ def test_registry_server_is_matched_without_regard_to_case(basic_registry, ready
     result = record_ref(
         f"localhost:{port}/acme/app:1.0",
         "--plain-http",
-        "--registry-server",
-        f"http://LocalHost:{port}/",
-        "--registry-username",
-        ALICE[0],
-        "--registry-password",
-        ALICE[1],
+        *_login(f"http://LocalHost:{port}/", ALICE[0], ALICE[1]),
     )
     assert recorded(result)["digest"] == basic_registry.digests["acme/app:1.0"]

@@ -11,31 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_refused, snapshot
 
 from deploytrack.registry import RegistryError
 from deploytrack.registry.chart import parse_chart_yaml, read_chart
 
 from . import registry_support as rs
-from .conftest import RecordRef, recorded
+from .conftest import RecordRef, recorded, refused
 
 REPO = Path(__file__).parents[2]
 DEMO = REPO / "demo"
-
-
-def _refused(
-    record_ref: RecordRef,
-    db_path: Path,
-    ref: str,
-    *extra: str,
-    contains: str,
-    kind: str = "CONTAINER_IMAGE",
-) -> str:
-    before = snapshot(db_path)
-    result = record_ref(ref, *extra, kind=kind)
-    assert_refused(result, 1, contains)
-    assert snapshot(db_path) == before
-    return result.stderr
 
 
 # --- OCI image layouts --------------------------------------------------------------------
@@ -77,12 +61,12 @@ def test_shipped_demo_layout_resolves_to_the_digests_its_attestations_name(
 
 def test_oci_layout_missing_tag_lists_the_candidates(layouts, ready, record_ref, db_path):
     ready()
-    line = _refused(
+    line = refused(
         record_ref,
         db_path,
         f"oci:{layouts.oci}:9.9",
         contains=f"tag 9.9 is not in OCI layout {layouts.oci}",
-    )
+    ).stderr
     assert "(its tags: 1.0, 1.1, multi-1.0, 0.1.0)" in line
 
 
@@ -90,12 +74,12 @@ def test_oci_layout_without_tag_needs_exactly_one_manifest(
     layouts, ready, record_ref, db_path, tmp_path
 ):
     ready(layouts.digests["1.0"])
-    line = _refused(
+    line = refused(
         record_ref,
         db_path,
         f"oci:{layouts.oci}",
         contains=f"OCI layout {layouts.oci} holds 4 manifests: name one with",
-    )
+    ).stderr
     assert "1.0, 1.1, multi-1.0, 0.1.0" in line
     # One manifest (untagged, as some tools write it): no tag needed.
     manifest = (
@@ -129,12 +113,12 @@ def test_oci_layout_tag_on_several_manifests_is_refused(
         )
     twice = rs.write_layout(tmp_path / "twice", descriptors, blobs)
     ready()
-    line = _refused(
+    line = refused(
         record_ref,
         db_path,
         f"oci:{twice}:latest",
         contains="tag latest names 2 manifests in OCI layout",
-    )
+    ).stderr
     assert layouts.digests["1.0"] in line and layouts.digests["1.1"] in line
 
 
@@ -166,7 +150,7 @@ def test_broken_oci_layouts_are_refused(
     elif damage == "corrupt-blob":
         blob.write_bytes(blob.read_bytes() + b" ")
     ready()
-    _refused(record_ref, db_path, f"oci:{copy}:1.0", contains=message)
+    refused(record_ref, db_path, f"oci:{copy}:1.0", contains=message)
 
 
 def test_oci_archive_written_by_skopeo(layouts, ready, record_ref, db_path, tmp_path):
@@ -188,12 +172,12 @@ def test_oci_archive_written_by_skopeo(layouts, ready, record_ref, db_path, tmp_
         record = recorded(record_ref(f"oci-archive:{archive}:{tag}"))
         assert record["digest"] == layouts.digests[tag]
         assert record["artifact_ref"] == f"oci-archive:{archive}:{tag}"
-    line = _refused(
+    line = refused(
         record_ref,
         db_path,
         f"oci-archive:{archive}:2.0",
         contains=f"tag 2.0 is not in OCI archive {archive}",
-    )
+    ).stderr
     assert "(its tags: multi-1.0)" in line  # skopeo writes one image per archive
 
 
@@ -201,13 +185,13 @@ def test_oci_archive_of_a_layout_folder(layouts, ready, record_ref, db_path, tmp
     archive = rs.tar_folder(layouts.oci, tmp_path / "layout.tar")
     ready(layouts.digests["1.1"])
     assert recorded(record_ref(f"oci-archive:{archive}:1.1"))["digest"] == layouts.digests["1.1"]
-    _refused(
+    refused(
         record_ref,
         db_path,
         f"oci-archive:{archive}",
         contains=f"OCI archive {archive} holds 4 manifests",
     )
-    _refused(
+    refused(
         record_ref,
         db_path,
         f"oci-archive:{tmp_path / 'absent.tar'}:1.0",
@@ -215,7 +199,7 @@ def test_oci_archive_of_a_layout_folder(layouts, ready, record_ref, db_path, tmp
     )
     not_tar = tmp_path / "not.tar"
     not_tar.write_bytes(b"\x00garbage" * 100)
-    _refused(
+    refused(
         record_ref,
         db_path,
         f"oci-archive:{not_tar}:1.0",
@@ -258,7 +242,7 @@ def test_broken_helm_chart_files_are_refused(
     if content is not None:
         chart.write_bytes(content)
     ready()
-    _refused(record_ref, db_path, str(chart), kind="HELM_CHART", contains=message)
+    refused(record_ref, db_path, str(chart), kind="HELM_CHART", contains=message)
 
 
 def test_helm_chart_without_chart_yaml(ready, record_ref, db_path, tmp_path):
@@ -274,7 +258,7 @@ def test_helm_chart_without_chart_yaml(ready, record_ref, db_path, tmp_path):
     chart = tmp_path / "empty.tgz"
     chart.write_bytes(gzip.compress(raw.getvalue()))
     ready()
-    _refused(
+    refused(
         record_ref,
         db_path,
         str(chart),
@@ -287,7 +271,7 @@ def test_chart_file_needs_kind_helm_chart(ready, record_ref, db_path, tmp_path):
     chart = tmp_path / "mychart-0.1.0.tgz"
     chart.write_bytes(rs.chart_tgz())
     ready()
-    _refused(record_ref, db_path, str(chart), contains="give --kind HELM_CHART")
+    refused(record_ref, db_path, str(chart), contains="give --kind HELM_CHART")
 
 
 def test_chart_yaml_minimal_fields():
@@ -340,7 +324,7 @@ def test_helm_kind_refuses_images_in_a_registry(
     plain_registry: rs.Registry, ready, record_ref, db_path, repo_tag: str, message: str
 ):
     ready()
-    _refused(
+    refused(
         record_ref,
         db_path,
         f"oci://{plain_registry.host}/{repo_tag}",
@@ -354,7 +338,7 @@ def test_helm_chart_in_an_oci_layout(layouts: rs.Layouts, ready, record_ref, db_
     ready(layouts.digests["0.1.0"])
     record = recorded(record_ref(f"oci:{layouts.oci}:0.1.0", kind="HELM_CHART"))
     assert record["digest"] == layouts.digests["0.1.0"]
-    _refused(
+    refused(
         record_ref,
         db_path,
         f"oci:{layouts.oci}:1.0",

@@ -10,26 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_refused, snapshot
-from helpers import sha256_digest
+from helpers import record_args, sha256_digest
 
 from . import registry_support as rs
-from .conftest import RecordRef, recorded
+from .conftest import RecordRef, recorded, refused
 
 DEMO_LAYOUT = Path(__file__).parents[2] / "demo" / "oci-layout"
 DEMO_100 = "sha256:47b52ebc612b8b554bab29d067bf302bb1b07407fe0d0a053b9023e93eb62ba0"
 ALL_FOUR = (rs.MANIFEST, rs.INDEX, rs.DOCKER_MANIFEST, rs.DOCKER_LIST)
-
-
-def refused(
-    record_ref: RecordRef, db_path: Path, ref: str, *extra: str, contains: str, **kwargs
-) -> str:
-    """The command fails with one `Error:` line, exit 1, and the database is unchanged."""
-    before = snapshot(db_path)
-    result = record_ref(ref, *extra, **kwargs)
-    assert_refused(result, 1, contains)
-    assert snapshot(db_path) == before
-    return result.stderr
 
 
 @pytest.mark.parametrize(
@@ -177,7 +165,7 @@ def test_tag_not_found_lists_the_tags(plain_registry: rs.Registry, ready, record
         f"{plain_registry.host}/acme/app:9.9",
         "--plain-http",
         contains="tag 9.9 not found in",
-    )
+    ).stderr
     assert "(its tags: 1.0, 1.1)" in line
 
 
@@ -281,7 +269,7 @@ def test_plain_http_registry_without_the_flag_is_a_tls_failure_even_on_localhost
         db_path,
         f"{plain_registry.host}/acme/app:1.0",
         contains=f"TLS failure talking to {plain_registry.host}",
-    )
+    ).stderr
     assert "--plain-http" in line and "--ca-file" in line
     port = plain_registry.host.rpartition(":")[2]
     refused(record_ref, db_path, f"localhost:{port}/acme/app:1.0", contains="TLS failure")
@@ -294,8 +282,7 @@ def test_installed_entry_point_records_a_tag(
     env = {**os.environ, "HOME": str(tmp_path / "home"), "DEPLOYTRACK_DB": str(db_path)}
 
     def deploytrack(ref: str) -> subprocess.CompletedProcess:
-        args = ["deployment", "record", "--env", "k8s", "--logical-env", "production"]
-        args += ["--deployment-name", "web", "--kind", "CONTAINER_IMAGE", "--plain-http"]
+        args = [*record_args("k8s", "production", "web"), "--plain-http"]
         return subprocess.run(
             [entry_point, *args, "--oci-ref", ref],
             capture_output=True,
@@ -335,18 +322,7 @@ def test_only_resolving_a_tag_imports_oras(
     digest = plain_registry.digests["acme/app:1.0"]
     ready(digest, DEMO_100)
     env = {**os.environ, "HOME": str(tmp_path / "home"), "DEPLOYTRACK_DB": str(db_path)}
-    common = [
-        "deployment",
-        "record",
-        "--env",
-        "k8s",
-        "--logical-env",
-        "staging",
-        "--deployment-name",
-        "app",
-        "--kind",
-        "CONTAINER_IMAGE",
-    ]
+    common = record_args("k8s", "staging", "app")
     heavy = {"oras", "requests", "jsonschema", "urllib3"}
     for args in (
         [*common, "--digest", digest],

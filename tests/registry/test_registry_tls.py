@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from conftest import assert_refused, snapshot
+from conftest import assert_refused
 
 from . import registry_support as rs
-from .conftest import RecordRef, recorded
-
-
-def _refused(record_ref: RecordRef, db_path: Path, ref: str, *extra: str, contains: str) -> str:
-    before = snapshot(db_path)
-    result = record_ref(ref, *extra)
-    assert_refused(result, 1, contains)
-    assert snapshot(db_path) == before
-    return result.stderr
+from .conftest import recorded, refused
 
 
 def test_ca_file_trusts_the_private_ca(tls_registry: rs.Registry, ready, record_ref):
@@ -27,12 +17,12 @@ def test_ca_file_trusts_the_private_ca(tls_registry: rs.Registry, ready, record_
 
 def test_tls_is_verified_by_default(tls_registry: rs.Registry, ready, record_ref, db_path):
     ready()
-    line = _refused(
+    line = refused(
         record_ref,
         db_path,
         f"{tls_registry.host}/acme/app:1.0",
         contains=f"TLS failure talking to {tls_registry.host} (certificate verify failed:",
-    )
+    ).stderr
     assert "give --ca-file PEM" in line and "--plain-http" in line
 
 
@@ -40,7 +30,7 @@ def test_a_ca_that_did_not_sign_the_certificate_fails(
     tls_registry: rs.Registry, tls: rs.TlsFiles, ready, record_ref, db_path
 ):
     ready()
-    _refused(
+    refused(
         record_ref,
         db_path,
         f"{tls_registry.host}/acme/app:1.0",
@@ -54,7 +44,7 @@ def test_plain_http_against_an_https_registry(
     tls_registry: rs.Registry, ready, record_ref, db_path
 ):
     ready()
-    _refused(
+    refused(
         record_ref,
         db_path,
         f"{tls_registry.host}/acme/app:1.0",
@@ -67,7 +57,7 @@ def test_ca_file_that_is_not_pem(tls_registry: rs.Registry, ready, record_ref, d
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate\n")
     ready()
-    _refused(
+    refused(
         record_ref,
         db_path,
         f"{tls_registry.host}/acme/app:1.0",
