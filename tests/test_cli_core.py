@@ -5,7 +5,6 @@ enumerated, so a command added later is covered without editing this file."""
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import click
 import pytest
 from click.testing import CliRunner
 from conftest import NGINX_FULL, Invoke, Record, assert_refused, attestation, query, snapshot
+from helpers import sha256_digest
 
 from deploytrack.cli import cli
 from deploytrack.cli.lazy import Command, LazyGroup
@@ -256,6 +256,29 @@ def test_a_read_whose_reader_is_gone_exits_141(
     _quiet_141(done, done.stderr)
 
 
+def _reader_leaves_half_way(argv: list[str], unbuffered: str, size: int) -> bytes:
+    """Run `argv` into a 4 KB pipe, read `size` bytes, leave; it must exit 141 quietly.
+
+    Returns what was read. The pipe is smaller than the output, so the writer blocks until
+    the reader leaves; one small os.read (not a buffered reader, which would drain the pipe).
+    """
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen(
+        argv,
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
+    )
+    os.close(write_end)
+    head = os.read(read_end, size)
+    os.close(read_end)
+    assert proc.stderr is not None
+    proc.wait(timeout=60)
+    _quiet_141(proc, proc.stderr.read())
+    return head
+
+
 @pytest.mark.parametrize("output", ["json", "table"])
 @pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED", "buffered"])
 def test_a_reader_that_leaves_half_way_exits_141(
@@ -263,22 +286,9 @@ def test_a_reader_that_leaves_half_way_exits_141(
 ) -> None:
     for index in range(80):  # ~32 KB of JSON, ~11 KB of table
         record(NGINX_FULL, name=f"svc-{index}")
-    read_end, write_end = os.pipe()
-    # A pipe smaller than the output: the writer blocks until the reader leaves.
-    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
-    proc = subprocess.Popen(
-        [entry_point, "--db", str(db_path), "deployment", "list", "-o", output],
-        stdout=write_end,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
-    )
-    os.close(write_end)
-    # One small read (not a buffered reader, which would drain the pipe), then leave.
-    assert os.read(read_end, 16).startswith(b"[" if output == "json" else b"ID")
-    os.close(read_end)
-    assert proc.stderr is not None
-    proc.wait(timeout=60)
-    _quiet_141(proc, proc.stderr.read())
+    argv = [entry_point, "--db", str(db_path), "deployment", "list", "-o", output]
+    head = _reader_leaves_half_way(argv, unbuffered, 16)
+    assert head.startswith(b"[" if output == "json" else b"ID")
 
 
 @pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED", "buffered"])
@@ -287,21 +297,9 @@ def test_a_download_whose_reader_leaves_half_way_exits_141(
 ) -> None:
     bundle = attestation("chainloop-slsa_provenance.sigstore.json")  # 12 KB
     ok("attestation", "import", str(bundle))
-    digest = "sha256:" + hashlib.sha256(bundle.read_bytes()).hexdigest()
-    read_end, write_end = os.pipe()
-    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
-    proc = subprocess.Popen(
-        [entry_point, "--db", str(db_path), "artifact", "download", "--digest", digest],
-        stdout=write_end,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
-    )
-    os.close(write_end)
-    assert os.read(read_end, 1) == b"{"
-    os.close(read_end)
-    assert proc.stderr is not None
-    proc.wait(timeout=60)
-    _quiet_141(proc, proc.stderr.read())
+    digest = sha256_digest(bundle.read_bytes())
+    argv = [entry_point, "--db", str(db_path), "artifact", "download", "--digest", digest]
+    assert _reader_leaves_half_way(argv, unbuffered, 1) == b"{"
 
 
 def test_a_broken_pipe_that_is_not_stdout_is_an_internal_error() -> None:

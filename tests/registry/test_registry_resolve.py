@@ -66,14 +66,21 @@ def test_a_new_tag_supersedes_and_the_same_tag_is_a_heartbeat(
     assert '"action": "superseded"' in newer.stdout
 
 
+def _record_through(
+    front: rs._Server, registry: rs.Registry, ready, record_ref: RecordRef, repo_tag: str
+) -> None:
+    """Record `repo_tag` of `registry` by asking `front` (a proxy to it): the tag's digest."""
+    ready(registry.digests[repo_tag])
+    result = record_ref(f"{front.host}/{repo_tag}", "--plain-http")
+    assert recorded(result)["digest"] == registry.digests[repo_tag]
+
+
 def test_one_head_request_with_all_four_media_types_and_no_blob(
     plain_registry: rs.Registry, ready, record_ref: RecordRef
 ):
     counting = rs.proxy(plain_registry.host)
     try:
-        ready(plain_registry.digests["acme/multi:1.0"])
-        result = record_ref(f"{counting.host}/acme/multi:1.0", "--plain-http")
-        assert recorded(result)["digest"] == plain_registry.digests["acme/multi:1.0"]
+        _record_through(counting, plain_registry, ready, record_ref, "acme/multi:1.0")
     finally:
         counting.stop()
     assert [(method, path) for method, path, _ in counting.log] == [
@@ -89,9 +96,7 @@ def test_without_digest_header_it_falls_back_to_get_and_hashes_the_body(
     stripping = rs.proxy(plain_registry.host, strip=("docker-content-digest",))
     try:
         for repo_tag in ("acme/dlist:1.0", "acme/app:1.0"):
-            ready(plain_registry.digests[repo_tag])
-            result = record_ref(f"{stripping.host}/{repo_tag}", "--plain-http")
-            assert recorded(result)["digest"] == plain_registry.digests[repo_tag]
+            _record_through(stripping, plain_registry, ready, record_ref, repo_tag)
     finally:
         stripping.stop()
     requests = [(method, path) for method, path, _ in stripping.log]
@@ -118,9 +123,7 @@ def test_a_registry_without_head_or_content_type_is_read_with_get(
     """The digest is then the sha256 of the body, and the media type the body's own."""
     front = rs.proxy(plain_registry.host, **proxy_options)
     try:
-        ready(plain_registry.digests["acme/dlist:1.0"])
-        result = record_ref(f"{front.host}/acme/dlist:1.0", "--plain-http")
-        assert recorded(result)["digest"] == plain_registry.digests["acme/dlist:1.0"]
+        _record_through(front, plain_registry, ready, record_ref, "acme/dlist:1.0")
     finally:
         front.stop()
     assert [method for method, _, _ in front.log] == requests
