@@ -166,7 +166,7 @@ def test_another_digest_supersedes_the_active_record(record: Record, db_path: Pa
     assert [r["status"] for r in stored.values()].count("deployed") == 1
 
 
-def test_superseding_is_one_transaction(record: Record, run: Invoke, db_path: Path) -> None:
+def test_superseding_is_one_transaction(refuse: Invoke, record: Record, db_path: Path) -> None:
     """If the new record cannot be written, the old one must stay active."""
     first = record(NGINX_FULL)["deployment"]
     conn = sqlite3.connect(db_path)
@@ -176,10 +176,7 @@ def test_superseding_is_one_transaction(record: Record, run: Invoke, db_path: Pa
     )
     conn.commit()
     conn.close()
-    before = snapshot(db_path)
-    result = run(*API, "--digest", NGINX_GIT)
-    assert_refused(result, contains="injected failure")
-    assert snapshot(db_path) == before
+    refuse(*API, "--digest", NGINX_GIT, contains="injected failure")
     assert rows(db_path)[first["id"]]["status"] == "deployed"
 
 
@@ -220,11 +217,14 @@ def test_helm_chart_kind(record: Record) -> None:
 
 
 @pytest.mark.parametrize("kind", ["jar", "IMAGE", "", "CONTAINER-IMAGE"])
-def test_unknown_kind_is_a_usage_error(run: Invoke, db_path: Path, kind: str) -> None:
-    before = snapshot(db_path)
-    result = run(*record_args("cluster", "production", "api", kind), "--digest", NGINX_FULL)
-    assert_refused(result, code=2, contains="--kind")
-    assert snapshot(db_path) == before
+def test_unknown_kind_is_a_usage_error(refuse: Invoke, kind: str) -> None:
+    refuse(
+        *record_args("cluster", "production", "api", kind),
+        "--digest",
+        NGINX_FULL,
+        code=2,
+        contains="--kind",
+    )
 
 
 def test_uppercase_hex_is_normalised(record: Record, db_path: Path) -> None:
@@ -249,11 +249,8 @@ BAD_DIGESTS = {
 
 
 @pytest.mark.parametrize("digest", BAD_DIGESTS.values(), ids=BAD_DIGESTS.keys())
-def test_malformed_digests_are_refused(run: Invoke, db_path: Path, digest: str) -> None:
-    before = snapshot(db_path)
-    result = run(*API, "--digest", digest)
-    assert_refused(result, code=2, contains="sha256:<64 hex digits>")
-    assert snapshot(db_path) == before
+def test_malformed_digests_are_refused(refuse: Invoke, digest: str) -> None:
+    refuse(*API, "--digest", digest, code=2, contains="sha256:<64 hex digits>")
 
 
 @pytest.mark.parametrize(
@@ -264,13 +261,8 @@ def test_malformed_digests_are_refused(run: Invoke, db_path: Path, digest: str) 
     ],
     ids=["neither", "both"],
 )
-def test_exactly_one_of_digest_and_oci_ref(
-    run: Invoke, db_path: Path, source: tuple[str, ...]
-) -> None:
-    before = snapshot(db_path)
-    result = run(*API, *source)
-    assert_refused(result, code=2, contains="exactly one of --digest and --oci-ref")
-    assert snapshot(db_path) == before
+def test_exactly_one_of_digest_and_oci_ref(refuse: Invoke, source: tuple[str, ...]) -> None:
+    refuse(*API, *source, code=2, contains="exactly one of --digest and --oci-ref")
 
 
 @pytest.fixture
@@ -328,17 +320,8 @@ def test_pinned_oci_reference_needs_no_network(
     assert artifact_ref in wide and digest in wide
 
 
-def test_oci_reference_of_an_unattested_digest_is_refused(
-    run: Invoke, db_path: Path, no_network: None
-) -> None:
-    before = snapshot(db_path)
-    result = run(
-        *API,
-        "--oci-ref",
-        f"ghcr.io/acme/api:1.0@{UNKNOWN_DIGEST}",
-    )
-    assert_refused(result, contains=NOT_IN_STORE)
-    assert snapshot(db_path) == before
+def test_oci_reference_of_an_unattested_digest_is_refused(refuse: Invoke, no_network: None) -> None:
+    refuse(*API, "--oci-ref", f"ghcr.io/acme/api:1.0@{UNKNOWN_DIGEST}", contains=NOT_IN_STORE)
 
 
 @pytest.mark.parametrize(
@@ -383,10 +366,9 @@ def test_deployment_names(run: Invoke, db_path: Path, name: str, accepted: bool)
     ],
 )
 def test_environment_and_stage_must_exist(
-    run: Invoke, db_path: Path, args: tuple[str, ...], message: str
+    refuse: Invoke, args: tuple[str, ...], message: str
 ) -> None:
-    before = snapshot(db_path)
-    result = run(
+    refuse(
         "deployment",
         "record",
         *args,
@@ -396,26 +378,21 @@ def test_environment_and_stage_must_exist(
         "CONTAINER_IMAGE",
         "--digest",
         NGINX_FULL,
+        contains=message,
     )
-    assert_refused(result, contains=message)
-    assert snapshot(db_path) == before
 
 
 @pytest.mark.parametrize("status", ["deployed", "decommissioned"])
-def test_digest_must_be_in_the_evidence_store(
-    run: Invoke, record: Record, db_path: Path, status: str
-) -> None:
+def test_digest_must_be_in_the_evidence_store(refuse: Invoke, record: Record, status: str) -> None:
     record(NGINX_FULL)
-    before = snapshot(db_path)
-    result = run(
+    refuse(
         *API,
         "--digest",
         UNKNOWN_DIGEST,
         "--status",
         status,
+        contains=f"{UNKNOWN_DIGEST} {NOT_IN_STORE}",
     )
-    assert_refused(result, contains=f"{UNKNOWN_DIGEST} {NOT_IN_STORE}")
-    assert snapshot(db_path) == before
 
 
 def test_a_digest_named_only_as_a_subject_becomes_recordable_once_attested(
@@ -860,12 +837,10 @@ def test_describe_links_predecessor_and_successor(ok: Invoke, record: Record) ->
     [("999", 1, "no deployment record 999"), ("0", 2, "ID"), ("abc", 2, "ID")],
 )
 def test_describe_unknown_id_is_refused(
-    run: Invoke, record: Record, db_path: Path, ident: str, code: int, message: str
+    refuse: Invoke, record: Record, ident: str, code: int, message: str
 ) -> None:
     record(NGINX_FULL)
-    before = snapshot(db_path)
-    assert_refused(run("deployment", "describe", ident), code=code, contains=message)
-    assert snapshot(db_path) == before
+    refuse("deployment", "describe", ident, code=code, contains=message)
 
 
 # --- the installed program -------------------------------------------------------------------
