@@ -182,12 +182,16 @@ def recorded(result: Result) -> dict:
     return json.loads(result.stdout)["deployment"]
 
 
-def refused(
-    record_ref: RecordRef, db_path: Path, ref: str, *extra: str, contains: str, **kwargs: object
-) -> Result:
-    """`record_ref` fails with one `Error:` line, exit 1, and the database is unchanged."""
-    before = snapshot(db_path)
-    result = record_ref(ref, *extra, **kwargs)
-    assert_refused(result, 1, contains)
-    assert snapshot(db_path) == before
-    return result
+@pytest.fixture
+def refuse_ref(record_ref: RecordRef, db_path: Path) -> RecordRef:
+    """Like `record_ref`, but it must fail with one `Error:` line, exit 1, naming `contains`,
+    and leave the database unchanged."""
+
+    def invoke(ref: str, *extra: str, contains: str, **kwargs: object) -> Result:
+        before = snapshot(db_path)
+        result = record_ref(ref, *extra, **kwargs)
+        assert_refused(result, 1, contains)
+        assert snapshot(db_path) == before
+        return result
+
+    return invoke

@@ -13,7 +13,7 @@ from conftest import assert_refused, snapshot
 from helpers import prepend_path, record_args
 
 from . import registry_support as rs
-from .conftest import ALICE, BOB, BOB_IDENTITY_TOKEN, RecordRef, recorded, refused
+from .conftest import ALICE, BOB, BOB_IDENTITY_TOKEN, RecordRef, recorded
 
 WRONG = "not-the-password"
 
@@ -29,10 +29,6 @@ def _ok(registry: rs.Registry, ready, record_ref: RecordRef, repo_tag: str, *ext
     result = record_ref(f"{registry.host}/{repo_tag}", "--plain-http", *extra, **kw)
     assert recorded(result)["digest"] == registry.digests[repo_tag]
     return result
-
-
-def _refused(record_ref: RecordRef, db_path: Path, ref: str, *extra: str, contains: str, **kw):
-    return refused(record_ref, db_path, ref, "--plain-http", *extra, contains=contains, **kw)
 
 
 def _login(server: str, username: str, password: str) -> tuple[str, ...]:
@@ -56,12 +52,11 @@ def _helper_on_path(
 # --- Basic auth (htpasswd) ----------------------------------------------------------------
 
 
-def test_basic_auth_required_without_credentials(basic_registry, ready, record_ref, db_path):
+def test_basic_auth_required_without_credentials(refuse_ref, basic_registry, ready):
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         contains=f"authentication required: {basic_registry.host} wants a login to read acme/app",
     )
 
@@ -100,12 +95,11 @@ def test_basic_auth_with_environment_variables(basic_registry, ready, record_ref
     _ok(basic_registry, ready, record_ref, "acme/app:1.0", env=env)
 
 
-def test_basic_auth_failed(basic_registry, ready, record_ref, db_path):
+def test_basic_auth_failed(refuse_ref, basic_registry, ready):
     ready()
-    result = _refused(
-        record_ref,
-        db_path,
+    result = refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         *_login(basic_registry.host, ALICE[0], WRONG),
         contains=f"authentication failed: {basic_registry.host} refused user 'alice' from "
         "--registry-username/--registry-password",
@@ -140,16 +134,15 @@ def test_docker_config_in_home_with_username_and_password_fields(
 
 
 def test_docker_config_wrong_login_names_its_file(
-    basic_registry, ready, record_ref, db_path, tmp_path, monkeypatch
+    refuse_ref, basic_registry, ready, tmp_path, monkeypatch
 ):
     folder = _docker_config(
         tmp_path, monkeypatch, {"auths": {basic_registry.host: rs.basic_auth_entry("alice", WRONG)}}
     )
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         contains=f"refused user 'alice' from docker config {folder / 'config.json'}",
     )
 
@@ -194,45 +187,42 @@ def test_creds_store_without_a_login_falls_back_to_auths(
 
 
 def test_missing_credential_helper_is_an_error(
-    basic_registry, ready, record_ref, db_path, tmp_path, monkeypatch
+    refuse_ref, basic_registry, ready, tmp_path, monkeypatch
 ):
     _docker_config(tmp_path, monkeypatch, {"credsStore": "deploytrack-test-absent"})
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         contains="docker-credential-deploytrack-test-absent is not on PATH",
     )
 
 
 def test_malformed_docker_config_is_an_error(
-    basic_registry, ready, record_ref, db_path, tmp_path, monkeypatch
+    refuse_ref, basic_registry, ready, tmp_path, monkeypatch
 ):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "config.json").write_text('{"auths": ')
     monkeypatch.setenv("DOCKER_CONFIG", str(folder))
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         contains=f"cannot read docker config {folder / 'config.json'}: not valid JSON",
     )
 
 
 def test_explicit_credentials_come_before_the_docker_config(
-    basic_registry, ready, record_ref, db_path, tmp_path, monkeypatch
+    refuse_ref, basic_registry, ready, record_ref, tmp_path, monkeypatch
 ):
     host = basic_registry.host
     _docker_config(tmp_path, monkeypatch, {"auths": {host: rs.basic_auth_entry(*ALICE)}})
     ready()
     # Right login in the config, wrong one given explicitly: the explicit one is used.
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{host}/acme/app:1.0",
+        "--plain-http",
         *_login(host, "alice", WRONG),
         contains="from --registry-username/--registry-password",
     )
@@ -247,18 +237,15 @@ def test_explicit_credentials_come_before_the_docker_config(
     )
 
 
-def test_explicit_credentials_are_sent_only_to_their_server(
-    basic_registry, ready, record_ref, db_path
-):
+def test_explicit_credentials_are_sent_only_to_their_server(refuse_ref, basic_registry, ready):
     """Through a proxy (another host:port), the login for the registry's own address is not
     sent: the proxy sees no Authorization header and the user is told a login is needed."""
     front = rs.proxy(basic_registry.host)
     try:
         ready()
-        _refused(
-            record_ref,
-            db_path,
+        refuse_ref(
             f"{front.host}/acme/app:1.0",
+            "--plain-http",
             *_login(basic_registry.host, ALICE[0], ALICE[1]),
             contains="authentication required",
         )
@@ -267,17 +254,16 @@ def test_explicit_credentials_are_sent_only_to_their_server(
     assert front.log and not any("Authorization" in headers for _, _, headers in front.log)
 
 
-def test_netrc_is_not_a_credential_source(basic_registry, ready, record_ref, db_path, tmp_path):
+def test_netrc_is_not_a_credential_source(refuse_ref, basic_registry, ready, tmp_path):
     host = basic_registry.host.partition(":")[0]
     netrc = tmp_path / "home" / ".netrc"
     netrc.parent.mkdir(parents=True, exist_ok=True)
     netrc.write_text(f"machine {host}\nlogin {ALICE[0]}\npassword {ALICE[1]}\n")
     netrc.chmod(0o600)
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         contains="authentication required",
     )
 
@@ -336,14 +322,11 @@ def test_bearer_anonymous_token_for_a_public_repository(
     ]
 
 
-def test_bearer_private_repository_requires_authentication(
-    token_registry, ready, record_ref, db_path
-):
+def test_bearer_private_repository_requires_authentication(refuse_ref, token_registry, ready):
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{token_registry.host}/team/app:1.0",
+        "--plain-http",
         contains=f"authentication required: {token_registry.host} wants a login to read team/app",
     )
 
@@ -362,12 +345,11 @@ def test_bearer_with_credentials(token_registry, token_issuer, ready, record_ref
     ]
 
 
-def test_bearer_wrong_password(token_registry, ready, record_ref, db_path):
+def test_bearer_wrong_password(refuse_ref, token_registry, ready):
     ready()
-    result = _refused(
-        record_ref,
-        db_path,
+    result = refuse_ref(
         f"{token_registry.host}/team/app:1.0",
+        "--plain-http",
         *_login(token_registry.host, BOB[0], WRONG),
         contains=f"authentication failed: the token service of {token_registry.host}",
     )
@@ -424,7 +406,15 @@ SECRET = "Zq8-distinctive-P4ssw0rd-e1"
 
 @pytest.mark.parametrize("how", ["flag", "stdin", "env", "docker-config"])
 def test_password_is_never_printed_or_stored(
-    how, basic_registry, token_registry, ready, record_ref, db_path, tmp_path, monkeypatch
+    refuse_ref,
+    how,
+    basic_registry,
+    token_registry,
+    ready,
+    record_ref,
+    db_path,
+    tmp_path,
+    monkeypatch,
 ):
     ready(basic_registry.digests["acme/app:1.0"])
     outputs = []
@@ -456,10 +446,9 @@ def test_password_is_never_printed_or_stored(
                 tmp_path, monkeypatch, {"auths": {host: rs.basic_auth_entry("alice", SECRET)}}
             )
         repo = "acme/app:1.0" if registry is basic_registry else "team/app:1.0"
-        failed = _refused(
-            record_ref,
-            db_path,
+        failed = refuse_ref(
             f"{host}/{repo}",
+            "--plain-http",
             *flags,
             contains="authentication failed",
             **kwargs,

@@ -13,7 +13,7 @@ import pytest
 from helpers import record_args, sha256_digest
 
 from . import registry_support as rs
-from .conftest import RecordRef, recorded, refused
+from .conftest import RecordRef, recorded
 
 DEMO_LAYOUT = Path(__file__).parents[2] / "demo" / "oci-layout"
 DEMO_100 = "sha256:47b52ebc612b8b554bab29d067bf302bb1b07407fe0d0a053b9023e93eb62ba0"
@@ -142,9 +142,7 @@ def test_a_digest_pinned_reference_makes_no_request(ready, record_ref: RecordRef
     assert listener.log == []
 
 
-def test_a_malformed_reference_is_refused_before_any_request(
-    ready, record_ref: RecordRef, db_path: Path
-):
+def test_a_malformed_reference_is_refused_before_any_request(refuse_ref, ready):
     listener = rs.status_server(500)
     try:
         ready()
@@ -154,17 +152,15 @@ def test_a_malformed_reference_is_refused_before_any_request(
             f"{listener.host}/app@sha256:123",
             f"{listener.host}//app:1",
         ):
-            refused(record_ref, db_path, ref, "--plain-http", contains="invalid reference")
+            refuse_ref(ref, "--plain-http", contains="invalid reference")
     finally:
         listener.stop()
     assert listener.log == []
 
 
-def test_tag_not_found_lists_the_tags(plain_registry: rs.Registry, ready, record_ref, db_path):
+def test_tag_not_found_lists_the_tags(refuse_ref, plain_registry: rs.Registry, ready):
     ready()
-    line = refused(
-        record_ref,
-        db_path,
+    line = refuse_ref(
         f"{plain_registry.host}/acme/app:9.9",
         "--plain-http",
         contains="tag 9.9 not found in",
@@ -172,25 +168,21 @@ def test_tag_not_found_lists_the_tags(plain_registry: rs.Registry, ready, record
     assert "(its tags: 1.0, 1.1)" in line
 
 
-def test_repository_not_found(plain_registry: rs.Registry, ready, record_ref, db_path):
+def test_repository_not_found(refuse_ref, plain_registry: rs.Registry, ready):
     ready()
-    refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{plain_registry.host}/nobody/here:1",
         "--plain-http",
         contains=f"repository nobody/here not found on {plain_registry.host}",
     )
 
 
-def test_registry_server_error_is_not_retried(ready, record_ref, db_path):
+def test_registry_server_error_is_not_retried(refuse_ref, ready):
     failing = rs.status_server(500)
     try:
         ready()
         started = time.monotonic()
-        refused(
-            record_ref,
-            db_path,
+        refuse_ref(
             f"{failing.host}/acme/app:1",
             "--plain-http",
             contains=f"registry server error: {failing.host} answered HTTP 500",
@@ -202,14 +194,12 @@ def test_registry_server_error_is_not_retried(ready, record_ref, db_path):
     assert elapsed < 2
 
 
-def test_timeout_is_one_line_in_about_the_timeout_and_not_retried(ready, record_ref, db_path):
+def test_timeout_is_one_line_in_about_the_timeout_and_not_retried(refuse_ref, ready):
     silent = rs.SocketServer("silent")
     try:
         ready()
         started = time.monotonic()
-        refused(
-            record_ref,
-            db_path,
+        refuse_ref(
             f"{silent.host}/acme/app:1",
             "--plain-http",
             "--registry-timeout",
@@ -223,13 +213,11 @@ def test_timeout_is_one_line_in_about_the_timeout_and_not_retried(ready, record_
     assert silent.connections == 1
 
 
-def test_a_dropped_connection_is_retried_once(ready, record_ref, db_path):
+def test_a_dropped_connection_is_retried_once(refuse_ref, ready):
     closing = rs.SocketServer("close")
     try:
         ready()
-        refused(
-            record_ref,
-            db_path,
+        refuse_ref(
             f"{closing.host}/acme/app:1",
             "--plain-http",
             contains=f"connection to {closing.host} failed: it closed without an answer",
@@ -239,13 +227,11 @@ def test_a_dropped_connection_is_retried_once(ready, record_ref, db_path):
     assert closing.connections == 2
 
 
-def test_connection_refused(ready, record_ref, db_path):
+def test_connection_refused(refuse_ref, ready):
     ready()
     host = f"127.0.0.1:{rs.free_port()}"
     started = time.monotonic()
-    refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{host}/acme/app:1",
         "--plain-http",
         contains=f"connection refused by {host}",
@@ -253,29 +239,25 @@ def test_connection_refused(ready, record_ref, db_path):
     assert time.monotonic() - started < 2
 
 
-def test_unknown_host(ready, record_ref, db_path):
+def test_unknown_host(refuse_ref, ready):
     ready()
-    refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         "registry.deploytrack-test.invalid/acme/app:1",
         contains="unknown registry host registry.deploytrack-test.invalid",
     )
 
 
 def test_plain_http_registry_without_the_flag_is_a_tls_failure_even_on_localhost(
-    plain_registry: rs.Registry, ready, record_ref, db_path
+    refuse_ref, plain_registry: rs.Registry, ready
 ):
     ready()
-    line = refused(
-        record_ref,
-        db_path,
+    line = refuse_ref(
         f"{plain_registry.host}/acme/app:1.0",
         contains=f"TLS failure talking to {plain_registry.host}",
     ).stderr
     assert "--plain-http" in line and "--ca-file" in line
     port = plain_registry.host.rpartition(":")[2]
-    refused(record_ref, db_path, f"localhost:{port}/acme/app:1.0", contains="TLS failure")
+    refuse_ref(f"localhost:{port}/acme/app:1.0", contains="TLS failure")
 
 
 def test_installed_entry_point_records_a_tag(

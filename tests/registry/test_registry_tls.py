@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import assert_refused
 
 from . import registry_support as rs
-from .conftest import recorded, refused
+from .conftest import recorded
 
 
 def test_ca_file_trusts_the_private_ca(tls_registry: rs.Registry, ready, record_ref):
@@ -15,11 +15,9 @@ def test_ca_file_trusts_the_private_ca(tls_registry: rs.Registry, ready, record_
     assert recorded(result)["digest"] == digest
 
 
-def test_tls_is_verified_by_default(tls_registry: rs.Registry, ready, record_ref, db_path):
+def test_tls_is_verified_by_default(refuse_ref, tls_registry: rs.Registry, ready):
     ready()
-    line = refused(
-        record_ref,
-        db_path,
+    line = refuse_ref(
         f"{tls_registry.host}/acme/app:1.0",
         contains=f"TLS failure talking to {tls_registry.host} (certificate verify failed:",
     ).stderr
@@ -27,12 +25,10 @@ def test_tls_is_verified_by_default(tls_registry: rs.Registry, ready, record_ref
 
 
 def test_a_ca_that_did_not_sign_the_certificate_fails(
-    tls_registry: rs.Registry, tls: rs.TlsFiles, ready, record_ref, db_path
+    refuse_ref, tls_registry: rs.Registry, tls: rs.TlsFiles, ready
 ):
     ready()
-    refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{tls_registry.host}/acme/app:1.0",
         "--ca-file",
         str(tls.other_ca),
@@ -40,26 +36,20 @@ def test_a_ca_that_did_not_sign_the_certificate_fails(
     )
 
 
-def test_plain_http_against_an_https_registry(
-    tls_registry: rs.Registry, ready, record_ref, db_path
-):
+def test_plain_http_against_an_https_registry(refuse_ref, tls_registry: rs.Registry, ready):
     ready()
-    refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{tls_registry.host}/acme/app:1.0",
         "--plain-http",
         contains="answered HTTP 400 to plain HTTP: if it serves HTTPS, drop --plain-http",
     )
 
 
-def test_ca_file_that_is_not_pem(tls_registry: rs.Registry, ready, record_ref, db_path, tmp_path):
+def test_ca_file_that_is_not_pem(refuse_ref, tls_registry: rs.Registry, ready, tmp_path):
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate\n")
     ready()
-    refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{tls_registry.host}/acme/app:1.0",
         "--ca-file",
         str(bogus),
