@@ -25,12 +25,19 @@ def as_json(result: Any) -> Any:
     return json.loads(result.stdout)
 
 
-def record_args(env: str, stage: str, name: str, kind: str = "CONTAINER_IMAGE") -> tuple[str, ...]:
-    """`deployment record` naming a slot and a kind; the caller adds --digest or --oci-ref."""
+def slot_args(
+    command: str, env: str, stage: str, name: str, kind: str = "CONTAINER_IMAGE"
+) -> tuple[str, ...]:
+    """`deployment COMMAND` naming a slot (environment, stage, name) and a kind."""
     return (
-        "deployment", "record", "--env", env, "--logical-env", stage,
+        "deployment", command, "--env", env, "--logical-env", stage,
         "--deployment-name", name, "--kind", kind,
     )  # fmt: skip
+
+
+def record_args(env: str, stage: str, name: str, kind: str = "CONTAINER_IMAGE") -> tuple[str, ...]:
+    """`deployment record` into a slot; the caller adds --digest or --oci-ref."""
+    return slot_args("record", env, stage, name, kind)
 
 
 def prepend_path(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:

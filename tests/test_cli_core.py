@@ -16,7 +16,7 @@ import click
 import pytest
 from click.testing import CliRunner
 from conftest import NGINX_FULL, Invoke, Record, assert_refused, attestation, query
-from helpers import sha256_digest
+from helpers import sha256_digest, slot_args
 
 from deploytrack.cli import cli
 from deploytrack.cli.lazy import Command, LazyGroup
@@ -182,16 +182,7 @@ def test_every_integer_parameter_is_bounded(path: tuple[str, ...], param: click.
         ("deployment", "list", "--limit", "1" + "0" * 30),
         ("deployment", "list", "--limit", "0"),
         (
-            "deployment",
-            "rollback",
-            "--env",
-            "cluster",
-            "--logical-env",
-            "production",
-            "--deployment-name",
-            "api",
-            "--kind",
-            "CONTAINER_IMAGE",
+            *slot_args("rollback", "cluster", "production", "api"),
             "--to",
             "1" + "0" * 30,
         ),
@@ -504,18 +495,7 @@ UNKNOWN = [
     ("logical-environment", "policy", "show", "--name", "nowhen"),
     ("variable", "list", "--logical-env", "nowhen"),
     ("policy", "check", "--logical-env", "nowhen", "--digest", NGINX_FULL),
-    (
-        "deployment",
-        "rollback",
-        "--env",
-        "cluster",
-        "--logical-env",
-        "production",
-        "--deployment-name",
-        "never-ran",
-        "--kind",
-        "CONTAINER_IMAGE",
-    ),
+    slot_args("rollback", "cluster", "production", "never-ran"),
 ]
 
 
