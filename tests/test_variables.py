@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -384,18 +385,25 @@ def test_resolve_env_is_byte_exact(ok: Invoke) -> None:
     assert values(ok) == RAW
 
 
-@pytest.mark.parametrize("shell", ["sh", "bash"])
-def test_eval_in_a_real_shell_reproduces_every_value(
-    entry_point: str, tmp_path: Path, shell: str
-) -> None:
-    """The installed command, stdout a pipe, its output eval'ed by a real shell."""
-    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "eval.db")}
+def _installed(entry_point: str, env: dict[str, str]) -> Callable[..., bytes]:
+    """The installed command with `env`: each call must succeed; returns its stdout."""
 
     def cli(*args: str, input: bytes | None = None) -> bytes:
         done = subprocess.run([entry_point, *args], input=input, env=env,
                               capture_output=True, timeout=60)  # fmt: skip
         assert done.returncode == 0, done.stderr
         return done.stdout
+
+    return cli
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_eval_in_a_real_shell_reproduces_every_value(
+    entry_point: str, tmp_path: Path, shell: str
+) -> None:
+    """The installed command, stdout a pipe, its output eval'ed by a real shell."""
+    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "eval.db")}
+    cli = _installed(entry_point, env)
 
     cli("environment", "create", "--name", "prod-cluster")
     for i, (name, value) in enumerate(RAW.items()):
@@ -453,13 +461,7 @@ def test_resolve_writes_the_same_bytes_to_a_terminal_and_a_pipe(
 
 
 def test_list_and_history_json_carry_values_exactly(entry_point: str, tmp_path: Path) -> None:
-    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "json.db")}
-
-    def cli(*args: str, input: bytes | None = None) -> bytes:
-        done = subprocess.run([entry_point, *args], input=input, env=env,
-                              capture_output=True, timeout=60)  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+    cli = _installed(entry_point, {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "json.db")})
 
     for name, value in RAW.items():
         cli("variable", "set", name, "--stdin", *STAGE, input=(value + "\n").encode())
