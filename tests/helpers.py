@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,23 @@ import pytest
 def sha256_digest(data: bytes) -> str:
     """The OCI digest of `data`, as users write it: `sha256:<64 lowercase hex>`."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def intoto_statement(
+    subjects: Iterable[tuple[str, str]],
+    predicate_type: str,
+    predicate: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An in-toto v1 statement naming each (name, `sha256:<hex>` digest) as a subject."""
+    return {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [
+            {"name": name, "digest": {"sha256": digest.removeprefix("sha256:")}}
+            for name, digest in subjects
+        ],
+        "predicateType": predicate_type,
+        "predicate": {} if predicate is None else predicate,
+    }
 
 
 def as_json(result: Any) -> Any:

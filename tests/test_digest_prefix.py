@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import Invoke, assert_refused, snapshot
+from helpers import intoto_statement
 
 from deploytrack.services import evidence
 from deploytrack.store import open_store
@@ -29,16 +30,8 @@ KIND = "CONTAINER_IMAGE"
 
 
 def statement(path: Path, digests: list[str]) -> Path:
-    body = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [
-            {"name": f"app-{i}", "digest": {"sha256": d.removeprefix("sha256:")}}
-            for i, d in enumerate(digests)
-        ],
-        "predicateType": "https://example.com/build/v1",
-        "predicate": {},
-    }
-    path.write_text(json.dumps(body))
+    subjects = ((f"app-{i}", d) for i, d in enumerate(digests))
+    path.write_text(json.dumps(intoto_statement(subjects, "https://example.com/build/v1")))
     return path
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Invoke, assert_refused, snapshot
-from helpers import sha256_digest
+from helpers import intoto_statement, sha256_digest
 
 from deploytrack import jsondoc
 from deploytrack.registry import RegistryError
@@ -34,12 +34,8 @@ NOWHERE = "127.0.0.1:9"
 
 
 def statement(digest: str, name: str = "app") -> dict:
-    return {
-        "_type": V1,
-        "subject": [{"name": name, "digest": {"sha256": digest.removeprefix("sha256:")}}],
-        "predicateType": "https://slsa.dev/provenance/v1",
-        "predicate": {"buildDefinition": {"buildType": "test"}},
-    }
+    predicate = {"buildDefinition": {"buildType": "test"}}
+    return intoto_statement([(name, digest)], "https://slsa.dev/provenance/v1", predicate)
 
 
 def twice(raw: bytes, key: str, first: object = None) -> bytes:

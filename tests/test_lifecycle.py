@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import Invoke, assert_refused, query, snapshot
-from helpers import as_json
+from helpers import as_json, intoto_statement
 
 from deploytrack import timeutil
 from deploytrack.services import deployments
@@ -27,16 +27,8 @@ LINEAGE_FIELDS = ["policy_id", "promoted_from", "rollback_of"]
 
 
 def statement(path: Path, *digests: str, predicate: str = PREDICATE) -> Path:
-    body = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [
-            {"name": f"app-{i}", "digest": {"sha256": d.removeprefix("sha256:")}}
-            for i, d in enumerate(digests)
-        ],
-        "predicateType": predicate,
-        "predicate": {"builder": "test"},
-    }
-    path.write_text(json.dumps(body))
+    subjects = ((f"app-{i}", d) for i, d in enumerate(digests))
+    path.write_text(json.dumps(intoto_statement(subjects, predicate, {"builder": "test"})))
     return path
 
 

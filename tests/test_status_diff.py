@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import Clock, Invoke, assert_refused, snapshot
-from helpers import as_json
+from helpers import as_json, intoto_statement
 
 from deploytrack import timeutil
 from deploytrack.services import lifecycle
@@ -42,15 +42,8 @@ HOUR = 3_600_000_000
 
 @pytest.fixture(autouse=True)
 def _estate(ok: Invoke, tmp_path: Path) -> None:
-    statement = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [
-            {"name": f"b{i}", "digest": {"sha256": d.removeprefix("sha256:")}}
-            for i, d in enumerate((V1, V2, V3))
-        ],
-        "predicateType": "https://example.com/build/v1",
-        "predicate": {},
-    }
+    subjects = ((f"b{i}", d) for i, d in enumerate((V1, V2, V3)))
+    statement = intoto_statement(subjects, "https://example.com/build/v1")
     path = tmp_path / "builds.json"
     path.write_text(json.dumps(statement))
     ok("attestation", "import", str(path))

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from helpers import sha256_digest
+from helpers import intoto_statement, sha256_digest
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -255,18 +255,12 @@ def tar_folder(folder: Path, archive: Path) -> Path:
 
 def statement(*digests: str, name: str = "test-image") -> bytes:
     """An in-toto v1 statement naming the digests, for `attestation import`."""
-    subjects = [{"name": name, "digest": {"sha256": d.removeprefix("sha256:")}} for d in digests]
-    return canonical(
-        {
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": subjects,
-            "predicateType": "https://slsa.dev/provenance/v1",
-            "predicate": {
-                "buildDefinition": {"buildType": "https://example.com/test@v1"},
-                "runDetails": {"builder": {"id": "https://ci.example.com/test"}},
-            },
-        }
-    )
+    predicate = {
+        "buildDefinition": {"buildType": "https://example.com/test@v1"},
+        "runDetails": {"builder": {"id": "https://ci.example.com/test"}},
+    }
+    subjects = ((name, d) for d in digests)
+    return canonical(intoto_statement(subjects, "https://slsa.dev/provenance/v1", predicate))
 
 
 # --- TLS material -------------------------------------------------------------------------
