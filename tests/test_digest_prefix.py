@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import Invoke, assert_refused, snapshot
-from helpers import intoto_statement
+from helpers import intoto_statement, record_args
 
 from deploytrack.services import evidence
 from deploytrack.store import open_store
@@ -47,8 +47,7 @@ def estate(ok: Invoke, tmp_path: Path) -> str:
 
 
 def rec(ok: Invoke, digest: str, name: str = "api", stage: str = "production", *extra: str) -> Any:
-    where = ("--env", "cluster", "--logical-env", stage, "--deployment-name", name, "--kind", KIND)
-    out = ok("deployment", "record", *where, "--digest", digest, *extra, "-o", "json")
+    out = ok(*record_args("cluster", stage, name, KIND), "--digest", digest, *extra, "-o", "json")
     return json.loads(out.stdout)["deployment"]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import Invoke, assert_refused, query, snapshot
-from helpers import as_json, intoto_statement
+from helpers import as_json, intoto_statement, slot_args
 
 from deploytrack import timeutil
 from deploytrack.services import deployments
@@ -40,13 +40,9 @@ def releases(ok: Invoke, tmp_path: Path) -> None:
     ok("environment", "create", "--name", "prod-cluster")
 
 
-def slot(env: str = "prod-cluster", stage: str = "production", name: str = "api") -> list[str]:
-    return ["--env", env, "--logical-env", stage, "--deployment-name", name, "--kind", KIND]
-
-
 def rec(ok: Invoke, digest: str, env: str = "prod-cluster", stage: str = "production",
         name: str = "api", status: str = "deployed") -> dict[str, Any]:  # fmt: skip
-    out = ok("deployment", "record", *slot(env, stage, name), "--digest", digest,
+    out = ok(*slot_args("record", env, stage, name, KIND), "--digest", digest,
              "--status", status, "-o", "json")  # fmt: skip
     return as_json(out)
 
@@ -59,7 +55,7 @@ def promote(run: Invoke, *extra: str, env: str = "stage-cluster") -> Any:
 
 
 def rollback(run: Invoke, *extra: str, env: str = "prod-cluster", stage: str = "production") -> Any:
-    return run("deployment", "rollback", *slot(env, stage), *extra)
+    return run(*slot_args("rollback", env, stage, "api", KIND), *extra)
 
 
 def rows(db_path: Path) -> dict[int, dict[str, Any]]:

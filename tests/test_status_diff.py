@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import Clock, Invoke, assert_refused, snapshot
-from helpers import as_json, intoto_statement
+from helpers import as_json, intoto_statement, record_args
 
 from deploytrack import timeutil
 from deploytrack.services import lifecycle
@@ -60,8 +60,8 @@ def rec(
     kind: str = "CONTAINER_IMAGE",
     status: str = "deployed",
 ) -> dict[str, Any]:
-    where = ("--env", env, "--logical-env", stage, "--deployment-name", name, "--kind", kind)
-    out = ok("deployment", "record", *where, "--digest", digest, "--status", status, "-o", "json")
+    args = record_args(env, stage, name, kind)
+    out = ok(*args, "--digest", digest, "--status", status, "-o", "json")
     return json.loads(out.stdout)["deployment"]
 
 
