@@ -118,9 +118,9 @@ def deployment_record(
     if oci_ref is not None:
         from deploytrack.services.artifacts import resolve_artifact
 
-        resolved = resolve_artifact(kind.upper(), oci_ref, registry)
+        resolved = resolve_artifact(kind, oci_ref, registry)
         digest, artifact_ref = resolved.digest, resolved.artifact_ref
-    key = deployments.Key(environment, logical_environment, deployment_name, kind.upper())
+    key = deployments.Key(environment, logical_environment, deployment_name, kind)
     result = deployments.record(
         app.store, key, digest or "", artifact_ref=artifact_ref, status=status
     )
@@ -173,7 +173,7 @@ def deployment_decommission(
     """
     from deploytrack.services import deployments
 
-    key = deployments.Key(environment, logical_environment, deployment_name, kind.upper())
+    key = deployments.Key(environment, logical_environment, deployment_name, kind)
     _show_result(deployments.decommission(app.store, key), output)
 
 
@@ -245,7 +245,7 @@ def deployment_list(
             environment=environment,
             logical_environment=logical_environment,
             deployment_name=deployment_name,
-            kind=kind.upper() if kind else None,
+            kind=kind,
             digest=digest,
             history=history,
             limit=limit,
@@ -325,11 +325,11 @@ def _tell_detail(detail: DeploymentDetail) -> None:
             ("Ended at", when(view.ended_at) if view.ended_at else None),
             ("Supersedes", detail.supersedes),
             ("Superseded by", view.superseded_by),
-            ("Promoted from", view.promoted_from),  # issue 5
-            ("Rollback of", view.rollback_of),  # issue 5
+            ("Promoted from", view.promoted_from),
+            ("Rollback of", view.rollback_of),
         ]
     )
-    show_admission(detail)  # issue 4: the stage policy that admitted the record
+    show_admission(detail)  # the stage policy that admitted the record
     click.echo(f"\nEvidence ({len(detail.attestations)} attestation(s) name this digest):")
     for att in detail.attestations:
         click.echo("")

@@ -1,4 +1,4 @@
-"""Environment lifecycle commands (issue 5): `status`, and `deployment promote`,
+"""Environment lifecycle commands: `status`, and `deployment promote`,
 `deployment rollback` and `deployment diff` (added to the `deployment` group)."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def deployment_promote(
         app.store,
         environment,
         deployment_name,
-        kind.upper(),
+        kind,
         from_stage,
         to_stage,
         to_environment,
@@ -150,7 +150,7 @@ def deployment_rollback(
     """
     from deploytrack.services import deployments, lifecycle
 
-    key = deployments.Key(environment, logical_environment, deployment_name, kind.upper())
+    key = deployments.Key(environment, logical_environment, deployment_name, kind)
     render(lifecycle.rollback(app.store, key, to_id), output, text=_tell_rollback)
 
 

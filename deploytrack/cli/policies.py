@@ -234,7 +234,7 @@ def policy_check(
     if oci_ref is not None:
         from deploytrack.services.artifacts import resolve_artifact
 
-        digest = resolve_artifact(kind.upper(), oci_ref, registry).digest
+        digest = resolve_artifact(kind, oci_ref, registry).digest
     assert digest is not None
     decision = policies.check(app.store, logical_environment, digest)
     render(decision, output, text=_tell_check)

@@ -1,4 +1,4 @@
-"""Click parameter types for times and durations (issue 5). Pure: no store, no peewee.
+"""Click parameter types for times and durations. Pure: no store, no peewee.
 
 TIME is RFC 3339 with a zone (`2026-11-20T14:00:00Z`, `...+02:00`), `now`, or an age
 (`90m`, `2h`, `3d`, `1h30m`) meaning that long before the command started; a time written

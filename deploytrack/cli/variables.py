@@ -1,4 +1,4 @@
-"""`variable` commands: scoped configuration with encrypted secrets (issue 5)."""
+"""`variable` commands: scoped configuration with encrypted secrets."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ class DeploymentView(NamedTuple):
     last_seen_at: int
     ended_at: int | None
     superseded_by: int | None
-    policy_id: int | None  # the stage policy version that admitted it (issue 4)
+    policy_id: int | None  # the stage policy version that admitted it
     # Issue 5: the record a promotion copied / the earlier record a rollback restored.
     promoted_from: int | None
     rollback_of: int | None

@@ -41,7 +41,7 @@ class AttestationView:
     subjects: tuple[SubjectView, ...]
     materials: tuple[MaterialView, ...]
     imported_at: int
-    # Newest verification per key, newest first (issue 4).
+    # Newest verification per key, newest first.
     verifications: tuple[VerificationView, ...] = ()
 
 

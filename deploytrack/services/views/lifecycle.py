@@ -1,4 +1,4 @@
-"""Results of the lifecycle services (issue 5): status, promote, rollback and diff.
+"""Results of the lifecycle services: status, promote, rollback and diff.
 
 NamedTuples, as in views/deployments.py: `status` defines all seven, and seven frozen
 dataclasses cost ~3 ms of its start-up where these take well under one. No `from
