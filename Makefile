@@ -22,6 +22,7 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest
+	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check .
 
 # A regular (not editable) install, as users get from pip: an editable install's import
@@ -39,6 +40,7 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache .hypothesis build
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build

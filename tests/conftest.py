@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import record_args
 
 from deploytrack.cli import cli
 
@@ -104,6 +105,21 @@ def assert_refused(result: Result, code: int = 1, contains: str = "") -> None:
 
 
 @pytest.fixture
+def refuse(run: Invoke, db_path: Path) -> Invoke:
+    """Like `run`, but the command must be refused (see assert_refused, whose `code` and
+    `contains` it takes) and leave every row of the database as it was."""
+
+    def invoke(*args: str, code: int = 1, contains: str = "", **kwargs: Any) -> Result:
+        before = snapshot(db_path)
+        result = run(*args, **kwargs)
+        assert_refused(result, code, contains)
+        assert snapshot(db_path) == before
+        return result
+
+    return invoke
+
+
+@pytest.fixture
 def entry_point() -> str:
     """The installed console script, for tests that run it as a real process."""
     path = Path(sys.executable).parent / "deploytrack"
@@ -149,16 +165,7 @@ def record(ok: Invoke) -> Record:
         kind: str = "CONTAINER_IMAGE",
     ) -> dict[str, Any]:
         result = ok(
-            "deployment",
-            "record",
-            "--env",
-            env,
-            "--logical-env",
-            stage,
-            "--deployment-name",
-            name,
-            "--kind",
-            kind,
+            *record_args(env, stage, name, kind),
             "--digest",
             digest,
             *extra,

@@ -15,6 +15,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from helpers import intoto_statement
 
 PASSWORD = "correct horse battery staple 7!"
 FIXTURES = Path(__file__).parent / "fixtures" / "attestations"
@@ -171,15 +172,10 @@ def sign(key: Any, message: bytes, pss: bool = False) -> bytes:
 
 
 def statement(*digests: str, predicate_type: str = "https://slsa.dev/provenance/v1") -> bytes:
-    subjects = [{"name": "app", "digest": {"sha256": d.removeprefix("sha256:")}} for d in digests]
+    predicate = {"buildDefinition": {"buildType": "https://example.com/build@v1"}}
+    subjects = (("app", d) for d in digests)
     return json.dumps(
-        {
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": subjects,
-            "predicateType": predicate_type,
-            "predicate": {"buildDefinition": {"buildType": "https://example.com/build@v1"}},
-        },
-        sort_keys=True,
+        intoto_statement(subjects, predicate_type, predicate), sort_keys=True
     ).encode()
 
 

@@ -31,6 +31,7 @@ from conftest import (
     query,
     snapshot,
 )
+from helpers import record_args
 from test_evidence_parse import (
     CHAINLOOP,
     DROP,
@@ -827,25 +828,11 @@ def test_download_unknown_digest_is_refused(
 
 
 def test_a_deployment_needs_an_attestation_naming_the_digest(
-    run: Invoke, ok: Invoke, db_path: Path
+    refuse: Invoke, run: Invoke, ok: Invoke
 ) -> None:
     ok("environment", "create", "--name", "cluster", "--type", "kubernetes")
-    args = (
-        "deployment",
-        "record",
-        "--env",
-        "cluster",
-        "--logical-env",
-        "production",
-        "--deployment-name",
-        "web",
-        "--kind",
-        "CONTAINER_IMAGE",
-        "--digest",
-    )
-    before = snapshot(db_path)
-    assert_refused(run(*args, NGINX_FULL), contains="not in the evidence store")
-    assert snapshot(db_path) == before
+    args = (*record_args("cluster", "production", "web"), "--digest")
+    refuse(*args, NGINX_FULL, contains="not in the evidence store")
     # An attestation that names it as a material is enough.
     ok("attestation", "import", str(FULL))
     ok(*args, NGINX_FULL)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import NGINX_FULL, NGINX_GIT, Invoke, Record, assert_refused, query, snapshot
+from helpers import as_json
 
 RFC3339_US = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 ENVIRONMENT_FIELDS = ["name", "description", "type", "created_at", "updated_at"]
@@ -24,10 +25,6 @@ NAME_RULE = (
 # (command group, the label its messages use)
 CATALOGS = [("environment", "environment"), ("logical-environment", "logical environment")]
 GROUPS = [group for group, _ in CATALOGS]
-
-
-def as_json(result: Any) -> Any:
-    return json.loads(result.stdout)
 
 
 def assert_times(obj: dict[str, Any]) -> None:
@@ -181,33 +178,19 @@ def test_invalid_environment_type_is_a_usage_error(
     assert snapshot(db_path) == before
 
 
-def test_environment_update_needs_something_to_change(
-    run: Invoke, ok: Invoke, db_path: Path
-) -> None:
+def test_environment_update_needs_something_to_change(refuse: Invoke, ok: Invoke) -> None:
     ok("environment", "create", "--name", "e", "--description", "kept")
-    before = snapshot(db_path)
-    assert_refused(run("environment", "update", "--name", "e"), code=2, contains="--description")
-    assert snapshot(db_path) == before
+    refuse("environment", "update", "--name", "e", code=2, contains="--description")
 
 
-def test_logical_environment_update_needs_a_description(
-    run: Invoke, ok: Invoke, db_path: Path
-) -> None:
+def test_logical_environment_update_needs_a_description(refuse: Invoke, ok: Invoke) -> None:
     ok("logical-environment", "list")
-    before = snapshot(db_path)
-    assert_refused(
-        run("logical-environment", "update", "--name", "staging"), code=2, contains="--description"
-    )
-    assert snapshot(db_path) == before
+    refuse("logical-environment", "update", "--name", "staging", code=2, contains="--description")
 
 
-def test_logical_environment_has_no_type(run: Invoke, ok: Invoke, db_path: Path) -> None:
+def test_logical_environment_has_no_type(refuse: Invoke, ok: Invoke) -> None:
     ok("logical-environment", "list")
-    before = snapshot(db_path)
-    assert_refused(
-        run("logical-environment", "create", "--name", "canary", "--type", "custom"), code=2
-    )
-    assert snapshot(db_path) == before
+    refuse("logical-environment", "create", "--name", "canary", "--type", "custom", code=2)
 
 
 def test_logical_environment_life_cycle(ok: Invoke, run: Invoke, db_path: Path) -> None:
@@ -272,63 +255,54 @@ def test_dns_label_names_are_accepted(ok: Invoke, db_path: Path, group: str, nam
 @pytest.mark.parametrize("group", GROUPS)
 @pytest.mark.parametrize("name", INVALID_NAMES.values(), ids=INVALID_NAMES.keys())
 def test_names_that_are_not_dns_labels_are_refused(
-    run: Invoke, ok: Invoke, db_path: Path, group: str, name: str
+    refuse: Invoke, ok: Invoke, group: str, name: str
 ) -> None:
     ok("environment", "list")
-    before = snapshot(db_path)
-    result = run(group, "create", "--name", name)
-    assert_refused(result, code=2, contains=NAME_RULE)
-    assert snapshot(db_path) == before
+    refuse(group, "create", "--name", name, code=2, contains=NAME_RULE)
 
 
 @pytest.mark.parametrize(("group", "label"), CATALOGS)
-def test_duplicate_names_are_refused(
-    run: Invoke, ok: Invoke, db_path: Path, group: str, label: str
-) -> None:
+def test_duplicate_names_are_refused(refuse: Invoke, ok: Invoke, group: str, label: str) -> None:
     ok(group, "create", "--name", "dup", "--description", "first")
-    before = snapshot(db_path)
-    assert_refused(
-        run(group, "create", "--name", "dup", "--description", "second"),
+    refuse(
+        group,
+        "create",
+        "--name",
+        "dup",
+        "--description",
+        "second",
         contains=f"{label} 'dup' already exists",
     )
-    assert snapshot(db_path) == before
 
 
-def test_a_default_stage_name_cannot_be_created_again(
-    run: Invoke, ok: Invoke, db_path: Path
-) -> None:
+def test_a_default_stage_name_cannot_be_created_again(refuse: Invoke, ok: Invoke) -> None:
     ok("logical-environment", "list")
-    before = snapshot(db_path)
-    assert_refused(
-        run("logical-environment", "create", "--name", "production"), contains="already exists"
-    )
-    assert snapshot(db_path) == before
+    refuse("logical-environment", "create", "--name", "production", contains="already exists")
 
 
 @pytest.mark.parametrize(("group", "label"), CATALOGS)
 @pytest.mark.parametrize("command", ["describe", "delete"])
 def test_unknown_names_are_refused(
-    run: Invoke, ok: Invoke, db_path: Path, group: str, label: str, command: str
+    refuse: Invoke, ok: Invoke, group: str, label: str, command: str
 ) -> None:
     ok("environment", "list")
-    before = snapshot(db_path)
-    assert_refused(
-        run(group, command, "--name", "ghost"), contains=f"{label} 'ghost' does not exist"
-    )
-    assert snapshot(db_path) == before
+    refuse(group, command, "--name", "ghost", contains=f"{label} 'ghost' does not exist")
 
 
 @pytest.mark.parametrize(("group", "label"), CATALOGS)
 def test_updating_an_unknown_name_is_refused(
-    run: Invoke, ok: Invoke, db_path: Path, group: str, label: str
+    refuse: Invoke, ok: Invoke, group: str, label: str
 ) -> None:
     ok("environment", "list")
-    before = snapshot(db_path)
-    assert_refused(
-        run(group, "update", "--name", "ghost", "--description", "x"),
+    refuse(
+        group,
+        "update",
+        "--name",
+        "ghost",
+        "--description",
+        "x",
         contains=f"{label} 'ghost' does not exist",
     )
-    assert snapshot(db_path) == before
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -373,9 +347,9 @@ HISTORIES = {
     ],
 )
 def test_delete_is_refused_while_any_record_references_it(
+    refuse: Invoke,
     seeded: None,
     record: Record,
-    run: Invoke,
     db_path: Path,
     steps: list[tuple[str, str]],
     group: str,
@@ -385,12 +359,13 @@ def test_delete_is_refused_while_any_record_references_it(
     for digest, status in steps:
         record(digest, "--status", status)
     count = len(query(db_path, "SELECT id FROM deployment"))
-    before = snapshot(db_path)
-    result = run(group, "delete", "--name", name)
-    assert_refused(
-        result, contains=f"{label} '{name}' is referenced by {count} deployment record(s)"
+    refuse(
+        group,
+        "delete",
+        "--name",
+        name,
+        contains=f"{label} '{name}' is referenced by {count} deployment record(s)",
     )
-    assert snapshot(db_path) == before
 
 
 def test_delete_is_allowed_when_no_record_references_it(

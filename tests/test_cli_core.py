@@ -5,7 +5,6 @@ enumerated, so a command added later is covered without editing this file."""
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import signal
 import subprocess
@@ -16,7 +15,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import NGINX_FULL, Invoke, Record, assert_refused, attestation, query, snapshot
+from conftest import NGINX_FULL, Invoke, Record, assert_refused, attestation, query
+from helpers import sha256_digest, slot_args
 
 from deploytrack.cli import cli
 from deploytrack.cli.lazy import Command, LazyGroup
@@ -182,16 +182,7 @@ def test_every_integer_parameter_is_bounded(path: tuple[str, ...], param: click.
         ("deployment", "list", "--limit", "1" + "0" * 30),
         ("deployment", "list", "--limit", "0"),
         (
-            "deployment",
-            "rollback",
-            "--env",
-            "cluster",
-            "--logical-env",
-            "production",
-            "--deployment-name",
-            "api",
-            "--kind",
-            "CONTAINER_IMAGE",
+            *slot_args("rollback", "cluster", "production", "api"),
             "--to",
             "1" + "0" * 30,
         ),
@@ -256,6 +247,29 @@ def test_a_read_whose_reader_is_gone_exits_141(
     _quiet_141(done, done.stderr)
 
 
+def _reader_leaves_half_way(argv: list[str], unbuffered: str, size: int) -> bytes:
+    """Run `argv` into a 4 KB pipe, read `size` bytes, leave; it must exit 141 quietly.
+
+    Returns what was read. The pipe is smaller than the output, so the writer blocks until
+    the reader leaves; one small os.read (not a buffered reader, which would drain the pipe).
+    """
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen(
+        argv,
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
+    )
+    os.close(write_end)
+    head = os.read(read_end, size)
+    os.close(read_end)
+    assert proc.stderr is not None
+    proc.wait(timeout=60)
+    _quiet_141(proc, proc.stderr.read())
+    return head
+
+
 @pytest.mark.parametrize("output", ["json", "table"])
 @pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED", "buffered"])
 def test_a_reader_that_leaves_half_way_exits_141(
@@ -263,22 +277,9 @@ def test_a_reader_that_leaves_half_way_exits_141(
 ) -> None:
     for index in range(80):  # ~32 KB of JSON, ~11 KB of table
         record(NGINX_FULL, name=f"svc-{index}")
-    read_end, write_end = os.pipe()
-    # A pipe smaller than the output: the writer blocks until the reader leaves.
-    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
-    proc = subprocess.Popen(
-        [entry_point, "--db", str(db_path), "deployment", "list", "-o", output],
-        stdout=write_end,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
-    )
-    os.close(write_end)
-    # One small read (not a buffered reader, which would drain the pipe), then leave.
-    assert os.read(read_end, 16).startswith(b"[" if output == "json" else b"ID")
-    os.close(read_end)
-    assert proc.stderr is not None
-    proc.wait(timeout=60)
-    _quiet_141(proc, proc.stderr.read())
+    argv = [entry_point, "--db", str(db_path), "deployment", "list", "-o", output]
+    head = _reader_leaves_half_way(argv, unbuffered, 16)
+    assert head.startswith(b"[" if output == "json" else b"ID")
 
 
 @pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED", "buffered"])
@@ -287,21 +288,9 @@ def test_a_download_whose_reader_leaves_half_way_exits_141(
 ) -> None:
     bundle = attestation("chainloop-slsa_provenance.sigstore.json")  # 12 KB
     ok("attestation", "import", str(bundle))
-    digest = "sha256:" + hashlib.sha256(bundle.read_bytes()).hexdigest()
-    read_end, write_end = os.pipe()
-    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
-    proc = subprocess.Popen(
-        [entry_point, "--db", str(db_path), "artifact", "download", "--digest", digest],
-        stdout=write_end,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
-    )
-    os.close(write_end)
-    assert os.read(read_end, 1) == b"{"
-    os.close(read_end)
-    assert proc.stderr is not None
-    proc.wait(timeout=60)
-    _quiet_141(proc, proc.stderr.read())
+    digest = sha256_digest(bundle.read_bytes())
+    argv = [entry_point, "--db", str(db_path), "artifact", "download", "--digest", digest]
+    assert _reader_leaves_half_way(argv, unbuffered, 1) == b"{"
 
 
 def test_a_broken_pipe_that_is_not_stdout_is_an_internal_error() -> None:
@@ -492,11 +481,9 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("args", "flag"), MALFORMED, ids=[" ".join(a) for a, _ in MALFORMED])
 def test_malformed_values_are_usage_errors(
-    run: Invoke, seeded: None, db_path: Path, args: tuple[str, ...], flag: str
+    refuse: Invoke, seeded: None, args: tuple[str, ...], flag: str
 ) -> None:
-    before = snapshot(db_path)
-    assert_refused(run(*args), code=2, contains=f"'{flag}'")
-    assert snapshot(db_path) == before
+    refuse(*args, code=2, contains=f"'{flag}'")
 
 
 UNKNOWN = [
@@ -508,28 +495,15 @@ UNKNOWN = [
     ("logical-environment", "policy", "show", "--name", "nowhen"),
     ("variable", "list", "--logical-env", "nowhen"),
     ("policy", "check", "--logical-env", "nowhen", "--digest", NGINX_FULL),
-    (
-        "deployment",
-        "rollback",
-        "--env",
-        "cluster",
-        "--logical-env",
-        "production",
-        "--deployment-name",
-        "never-ran",
-        "--kind",
-        "CONTAINER_IMAGE",
-    ),
+    slot_args("rollback", "cluster", "production", "never-ran"),
 ]
 
 
 @pytest.mark.parametrize("args", UNKNOWN, ids=[" ".join(a) for a in UNKNOWN])
 def test_well_formed_but_unknown_names_are_refusals(
-    run: Invoke, seeded: None, db_path: Path, args: tuple[str, ...]
+    refuse: Invoke, seeded: None, args: tuple[str, ...]
 ) -> None:
-    before = snapshot(db_path)
-    assert_refused(run(*args), code=1)
-    assert snapshot(db_path) == before
+    refuse(*args, code=1)
 
 
 def test_a_full_digest_in_any_case_is_recorded_canonically(

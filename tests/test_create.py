@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import Invoke, assert_refused, query, snapshot
+from helpers import sha256_digest
 from keyutil import (
     INTOTO,
     PASSWORD,
@@ -51,10 +52,6 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPair]:
     return {**openssl_keys(folder / "openssl"), **cryptography_keys(folder / "py")}
 
 
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def layout_digest(tag: str) -> str:
     index = json.loads((LAYOUT / "index.json").read_bytes())
     [entry] = [
@@ -63,7 +60,7 @@ def layout_digest(tag: str) -> str:
         if m["annotations"]["org.opencontainers.image.ref.name"] == tag
     ]
     blob = (LAYOUT / "blobs" / "sha256" / entry["digest"].removeprefix("sha256:")).read_bytes()
-    return sha(blob)
+    return sha256_digest(blob)
 
 
 @pytest.fixture
@@ -122,7 +119,7 @@ def test_create_with_every_material_kind(
         "--output-file", str(out),
     )  # fmt: skip
     data = out.read_bytes()
-    digest = sha(data)
+    digest = sha256_digest(data)
     # stdout is the digest alone (for scripts); the summary is on stderr.
     assert result.stdout == digest + "\n"
     assert "signed" not in result.stdout and "unsigned" in result.stderr
@@ -133,8 +130,8 @@ def test_create_with_every_material_kind(
     assert st["_type"] == "https://in-toto.io/Statement/v1"
     assert st["predicateType"] == PREDICATE
     image_digest = layout_digest("1.0.0")
-    chart_digest = sha(files["chart"].read_bytes())
-    artifact_digest = sha(files["artifact"].read_bytes())
+    chart_digest = sha256_digest(files["chart"].read_bytes())
+    artifact_digest = sha256_digest(files["artifact"].read_bytes())
     assert st["subject"] == [
         {"name": f"oci:{LAYOUT}:1.0.0", "digest": {"sha256": image_digest[7:]}},
         {"name": "mychart-0.1.0.tgz", "digest": {"sha256": chart_digest[7:]}},
@@ -156,8 +153,8 @@ def test_create_with_every_material_kind(
         ("CONTAINER_IMAGE", f"oci:{LAYOUT}:1.0.0", image_digest[7:]),
         ("HELM_CHART", "mychart-0.1.0.tgz", chart_digest[7:]),
         ("ARTIFACT", "app-1.0.tar.gz", artifact_digest[7:]),
-        ("SBOM_CYCLONEDX_JSON", "sbom.cdx.json", sha(files["cdx"].read_bytes())[7:]),
-        ("SBOM_SPDX_JSON", "spdx-sbom", sha(files["spdx"].read_bytes())[7:]),
+        ("SBOM_CYCLONEDX_JSON", "sbom.cdx.json", sha256_digest(files["cdx"].read_bytes())[7:]),
+        ("SBOM_SPDX_JSON", "spdx-sbom", sha256_digest(files["spdx"].read_bytes())[7:]),
         ("STRING", "commit", None),
         ("STRING", None, None),
     ]
@@ -174,7 +171,7 @@ def test_create_with_every_material_kind(
     assert view["verifications"] == []
     # Every material file is kept, byte for byte.
     for path in (files["chart"], files["artifact"], files["cdx"], files["spdx"]):
-        got = ok("artifact", "download", "--digest", sha(path.read_bytes())).stdout_bytes
+        got = ok("artifact", "download", "--digest", sha256_digest(path.read_bytes())).stdout_bytes
         assert got == path.read_bytes()
     # The attestation names the image: a deployment can be recorded for it.
     ok("environment", "create", "--name", "k8s")
@@ -425,7 +422,7 @@ def test_our_predicate_is_indexed_when_imported_from_elsewhere(ok: Invoke, tmp_p
     path.write_bytes(raw)
     ok("attestation", "import", str(path))
     listed = json.loads(ok("attestation", "list", "--digest", sbom, "-o", "json").stdout)
-    assert [a["digest"] for a in listed] == [sha(raw)]
+    assert [a["digest"] for a in listed] == [sha256_digest(raw)]
 
 
 def test_sign_a_bare_statement_keeps_its_bytes_as_the_payload(
@@ -442,7 +439,7 @@ def test_sign_a_bare_statement_keeps_its_bytes_as_the_payload(
         input=pair.stdin,
     )  # fmt: skip
     digest = result.stdout.strip()
-    assert digest == sha(out.read_bytes())
+    assert digest == sha256_digest(out.read_bytes())
     env, payload, _ = decode(out.read_bytes())
     assert payload == raw
     public = load_public_key_file(pair.public)

@@ -25,6 +25,7 @@ from conftest import (
     query,
     snapshot,
 )
+from helpers import as_json, record_args
 
 from deploytrack.cli import cli
 
@@ -64,11 +65,8 @@ MUTABLE = {"status", "ended_at", "superseded_by", "last_seen_at"}
 NOT_IN_STORE = "is not in the evidence store: import an attestation that names it first"
 # A well-formed digest no fixture names.
 UNKNOWN_DIGEST = "sha256:" + hashlib.sha256(b"an artifact nobody attested").hexdigest()
-BASE = ("--env", "cluster", "--logical-env", "production", "--deployment-name", "api")
-
-
-def as_json(result: Any) -> Any:
-    return json.loads(result.stdout)
+# The slot most tests record into: `deployment record` up to --kind, then the artifact.
+API = record_args("cluster", "production", "api")
 
 
 def file_digest(name: str) -> str:
@@ -123,9 +121,7 @@ def test_first_record_creates_an_active_record(record: Record, db_path: Path) ->
 
 
 def test_table_output_of_a_new_record(ok: Invoke) -> None:
-    out = ok(
-        "deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", "--digest", NGINX_FULL
-    ).stdout
+    out = ok(*API, "--digest", NGINX_FULL).stdout
     assert out.startswith("Recorded deployment 1: api (CONTAINER_IMAGE)")
     assert "cluster/production" in out
 
@@ -170,7 +166,7 @@ def test_another_digest_supersedes_the_active_record(record: Record, db_path: Pa
     assert [r["status"] for r in stored.values()].count("deployed") == 1
 
 
-def test_superseding_is_one_transaction(record: Record, run: Invoke, db_path: Path) -> None:
+def test_superseding_is_one_transaction(refuse: Invoke, record: Record, db_path: Path) -> None:
     """If the new record cannot be written, the old one must stay active."""
     first = record(NGINX_FULL)["deployment"]
     conn = sqlite3.connect(db_path)
@@ -180,10 +176,7 @@ def test_superseding_is_one_transaction(record: Record, run: Invoke, db_path: Pa
     )
     conn.commit()
     conn.close()
-    before = snapshot(db_path)
-    result = run("deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", "--digest", NGINX_GIT)
-    assert_refused(result, contains="injected failure")
-    assert snapshot(db_path) == before
+    refuse(*API, "--digest", NGINX_GIT, contains="injected failure")
     assert rows(db_path)[first["id"]]["status"] == "deployed"
 
 
@@ -224,11 +217,14 @@ def test_helm_chart_kind(record: Record) -> None:
 
 
 @pytest.mark.parametrize("kind", ["jar", "IMAGE", "", "CONTAINER-IMAGE"])
-def test_unknown_kind_is_a_usage_error(run: Invoke, db_path: Path, kind: str) -> None:
-    before = snapshot(db_path)
-    result = run("deployment", "record", *BASE, "--kind", kind, "--digest", NGINX_FULL)
-    assert_refused(result, code=2, contains="--kind")
-    assert snapshot(db_path) == before
+def test_unknown_kind_is_a_usage_error(refuse: Invoke, kind: str) -> None:
+    refuse(
+        *record_args("cluster", "production", "api", kind),
+        "--digest",
+        NGINX_FULL,
+        code=2,
+        contains="--kind",
+    )
 
 
 def test_uppercase_hex_is_normalised(record: Record, db_path: Path) -> None:
@@ -253,11 +249,8 @@ BAD_DIGESTS = {
 
 
 @pytest.mark.parametrize("digest", BAD_DIGESTS.values(), ids=BAD_DIGESTS.keys())
-def test_malformed_digests_are_refused(run: Invoke, db_path: Path, digest: str) -> None:
-    before = snapshot(db_path)
-    result = run("deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", "--digest", digest)
-    assert_refused(result, code=2, contains="sha256:<64 hex digits>")
-    assert snapshot(db_path) == before
+def test_malformed_digests_are_refused(refuse: Invoke, digest: str) -> None:
+    refuse(*API, "--digest", digest, code=2, contains="sha256:<64 hex digits>")
 
 
 @pytest.mark.parametrize(
@@ -268,13 +261,8 @@ def test_malformed_digests_are_refused(run: Invoke, db_path: Path, digest: str) 
     ],
     ids=["neither", "both"],
 )
-def test_exactly_one_of_digest_and_oci_ref(
-    run: Invoke, db_path: Path, source: tuple[str, ...]
-) -> None:
-    before = snapshot(db_path)
-    result = run("deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", *source)
-    assert_refused(result, code=2, contains="exactly one of --digest and --oci-ref")
-    assert snapshot(db_path) == before
+def test_exactly_one_of_digest_and_oci_ref(refuse: Invoke, source: tuple[str, ...]) -> None:
+    refuse(*API, *source, code=2, contains="exactly one of --digest and --oci-ref")
 
 
 @pytest.fixture
@@ -313,11 +301,7 @@ def test_pinned_oci_reference_needs_no_network(
     artifact_ref: str,
 ) -> None:
     result = ok(
-        "deployment",
-        "record",
-        *BASE,
-        "--kind",
-        "CONTAINER_IMAGE",
+        *API,
         "--oci-ref",
         reference,
         "-o",
@@ -336,21 +320,8 @@ def test_pinned_oci_reference_needs_no_network(
     assert artifact_ref in wide and digest in wide
 
 
-def test_oci_reference_of_an_unattested_digest_is_refused(
-    run: Invoke, db_path: Path, no_network: None
-) -> None:
-    before = snapshot(db_path)
-    result = run(
-        "deployment",
-        "record",
-        *BASE,
-        "--kind",
-        "CONTAINER_IMAGE",
-        "--oci-ref",
-        f"ghcr.io/acme/api:1.0@{UNKNOWN_DIGEST}",
-    )
-    assert_refused(result, contains=NOT_IN_STORE)
-    assert snapshot(db_path) == before
+def test_oci_reference_of_an_unattested_digest_is_refused(refuse: Invoke, no_network: None) -> None:
+    refuse(*API, "--oci-ref", f"ghcr.io/acme/api:1.0@{UNKNOWN_DIGEST}", contains=NOT_IN_STORE)
 
 
 @pytest.mark.parametrize(
@@ -369,16 +340,7 @@ def test_oci_reference_of_an_unattested_digest_is_refused(
 def test_deployment_names(run: Invoke, db_path: Path, name: str, accepted: bool) -> None:
     before = snapshot(db_path)
     result = run(
-        "deployment",
-        "record",
-        "--env",
-        "cluster",
-        "--logical-env",
-        "production",
-        "--deployment-name",
-        name,
-        "--kind",
-        "CONTAINER_IMAGE",
+        *record_args("cluster", "production", name),
         "--digest",
         NGINX_FULL,
     )
@@ -404,10 +366,9 @@ def test_deployment_names(run: Invoke, db_path: Path, name: str, accepted: bool)
     ],
 )
 def test_environment_and_stage_must_exist(
-    run: Invoke, db_path: Path, args: tuple[str, ...], message: str
+    refuse: Invoke, args: tuple[str, ...], message: str
 ) -> None:
-    before = snapshot(db_path)
-    result = run(
+    refuse(
         "deployment",
         "record",
         *args,
@@ -417,30 +378,21 @@ def test_environment_and_stage_must_exist(
         "CONTAINER_IMAGE",
         "--digest",
         NGINX_FULL,
+        contains=message,
     )
-    assert_refused(result, contains=message)
-    assert snapshot(db_path) == before
 
 
 @pytest.mark.parametrize("status", ["deployed", "decommissioned"])
-def test_digest_must_be_in_the_evidence_store(
-    run: Invoke, record: Record, db_path: Path, status: str
-) -> None:
+def test_digest_must_be_in_the_evidence_store(refuse: Invoke, record: Record, status: str) -> None:
     record(NGINX_FULL)
-    before = snapshot(db_path)
-    result = run(
-        "deployment",
-        "record",
-        *BASE,
-        "--kind",
-        "CONTAINER_IMAGE",
+    refuse(
+        *API,
         "--digest",
         UNKNOWN_DIGEST,
         "--status",
         status,
+        contains=f"{UNKNOWN_DIGEST} {NOT_IN_STORE}",
     )
-    assert_refused(result, contains=f"{UNKNOWN_DIGEST} {NOT_IN_STORE}")
-    assert snapshot(db_path) == before
 
 
 def test_a_digest_named_only_as_a_subject_becomes_recordable_once_attested(
@@ -460,7 +412,7 @@ def test_a_digest_named_only_as_a_subject_becomes_recordable_once_attested(
         for s in parsed["subjects"]
         if s["digest"].startswith("sha256:") and s["digest"] not in materials
     )
-    refused = run("deployment", "record", *BASE, "--kind", "CONTAINER_IMAGE", "--digest", subject)
+    refused = run(*API, "--digest", subject)
     assert_refused(refused, contains=NOT_IN_STORE)
     ok("attestation", "import", provenance)
     assert record(subject)["action"] == "created"
@@ -498,11 +450,7 @@ def test_times_never_run_backwards_when_the_clock_does(
 
 def decommission(run: Invoke, digest: str, *extra: str) -> Any:
     return run(
-        "deployment",
-        "record",
-        *BASE,
-        "--kind",
-        "CONTAINER_IMAGE",
+        *API,
         "--digest",
         digest,
         "--status",
@@ -598,16 +546,7 @@ def test_decommission_command_ends_what_the_slot_runs(
     record(NGINX_FULL, name="web")
     same_rule = as_json(
         ok(
-            "deployment",
-            "record",
-            "--env",
-            "cluster",
-            "--logical-env",
-            "production",
-            "--deployment-name",
-            "web",
-            "--kind",
-            "CONTAINER_IMAGE",
+            *record_args("cluster", "production", "web"),
             "--digest",
             NGINX_FULL,
             "--status",
@@ -898,12 +837,10 @@ def test_describe_links_predecessor_and_successor(ok: Invoke, record: Record) ->
     [("999", 1, "no deployment record 999"), ("0", 2, "ID"), ("abc", 2, "ID")],
 )
 def test_describe_unknown_id_is_refused(
-    run: Invoke, record: Record, db_path: Path, ident: str, code: int, message: str
+    refuse: Invoke, record: Record, ident: str, code: int, message: str
 ) -> None:
     record(NGINX_FULL)
-    before = snapshot(db_path)
-    assert_refused(run("deployment", "describe", ident), code=code, contains=message)
-    assert snapshot(db_path) == before
+    refuse("deployment", "describe", ident, code=code, contains=message)
 
 
 # --- the installed program -------------------------------------------------------------------
@@ -929,18 +866,7 @@ def test_program_records_and_supersedes(entry_point: str, tmp_path: Path) -> Non
     for args in steps:
         done = program(entry_point, db, *args)
         assert done.returncode == 0, done.stderr
-    key = (
-        "deployment",
-        "record",
-        "--env",
-        "edge",
-        "--logical-env",
-        "staging",
-        "--deployment-name",
-        "proxy",
-        "--kind",
-        "container_image",
-    )
+    key = record_args("edge", "staging", "proxy", kind="container_image")
 
     created = program(entry_point, db, *key, "--digest", NGINX_FULL)
     assert created.returncode == 0, created.stderr
@@ -968,20 +894,7 @@ def test_program_refusals_are_one_error_line(entry_point: str, tmp_path: Path) -
     before = snapshot(db)
     cases = [
         (
-            (
-                "deployment",
-                "record",
-                "--env",
-                "edge",
-                "--logical-env",
-                "production",
-                "--deployment-name",
-                "proxy",
-                "--kind",
-                "CONTAINER_IMAGE",
-                "--digest",
-                NGINX_FULL,
-            ),
+            (*record_args("edge", "production", "proxy"), "--digest", NGINX_FULL),
             1,
             f"Error: {NGINX_FULL} {NOT_IN_STORE}",
         ),
@@ -991,18 +904,7 @@ def test_program_refusals_are_one_error_line(entry_point: str, tmp_path: Path) -
             "Error: Invalid value for '--name': invalid environment name",
         ),
         (
-            (
-                "deployment",
-                "record",
-                "--env",
-                "edge",
-                "--logical-env",
-                "production",
-                "--deployment-name",
-                "proxy",
-                "--kind",
-                "CONTAINER_IMAGE",
-            ),
+            record_args("edge", "production", "proxy"),
             2,
             "Error: give exactly one of --digest and --oci-ref",
         ),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import Invoke, assert_refused, snapshot
+from helpers import intoto_statement, record_args
 
 from deploytrack.services import evidence
 from deploytrack.store import open_store
@@ -29,16 +30,8 @@ KIND = "CONTAINER_IMAGE"
 
 
 def statement(path: Path, digests: list[str]) -> Path:
-    body = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [
-            {"name": f"app-{i}", "digest": {"sha256": d.removeprefix("sha256:")}}
-            for i, d in enumerate(digests)
-        ],
-        "predicateType": "https://example.com/build/v1",
-        "predicate": {},
-    }
-    path.write_text(json.dumps(body))
+    subjects = ((f"app-{i}", d) for i, d in enumerate(digests))
+    path.write_text(json.dumps(intoto_statement(subjects, "https://example.com/build/v1")))
     return path
 
 
@@ -54,8 +47,7 @@ def estate(ok: Invoke, tmp_path: Path) -> str:
 
 
 def rec(ok: Invoke, digest: str, name: str = "api", stage: str = "production", *extra: str) -> Any:
-    where = ("--env", "cluster", "--logical-env", stage, "--deployment-name", name, "--kind", KIND)
-    out = ok("deployment", "record", *where, "--digest", digest, *extra, "-o", "json")
+    out = ok(*record_args("cluster", stage, name, KIND), "--digest", digest, *extra, "-o", "json")
     return json.loads(out.stdout)["deployment"]
 
 
@@ -157,12 +149,10 @@ def test_describe_by_digest_refuses_several_or_no_active_records(
     ],
 )
 def test_describe_takes_an_id_or_a_digest(
-    ok: Invoke, run: Invoke, db_path: Path, args: tuple[str, ...], message: str
+    refuse: Invoke, ok: Invoke, args: tuple[str, ...], message: str
 ) -> None:
     rec(ok, LONE)
-    before = snapshot(db_path)
-    assert_refused(run("deployment", "describe", *args), code=2, contains=message)
-    assert snapshot(db_path) == before
+    refuse("deployment", "describe", *args, code=2, contains=message)
 
 
 # --- the evidence store and discover ---------------------------------------------------------
@@ -210,23 +200,20 @@ LOOKUPS = [
 @pytest.mark.parametrize("command", LOOKUPS, ids=[" ".join(c) for c in LOOKUPS])
 @pytest.mark.parametrize("value", SHORT)
 def test_fewer_than_8_hex_digits_is_a_usage_error(
-    run: Invoke, db_path: Path, command: tuple[str, ...], value: str
+    refuse: Invoke, command: tuple[str, ...], value: str
 ) -> None:
-    before = snapshot(db_path)
-    assert_refused(run(*command, value), code=2, contains="at least 8 hex digits")
-    assert snapshot(db_path) == before
+    refuse(*command, value, code=2, contains="at least 8 hex digits")
 
 
 @pytest.mark.parametrize("value", SHORT)
 def test_attestation_verify_checks_its_prefix_before_anything(
-    run: Invoke, db_path: Path, tmp_path: Path, value: str
+    refuse: Invoke, tmp_path: Path, value: str
 ) -> None:
     key = tmp_path / "key.pub"
     key.write_text("not read: the digest is refused first\n")
-    before = snapshot(db_path)
-    result = run("attestation", "verify", value, "--key", str(key))
-    assert_refused(result, code=2, contains="at least 8 hex digits")
-    assert snapshot(db_path) == before
+    refuse(
+        "attestation", "verify", value, "--key", str(key), code=2, contains="at least 8 hex digits"
+    )
 
 
 def test_writes_keep_requiring_the_whole_digest(ok: Invoke, run: Invoke, db_path: Path) -> None:

@@ -5,13 +5,13 @@ digests are read here from the fixture files themselves."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import NGINX_FULL, NGINX_GIT, Invoke, assert_refused, attestation
+from helpers import sha256_digest
 
 FULL = attestation("chainloop-full.json")
 DUPLICATED = attestation("chainloop-with-duplicated-sha.json")
@@ -28,10 +28,6 @@ DISCOVERY_FIELDS = [
     "attestation",
     "deployments",
 ]
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def payload(path: Path) -> dict[str, Any]:
@@ -66,7 +62,7 @@ def test_what_a_digest_is_who_names_it_and_where_it_runs(ok: Invoke) -> None:
     assert found["names"] == [image["name"]]
     assert found["stored_bytes"] is None and found["attestation"] is None
     [ref] = found["referenced_by"]
-    assert ref["attestation"] == sha(FULL.read_bytes())
+    assert ref["attestation"] == sha256_digest(FULL.read_bytes())
     assert ref["predicate_type"] == payload(FULL)["predicateType"]
     metadata = payload(FULL)["predicate"]["metadata"]
     assert (ref["project"], ref["workflow"]) == (metadata["project"], metadata["name"])
@@ -76,8 +72,9 @@ def test_what_a_digest_is_who_names_it_and_where_it_runs(ok: Invoke) -> None:
     text = ok("discover", NGINX_FULL).stdout
     assert text.startswith(NGINX_FULL + "\n")
     for part in ("kind: CONTAINER_IMAGE", "referenced by 1 attestation(s)",
-                 sha(FULL.read_bytes()), f"deployment {deployment}: api (CONTAINER_IMAGE) "
-                 "in cluster/production, deployed since"):  # fmt: skip
+                 sha256_digest(FULL.read_bytes()),
+                 f"deployment {deployment}: api (CONTAINER_IMAGE) in cluster/production, "
+                 "deployed since"):  # fmt: skip
         assert part in text
 
 
@@ -100,7 +97,7 @@ def test_one_digest_under_two_kinds_is_ambiguous_unless_kind_picks(ok: Invoke, r
 
 def test_an_attestation_lists_every_digest_it_references(ok: Invoke) -> None:
     ok("attestation", "import", str(GIT))
-    digest = sha(GIT.read_bytes())
+    digest = sha256_digest(GIT.read_bytes())
     found = discover(ok, digest)
     assert (found["kinds"], found["kind"]) == (["ATTESTATION"], "ATTESTATION")
     assert found["stored_bytes"] == len(GIT.read_bytes())
@@ -144,10 +141,10 @@ def test_material_files_of_created_attestations(ok: Invoke, tmp_path: Path) -> N
         ok("attestation", "create", "--workflow", "ci", "--project", "shop", "--material",
            f"ARTIFACT={app}", "--material", f"SBOM_CYCLONEDX_JSON={sbom}", "-o", "json").stdout
     )["attestation"]["digest"]  # fmt: skip
-    found = discover(ok, sha(sbom.read_bytes()))
+    found = discover(ok, sha256_digest(sbom.read_bytes()))
     assert (found["kind"], found["stored_bytes"]) == ("SBOM_CYCLONEDX_JSON", sbom.stat().st_size)
     assert found["referenced_by"][0]["attestation"] == created
-    art = discover(ok, sha(b"binary"))
+    art = discover(ok, sha256_digest(b"binary"))
     # An ARTIFACT is a subject and a material of the attestation; the subject takes its kind.
     assert art["referenced_by"][0]["roles"] == [
         {"role": "subject", "name": "app.bin", "kind": "ARTIFACT"},
@@ -192,7 +189,7 @@ def test_projects_versions_workflows_artifacts_and_where_they_run(
     )
     [version] = detail["versions"]
     assert version["workflows"] == [git_meta["name"]]
-    assert [a["digest"] for a in version["attestations"]] == [sha(GIT.read_bytes())]
+    assert [a["digest"] for a in version["attestations"]] == [sha256_digest(GIT.read_bytes())]
     artifacts = {a["digest"]: a for a in version["artifacts"]}
     assert NGINX_GIT in artifacts
     assert [r["id"] for r in artifacts[NGINX_GIT]["running"]] == [deployment]

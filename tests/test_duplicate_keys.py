@@ -11,13 +11,13 @@ nothing stored. No registry is contacted: the docker config is read before any r
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
 from conftest import Invoke, assert_refused, snapshot
+from helpers import intoto_statement, sha256_digest
 
 from deploytrack import jsondoc
 from deploytrack.registry import RegistryError
@@ -33,17 +33,9 @@ HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 NOWHERE = "127.0.0.1:9"
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def statement(digest: str, name: str = "app") -> dict:
-    return {
-        "_type": V1,
-        "subject": [{"name": name, "digest": {"sha256": digest.removeprefix("sha256:")}}],
-        "predicateType": "https://slsa.dev/provenance/v1",
-        "predicate": {"buildDefinition": {"buildType": "test"}},
-    }
+    predicate = {"buildDefinition": {"buildType": "test"}}
+    return intoto_statement([(name, digest)], "https://slsa.dev/provenance/v1", predicate)
 
 
 def twice(raw: bytes, key: str, first: object = None) -> bytes:
@@ -71,8 +63,8 @@ def empty_db(ok: Invoke, db_path: Path) -> list[str]:
 
 # --- attestations --------------------------------------------------------------------------
 
-GOOD = sha256(b"the real artifact")
-FORGED = sha256(b"another artifact")
+GOOD = sha256_digest(b"the real artifact")
+FORGED = sha256_digest(b"another artifact")
 
 
 @pytest.mark.parametrize(
@@ -215,7 +207,9 @@ def test_a_credential_helper_answer_with_a_key_twice_is_refused_without_the_secr
 def layout(folder: Path, index: bytes, blobs: list[bytes]) -> Path:
     (folder / "blobs" / "sha256").mkdir(parents=True)
     for blob in blobs:
-        (folder / "blobs" / "sha256" / sha256(blob).removeprefix("sha256:")).write_bytes(blob)
+        (folder / "blobs" / "sha256" / sha256_digest(blob).removeprefix("sha256:")).write_bytes(
+            blob
+        )
     (folder / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     (folder / "index.json").write_bytes(index)
     return folder
@@ -224,7 +218,7 @@ def layout(folder: Path, index: bytes, blobs: list[bytes]) -> Path:
 def descriptor(blob: bytes, tag: str) -> dict:
     return {
         "mediaType": OCI_MANIFEST,
-        "digest": sha256(blob),
+        "digest": sha256_digest(blob),
         "size": len(blob),
         "annotations": {"org.opencontainers.image.ref.name": tag},
     }
@@ -235,7 +229,7 @@ def manifest(config_type: str, salt: str) -> bytes:
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": config_type, "digest": sha256(salt.encode()), "size": 2},
+            "config": {"mediaType": config_type, "digest": sha256_digest(salt.encode()), "size": 2},
             "layers": [],
         }
     ).encode()
@@ -250,7 +244,7 @@ def test_an_oci_layout_index_with_a_key_twice_is_refused(
     index = twice(index, "manifests", [descriptor(shown, "1.0")])
     folder = layout(tmp_path / "oci", index, [shown, hidden])
     statement_file = tmp_path / "s.json"
-    statement_file.write_text(json.dumps(statement(sha256(hidden))))
+    statement_file.write_text(json.dumps(statement(sha256_digest(hidden))))
     ok("attestation", "import", str(statement_file))  # so only the index can refuse it
     before = snapshot(db_path)
     result = record_ref(run, f"oci:{folder}:1.0")
@@ -267,7 +261,7 @@ def test_a_helm_chart_manifest_with_a_key_twice_is_refused(
     index = json.dumps({"schemaVersion": 2, "manifests": [descriptor(chart, "0.1.0")]}).encode()
     folder = layout(tmp_path / "oci", index, [chart])
     statement_file = tmp_path / "s.json"
-    statement_file.write_text(json.dumps(statement(sha256(chart), "mychart")))
+    statement_file.write_text(json.dumps(statement(sha256_digest(chart), "mychart")))
     ok("attestation", "import", str(statement_file))
     before = snapshot(db_path)
     result = record_ref(run, f"oci:{folder}:0.1.0", kind="HELM_CHART")
@@ -341,7 +335,7 @@ def test_a_stored_attestation_with_a_key_twice_is_not_verified(
             "signatures": [{"keyid": "", "sig": base64.b64encode(key.sign(pae)).decode()}],
         }
     ).encode()
-    digest = sha256(document)
+    digest = sha256_digest(document)
     with closing(sqlite3.connect(db_path)) as conn:
         conn.execute(
             "INSERT INTO blob (digest, size, content, created_at) VALUES (?, ?, ?, 0)",

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import Invoke, assert_refused, query, snapshot
+from helpers import as_json, intoto_statement, slot_args
 
 from deploytrack import timeutil
 from deploytrack.store import open_store, queries
@@ -25,16 +26,8 @@ LINEAGE_FIELDS = ["policy_id", "promoted_from", "rollback_of"]
 
 
 def statement(path: Path, *digests: str, predicate: str = PREDICATE) -> Path:
-    body = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [
-            {"name": f"app-{i}", "digest": {"sha256": d.removeprefix("sha256:")}}
-            for i, d in enumerate(digests)
-        ],
-        "predicateType": predicate,
-        "predicate": {"builder": "test"},
-    }
-    path.write_text(json.dumps(body))
+    subjects = ((f"app-{i}", d) for i, d in enumerate(digests))
+    path.write_text(json.dumps(intoto_statement(subjects, predicate, {"builder": "test"})))
     return path
 
 
@@ -46,17 +39,9 @@ def releases(ok: Invoke, tmp_path: Path) -> None:
     ok("environment", "create", "--name", "prod-cluster")
 
 
-def as_json(result: Any) -> Any:
-    return json.loads(result.stdout)
-
-
-def slot(env: str = "prod-cluster", stage: str = "production", name: str = "api") -> list[str]:
-    return ["--env", env, "--logical-env", stage, "--deployment-name", name, "--kind", KIND]
-
-
 def rec(ok: Invoke, digest: str, env: str = "prod-cluster", stage: str = "production",
         name: str = "api", status: str = "deployed") -> dict[str, Any]:  # fmt: skip
-    out = ok("deployment", "record", *slot(env, stage, name), "--digest", digest,
+    out = ok(*slot_args("record", env, stage, name, KIND), "--digest", digest,
              "--status", status, "-o", "json")  # fmt: skip
     return as_json(out)
 
@@ -69,7 +54,7 @@ def promote(run: Invoke, *extra: str, env: str = "stage-cluster") -> Any:
 
 
 def rollback(run: Invoke, *extra: str, env: str = "prod-cluster", stage: str = "production") -> Any:
-    return run("deployment", "rollback", *slot(env, stage), *extra)
+    return run(*slot_args("rollback", env, stage, "api", KIND), *extra)
 
 
 def rows(db_path: Path) -> dict[int, dict[str, Any]]:
@@ -183,17 +168,22 @@ def test_promote_is_refused_without_an_active_source(
         (("--to-env", "prod-cluster", "--to-logical-env", "nowhen"), "'nowhen' does not exist"),
     ],
 )
-def test_promote_refusals(
-    ok: Invoke, run: Invoke, db_path: Path, extra: tuple[str, ...], message: str
-) -> None:
+def test_promote_refusals(refuse: Invoke, ok: Invoke, extra: tuple[str, ...], message: str) -> None:
     rec(ok, V1, env="stage-cluster", stage="staging")
-    before = snapshot(db_path)
-    result = run(
-        "deployment", "promote", "--env", "stage-cluster", "--deployment-name", "api",
-        "--kind", KIND, "--from-logical-env", "staging", *extra,
-    )  # fmt: skip
-    assert_refused(result, contains=message)
-    assert snapshot(db_path) == before
+    refuse(
+        "deployment",
+        "promote",
+        "--env",
+        "stage-cluster",
+        "--deployment-name",
+        "api",
+        "--kind",
+        KIND,
+        "--from-logical-env",
+        "staging",
+        *extra,
+        contains=message,
+    )
 
 
 def test_promote_is_refused_by_the_target_stage_policy(
@@ -575,12 +565,8 @@ def test_history_window_is_every_record_active_in_it(ok: Invoke, clock: Any) -> 
     assert ids(ok, "--since", at(t[1]), "--limit", "2") == [made[4], made[3]]
 
 
-def test_history_window_ending_before_it_starts_is_refused(
-    run: Invoke, db_path: Path, clock: Any
-) -> None:
-    before = snapshot(db_path)
-    assert_refused(run("deployment", "list", "--since", "1h", "--until", "2h"), contains="--since")
-    assert snapshot(db_path) == before
+def test_history_window_ending_before_it_starts_is_refused(refuse: Invoke, clock: Any) -> None:
+    refuse("deployment", "list", "--since", "1h", "--until", "2h", contains="--since")
 
 
 # --- time and duration parsing ---------------------------------------------------------
@@ -641,9 +627,10 @@ def test_parse_duration_refusals(text: str) -> None:
 def plan(db_path: Path, condition: Any) -> str:
     store = open_store(db_path)
     try:
-        sql, params = queries.newest_first(queries.with_names().where(condition)).sql()
-        cursor = store.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)
-        return "\n".join(row[3] for row in cursor.fetchall())
+        with store.read():
+            sql, params = queries.newest_first(queries.with_names().where(condition)).sql()
+            cursor = store.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)
+            return "\n".join(row[3] for row in cursor.fetchall())
     finally:
         store.close()
 

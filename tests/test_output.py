@@ -21,6 +21,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 from conftest import Invoke
+from helpers import intoto_statement
 
 from deploytrack.cli import cli
 from deploytrack.cli.output import MAX_ROW, print_table, safe, short_ref
@@ -77,17 +78,7 @@ def command_of(args: Sequence[str]) -> str:
 
 
 def statement(subjects: list[tuple[str, str]], predicate_type: str) -> bytes:
-    return json.dumps(
-        {
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": [
-                {"name": name, "digest": {"sha256": digest.removeprefix("sha256:")}}
-                for name, digest in subjects
-            ],
-            "predicateType": predicate_type,
-            "predicate": {},
-        }
-    ).encode()
+    return json.dumps(intoto_statement(subjects, predicate_type)).encode()
 
 
 def ed25519_pair(folder: Path, stem: str) -> tuple[Path, Path]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import ATTESTATIONS, snapshot
+from helpers import intoto_statement, sha256_digest
 
 ENTRY = str(Path(sys.executable).parent / "deploytrack")
 WRITERS = 8
@@ -32,20 +33,13 @@ SHARED = ("shared", "production", "api", "CONTAINER_IMAGE")
 
 
 def digest_of(label: str) -> str:
-    return "sha256:" + hashlib.sha256(label.encode()).hexdigest()
+    return sha256_digest(label.encode())
 
 
 def evidence(path: Path, labels: list[str]) -> Path:
     """One in-toto statement naming the digest of every label."""
-    statement = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [
-            {"name": label, "digest": {"sha256": digest_of(label).split(":")[1]}}
-            for label in labels
-        ],
-        "predicateType": "https://slsa.dev/provenance/v1",
-        "predicate": {},
-    }
+    subjects = ((label, digest_of(label)) for label in labels)
+    statement = intoto_statement(subjects, "https://slsa.dev/provenance/v1")
     path.write_text(json.dumps(statement))
     return path
 

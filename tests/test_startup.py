@@ -148,8 +148,9 @@ store = open_store(sys.argv[1])
 from deploytrack.store.models import ALL_MODELS, Blob
 with store.read():
     counts = {m.__name__: m.select().count() for m in ALL_MODELS}
+    assert models.PublicKey._meta.database.obj is store.db
 assert len(counts) == 14 and counts["LogicalEnvironment"] == 3 and counts["Blob"] > 0, counts
-assert models.PublicKey._meta.database.obj is store.db
+assert models.PublicKey._meta.database.obj is None  # reachable only inside a transaction
 print("ok")
 """
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import Clock, Invoke, assert_refused, snapshot
+from helpers import as_json, intoto_statement, record_args
 
 from deploytrack import timeutil
 from deploytrack.services import lifecycle
@@ -41,15 +42,8 @@ HOUR = 3_600_000_000
 
 @pytest.fixture(autouse=True)
 def _estate(ok: Invoke, tmp_path: Path) -> None:
-    statement = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [
-            {"name": f"b{i}", "digest": {"sha256": d.removeprefix("sha256:")}}
-            for i, d in enumerate((V1, V2, V3))
-        ],
-        "predicateType": "https://example.com/build/v1",
-        "predicate": {},
-    }
+    subjects = ((f"b{i}", d) for i, d in enumerate((V1, V2, V3)))
+    statement = intoto_statement(subjects, "https://example.com/build/v1")
     path = tmp_path / "builds.json"
     path.write_text(json.dumps(statement))
     ok("attestation", "import", str(path))
@@ -66,13 +60,9 @@ def rec(
     kind: str = "CONTAINER_IMAGE",
     status: str = "deployed",
 ) -> dict[str, Any]:
-    where = ("--env", env, "--logical-env", stage, "--deployment-name", name, "--kind", kind)
-    out = ok("deployment", "record", *where, "--digest", digest, "--status", status, "-o", "json")
+    args = record_args(env, stage, name, kind)
+    out = ok(*args, "--digest", digest, "--status", status, "-o", "json")
     return json.loads(out.stdout)["deployment"]
-
-
-def as_json(result: Any) -> Any:
-    return json.loads(result.stdout)
 
 
 # --- status ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from helpers import sha256_digest
 from keyutil import (
     INTOTO,
     PASSWORD,
@@ -71,10 +72,6 @@ def other_key(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
     return KeyPair("other", folder / "other.pem", folder / "other.pub", "ecdsa-p256")
 
 
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def put(tmp_path: Path, name: str, data: bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(data)
@@ -83,7 +80,7 @@ def put(tmp_path: Path, name: str, data: bytes) -> Path:
 
 def imported(ok: Invoke, tmp_path: Path, name: str, data: bytes) -> str:
     ok("attestation", "import", str(put(tmp_path, name, data)))
-    return sha(data)
+    return sha256_digest(data)
 
 
 def verify(run: Invoke, digest: str, *key_files: Path | str, output: str = "table") -> Any:
@@ -166,7 +163,7 @@ def test_publish_bundle_verifies_with_its_key_and_is_remembered(
     ok: Invoke, run: Invoke, db_path: Path
 ) -> None:
     ok("attestation", "import", str(PUBLISH_BUNDLE))
-    digest = sha(PUBLISH_BUNDLE.read_bytes())
+    digest = sha256_digest(PUBLISH_BUNDLE.read_bytes())
     result = verify(run, digest, PUBLISH_KEY, output="json")
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
@@ -215,7 +212,7 @@ def test_publish_bundle_does_not_verify_with_a_key_that_did_not_sign_it(
     ok: Invoke, run: Invoke, db_path: Path, other_key: KeyPair, keys: dict[str, KeyPair]
 ) -> None:
     ok("attestation", "import", str(PUBLISH_BUNDLE))
-    digest = sha(PUBLISH_BUNDLE.read_bytes())
+    digest = sha256_digest(PUBLISH_BUNDLE.read_bytes())
     before = snapshot(db_path)
     for key in (other_key.public, keys["ed25519-pkcs8"].public, keys["rsa-trad"].public):
         result = verify(run, digest, key)
@@ -264,7 +261,7 @@ def test_keyless_bundles_with_their_certificate_key(
     signature check alone (no chain, no identity), on real bundles of both outcomes."""
     path = attestation(name)
     ok("attestation", "import", str(path))
-    result = verify(run, sha(path.read_bytes()), _leaf_key(path, tmp_path))
+    result = verify(run, sha256_digest(path.read_bytes()), _leaf_key(path, tmp_path))
     if verifies:
         assert result.exit_code == 0, result.stderr
     else:
@@ -401,7 +398,7 @@ def test_bad_key_files_are_refused_without_showing_them(
     ok: Invoke, run: Invoke, db_path: Path, tmp_path: Path, keys: dict[str, KeyPair]
 ) -> None:
     ok("attestation", "import", str(PUBLISH_BUNDLE))
-    digest = sha(PUBLISH_BUNDLE.read_bytes())
+    digest = sha256_digest(PUBLISH_BUNDLE.read_bytes())
     private = keys["ec-pkcs8"].private
     cert = tmp_path / "cert.pem"
     openssl("req", "-x509", "-key", private, "-out", cert, "-days", "1", "-subj", "/CN=t")
@@ -530,7 +527,7 @@ def test_repeated_verification_is_appended_and_shown_once_per_key(
     ok: Invoke, db_path: Path
 ) -> None:
     ok("attestation", "import", str(PUBLISH_BUNDLE))
-    digest = sha(PUBLISH_BUNDLE.read_bytes())
+    digest = sha256_digest(PUBLISH_BUNDLE.read_bytes())
     ok("attestation", "verify", digest, "--key", str(PUBLISH_KEY))
     ok("attestation", "verify", digest, "--key", str(PUBLISH_KEY))
     rows = query(db_path, "SELECT verified_at FROM attestation_verification ORDER BY id")
@@ -551,7 +548,13 @@ def test_repeated_verification_is_appended_and_shown_once_per_key(
 )
 def test_trust_history_is_append_only(ok: Invoke, db_path: Path, sql: str) -> None:
     ok("attestation", "import", str(PUBLISH_BUNDLE))
-    ok("attestation", "verify", sha(PUBLISH_BUNDLE.read_bytes()), "--key", str(PUBLISH_KEY))
+    ok(
+        "attestation",
+        "verify",
+        sha256_digest(PUBLISH_BUNDLE.read_bytes()),
+        "--key",
+        str(PUBLISH_KEY),
+    )
     before = snapshot(db_path)
     conn = sqlite3.connect(db_path)
     with pytest.raises(sqlite3.DatabaseError, match="trust history"):
@@ -579,7 +582,7 @@ def test_verify_through_the_entry_point(entry_point: str, tmp_path: Path) -> Non
     subprocess.run(
         [entry_point, "--db", db, "attestation", "import", str(PUBLISH_BUNDLE)], check=True
     )
-    digest = sha(PUBLISH_BUNDLE.read_bytes())
+    digest = sha256_digest(PUBLISH_BUNDLE.read_bytes())
     good = subprocess.run(
         [entry_point, "--db", db, "attestation", "verify", digest, "--key", str(PUBLISH_KEY)],
         capture_output=True,

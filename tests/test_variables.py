@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,17 +170,13 @@ def test_scope_names_must_exist(run: Invoke, db_path: Path, key_file: Path) -> N
     "key",
     ["1ABC", "A-B", "A B", "", "ÄPFEL", "A.B", "A\n", "$A", "A" * 256],
 )
-def test_invalid_keys_are_refused(run: Invoke, db_path: Path, key: str) -> None:
-    before = snapshot(db_path)
-    assert_refused(run("variable", "set", key, "v", *STAGE), contains="invalid variable name")
-    assert snapshot(db_path) == before
+def test_invalid_keys_are_refused(refuse: Invoke, key: str) -> None:
+    refuse("variable", "set", key, "v", *STAGE, contains="invalid variable name")
 
 
 @pytest.mark.parametrize("key", ["DEPLOYTRACK_DB", "deploytrack_x", "Deploytrack_"])
-def test_the_deploytrack_prefix_is_reserved(run: Invoke, db_path: Path, key: str) -> None:
-    before = snapshot(db_path)
-    assert_refused(run("variable", "set", key, "v", *STAGE), contains="reserved")
-    assert snapshot(db_path) == before
+def test_the_deploytrack_prefix_is_reserved(refuse: Invoke, key: str) -> None:
+    refuse("variable", "set", key, "v", *STAGE, contains="reserved")
 
 
 @pytest.mark.parametrize("key", ["_", "a", "_PRIVATE", "Mixed_Case_9", "DEPLOYTRACK", "A" * 255])
@@ -388,18 +385,25 @@ def test_resolve_env_is_byte_exact(ok: Invoke) -> None:
     assert values(ok) == RAW
 
 
-@pytest.mark.parametrize("shell", ["sh", "bash"])
-def test_eval_in_a_real_shell_reproduces_every_value(
-    entry_point: str, tmp_path: Path, shell: str
-) -> None:
-    """The installed command, stdout a pipe, its output eval'ed by a real shell."""
-    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "eval.db")}
+def _installed(entry_point: str, env: dict[str, str]) -> Callable[..., bytes]:
+    """The installed command with `env`: each call must succeed; returns its stdout."""
 
     def cli(*args: str, input: bytes | None = None) -> bytes:
         done = subprocess.run([entry_point, *args], input=input, env=env,
                               capture_output=True, timeout=60)  # fmt: skip
         assert done.returncode == 0, done.stderr
         return done.stdout
+
+    return cli
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_eval_in_a_real_shell_reproduces_every_value(
+    entry_point: str, tmp_path: Path, shell: str
+) -> None:
+    """The installed command, stdout a pipe, its output eval'ed by a real shell."""
+    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "eval.db")}
+    cli = _installed(entry_point, env)
 
     cli("environment", "create", "--name", "prod-cluster")
     for i, (name, value) in enumerate(RAW.items()):
@@ -457,13 +461,7 @@ def test_resolve_writes_the_same_bytes_to_a_terminal_and_a_pipe(
 
 
 def test_list_and_history_json_carry_values_exactly(entry_point: str, tmp_path: Path) -> None:
-    env = {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "json.db")}
-
-    def cli(*args: str, input: bytes | None = None) -> bytes:
-        done = subprocess.run([entry_point, *args], input=input, env=env,
-                              capture_output=True, timeout=60)  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+    cli = _installed(entry_point, {**os.environ, "DEPLOYTRACK_DB": str(tmp_path / "json.db")})
 
     for name, value in RAW.items():
         cli("variable", "set", name, "--stdin", *STAGE, input=(value + "\n").encode())
@@ -913,17 +911,14 @@ def test_history_is_append_only(ok: Invoke, db_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["environment", "logical-environment"])
 def test_deletion_is_refused_while_variables_reference_it(
-    ok: Invoke, run: Invoke, db_path: Path, kind: str
+    refuse: Invoke, ok: Invoke, kind: str
 ) -> None:
     ok("logical-environment", "create", "--name", "canary")
     scope = ("--logical-env", "canary", "--env", "edge")
     ok("variable", "set", "A", "1", *scope)
     ok("variable", "unset", "A", *scope)  # unset: the history still names both
     name = "edge" if kind == "environment" else "canary"
-    before = snapshot(db_path)
-    result = run(kind, "delete", "--name", name)
-    assert_refused(result, contains="referenced by 2 variable change(s)")
-    assert snapshot(db_path) == before
+    refuse(kind, "delete", "--name", name, contains="referenced by 2 variable change(s)")
     ok(kind, "create", "--name", "unused")
     ok(kind, "delete", "--name", "unused")  # the rule is about references only
 

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import (
+    Column,
+    Table,
     output_option,
     print_fields,
-    print_json,
-    print_table,
+    render,
     safe,
     when,
 )
 from deploytrack.digests import normalize_lookup, short
+
+if TYPE_CHECKING:
+    from deploytrack.services.views.evidence import AttestationView, ImportResult
 
 
 def _read_input(path: str, limit: int) -> bytes:
@@ -95,9 +99,12 @@ def attestation_import(
     results = evidence.store_parsed(
         app.store, parsed, evidence.Overrides(project, version, workflow)
     )
-    if output == "json":
-        print_json(results)
-        return
+    render(results, output, text=lambda done: _tell_imported(done, project, version, workflow))
+
+
+def _tell_imported(
+    results: list[ImportResult], project: str | None, version: str | None, workflow: str | None
+) -> None:
     for result in results:
         att = result.attestation
         if result.created:
@@ -145,57 +152,7 @@ def attestation_list(
     """List stored attestations, newest first."""
     from deploytrack.services import evidence
 
-    views = evidence.list_attestations(app.store, project, version, digest)
-    if output == "json":
-        print_json(views)
-        return
-    if output == "wide":
-        print_table(
-            [
-                "DIGEST",
-                "FORMAT",
-                "PREDICATE TYPE",
-                "PROJECT",
-                "VERSION",
-                "WORKFLOW",
-                "SUBJECTS",
-                "IMPORTED",
-            ],
-            [
-                [
-                    v.digest,
-                    v.format,
-                    v.predicate_type,
-                    v.project,
-                    v.version,
-                    v.workflow,
-                    str(len(v.subjects)),
-                    when(v.imported_at),
-                ]
-                for v in views
-            ],
-            empty=_NO_ATTESTATIONS,
-            caps=[None, None, 100, 64, 32, 64],
-        )
-        return
-    # 120 columns for ordinary names: the format and full values are in -o wide.
-    print_table(
-        ["DIGEST", "PREDICATE TYPE", "PROJECT", "VERSION", "WORKFLOW", "SUBJECTS", "IMPORTED"],
-        [
-            [
-                short(v.digest),
-                v.predicate_type,
-                v.project,
-                v.version,
-                v.workflow,
-                str(len(v.subjects)),
-                when(v.imported_at),
-            ]
-            for v in views
-        ],
-        empty=_NO_ATTESTATIONS,
-        caps=[None, 34, 16, 12, 12],
-    )
+    render(evidence.list_attestations(app.store, project, version, digest), output, ATTESTATIONS)
 
 
 _NO_ATTESTATIONS = "No attestations: import one with 'deploytrack attestation import FILE'."
@@ -206,9 +163,44 @@ _VERIFIED_BY = {
     "create": "attestation create",
     "admission": "deployment record",
 }
+# 120 columns in the table for ordinary names: the format and full values are in -o wide.
+ATTESTATIONS = Table(
+    (
+        Column("DIGEST", lambda v: short(v.digest), full=lambda v: v.digest),
+        Column("FORMAT", lambda v: v.format, wide=True),
+        Column("PREDICATE TYPE", lambda v: v.predicate_type, 34, wide_cap=100),
+        Column("PROJECT", lambda v: v.project, 16, wide_cap=64),
+        Column("VERSION", lambda v: v.version, 12, wide_cap=32),
+        Column("WORKFLOW", lambda v: v.workflow, 12, wide_cap=64),
+        Column("SUBJECTS", lambda v: str(len(v.subjects))),
+        Column("IMPORTED", lambda v: when(v.imported_at)),
+    ),
+    empty=_NO_ATTESTATIONS,
+)
+SUBJECTS = Table(
+    (Column("NAME", lambda s: s.name, 80), Column("DIGEST", lambda s: s.digest, _DIGEST_CAP)),
+    empty="  none",
+)
+MATERIALS = Table(
+    (
+        Column("KIND", lambda m: m.kind, 24),
+        Column("NAME", lambda m: m.name, 80),
+        Column("DIGEST", lambda m: m.digest, _DIGEST_CAP),
+    ),
+    empty="  none",
+)
+VERIFICATIONS = Table(
+    (
+        Column("KEY FINGERPRINT", lambda v: v.fingerprint),
+        Column("ALGORITHM", lambda v: v.algorithm),
+        Column("BY", lambda v: _VERIFIED_BY.get(v.source, v.source)),
+        Column("VERIFIED AT", lambda v: when(v.verified_at)),
+    ),
+    empty="  no key yet ('deploytrack attestation verify DIGEST --key PUB_PEM')",
+)
 
 
-def show_attestation(view: Any) -> None:
+def show_attestation(view: AttestationView) -> None:
     print_fields(
         [
             ("Digest", view.digest),
@@ -223,31 +215,11 @@ def show_attestation(view: Any) -> None:
     )
     # A describe prints every section on stdout, empty ones included.
     click.echo("\nSubjects:")
-    print_table(
-        ["NAME", "DIGEST"],
-        [[s.name, s.digest] for s in view.subjects],
-        empty="  none",
-        caps=[80, _DIGEST_CAP],
-        empty_on_stdout=True,
-    )
+    SUBJECTS.show(view.subjects, on_stdout=True)
     click.echo("\nMaterials:")
-    print_table(
-        ["KIND", "NAME", "DIGEST"],
-        [[m.kind, m.name, m.digest] for m in view.materials],
-        empty="  none",
-        caps=[24, 80, _DIGEST_CAP],
-        empty_on_stdout=True,
-    )
+    MATERIALS.show(view.materials, on_stdout=True)
     click.echo("\nSignature verified with (newest per key; key-based DSSE, not keyless):")
-    print_table(
-        ["KEY FINGERPRINT", "ALGORITHM", "BY", "VERIFIED AT"],
-        [
-            [v.fingerprint, v.algorithm, _VERIFIED_BY.get(v.source, v.source), when(v.verified_at)]
-            for v in view.verifications
-        ],
-        empty="  no key yet ('deploytrack attestation verify DIGEST --key PUB_PEM')",
-        empty_on_stdout=True,
-    )
+    VERIFICATIONS.show(view.verifications, on_stdout=True)
 
 
 @attestation.command("describe")
@@ -258,11 +230,7 @@ def attestation_describe(app: App, digest: str, output: str) -> None:
     """Show one attestation: types, subjects, materials, project (a unique prefix will do)."""
     from deploytrack.services import evidence
 
-    view = evidence.describe_attestation(app.store, digest)
-    if output == "json":
-        print_json(view)
-    else:
-        show_attestation(view)
+    render(evidence.describe_attestation(app.store, digest), output, text=show_attestation)
 
 
 @click.group("artifact", cls=LazyGroup)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
-from deploytrack.cli.output import output_option, print_fields, print_json, print_table, when
+from deploytrack.cli.output import Column, Table, output_option, print_fields, render, when
 from deploytrack.cli.params import ENVIRONMENT, ENVIRONMENT_TYPE, STAGE
+from deploytrack.services.views.catalog import (
+    Created,
+    EnvironmentView,
+    LogicalEnvironmentView,
+    Updated,
+)
 
 _NAME = click.option(
     "--name", type=ENVIRONMENT, required=True, help="DNS-1123 label, e.g. prod-eu-1."
@@ -22,14 +26,12 @@ _IF_NOT_EXISTS = click.option(
 )
 
 
-def _print_json_with(view: Any, flag: str, value: bool) -> None:
-    """The view's JSON shape plus one flag (`created` or `changed`) telling what happened."""
-    from deploytrack.cli.output import jsonable
-
-    print_json({**jsonable(view), flag: value})
-
-
-def _warn_if_different(label: str, view: Any, description: str | None, **given: Any) -> None:
+def _warn_if_different(
+    label: str,
+    view: EnvironmentView | LogicalEnvironmentView,
+    description: str | None,
+    **given: str | None,
+) -> None:
     """--if-not-exists on a name that exists with other values: say so, change nothing."""
     differ = [
         f"{k} {getattr(view, k)}"
@@ -45,17 +47,41 @@ def _warn_if_different(label: str, view: Any, description: str | None, **given: 
         )
 
 
-def _show(view: Any, output: str) -> None:
-    if output == "json":
-        print_json(view)
-        return
+def _show(view: EnvironmentView | LogicalEnvironmentView, output: str) -> None:
+    render(view, output, text=_tell_entry)
+
+
+def _tell_entry(view: EnvironmentView | LogicalEnvironmentView) -> None:
     pairs = [("Name", view.name), ("Description", view.description)]
-    if hasattr(view, "type"):
+    if isinstance(view, EnvironmentView):
         pairs.append(("Type", view.type))
     else:
         pairs.append(("Default", "yes" if view.is_default else "no"))
     pairs += [("Created", when(view.created_at)), ("Updated", when(view.updated_at))]
     print_fields(pairs)
+
+
+def _label(view: EnvironmentView | LogicalEnvironmentView) -> str:
+    return "environment" if isinstance(view, EnvironmentView) else "logical environment"
+
+
+def _tell_created(result: Created) -> None:
+    view, label = result.entry, _label(result.entry)
+    if not result.created:
+        click.echo(f"{label.capitalize()} {view.name} already exists: unchanged.")
+    elif isinstance(view, EnvironmentView):
+        click.echo(f"Created {label} {view.name} ({view.type}).")
+    else:
+        click.echo(f"Created {label} {view.name}.")
+
+
+def _tell_updated(result: Updated) -> None:
+    view, label = result.entry, _label(result.entry)
+    if result.changed:
+        click.echo(f"Updated {label} {view.name}.")
+    else:
+        values = "these values" if isinstance(view, EnvironmentView) else "this description"
+        click.echo(f"{label.capitalize()} {view.name} already has {values}: unchanged.")
 
 
 @click.group("environment", cls=LazyGroup)
@@ -92,12 +118,7 @@ def environment_create(
     )
     if not created:
         _warn_if_different("environment", view, description, type=type_)
-    if output == "json":
-        _print_json_with(view, "created", created)
-    elif created:
-        click.echo(f"Created environment {view.name} ({view.type}).")
-    else:
-        click.echo(f"Environment {view.name} already exists: unchanged.")
+    render(Created(view, created), output, text=_tell_created)
 
 
 @environment.command("list")
@@ -107,16 +128,18 @@ def environment_list(app: App, output: str) -> None:
     """List environments."""
     from deploytrack.services.catalog import environments
 
-    views = environments.list(app.store)
-    if output == "json":
-        print_json(views)
-        return
-    print_table(
-        ["NAME", "TYPE", "DESCRIPTION", "CREATED"],
-        [[v.name, v.type, v.description, when(v.created_at)] for v in views],
-        empty="No environments: create one with 'deploytrack environment create'.",
-        caps=[63, None, 200 if output == "wide" else 60],
-    )
+    render(environments.list(app.store), output, ENVIRONMENTS)
+
+
+ENVIRONMENTS = Table(
+    (
+        Column("NAME", lambda v: v.name, 63),
+        Column("TYPE", lambda v: v.type),
+        Column("DESCRIPTION", lambda v: v.description, 60, wide_cap=200),
+        Column("CREATED", lambda v: when(v.created_at)),
+    ),
+    empty="No environments: create one with 'deploytrack environment create'.",
+)
 
 
 @environment.command("describe")
@@ -145,12 +168,7 @@ def environment_update(
     if description is None and type_ is None:
         raise click.UsageError("give --description or --type (or both)")
     view, changed = environments.update(app.store, name, description, type_)
-    if output == "json":
-        _print_json_with(view, "changed", changed)
-    elif changed:
-        click.echo(f"Updated environment {view.name}.")
-    else:
-        click.echo(f"Environment {view.name} already has these values: unchanged.")
+    render(Updated(view, changed), output, text=_tell_updated)
 
 
 @environment.command("delete")
@@ -190,12 +208,7 @@ def logical_create(
     )
     if not created:
         _warn_if_different("logical environment", view, description)
-    if output == "json":
-        _print_json_with(view, "created", created)
-    elif created:
-        click.echo(f"Created logical environment {view.name}.")
-    else:
-        click.echo(f"Logical environment {view.name} already exists: unchanged.")
+    render(Created(view, created), output, text=_tell_created)
 
 
 @logical_environment.command("list")
@@ -205,19 +218,18 @@ def logical_list(app: App, output: str) -> None:
     """List logical environments."""
     from deploytrack.services.catalog import logical_environments
 
-    views = logical_environments.list(app.store)
-    if output == "json":
-        print_json(views)
-        return
-    print_table(
-        ["NAME", "DEFAULT", "DESCRIPTION", "CREATED"],
-        [
-            [v.name, "yes" if v.is_default else "no", v.description, when(v.created_at)]
-            for v in views
-        ],
-        empty="No logical environments.",
-        caps=[63, None, 200 if output == "wide" else 60],
-    )
+    render(logical_environments.list(app.store), output, LOGICAL_ENVIRONMENTS)
+
+
+LOGICAL_ENVIRONMENTS = Table(
+    (
+        Column("NAME", lambda v: v.name, 63),
+        Column("DEFAULT", lambda v: "yes" if v.is_default else "no"),
+        Column("DESCRIPTION", lambda v: v.description, 60, wide_cap=200),
+        Column("CREATED", lambda v: when(v.created_at)),
+    ),
+    empty="No logical environments.",
+)
 
 
 @logical_environment.command("describe")
@@ -241,12 +253,7 @@ def logical_update(app: App, name: str, description: str, output: str) -> None:
     from deploytrack.services.catalog import logical_environments
 
     view, changed = logical_environments.update(app.store, name, description)
-    if output == "json":
-        _print_json_with(view, "changed", changed)
-    elif changed:
-        click.echo(f"Updated logical environment {view.name}.")
-    else:
-        click.echo(f"Logical environment {view.name} already has this description: unchanged.")
+    render(Updated(view, changed), output, text=_tell_updated)
 
 
 @logical_environment.command("delete")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import (
+    Column,
+    Table,
     cut,
     output_option,
     print_fields,
-    print_json,
-    print_table,
+    ref_at_digest,
+    render,
     safe,
     short_ref,
     when,
@@ -35,8 +37,8 @@ from deploytrack.digests import normalize_lookup, short
 
 if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
-
-_KIND = KIND
+    from deploytrack.services.views.deployments import DeploymentView, RecordResult
+    from deploytrack.services.views.detail import DeploymentDetail
 
 
 @click.group(
@@ -52,20 +54,14 @@ def deployment() -> None:
     """Which artifact runs where: records, their history, and their evidence."""
 
 
-def _artifact(view: Any) -> str:
-    if view.artifact_ref:
-        return f"{safe(view.artifact_ref)}@{short(view.digest)}"
-    return short(view.digest)
-
-
-def _summary(view: Any) -> str:
+def _summary(view: DeploymentView) -> str:
     return (
-        f"{safe(view.deployment_name)} ({view.kind}) {_artifact(view)} in "
+        f"{safe(view.deployment_name)} ({view.kind}) {ref_at_digest(view)} in "
         f"{safe(view.environment)}/{safe(view.logical_environment)}"
     )
 
 
-def _short_artifact(view: Any) -> str:
+def _short_artifact(view: DeploymentView) -> str:
     """REPOSITORY:TAG@sha256:<12 hex>, the layout's or chart file's name, or the digest.
 
     A long reference is cut before the digest, which always shows whole.
@@ -122,20 +118,21 @@ def deployment_record(
     if oci_ref is not None:
         from deploytrack.services.artifacts import resolve_artifact
 
-        resolved = resolve_artifact(kind.upper(), oci_ref, registry)
+        resolved = resolve_artifact(kind, oci_ref, registry)
         digest, artifact_ref = resolved.digest, resolved.artifact_ref
-    key = deployments.Key(environment, logical_environment, deployment_name, kind.upper())
+    key = deployments.Key(environment, logical_environment, deployment_name, kind)
     result = deployments.record(
         app.store, key, digest or "", artifact_ref=artifact_ref, status=status
     )
     _show_result(result, output)
 
 
-def _show_result(result: Any, output: str) -> None:
+def _show_result(result: RecordResult, output: str) -> None:
     """What record() did: one sentence, or the RecordResult as JSON."""
-    if output == "json":
-        print_json(result)
-        return
+    render(result, output, text=_tell_result)
+
+
+def _tell_result(result: RecordResult) -> None:
     view = result.deployment
     if result.action == "created":
         click.echo(f"Recorded deployment {view.id}: {_summary(view)}.")
@@ -176,7 +173,7 @@ def deployment_decommission(
     """
     from deploytrack.services import deployments
 
-    key = deployments.Key(environment, logical_environment, deployment_name, kind.upper())
+    key = deployments.Key(environment, logical_environment, deployment_name, kind)
     _show_result(deployments.decommission(app.store, key), output)
 
 
@@ -188,7 +185,7 @@ def deployment_decommission(
 @click.option(
     "--deployment-name", type=DEPLOYMENT_NAME, default=None, help="Only this deployment name."
 )
-@click.option("--kind", default=None, type=_KIND, help="Only this kind.")
+@click.option("--kind", default=None, type=KIND, help="Only this kind.")
 @click.option(
     "--digest",
     type=normalize_lookup,
@@ -248,7 +245,7 @@ def deployment_list(
             environment=environment,
             logical_environment=logical_environment,
             deployment_name=deployment_name,
-            kind=kind.upper() if kind else None,
+            kind=kind,
             digest=digest,
             history=history,
             limit=limit,
@@ -257,63 +254,27 @@ def deployment_list(
             until=until,
         ),
     )
-    if output == "json":
-        print_json(views)
-        return
-    if output == "wide":
-        print_table(
-            [
-                "ID",
-                "ENVIRONMENT",
-                "LOGICAL ENV",
-                "NAME",
-                "KIND",
-                "ARTIFACT",
-                "DIGEST",
-                "STATUS",
-                "DEPLOYED AT",
-                "LAST SEEN",
-                "ENDED AT",
-            ],
-            [
-                [
-                    str(v.id),
-                    v.environment,
-                    v.logical_environment,
-                    v.deployment_name,
-                    v.kind,
-                    v.artifact_ref,
-                    v.digest,
-                    v.status,
-                    when(v.created_at),
-                    when(v.last_seen_at),
-                    when(v.ended_at) if v.ended_at else None,
-                ]
-                for v in views
-            ],
-            empty="No deployments match.",
-            caps=[None, 63, 63, 64, None, 120],
-        )
-        return
-    # 120 columns for ordinary names: the artifact's short form and short digest; kind,
-    # full reference, full digest and heartbeat times are in -o wide.
-    print_table(
-        ["ID", "ENVIRONMENT", "LOGICAL ENV", "NAME", "ARTIFACT", "STATUS", "DEPLOYED AT"],
-        [
-            [
-                str(v.id),
-                v.environment,
-                v.logical_environment,
-                v.deployment_name,
-                _short_artifact(v),
-                v.status,
-                when(v.created_at),
-            ]
-            for v in views
-        ],
-        empty="No deployments match.",
-        caps=[None, 20, 16, 24, 44],
-    )
+    render(views, output, DEPLOYMENTS)
+
+
+# 120 columns in the table for ordinary names: the artifact's short form and short digest;
+# kind, full reference, full digest and heartbeat times are in -o wide.
+DEPLOYMENTS = Table(
+    (
+        Column("ID", lambda v: str(v.id)),
+        Column("ENVIRONMENT", lambda v: v.environment, 20, wide_cap=63),
+        Column("LOGICAL ENV", lambda v: v.logical_environment, 16, wide_cap=63),
+        Column("NAME", lambda v: v.deployment_name, 24, wide_cap=64),
+        Column("KIND", lambda v: v.kind, wide=True),
+        Column("ARTIFACT", _short_artifact, 44, full=lambda v: v.artifact_ref, wide_cap=120),
+        Column("DIGEST", lambda v: v.digest, wide=True),
+        Column("STATUS", lambda v: v.status),
+        Column("DEPLOYED AT", lambda v: when(v.created_at)),
+        Column("LAST SEEN", lambda v: when(v.last_seen_at), wide=True),
+        Column("ENDED AT", lambda v: when(v.ended_at) if v.ended_at else None, wide=True),
+    ),
+    empty="No deployments match.",
+)
 
 
 @deployment.command("describe")
@@ -332,8 +293,6 @@ def deployment_describe(
     app: App, deployment_id: int | None, digest: str | None, output: str
 ) -> None:
     """Show one record and every attestation that names its digest."""
-    from deploytrack.cli.attestations import show_attestation
-    from deploytrack.cli.policies import show_admission
     from deploytrack.services import deployments
 
     if (deployment_id is None) == (digest is None):
@@ -343,16 +302,13 @@ def deployment_describe(
     else:
         assert deployment_id is not None
         detail = deployments.describe(app.store, deployment_id)
-    if output == "json":
-        from deploytrack.cli.output import jsonable
+    render(detail, output, text=_tell_detail)
 
-        body = jsonable(detail.deployment)
-        body["supersedes"] = detail.supersedes
-        body["attestations"] = jsonable(detail.attestations)
-        body["policy"] = jsonable(detail.policy)  # issue 4
-        body["admission"] = jsonable(detail.admission)  # issue 4
-        print_json(body)
-        return
+
+def _tell_detail(detail: DeploymentDetail) -> None:
+    from deploytrack.cli.attestations import show_attestation
+    from deploytrack.cli.policies import show_admission
+
     view = detail.deployment
     print_fields(
         [
@@ -369,11 +325,11 @@ def deployment_describe(
             ("Ended at", when(view.ended_at) if view.ended_at else None),
             ("Supersedes", detail.supersedes),
             ("Superseded by", view.superseded_by),
-            ("Promoted from", view.promoted_from),  # issue 5
-            ("Rollback of", view.rollback_of),  # issue 5
+            ("Promoted from", view.promoted_from),
+            ("Rollback of", view.rollback_of),
         ]
     )
-    show_admission(detail)  # issue 4: the stage policy that admitted the record
+    show_admission(detail)  # the stage policy that admitted the record
     click.echo(f"\nEvidence ({len(detail.attestations)} attestation(s) name this digest):")
     for att in detail.attestations:
         click.echo("")

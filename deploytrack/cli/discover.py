@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import Command, LazyGroup
-from deploytrack.cli.output import output_option, print_json, print_table, safe, when
+from deploytrack.cli.output import Column, Table, output_option, render, safe, when
 from deploytrack.digests import normalize_lookup
+
+if TYPE_CHECKING:
+    from deploytrack.services.discover import Discovery
+    from deploytrack.services.projects import ProjectDetail
+    from deploytrack.services.views.deployments import DeploymentView
 
 Node = tuple[str, list[Any]]
 
@@ -36,7 +41,7 @@ def _who(project: str | None, version: str | None, workflow: str | None) -> str:
     return ", ".join(parts) if parts else "no project"
 
 
-def _record(view: Any) -> str:
+def _record(view: DeploymentView) -> str:
     where = f"{view.environment}/{view.logical_environment}"
     ended = f", ended {when(view.ended_at)}" if view.ended_at else ""
     return (
@@ -67,10 +72,10 @@ def discover(app: App, digest: str, kind: str | None, output: str) -> None:
     """
     from deploytrack.services.discover import discover as find
 
-    found = find(app.store, digest, kind)
-    if output == "json":
-        print_json(found)
-        return
+    render(find(app.store, digest, kind), output, text=_tell_discovery)
+
+
+def _tell_discovery(found: Discovery) -> None:
     children: list[Node] = []
     if found.ambiguous:
         children.append(
@@ -139,25 +144,19 @@ def project_list(app: App, output: str) -> None:
     """List the projects attestations belong to."""
     from deploytrack.services.projects import list_projects
 
-    views = list_projects(app.store)
-    if output == "json":
-        print_json(views)
-        return
-    print_table(
-        ["PROJECT", "VERSIONS", "WORKFLOWS", "ATTESTATIONS", "LAST IMPORTED"],
-        [
-            [
-                v.name,
-                ", ".join(v.versions),
-                ", ".join(v.workflows),
-                str(v.attestations),
-                when(v.last_imported_at),
-            ]
-            for v in views
-        ],
-        empty="No projects: attestations name none (attestation import --project P).",
-        caps=[64, 100, 100] if output == "wide" else [32, 32, 24],
-    )
+    render(list_projects(app.store), output, PROJECTS)
+
+
+PROJECTS = Table(
+    (
+        Column("PROJECT", lambda v: v.name, 32, wide_cap=64),
+        Column("VERSIONS", lambda v: ", ".join(v.versions), 32, wide_cap=100),
+        Column("WORKFLOWS", lambda v: ", ".join(v.workflows), 24, wide_cap=100),
+        Column("ATTESTATIONS", lambda v: str(v.attestations)),
+        Column("LAST IMPORTED", lambda v: when(v.last_imported_at)),
+    ),
+    empty="No projects: attestations name none (attestation import --project P).",
+)
 
 
 @project.command("describe")
@@ -168,10 +167,10 @@ def project_describe(app: App, name: str, output: str) -> None:
     """Versions, workflows, attestations, the artifacts they name, and where each runs now."""
     from deploytrack.services.projects import describe_project
 
-    detail = describe_project(app.store, name)
-    if output == "json":
-        print_json(detail)
-        return
+    render(describe_project(app.store, name), output, text=_tell_project)
+
+
+def _tell_project(detail: ProjectDetail) -> None:
     versions: list[Node] = []
     for version in detail.versions:
         atts: list[Node] = [

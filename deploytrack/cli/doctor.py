@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import Command
-from deploytrack.cli.output import output_option, print_json, safe
+from deploytrack.cli.output import output_option, render, safe
+
+if TYPE_CHECKING:
+    from deploytrack.services.views.doctor import Report
 
 
 @click.command("doctor", cls=Command)
@@ -24,15 +28,16 @@ def doctor(app: App, output: str) -> None:
         raise click.ClickException(f"no database at {path}: nothing to check")
     # As found: a missing migration is reported, not applied behind the user's back.
     report = service.diagnose(app.open_store(migrate=False), service.secrets_key_path())
-    if output == "json":
-        print_json(report)
-    else:
-        click.echo(f"Database: {safe(report.database)}")
-        for check in report.checks:
-            click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {safe(check.detail)}")
-            for problem in check.problems:
-                click.echo(f"      - {safe(problem)}")
-        click.echo("Healthy." if report.healthy else "Problems found.")
+    render(report, output, text=_tell_report)
     if not report.healthy:
         count = sum(len(c.problems) for c in report.checks)
         raise click.ClickException(f"doctor found {count} problem(s), listed above")
+
+
+def _tell_report(report: Report) -> None:
+    click.echo(f"Database: {safe(report.database)}")
+    for check in report.checks:
+        click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {safe(check.detail)}")
+        for problem in check.problems:
+            click.echo(f"      - {safe(problem)}")
+    click.echo("Healthy." if report.healthy else "Problems found.")

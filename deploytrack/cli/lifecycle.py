@@ -1,38 +1,48 @@
-"""Environment lifecycle commands (issue 5): `status`, and `deployment promote`,
+"""Environment lifecycle commands: `status`, and `deployment promote`,
 `deployment rollback` and `deployment diff` (added to the `deployment` group)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import Command
-from deploytrack.cli.output import output_option, print_json, print_table, safe, when
+from deploytrack.cli.output import (
+    Column,
+    Table,
+    output_option,
+    ref_at_digest,
+    render,
+    safe,
+    when,
+)
 from deploytrack.cli.params import DEPLOYMENT_NAME, ENVIRONMENT, ID, KIND, STAGE, slot_options
 from deploytrack.cli.times import DURATION, TIME_END, age
 from deploytrack.digests import short
 
-_KIND = KIND
+if TYPE_CHECKING:
+    from deploytrack.services.views.deployments import DeploymentView
+    from deploytrack.services.views.lifecycle import (
+        DiffReport,
+        PromoteResult,
+        RollbackResult,
+        StatusReport,
+        StatusRow,
+    )
 
 
-def _where(view: Any) -> str:
+def _where(view: DeploymentView) -> str:
     return f"{safe(view.environment)}/{safe(view.logical_environment)}"
 
 
-def _artifact(view: Any) -> str:
-    digest = short(view.digest)
-    return f"{safe(view.artifact_ref)}@{digest}" if view.artifact_ref else digest
+def _what(view: DeploymentView) -> str:
+    return f"{safe(view.deployment_name)} ({view.kind}) {ref_at_digest(view)}"
 
 
-def _what(view: Any) -> str:
-    return f"{safe(view.deployment_name)} ({view.kind}) {_artifact(view)}"
-
-
-def _outcome(result: Any) -> str:
+def _outcome(result: PromoteResult | RollbackResult) -> str:
     """What record() did, as the end of a sentence."""
     view = result.deployment
     if result.action == "superseded":
@@ -54,7 +64,7 @@ def _outcome(result: Any) -> str:
     required=True,
     help="What to promote, e.g. api-server.",
 )
-@click.option("--kind", required=True, type=_KIND, help="Artifact kind.")
+@click.option("--kind", required=True, type=KIND, help="Artifact kind.")
 @click.option("--from-logical-env", "from_stage", type=STAGE, required=True, help="Source stage.")
 @click.option("--to-logical-env", "to_stage", type=STAGE, required=True, help="Target stage.")
 @click.option(
@@ -87,14 +97,15 @@ def deployment_promote(
         app.store,
         environment,
         deployment_name,
-        kind.upper(),
+        kind,
         from_stage,
         to_stage,
         to_environment,
     )
-    if output == "json":
-        print_json(result)
-        return
+    render(result, output, text=_tell_promote)
+
+
+def _tell_promote(result: PromoteResult) -> None:
     view, source = result.deployment, result.source
     if result.action == "heartbeat":
         click.echo(
@@ -139,15 +150,15 @@ def deployment_rollback(
     """
     from deploytrack.services import deployments, lifecycle
 
-    key = deployments.Key(environment, logical_environment, deployment_name, kind.upper())
-    result = lifecycle.rollback(app.store, key, to_id)
-    if output == "json":
-        print_json(result)
-        return
+    key = deployments.Key(environment, logical_environment, deployment_name, kind)
+    render(lifecycle.rollback(app.store, key, to_id), output, text=_tell_rollback)
+
+
+def _tell_rollback(result: RollbackResult) -> None:
     restored = result.restored
     click.echo(
         f"Rolled back {safe(result.deployment.deployment_name)} ({result.deployment.kind}) in "
-        f"{_where(result.deployment)} to {_artifact(restored)} (deployment {restored.id}): "
+        f"{_where(result.deployment)} to {ref_at_digest(restored)} (deployment {restored.id}): "
         f"{_outcome(result)}."
     )
 
@@ -212,39 +223,39 @@ def deployment_diff(
         lifecycle.Selection(from_env, from_stage, from_at),
         lifecycle.Selection(to_env, to_stage, to_at),
     )
-    if output == "json":
-        print_json(report.rows)
-    else:
-        click.echo(f"From {safe(report.source)} to {safe(report.target)}:")
-        full = output == "wide"
-
-        def digest(value: str | None) -> str | None:
-            return value if value is None or full else short(value)
-
-        # An environment (stage) fixed by --from-env (--from-logical-env) is in the line
-        # above, so its column, `FROM->TO` on every row, shows only in -o wide.
-        fixed = {
-            "ENVIRONMENT": report.source.environment is not None,
-            "LOGICAL ENV": report.source.logical_environment is not None,
-        }
-        columns: list[tuple[str, int | None, Callable[[Any], str | None]]] = [
-            ("NAME", 64 if full else 24, lambda r: r.deployment_name),
-            ("KIND", None, lambda r: r.kind),
-            ("ENVIRONMENT", 128 if full else 20, lambda r: r.environment),
-            ("LOGICAL ENV", 128 if full else 16, lambda r: r.logical_environment),
-            ("FROM", None, lambda r: digest(r.from_digest)),
-            ("TO", None, lambda r: digest(r.to_digest)),
-            ("CHANGE", None, lambda r: r.change),
-        ]
-        columns = [c for c in columns if full or not fixed.get(c[0], False)]
-        print_table(
-            [header for header, _, _ in columns],
-            [[cell(r) for _, _, cell in columns] for r in report.rows],
-            empty="No deployments on either side.",
-            caps=[cap for _, cap, _ in columns],
-        )
+    render(report, output, text=_tell_diff)
     if exit_code and report.differs:
         sys.exit(1)
+
+
+def _short(value: str | None) -> str | None:
+    return None if value is None else short(value)
+
+
+DIFF = Table(
+    (
+        Column("NAME", lambda r: r.deployment_name, 24, wide_cap=64),
+        Column("KIND", lambda r: r.kind),
+        Column("ENVIRONMENT", lambda r: r.environment, 20, wide_cap=128),
+        Column("LOGICAL ENV", lambda r: r.logical_environment, 16, wide_cap=128),
+        Column("FROM", lambda r: _short(r.from_digest), full=lambda r: r.from_digest),
+        Column("TO", lambda r: _short(r.to_digest), full=lambda r: r.to_digest),
+        Column("CHANGE", lambda r: r.change),
+    ),
+    empty="No deployments on either side.",
+)
+
+
+def _tell_diff(report: DiffReport, *, wide: bool = False) -> None:
+    click.echo(f"From {safe(report.source)} to {safe(report.target)}:")
+    # An environment (stage) fixed by --from-env (--from-logical-env) is in the line
+    # above, so its column, `FROM->TO` on every row, shows only in -o wide.
+    fixed = {
+        "ENVIRONMENT": report.source.environment is not None,
+        "LOGICAL ENV": report.source.logical_environment is not None,
+    }
+    columns = [c.only_wide() if fixed.get(c.header) else c for c in DIFF.columns]
+    Table(columns, DIFF.empty).show(report.rows, wide=wide)
 
 
 @click.command("status", cls=Command)
@@ -280,14 +291,28 @@ def status(
     from deploytrack.services import lifecycle
 
     report = lifecycle.status(app.store, environment, logical_environment, stale_after)
-    if output == "json":
-        print_json(report.rows)
-        _exit_if_stale(report, exit_code)
-        return
+    render(report, output, text=_tell_status)
+    if exit_code and any(row.stale for row in report.rows):
+        sys.exit(1)
+
+
+def _tell_status(report: StatusReport, *, wide: bool = False) -> None:
     if not report.rows:
         click.echo("No active deployments.", err=True)
         return
-    groups: dict[tuple[str, str], list[Any]] = {}
+    table = Table(
+        (
+            Column("NAME", lambda r: r.deployment_name, 32, wide_cap=64),
+            Column("KIND", lambda r: r.kind),
+            Column("DIGEST", lambda r: short(r.digest), full=lambda r: r.digest),
+            Column("DEPLOYED AT", lambda r: when(r.deployed_at)),
+            # The age at the report's own instant, so every group says the same "now".
+            Column("LAST SEEN", lambda r: f"{age(report.now - r.last_seen_at)} ago"),
+            Column("STATE", lambda r: "STALE" if r.stale else "ok"),
+        ),
+        empty="",
+    )
+    groups: dict[tuple[str, str], list[StatusRow]] = {}
     for row in report.rows:
         groups.setdefault((row.environment, row.logical_environment), []).append(row)
     stale = sum(r.stale for r in report.rows)
@@ -295,29 +320,8 @@ def status(
         if index:
             click.echo("")
         click.echo(f"{safe(env)} / {safe(stage)}")
-        print_table(
-            ["NAME", "KIND", "DIGEST", "DEPLOYED AT", "LAST SEEN", "STATE"],
-            [
-                [
-                    r.deployment_name,
-                    r.kind,
-                    r.digest if output == "wide" else short(r.digest),
-                    when(r.deployed_at),
-                    f"{age(report.now - r.last_seen_at)} ago",
-                    "STALE" if r.stale else "ok",
-                ]
-                for r in rows
-            ],
-            empty="",
-            caps=[64] if output == "wide" else [32],
-        )
+        table.show(rows, wide=wide)
     click.echo(
         f"\n{len(report.rows)} active deployment(s), {stale} stale (no heartbeat for more than "
         f"{age(report.stale_after)})."
     )
-    _exit_if_stale(report, exit_code)
-
-
-def _exit_if_stale(report: Any, exit_code: bool) -> None:
-    if exit_code and any(row.stale for row in report.rows):
-        sys.exit(1)

@@ -24,7 +24,7 @@ MAX_ID = 2**63 - 1
 MAX_LIMIT = 1_000_000_000
 
 
-class NameType(click.ParamType):
+class NameType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.4 on; we support 8.1
     """A name checked by a validate.py rule; `table` names what shell completion reads."""
 
     def __init__(self, metavar: str, rule: Callable[[str], str], table: str) -> None:
@@ -53,7 +53,7 @@ STAGE = NameType("STAGE", lambda v: validate.name(v, "logical environment"), "lo
 DEPLOYMENT_NAME = NameType("NAME", validate.deployment_name, "deployment_slot")
 
 
-class DigestType(click.ParamType):
+class DigestType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.4 on; we support 8.1
     """A full sha256 digest, for options that write (lookups may take a prefix)."""
 
     name = "DIGEST"
@@ -68,7 +68,7 @@ class DigestType(click.ParamType):
 DIGEST = DigestType()
 
 
-class Choice(click.Choice):
+class Choice(click.Choice):  # type: ignore[type-arg]  # generic from click 8.2 on; we support 8.1
     """One spelling per value: any case is accepted, the canonical spelling is what the
     command receives and what --help, errors and completion show.
 
@@ -80,10 +80,12 @@ class Choice(click.Choice):
 
     def convert(self, value: Any, param: Any, ctx: Any) -> str:
         folded = str(value).casefold()
+        choice: str  # the base is not parameterized (see above): its choices are Any
         for choice in self.choices:
             if choice.casefold() == folded:
                 return choice
-        return super().convert(value, param, ctx)  # fails, naming the canonical choices
+        refused: str = super().convert(value, param, ctx)  # fails, naming the canonical choices
+        return refused
 
     def shell_complete(
         self, ctx: click.Context, param: click.Parameter, incomplete: str
@@ -102,7 +104,7 @@ ID = click.IntRange(1, MAX_ID)
 LIMIT = click.IntRange(1, MAX_LIMIT)
 
 
-class SecretText(click.ParamType):
+class SecretText(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.4 on; we support 8.1
     """Text that may be a secret (a variable's value, a password).
 
     It never fails to convert, and marks its parameter: usage errors of a command that
@@ -120,7 +122,7 @@ SECRET_VALUE = SecretText("VALUE")
 PASSWORD = SecretText("PASSWORD")
 
 
-class DatabasePath(click.ParamType):
+class DatabasePath(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.4 on; we support 8.1
     """--db: a path; an empty one is a mistake (an unset variable in a script), not a
     request for the default database."""
 

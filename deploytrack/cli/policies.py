@@ -6,23 +6,32 @@ the top-level `policy` group (for CI gates) in cli/__init__.py.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
-from deploytrack.cli.output import output_option, print_json, print_table, safe, when
+from deploytrack.cli.output import Column, Table, output_option, render, safe, when
 from deploytrack.cli.params import DIGEST, KIND, STAGE
 from deploytrack.cli.registry_options import registry_options
 
 if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
+    from deploytrack.services.views.detail import DeploymentDetail
+    from deploytrack.services.views.policies import (
+        AdmissionView,
+        Decision,
+        PolicyChange,
+        PolicyReport,
+        PolicyView,
+    )
 
 _NAME = click.option("--name", type=STAGE, required=True, help="The logical environment (stage).")
 
 
-def _rules(view: Any) -> list[str]:
+def _rules(view: PolicyView) -> list[str]:
     lines = [f"requires predicate type {p}" for p in view.required_predicates]
     if view.trusted_keys:
         keys = ", ".join(f"{k.fingerprint} ({k.algorithm})" for k in view.trusted_keys)
@@ -33,7 +42,7 @@ def _rules(view: Any) -> list[str]:
     return lines
 
 
-def show_policy(view: Any) -> None:
+def show_policy(view: PolicyView) -> None:
     click.echo(
         f"Stage policy {view.id} of {view.logical_environment}, set {when(view.created_at)}:"
     )
@@ -41,7 +50,7 @@ def show_policy(view: Any) -> None:
         click.echo(f"  {safe(line)}")
 
 
-def show_admission(detail: Any) -> None:
+def show_admission(detail: DeploymentDetail) -> None:
     """The `deployment describe` lines saying which policy admitted the record."""
     view = detail.deployment
     if detail.policy is None:
@@ -57,7 +66,12 @@ def show_admission(detail: Any) -> None:
     )
     for line in _rules(policy):
         click.echo(f"  {safe(line)}")
-    for item in detail.admission:
+    show_evidence(detail.admission)
+
+
+def show_evidence(admission: Sequence[AdmissionView]) -> None:
+    """The evidence that satisfied each rule: `deployment describe` and `policy check`."""
+    for item in admission:
         rule = item.requirement or "an attestation naming the digest"
         key = f", verified with {item.fingerprint}" if item.fingerprint else ""
         click.echo(f"  {safe(rule)}: attestation {item.attestation}{key}")
@@ -98,11 +112,13 @@ def policy_set(
     if not predicates and not key_files:
         raise click.UsageError("give --require-predicate URI or --trusted-key PUB_PEM (or both)")
     keys = trust.load_public_keys(key_files)
-    view, changed = policies.set_policy(app.store, name, predicates, keys)
-    if output == "json":
-        print_json({"changed": changed, "policy": view})
-        return
-    if changed:
+    render(policies.set_policy(app.store, name, predicates, keys), output, text=_tell_set)
+
+
+def _tell_set(change: PolicyChange) -> None:
+    view = change.policy
+    assert view is not None
+    if change.changed:
         click.echo(f"Set stage policy {view.id} of {view.logical_environment}:")
     else:
         click.echo(
@@ -121,10 +137,11 @@ def policy_show(app: App, name: str, output: str) -> None:
     """Show the policy in force at a stage and every change to it."""
     from deploytrack.services import policies
 
-    current, history = policies.show_policy(app.store, name)
-    if output == "json":
-        print_json({"logical_environment": name, "policy": current, "history": history})
-        return
+    render(policies.show_policy(app.store, name), output, text=_tell_show)
+
+
+def _tell_show(report: PolicyReport) -> None:
+    name, current, history = report.logical_environment, report.policy, report.history
     if current is None:
         click.echo(
             f"No stage policy on {name}: deployment record admits any digest the evidence "
@@ -134,21 +151,19 @@ def policy_show(app: App, name: str, output: str) -> None:
         show_policy(current)
     if history:
         click.echo("\nHistory:")
-        print_table(
-            ["VERSION", "ACTION", "REQUIRED PREDICATES", "TRUSTED KEYS", "AT"],
-            [
-                [
-                    str(v.id),
-                    v.action,
-                    ", ".join(v.required_predicates),
-                    ", ".join(k.fingerprint for k in v.trusted_keys),
-                    when(v.created_at),
-                ]
-                for v in history
-            ],
-            empty="",
-            caps=[None, None, 120, 160],
-        )
+        HISTORY.show(history)
+
+
+HISTORY = Table(
+    (
+        Column("VERSION", lambda v: str(v.id)),
+        Column("ACTION", lambda v: v.action),
+        Column("REQUIRED PREDICATES", lambda v: ", ".join(v.required_predicates), 120),
+        Column("TRUSTED KEYS", lambda v: ", ".join(k.fingerprint for k in v.trusted_keys), 160),
+        Column("AT", lambda v: when(v.created_at)),
+    ),
+    empty="",
+)
 
 
 @stage_policy.command("clear")
@@ -159,12 +174,17 @@ def policy_clear(app: App, name: str, output: str) -> None:
     """Remove the policy of a stage (kept in the history as a `clear` version)."""
     from deploytrack.services import policies
 
-    view, changed = policies.clear_policy(app.store, name)
-    if output == "json":
-        print_json({"changed": changed, "policy": view})
-    elif changed:
-        assert view is not None
-        click.echo(f"Cleared the stage policy of {name} (version {view.id}).")
+    render(
+        policies.clear_policy(app.store, name),
+        output,
+        text=lambda change: _tell_clear(name, change),
+    )
+
+
+def _tell_clear(name: str, change: PolicyChange) -> None:
+    if change.changed:
+        assert change.policy is not None
+        click.echo(f"Cleared the stage policy of {name} (version {change.policy.id}).")
     else:
         click.echo(f"No stage policy on {name}: nothing to clear.")
 
@@ -214,21 +234,19 @@ def policy_check(
     if oci_ref is not None:
         from deploytrack.services.artifacts import resolve_artifact
 
-        digest = resolve_artifact(kind.upper(), oci_ref, registry).digest
+        digest = resolve_artifact(kind, oci_ref, registry).digest
     assert digest is not None
     decision = policies.check(app.store, logical_environment, digest)
-    if output == "json":
-        print_json(
-            {
-                "logical_environment": decision.logical_environment,
-                "digest": decision.digest,
-                "passed": decision.passed,
-                "reasons": list(decision.reasons),
-                "policy": decision.policy,
-                "admission": decision.admission,
-            }
-        )
-    elif decision.passed:
+    render(decision, output, text=_tell_check)
+    if not decision.passed:
+        from deploytrack.services import ServiceError
+
+        raise ServiceError(decision.refusal())
+
+
+def _tell_check(decision: Decision) -> None:
+    """A pass in sentences; a refusal is the command's one Error line, nothing here."""
+    if decision.passed:
         if decision.policy is None:
             click.echo(
                 f"PASS: {decision.logical_environment} has no stage policy; {decision.digest} "
@@ -239,11 +257,4 @@ def policy_check(
                 f"PASS: stage policy {decision.policy.id} of {decision.logical_environment} "
                 f"admits {decision.digest}:"
             )
-            for item in decision.admission:
-                rule = item.requirement or "an attestation naming the digest"
-                key = f", verified with {item.fingerprint}" if item.fingerprint else ""
-                click.echo(f"  {safe(rule)}: attestation {item.attestation}{key}")
-    if not decision.passed:
-        from deploytrack.services import ServiceError
-
-        raise ServiceError(decision.refusal())
+            show_evidence(decision.admission)

@@ -12,16 +12,13 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from click.core import ParameterSource
 
 from deploytrack.cli.params import PASSWORD
 from deploytrack.registry import DEFAULT_TIMEOUT, RegistryError
-
-if TYPE_CHECKING:
-    pass
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,8 +144,10 @@ def registry_options(func: F) -> F:
             raise click.UsageError(str(exc)) from None
         return func(*args, registry=options, **kwargs)
 
+    # Ignored: click keeps a command's options in an attribute that functions do not declare.
     wrapper.__click_params__ = list(getattr(func, "__click_params__", []))  # type: ignore[attr-defined]
-    decorated: Any = wrapper
+    # The options below take the registry flags off wrapper's signature: what remains is F's.
+    decorated = cast(F, wrapper)
     for option in reversed(_OPTIONS):
         decorated = option(decorated)
     return decorated

@@ -15,14 +15,26 @@ import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import Command
-from deploytrack.cli.output import output_option, print_json, safe, when
+from deploytrack.cli.output import output_option, render, safe, when
 from deploytrack.cli.registry_options import registry_options
 from deploytrack.digests import normalize_lookup
 
 if TYPE_CHECKING:
-    from deploytrack.registry.options import RegistryOptions
+    from typing import Protocol
 
-R = TypeVar("R")
+    from deploytrack.registry.options import RegistryOptions
+    from deploytrack.services.views.evidence import (
+        CreatedAttestation,
+        SignedAttestation,
+        VerifyResult,
+    )
+
+    class _Enveloped(Protocol):
+        @property
+        def envelope(self) -> bytes: ...
+
+
+R = TypeVar("R", bound="_Enveloped")
 
 
 def _read_password() -> bytes:
@@ -61,11 +73,11 @@ def _with_output_file(output_file: str | None, produce: Callable[[], R]) -> R:
     except BaseException:
         if fd is not None:
             os.close(fd)
-            os.unlink(output_file)  # type: ignore[arg-type]
+            os.unlink(output_file)  # type: ignore[arg-type]  # fd is set only with a path
         raise
     if fd is not None:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(result.envelope)  # type: ignore[attr-defined]
+            handle.write(result.envelope)
     return result
 
 
@@ -128,6 +140,7 @@ def attestation_create(
     """
     from deploytrack.evidence import predicate
     from deploytrack.services import attest
+    from deploytrack.services.views.evidence import CreatedAttestation
 
     if key_password_stdin and key_file is None:
         raise click.UsageError("--key-password-stdin needs --key")
@@ -142,26 +155,27 @@ def attestation_create(
     result = _with_output_file(
         output_file, lambda: attest.create_attestation(app.store, request, registry, key)
     )
-    att = result.attestation
-    if output == "json":
-        print_json(
-            {
-                "attestation": att,
-                "signed_by": result.signed_by,
-                "output_file": output_file,
-                "stored_files": result.stored_files,
-            }
-        )
-    else:
-        click.echo(safe(att.digest))
-        signed = f"signed with {safe(result.signed_by)}" if result.signed_by else "unsigned"
-        click.echo(
-            f"Created attestation {safe(att.digest)}: {safe(att.predicate_type)}, {signed}, "
-            f"{len(att.subjects)} subject(s), {len(att.materials)} material(s), "
-            f"{len(result.stored_files)} file(s) kept in the evidence store.",
-            err=True,
-        )
-    if output_file is not None and output != "json":
+    view = CreatedAttestation(
+        result.attestation, result.signed_by, output_file, result.stored_files
+    )
+    render(view, output, text=_tell_attestation_created)
+
+
+def _tell_attestation_created(view: CreatedAttestation) -> None:
+    att = view.attestation
+    click.echo(safe(att.digest))
+    signed = f"signed with {safe(view.signed_by)}" if view.signed_by else "unsigned"
+    click.echo(
+        f"Created attestation {safe(att.digest)}: {safe(att.predicate_type)}, {signed}, "
+        f"{len(att.subjects)} subject(s), {len(att.materials)} material(s), "
+        f"{len(view.stored_files)} file(s) kept in the evidence store.",
+        err=True,
+    )
+    _tell_output_file(view.output_file)
+
+
+def _tell_output_file(output_file: str | None) -> None:
+    if output_file is not None:
         click.echo(f"Wrote the DSSE envelope to {safe(output_file)}.", err=True)
 
 
@@ -189,10 +203,10 @@ def attestation_verify(app: App, digest: str, key_files: tuple[str, ...], output
     from deploytrack.services import trust
 
     keys = trust.load_public_keys(key_files)
-    result = trust.verify_attestation(app.store, digest, keys)
-    if output == "json":
-        print_json(result)
-        return
+    render(trust.verify_attestation(app.store, digest, keys), output, text=_tell_verified)
+
+
+def _tell_verified(result: VerifyResult) -> None:
     for item in result.verified:
         keyid = f" (keyid {safe(item.keyid)})" if item.keyid else ""
         click.echo(
@@ -247,6 +261,7 @@ def attestation_sign(
     from deploytrack.cli.attestations import _is_text, _read_input
     from deploytrack.evidence import MAX_DOCUMENT_BYTES
     from deploytrack.services import attest, evidence
+    from deploytrack.services.views.evidence import SignedAttestation
 
     if path == "-" and key_password_stdin:
         raise click.UsageError("stdin cannot hold both the attestation and the key password")
@@ -262,15 +277,16 @@ def attestation_sign(
     result = _with_output_file(
         output_file, lambda: attest.sign_document(app.store, data, source, key, overrides)
     )
-    att = result.attestation
-    if output == "json":
-        print_json({"attestation": att, "signed_by": result.signed_by, "output_file": output_file})
-        return
+    view = SignedAttestation(result.attestation, result.signed_by, output_file)
+    render(view, output, text=lambda signed: _tell_signed(signed, source))
+
+
+def _tell_signed(view: SignedAttestation, source: str) -> None:
+    att = view.attestation
     click.echo(safe(att.digest))
     click.echo(
-        f"Signed {safe(source)} with {safe(result.signed_by)}: stored as "
+        f"Signed {safe(source)} with {safe(view.signed_by)}: stored as "
         f"{safe(att.digest)} ({safe(att.predicate_type)}, {len(att.subjects)} subject(s)).",
         err=True,
     )
-    if output_file is not None:
-        click.echo(f"Wrote the DSSE envelope to {safe(output_file)}.", err=True)
+    _tell_output_file(view.output_file)

@@ -1,4 +1,4 @@
-"""Click parameter types for times and durations (issue 5). Pure: no store, no peewee.
+"""Click parameter types for times and durations. Pure: no store, no peewee.
 
 TIME is RFC 3339 with a zone (`2026-11-20T14:00:00Z`, `...+02:00`), `now`, or an age
 (`90m`, `2h`, `3d`, `1h30m`) meaning that long before the command started; a time written
@@ -15,7 +15,7 @@ import click
 from deploytrack import timeutil
 
 
-class TimeType(click.ParamType):
+class TimeType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.4 on; we support 8.1
     """A TIME option's value: the first microsecond the text names, or with `last` the last
     one (a time written to the second is that whole second: timeutil.parse_time_span)."""
 
@@ -34,7 +34,7 @@ class TimeType(click.ParamType):
         return last if self.last else first
 
 
-class DurationType(click.ParamType):
+class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.4 on; we support 8.1
     name = "DURATION"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:

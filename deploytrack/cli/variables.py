@@ -1,18 +1,21 @@
-"""`variable` commands: scoped configuration with encrypted secrets (issue 5)."""
+"""`variable` commands: scoped configuration with encrypted secrets."""
 
 from __future__ import annotations
 
 import shlex
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
-from deploytrack.cli.output import emit, output_option, print_json, print_table, when
+from deploytrack.cli.output import Column, Table, emit, output_option, render, when
 from deploytrack.cli.params import DEPLOYMENT_NAME, ENVIRONMENT, ID, SECRET_VALUE, STAGE
+
+if TYPE_CHECKING:
+    from deploytrack.services.views.variables import ResolvedVariables, Scope
 
 
 def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -34,28 +37,10 @@ def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def _scope(logical_environment: str, environment: str | None, deployment_name: str | None) -> Any:
-    from deploytrack.services.variables import Scope
+def _scope(logical_environment: str, environment: str | None, deployment_name: str | None) -> Scope:
+    from deploytrack.services.views.variables import Scope
 
     return Scope(logical_environment, environment, deployment_name)
-
-
-def _scope_json(scope: Any) -> dict[str, Any]:
-    return {
-        "logical_environment": scope.logical_environment,
-        "environment": scope.environment,
-        "deployment_name": scope.deployment_name,
-    }
-
-
-def _variable_json(view: Any) -> dict[str, Any]:
-    """A variable's documented JSON fields (its name is the key, or a field, by command)."""
-    return {
-        "value": view.value,
-        "secret": view.secret,
-        "scope": _scope_json(view.scope),
-        "updated_at": view.updated_at,
-    }
 
 
 @click.group("variable", cls=LazyGroup)
@@ -191,18 +176,19 @@ def variable_list(
     views = variables.list_variables(
         app.store, _scope(logical_environment, environment, deployment_name)
     )
-    if output == "json":
-        print_json([{"name": v.name, **_variable_json(v)} for v in views])
-        return
-    print_table(
-        ["NAME", "VALUE", "SECRET", "SCOPE", "UPDATED"],
-        [
-            [v.name, v.value, "yes" if v.secret else "no", str(v.scope), when(v.updated_at)]
-            for v in views
-        ],
-        empty="No variables at this scope.",
-        caps=[40, 200 if output == "wide" else 40, None, 64],
-    )
+    render(views, output, VARIABLES)
+
+
+VARIABLES = Table(
+    (
+        Column("NAME", lambda v: v.name, 40),
+        Column("VALUE", lambda v: v.value, 40, wide_cap=200),
+        Column("SECRET", lambda v: "yes" if v.secret else "no"),
+        Column("SCOPE", lambda v: str(v.scope), 64),
+        Column("UPDATED", lambda v: when(v.updated_at)),
+    ),
+    empty="No variables at this scope.",
+)
 
 
 @variable.command("resolve")
@@ -252,9 +238,11 @@ def variable_resolve(
         require=require,
         reveal=reveal,
     )
-    if output == "json":
-        print_json({v.name: _variable_json(v) for v in views})
-        return
+    render(views, output, text=lambda found: _export_lines(found, reveal))
+
+
+def _export_lines(views: ResolvedVariables, reveal: bool) -> None:
+    """-o env: one comment and one `export` line per variable, for a POSIX shell."""
     lines = []
     for v in views:
         masked = v.secret and not reveal
@@ -329,28 +317,15 @@ def variable_history(
     changes = variables.history(
         app.store, _scope(logical_environment, environment, deployment_name), name
     )
-    if output == "json":
-        print_json(
-            [
-                {
-                    "id": c.id,
-                    "changed_at": c.changed_at,
-                    "name": c.name,
-                    "scope": _scope_json(c.scope),
-                    "action": c.action,
-                    "secret": c.secret,
-                    "value": c.value,
-                    "redacted": c.redacted,
-                    "redacts": c.redacts,
-                    "change": c.change,
-                }
-                for c in changes
-            ]
-        )
-        return
-    print_table(
-        ["TIME", "NAME", "SCOPE", "CHANGE"],
-        [[when(c.changed_at), c.name, str(c.scope), c.change] for c in changes],
-        empty="No changes.",
-        caps=[None, 40, 64, 200 if output == "wide" else 60],
-    )
+    render(changes, output, CHANGES)
+
+
+CHANGES = Table(
+    (
+        Column("TIME", lambda c: when(c.changed_at)),
+        Column("NAME", lambda c: c.name, 40),
+        Column("SCOPE", lambda c: str(c.scope), 64),
+        Column("CHANGE", lambda c: c.change, 60, wide_cap=200),
+    ),
+    empty="No changes.",
+)

@@ -131,7 +131,7 @@ def _repository_of(url: str) -> str:
     return ""
 
 
-class ChallengeAuth(oras.auth.base.AuthBackend):
+class ChallengeAuth(oras.auth.base.AuthBackend):  # type: ignore[misc]  # oras is untyped
     """An oras auth backend that answers both challenge kinds a registry sends.
 
     Basic: the login is sent to the registry. Bearer: a token is fetched from the realm
@@ -150,15 +150,15 @@ class ChallengeAuth(oras.auth.base.AuthBackend):
         # Whether the last answer to a challenge carried the login (for error messages).
         self.sent_credentials = False
 
-    def load_configs(self, container: Any, configs: list | None = None) -> None:
+    def load_configs(self, container: Any, configs: list[Any] | None = None) -> None:
         """oras reads ~/.docker/config.json here; deploytrack resolved the login already."""
 
     def get_auth_header(self) -> dict[str, str]:
         return {}
 
     def authenticate_request(
-        self, original: requests.Response, headers: dict | None, refresh: bool = False
-    ) -> tuple[dict, bool]:
+        self, original: requests.Response, headers: dict[str, str] | None, refresh: bool = False
+    ) -> tuple[dict[str, str], bool]:
         """Headers that answer `original`'s challenge, and whether the request is worth retrying."""
         result = dict(headers or {})
         raw = original.headers.get("WWW-Authenticate", "").strip()
@@ -248,8 +248,10 @@ def _auth_required(host: str, repository: str) -> RegistryError:
     )
 
 
-class _OrasRegistry(oras.provider.Registry):
+class _OrasRegistry(oras.provider.Registry):  # type: ignore[misc]  # oras is untyped
     """oras' Registry with a bounded `do_request`: timeout, no retry loop, both challenges."""
+
+    session: requests.Session  # oras' __init__ sets it; oras itself is untyped
 
     def __init__(
         self,
@@ -289,9 +291,9 @@ class _OrasRegistry(oras.provider.Registry):
         self,
         url: str,
         method: str = "GET",
-        data: dict | bytes | None = None,
-        headers: dict | None = None,
-        json: dict | None = None,
+        data: dict[str, Any] | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
         stream: bool = False,
     ) -> requests.Response:
         """oras' do_request without its retry decorator: at most one answer to a challenge."""
@@ -416,7 +418,7 @@ class RegistryClient:
             raise RegistryError(f"{ref} from {self.registry}: the manifest is {exc}") from None
         except AttributeError:
             declared = None
-        if declared in MANIFEST_MEDIA_TYPES:
+        if isinstance(declared, str) and declared in MANIFEST_MEDIA_TYPES:
             return declared
         raise RegistryError(
             f"{ref} is not an image manifest or index: {self.registry} serves it as "

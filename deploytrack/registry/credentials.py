@@ -136,9 +136,9 @@ def _from_auths(entry: Any, registry: str, config_path: Path) -> Credentials | N
     if not isinstance(entry, dict):
         return None
     source = f"docker config {config_path}"
-    username = entry.get("username") if isinstance(entry.get("username"), str) else ""
-    password = entry.get("password") if isinstance(entry.get("password"), str) else None
-    token = entry.get("identitytoken") if isinstance(entry.get("identitytoken"), str) else None
+    username = name if isinstance(name := entry.get("username"), str) else ""
+    password = word if isinstance(word := entry.get("password"), str) else None
+    token = tok if isinstance(tok := entry.get("identitytoken"), str) else None
     encoded = entry.get("auth")
     if isinstance(encoded, str) and encoded:
         try:

@@ -133,8 +133,8 @@ def _descriptors(source: _Source) -> list[dict[str, Any]]:
 
 def _ref_name(descriptor: dict[str, Any]) -> str | None:
     annotations = descriptor.get("annotations")
-    if isinstance(annotations, dict) and isinstance(annotations.get(REF_NAME), str):
-        return annotations[REF_NAME]
+    if isinstance(annotations, dict) and isinstance(name := annotations.get(REF_NAME), str):
+        return name
     return None
 
 

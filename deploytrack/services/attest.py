@@ -21,12 +21,13 @@ from deploytrack.evidence.dsse import envelope_bytes, pae
 from deploytrack.files import NotAFile, read_at_most
 from deploytrack.services import ServiceError, trust
 from deploytrack.services.evidence import Overrides, insert_parsed, store_blob, views_of
-from deploytrack.services.views.evidence import AttestationView
+from deploytrack.services.views.evidence import AttestationView, StoredFile
 from deploytrack.store import Store
 from deploytrack.store.models import Attestation
 
 if TYPE_CHECKING:
     from deploytrack.crypto.keys import SigningKey
+    from deploytrack.evidence.parse import Signature
     from deploytrack.registry.options import RegistryOptions
 
 MAX_TEXT_CHARS = 256
@@ -39,14 +40,6 @@ class CreateRequest:
     version: str | None
     materials: tuple[pred.MaterialSpec, ...]
     annotations: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    kind: str
-    name: str
-    digest: str
-    size: int
 
 
 @dataclass(frozen=True)
@@ -94,7 +87,7 @@ def _file_name(path: str) -> str:
 
 
 def _materials(
-    specs: Sequence[pred.MaterialSpec], options: RegistryOptions
+    specs: Sequence[pred.MaterialSpec], options: RegistryOptions | None
 ) -> tuple[list[dict[str, Any]], dict[str, bytes], list[StoredFile]]:
     """Predicate materials, the files to keep (digest -> bytes), and what was kept."""
     from deploytrack.services.artifacts import CHART_FILE, ArtifactResolver
@@ -161,7 +154,7 @@ def load_signing_key(path: str, password: bytes | None) -> SigningKey:
 def create_attestation(
     store: Store,
     request: CreateRequest,
-    options: RegistryOptions,
+    options: RegistryOptions | None,
     key: SigningKey | None = None,
 ) -> CreateResult:
     """Build, sign (when `key` is given), parse and store an attestation; see the module."""
@@ -219,6 +212,7 @@ def sign_document(
     result is a new attestation with its own digest; the input is not stored.
     """
     parsed = parse_document(data, name)
+    existing: tuple[Signature, ...]
     if parsed.envelope is None:
         payload, existing = parsed.raw, ()
     else:

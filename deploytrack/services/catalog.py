@@ -1,7 +1,8 @@
 """Environments (infrastructure targets) and logical environments (lifecycle stages).
 
 Both are named catalogues with the same life cycle; `_Catalog` holds the rules once and
-the two public objects differ only in their model, label and extra field.
+the two public objects differ only in data: their model, label, view, whether entries
+have a type, and the columns that reference an entry (and so keep it from deletion).
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from deploytrack import timeutil
 from deploytrack.services import ServiceError, validate
-from deploytrack.store import Store
-from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
+from deploytrack.store import Store, models
+from deploytrack.store.models import Environment, LogicalEnvironment
 
 if TYPE_CHECKING:
     # Defined where a view is built: `deployment record` looks names up here, no more.
     from deploytrack.services.views.catalog import EnvironmentView, LogicalEnvironmentView
 
 V = TypeVar("V")
+
+# An environment's type when none is given.
+DEFAULT_TYPE = "custom"
 
 
 class _Catalog(Generic[V]):
@@ -27,14 +31,19 @@ class _Catalog(Generic[V]):
         model: Any,
         label: str,
         command: str,
-        reference: Any,
         to_view: Callable[[Any], V],
+        *,
+        typed: bool,
+        referenced_by: tuple[tuple[str, str], ...],
     ) -> None:
         self.model = model
         self.label = label
         self.command = command
-        self.reference = reference  # the Deployment column that points here
         self.to_view = to_view
+        self.typed = typed  # entries have a `type` (environments) or not (stages)
+        # ("Model.field", what its rows are): history that names an entry, which keeps
+        # it from deletion. By name: the lazily defined models load only on a delete.
+        self.referenced_by = referenced_by
 
     def _get(self, name: str) -> Any:
         row = self.model.get_or_none(self.model.name == name)
@@ -45,17 +54,33 @@ class _Catalog(Generic[V]):
         return row
 
     def get(self, store: Store, name: str) -> Any:
-        """The row for `name`; raises a clear error when there is none. For services."""
+        """The row for `name`, read from `store` (whose transaction must be open); raises
+        a clear error when there is none. For services."""
+        store.require_transaction()
         return self._get(name)
 
+    def _type(self, type: str | None) -> dict[str, Any]:
+        if not self.typed:
+            if type is not None:
+                raise TypeError(f"a {self.label} has no type")
+            return {}
+        return {"type": validate.environment_type(type or DEFAULT_TYPE)}
+
     def create(
-        self, store: Store, name: str, description: str, *, exist_ok: bool = False, **fields: Any
+        self,
+        store: Store,
+        name: str,
+        description: str = "",
+        type: str | None = None,
+        *,
+        exist_ok: bool = False,
     ) -> tuple[V, bool]:
         """Create `name`; returns the view and whether it was created.
 
         With exist_ok an existing entry is returned unchanged (idempotent set-up for CI
         scripts that run in parallel); otherwise a duplicate is refused.
         """
+        fields = self._type(type)
         validate.name(name, self.label)
         validate.description(description)
         with store.write():
@@ -79,11 +104,11 @@ class _Catalog(Generic[V]):
             return self.to_view(self._get(name))
 
     def update(
-        self, store: Store, name: str, description: str | None, **fields: Any
+        self, store: Store, name: str, description: str | None = None, type: str | None = None
     ) -> tuple[V, bool]:
         """Set the given fields; returns the view and whether anything changed. Values it
         already has change nothing, not even `updated_at` (an honest no-op)."""
-        changes = {k: v for k, v in fields.items() if v is not None}
+        changes = self._type(type) if type is not None else {}
         if description is not None:
             changes["description"] = validate.description(description)
         if not changes:
@@ -100,24 +125,15 @@ class _Catalog(Generic[V]):
     def delete(self, store: Store, name: str) -> None:
         with store.write():
             row = self._get(name)
-            count = Deployment.select().where(self.reference == row.id).count()
-            if count:
-                raise ServiceError(
-                    f"{self.label} {name!r} is referenced by {count} deployment record(s) and "
-                    "history is never deleted; it cannot be removed"
-                )
-            # Issue 5: variable changes name environments and stages too (kept forever).
-            from deploytrack.services import variables
-
-            if self.model is Environment:
-                changes = variables.references(environment_id=row.id)
-            else:
-                changes = variables.references(logical_environment_id=row.id)
-            if changes:
-                raise ServiceError(
-                    f"{self.label} {name!r} is referenced by {changes} variable change(s) and "
-                    "history is never deleted; it cannot be removed"
-                )
+            for column, what in self.referenced_by:
+                model_name, field_name = column.split(".")
+                field = getattr(getattr(models, model_name), field_name)
+                count = field.model.select().where(field == row.id).count()
+                if count:
+                    raise ServiceError(
+                        f"{self.label} {name!r} is referenced by {count} {what} and "
+                        "history is never deleted; it cannot be removed"
+                    )
             self.model.delete().where(self.model.id == row.id).execute()
 
 
@@ -145,47 +161,25 @@ def _logical_view(row: LogicalEnvironment) -> LogicalEnvironmentView:
     )
 
 
-class _Environments(_Catalog["EnvironmentView"]):
-    def create(  # type: ignore[override]
-        self,
-        store: Store,
-        name: str,
-        description: str = "",
-        type: str = "custom",
-        *,
-        exist_ok: bool = False,
-    ) -> tuple[EnvironmentView, bool]:
-        return super().create(
-            store, name, description, exist_ok=exist_ok, type=validate.environment_type(type)
-        )
-
-    def update(  # type: ignore[override]
-        self, store: Store, name: str, description: str | None = None, type: str | None = None
-    ) -> tuple[EnvironmentView, bool]:
-        if type is not None:
-            validate.environment_type(type)
-        return super().update(store, name, description, type=type)
-
-
-class _LogicalEnvironments(_Catalog["LogicalEnvironmentView"]):
-    def create(  # type: ignore[override]
-        self, store: Store, name: str, description: str = "", *, exist_ok: bool = False
-    ) -> tuple[LogicalEnvironmentView, bool]:
-        return super().create(store, name, description, exist_ok=exist_ok, is_default=False)
-
-    def update(  # type: ignore[override]
-        self, store: Store, name: str, description: str | None = None
-    ) -> tuple[LogicalEnvironmentView, bool]:
-        return super().update(store, name, description)
-
-
-environments = _Environments(
-    Environment, "environment", "environment", Deployment.environment, _environment_view
+environments: _Catalog[EnvironmentView] = _Catalog(
+    Environment,
+    "environment",
+    "environment",
+    _environment_view,
+    typed=True,
+    referenced_by=(
+        ("Deployment.environment", "deployment record(s)"),
+        ("VariableEvent.environment", "variable change(s)"),
+    ),
 )
-logical_environments = _LogicalEnvironments(
+logical_environments: _Catalog[LogicalEnvironmentView] = _Catalog(
     LogicalEnvironment,
     "logical environment",
     "logical-environment",
-    Deployment.logical_environment,
     _logical_view,
+    typed=False,
+    referenced_by=(
+        ("Deployment.logical_environment", "deployment record(s)"),
+        ("VariableEvent.logical_environment", "variable change(s)"),
+    ),
 )

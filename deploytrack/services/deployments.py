@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from peewee import fn
 
@@ -22,16 +22,16 @@ from deploytrack.store import Store, queries
 from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from peewee import Expression
+
+    from deploytrack.services.views.deployments import Kind, Status
     from deploytrack.services.views.detail import DeploymentDetail
 
 DEPLOYED = "deployed"
 SUPERSEDED = "superseded"
 DECOMMISSIONED = "decommissioned"
-# Why a digest no attestation names cannot be recorded (`deployment record`, `policy check`).
-NOT_IN_EVIDENCE = (
-    "is not in the evidence store: import an attestation that names it first "
-    "('deploytrack attestation import FILE')"
-)
 
 
 # Inputs are NamedTuples (immutable, typed, and ~0.1 ms to define where a frozen
@@ -54,10 +54,11 @@ def _view(row: Deployment, environment: str, logical_environment: str) -> Deploy
         environment=environment,
         logical_environment=logical_environment,
         deployment_name=row.deployment_name,
-        kind=row.kind,
+        # The schema's CHECKs hold these columns to the Literal types' values.
+        kind=cast("Kind", row.kind),
         digest=row.digest,
         artifact_ref=row.artifact_ref,
-        status=row.status,
+        status=cast("Status", row.status),
         created_at=row.created_at,
         last_seen_at=row.last_seen_at,
         ended_at=row.ended_at,
@@ -98,7 +99,7 @@ def record(
         env = environments.get(store, key.environment)
         stage = logical_environments.get(store, key.logical_environment)
         if not queries.digest_in_evidence(digest):
-            raise ServiceError(f"{digest} {NOT_IN_EVIDENCE}")
+            raise ServiceError(f"{digest} {validate.NOT_IN_EVIDENCE}")
         # Taken under the write lock, so times follow commit order across processes.
         now = timeutil.now_us()
         in_key = queries.in_slot(env.id, stage.id, key.deployment_name, key.kind)
@@ -189,7 +190,14 @@ def decommission(store: Store, key: Key) -> RecordResult:
         return record(store, key, newest.digest, status=DECOMMISSIONED)
 
 
-def _decommission(key, digest, in_key, active, now, view) -> RecordResult:
+def _decommission(
+    key: Key,
+    digest: str,
+    in_key: Expression,
+    active: Deployment | None,
+    now: int,
+    view: Callable[[Deployment], DeploymentView],
+) -> RecordResult:
     if active is not None and active.digest == digest:
         ended = max(now, active.last_seen_at)
         Deployment.update(status=DECOMMISSIONED, ended_at=ended).where(
@@ -284,7 +292,7 @@ def select_views(conditions: list[Any], limit: int | None = None) -> list[Deploy
 
 
 def by_id(deployment_id: int) -> DeploymentView | None:
-    """One record with its names, or None. In a transaction."""
+    """One record with its names, or None."""
     row = queries.with_names().where(Deployment.id == deployment_id).first()
     return joined_view(row) if row is not None else None
 
@@ -406,7 +414,7 @@ def _records(rows: list[Deployment], count: int) -> str:
 
 
 def _detail(row: Deployment) -> DeploymentDetail:
-    """A record with its neighbours, evidence and admission. In a transaction."""
+    """A record with its neighbours, evidence and admission."""
     from deploytrack.services import evidence, policies
     from deploytrack.services.views.detail import DeploymentDetail
 

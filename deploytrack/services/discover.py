@@ -14,6 +14,7 @@ One digest seen under two kinds is ambiguous; `kind` picks one and narrows the a
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from deploytrack.services import ServiceError
@@ -70,7 +71,7 @@ class Discovery:
     deployments: tuple[DeploymentView, ...]
 
 
-def unique(values: list[str | None]) -> tuple[str, ...]:
+def unique(values: Sequence[str | None]) -> tuple[str, ...]:
     """The values that are set, each once, in the order first seen."""
     return tuple(dict.fromkeys(v for v in values if v))
 

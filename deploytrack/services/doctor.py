@@ -5,25 +5,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from deploytrack.services.views.doctor import Check, Report
 from deploytrack.store import Store, health
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    problems: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Report:
-    database: str
-    healthy: bool
-    checks: tuple[Check, ...]
 
 
 def _private(path: Path, mode: int, what: str) -> list[str]:
@@ -42,14 +27,16 @@ def _check(name: str, detail: str, problems: list[str]) -> Check:
 def diagnose(store: Store, secrets_key: Path | None) -> Report:
     """Run every check; `secrets_key` is the secrets key file to check, if any."""
     db = store.db
-    checks = []
+    checks: list[Check] = []
 
     def run(name: str, detail: str, check: Callable[[], list[str]]) -> None:
-        problems, errors = health.guarded(name, check, [])
+        problems, errors = health.guarded(name, check, list[str]())
         checks.append(_check(name, detail, problems + errors))
 
     run("integrity", "PRAGMA integrity_check", lambda: health.integrity(db))
-    (applied, problems), errors = health.guarded("schema", lambda: health.schema(db), ([], []))
+    (applied, problems), errors = health.guarded(
+        "schema", lambda: health.schema(db), (list[str](), list[str]())
+    )
     checks.append(_check("schema", f"{len(applied)} migrations applied", problems + errors))
     run("foreign_keys", "PRAGMA foreign_key_check", lambda: health.foreign_keys(db))
     run(
@@ -73,7 +60,7 @@ def diagnose(store: Store, secrets_key: Path | None) -> Report:
         lambda: health.digests_have_evidence(db),
     )
     (count, problems), errors = health.guarded(
-        "blobs", lambda: health.blobs_match_digests(db), (0, [])
+        "blobs", lambda: health.blobs_match_digests(db), (0, list[str]())
     )
     checks.append(_check("blobs", f"{count} stored blobs hash to their digests", problems + errors))
     path = Path(store.path)

@@ -211,7 +211,7 @@ def insert_parsed(item: ParsedAttestation, overrides: Overrides, now: int) -> At
 
 
 def views_of(digests: Iterable[str]) -> dict[str, AttestationView]:
-    """Views of stored attestations by digest. Call inside a transaction."""
+    """Views of stored attestations by digest."""
     wanted = list(set(digests))
     rows: list[Attestation] = []
     for chunk in _chunks(wanted):
@@ -244,7 +244,7 @@ def import_sources(
 
 
 def attestations_naming(digest: str) -> list[AttestationView]:
-    """Attestations that name `digest`, oldest first. Call inside a transaction."""
+    """Attestations that name `digest`, oldest first."""
     ids = queries.naming(digest)
     if not ids:
         return []
@@ -286,7 +286,6 @@ def resolve_digest(value: str, columns: Sequence[Any], what: str = "digests") ->
     (normalized; the caller's own query tells whether anything has it); a prefix is looked
     up in `columns` by an index range scan and returns the one digest that starts with it,
     or None when none does. Several are refused with the first few, so the user can pick.
-    Call inside a transaction.
     """
     from deploytrack.digests import is_complete
     from deploytrack.services import validate
@@ -306,8 +305,7 @@ def resolve_digest(value: str, columns: Sequence[Any], what: str = "digests") ->
 
 
 def find_attestation(digest_or_prefix: str) -> Attestation:
-    """An attestation by full digest, or by a unique prefix of at least 8 hex digits.
-    Call inside a transaction."""
+    """An attestation by full digest, or by a unique prefix of at least 8 hex digits."""
     wanted = resolve_digest(digest_or_prefix, [Attestation.digest], "attestations")
     if wanted is not None and not wanted.startswith("sha256:"):
         raise ServiceError(

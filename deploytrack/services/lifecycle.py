@@ -18,6 +18,7 @@ from deploytrack.services.views.lifecycle import (
     CHANGED,
     REMOVED,
     SAME,
+    Change,
     DiffReport,
     DiffRow,
     PromoteResult,
@@ -93,6 +94,7 @@ def rollback(store: Store, key: Key, to_id: int | None = None) -> RollbackResult
         stage = logical_environments.get(store, key.logical_environment)
         in_key = queries.in_slot(env.id, stage.id, key.deployment_name, kind)
         active = queries.active_in(in_key)
+        target: Deployment | None
         if to_id is not None:
             target = _chosen(key, to_id, active, env, stage)
         elif active is None:
@@ -126,7 +128,7 @@ def _chosen(
     env: Environment,
     stage: LogicalEnvironment,
 ) -> Deployment:
-    target = (
+    target: Deployment | None = (
         Deployment.select(Deployment, Environment, LogicalEnvironment)
         .join_from(Deployment, Environment)
         .join_from(Deployment, LogicalEnvironment)
@@ -231,7 +233,7 @@ def diff(store: Store, source: Selection, target: Selection) -> DiffReport:
     by_stage = source.logical_environment is None
 
     def match(v: DeploymentView) -> tuple[str, ...]:
-        parts = (v.deployment_name, v.kind)
+        parts: tuple[str, ...] = (v.deployment_name, v.kind)
         if by_env:
             parts += (v.environment,)
         if by_stage:
@@ -244,6 +246,7 @@ def diff(store: Store, source: Selection, target: Selection) -> DiffReport:
     rows = []
     for k in sorted(before.keys() | after.keys()):
         old, new = before.get(k), after.get(k)
+        change: Change
         if old is None:
             change = ADDED
         elif new is None:

@@ -20,13 +20,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from deploytrack import timeutil
 from deploytrack.services import ServiceError, trust, validate
 from deploytrack.services.catalog import logical_environments
-from deploytrack.services.views.policies import AdmissionView, PolicyKeyView, PolicyView
+from deploytrack.services.views.policies import (
+    AdmissionEvidence,
+    AdmissionView,
+    Decision,
+    PolicyChange,
+    PolicyKeyView,
+    PolicyReport,
+    PolicyView,
+)
 from deploytrack.store import Store, queries
 from deploytrack.store.models import (
     Attestation,
@@ -39,6 +46,7 @@ from deploytrack.store.models import PublicKey as PublicKeyRow
 
 if TYPE_CHECKING:
     from deploytrack.crypto.keys import PublicKey
+    from deploytrack.services.views.policies import PolicyAction
 
 SET = queries.POLICY_SET
 CLEAR = "clear"
@@ -57,7 +65,7 @@ def _view(row: StagePolicy, stage_name: str) -> PolicyView:
     return PolicyView(
         id=row.id,
         logical_environment=stage_name,
-        action=row.action,
+        action=cast("PolicyAction", row.action),  # held to these values by a CHECK
         required_predicates=tuple(json.loads(row.required_predicates)),
         trusted_keys=tuple(PolicyKeyView(k.fingerprint, k.algorithm) for k in keys),
         created_at=row.created_at,
@@ -65,13 +73,13 @@ def _view(row: StagePolicy, stage_name: str) -> PolicyView:
 
 
 def in_force(stage: LogicalEnvironment) -> PolicyView | None:
-    """The policy in force at a stage, or None. Call inside a transaction."""
+    """The policy in force at a stage, or None."""
     row = queries.policy_in_force(stage.id)
     return None if row is None else _view(row, stage.name)
 
 
 def get_policy(policy_id: int) -> PolicyView:
-    """A policy version by id. Call inside a transaction."""
+    """A policy version by id."""
     row = StagePolicy.get_by_id(policy_id)
     return _view(row, LogicalEnvironment.get_by_id(row.logical_environment_id).name)
 
@@ -81,7 +89,7 @@ def set_policy(
     stage_name: str,
     predicates: Sequence[str],
     keys: Sequence[PublicKey],
-) -> tuple[PolicyView, bool]:
+) -> PolicyChange:
     """Write the whole policy of a stage. Returns the policy in force and whether it changed
     (setting the policy already in force adds no version). `policy set` refuses an empty
     policy while its command line is read (usage error): it is the one caller."""
@@ -99,7 +107,7 @@ def set_policy(
             and list(current.required_predicates) == wanted
             and {k.fingerprint for k in current.trusted_keys} == set(by_fingerprint)
         ):
-            return current, False
+            return PolicyChange(False, current)
         now = timeutil.now_us()
         newest = queries.newest_policy(stage.id)
         if newest is not None:
@@ -113,27 +121,27 @@ def set_policy(
         for key in by_fingerprint.values():
             key_row = trust.remember_key(key, now)
             StagePolicyKey.insert(policy=row.id, public_key=key_row.id).execute()
-        return _view(row, stage.name), True
+        return PolicyChange(True, _view(row, stage.name))
 
 
-def clear_policy(store: Store, stage_name: str) -> tuple[PolicyView | None, bool]:
-    """Remove the policy of a stage (a `clear` version). Returns the clear version and True,
-    or (None, False) when the stage had no policy."""
+def clear_policy(store: Store, stage_name: str) -> PolicyChange:
+    """Remove the policy of a stage (a `clear` version). Returns the clear version, or no
+    policy and changed False when the stage had no policy."""
     with store.write():
         stage = logical_environments.get(store, stage_name)
         newest = queries.newest_policy(stage.id)
         if newest is None or newest.action != SET:
-            return None, False
+            return PolicyChange(False, None)
         row = StagePolicy.create(
             logical_environment=stage.id,
             action=CLEAR,
             required_predicates="[]",
             created_at=max(timeutil.now_us(), newest.created_at),
         )
-        return _view(row, stage.name), True
+        return PolicyChange(True, _view(row, stage.name))
 
 
-def show_policy(store: Store, stage_name: str) -> tuple[PolicyView | None, list[PolicyView]]:
+def show_policy(store: Store, stage_name: str) -> PolicyReport:
     """The policy in force at a stage (or None), and every version, oldest first."""
     with store.read():
         stage = logical_environments.get(store, stage_name)
@@ -142,35 +150,8 @@ def show_policy(store: Store, stage_name: str) -> tuple[PolicyView | None, list[
             .where(StagePolicy.logical_environment == stage.id)
             .order_by(StagePolicy.id)
         )
-        history = [_view(r, stage.name) for r in rows]
-        return in_force(stage), history
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The answer of a policy for one digest at one stage."""
-
-    logical_environment: str
-    digest: str
-    policy: PolicyView | None
-    passed: bool
-    reasons: tuple[str, ...]
-    admission: tuple[AdmissionView, ...]
-    # Admission rows to store: (requirement, attestation id, trust.Match or None).
-    evidence: tuple[tuple[str, int, Any], ...] = ()
-
-    def refusal(self) -> str:
-        if self.policy is None:
-            return f"{self.digest} may not be deployed to {self.logical_environment}: " + "; ".join(
-                self.reasons
-            )
-        return (
-            f"stage policy {self.policy.id} of {self.logical_environment} (set "
-            f"{timeutil.rfc3339(self.policy.created_at)}) refuses {self.digest}: "
-            + "; ".join(self.reasons)
-            + f" (see 'deploytrack logical-environment policy show --name "
-            f"{self.logical_environment}')"
-        )
+        history = tuple(_view(r, stage.name) for r in rows)
+        return PolicyReport(stage_name, in_force(stage), history)
 
 
 def _load_keys(policy: PolicyView) -> list[PublicKey]:
@@ -185,7 +166,7 @@ def _load_keys(policy: PolicyView) -> list[PublicKey]:
 
 
 def evaluate(stage: LogicalEnvironment, digest: str) -> Decision:
-    """Apply the stage's policy in force to `digest`. Call inside a transaction."""
+    """Apply the stage's policy in force to `digest`."""
     policy = in_force(stage)
     if policy is None:
         return Decision(stage.name, digest, None, True, (), ())
@@ -205,7 +186,7 @@ def evaluate(stage: LogicalEnvironment, digest: str) -> Decision:
         return cache[att.id]
 
     reasons: list[str] = []
-    found: list[tuple[str, Attestation, Any]] = []
+    found: list[tuple[str, Attestation, trust.Match | None]] = []
 
     def first_verified(requirement: str, candidates: list[Attestation], which: str) -> None:
         good = next((a for a in candidates if verified(a)), None)
@@ -239,7 +220,9 @@ def evaluate(stage: LogicalEnvironment, digest: str) -> Decision:
         passed=not reasons,
         reasons=tuple(reasons),
         admission=admission if not reasons else (),
-        evidence=tuple((req, att.id, match) for req, att, match in found) if not reasons else (),
+        evidence=tuple(AdmissionEvidence(req, att.id, match) for req, att, match in found)
+        if not reasons
+        else (),
     )
 
 
@@ -254,23 +237,24 @@ def admit(stage: LogicalEnvironment, digest: str) -> Decision:
 
 def remember_admission(deployment_id: int, decision: Decision, now: int) -> None:
     """Store the evidence that admitted a new record. Call inside its write transaction."""
-    for requirement, attestation_id, match in decision.evidence:
+    for item in decision.evidence:
         key_id = None
-        if match is not None:
+        if item.match is not None:
+            match = item.match
             key_id = trust.remember_key(match.key, now).id
             trust.remember_verification(
-                attestation_id, match.key, match.keyid, trust.ADMISSION, now
+                item.attestation_id, match.key, match.keyid, trust.ADMISSION, now
             )
         DeploymentAdmission.create(
             deployment=deployment_id,
-            requirement=requirement,
-            attestation=attestation_id,
+            requirement=item.requirement,
+            attestation=item.attestation_id,
             public_key=key_id,
         )
 
 
 def admission_of(deployment_id: int) -> tuple[AdmissionView, ...]:
-    """The evidence stored when a record was admitted. Call inside a transaction."""
+    """The evidence stored when a record was admitted."""
     rows = (
         DeploymentAdmission.select(DeploymentAdmission, Attestation)
         .join(Attestation)
@@ -288,14 +272,12 @@ def admission_of(deployment_id: int) -> tuple[AdmissionView, ...]:
 
 def check(store: Store, stage_name: str, digest: str) -> Decision:
     """Would `deployment record` admit `digest` at this stage now? Writes nothing."""
-    from deploytrack.services.deployments import NOT_IN_EVIDENCE
-
     digest = validate.sha256(digest)
     with store.read():
         stage = logical_environments.get(store, stage_name)
         decision = evaluate(stage, digest)
         if not queries.digest_in_evidence(digest):
-            reason = f"it {NOT_IN_EVIDENCE}"
+            reason = f"it {validate.NOT_IN_EVIDENCE}"
             return Decision(
                 stage.name, digest, decision.policy, False, (reason, *decision.reasons), ()
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import cast
 
 from deploytrack.services import ServiceError
 from deploytrack.services.deployments import DEPLOYED, joined_view
@@ -69,7 +70,7 @@ def list_projects(store: Store) -> list[ProjectSummary]:
         )
     grouped: dict[str, list[Attestation]] = defaultdict(list)
     for row in rows:
-        grouped[row.project].append(row)
+        grouped[cast(str, row.project)].append(row)  # the query excludes NULL
     return [
         ProjectSummary(
             name=name,
@@ -99,7 +100,7 @@ def describe_project(store: Store, name: str) -> ProjectDetail:
         for m in AttestationMaterial.select().where(
             AttestationMaterial.attestation.in_(ids) & AttestationMaterial.digest.is_null(False)
         ):
-            named[m.attestation_id].append((m.digest, m.name, m.kind))
+            named[m.attestation_id].append((cast(str, m.digest), m.name, m.kind))  # not NULL
         digests = sorted({d for items in named.values() for d, _, _ in items})
         running: dict[str, list[DeploymentView]] = defaultdict(list)
         for record in (

@@ -19,6 +19,7 @@ from deploytrack.evidence import Envelope, parse_document
 from deploytrack.evidence.dsse import pae, signature_candidates
 from deploytrack.services import ServiceError
 from deploytrack.services.evidence import find_attestation
+from deploytrack.services.views.evidence import VerifiedSignature, VerifyResult
 from deploytrack.store import Store
 from deploytrack.store.models import AttestationVerification, Blob
 from deploytrack.store.models import PublicKey as PublicKeyRow
@@ -56,7 +57,6 @@ def stored_envelope(digest: str) -> Envelope | None:
     """The DSSE envelope of a stored attestation (None for a bare statement).
 
     Parsed again from the stored bytes, so what is verified is exactly what is stored.
-    Call inside a transaction.
     """
     blob = Blob.get_by_id(digest)
     return parse_document(bytes(blob.content), f"attestation {digest}").envelope
@@ -95,25 +95,6 @@ def load_public_keys(paths: Sequence[str]) -> list[PublicKey]:
     from deploytrack.crypto.keys import load_public_key_file
 
     return [load_public_key_file(path) for path in paths]
-
-
-@dataclass(frozen=True)
-class VerifiedSignature:
-    signature: int  # 1-based index in the envelope
-    keyid: str
-    fingerprint: str
-    algorithm: str
-    key_file: str
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    attestation: str
-    format: str
-    predicate_type: str
-    signatures: int
-    verified: tuple[VerifiedSignature, ...]
-    verified_at: int
 
 
 def _explain(digest: str, envelope: Envelope, keys: Sequence[PublicKey]) -> str:

@@ -21,6 +21,12 @@ RESERVED_PREFIX = "DEPLOYTRACK_"  # variable names deploytrack keeps for its own
 MAX_VARIABLE_NAME = 255
 MAX_VALUE_BYTES = 64 * 1024
 MAX_PREDICATE_CHARS = 1024
+# Why a digest no attestation names cannot be recorded (`deployment record`, `policy
+# check`): the rule every deployment record obeys, in its words.
+NOT_IN_EVIDENCE = (
+    "is not in the evidence store: import an attestation that names it first "
+    "('deploytrack attestation import FILE')"
+)
 
 
 def _shown(value: str) -> str:

@@ -17,85 +17,35 @@ one copied to another variable or scope does not decrypt.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from peewee import fn
 
 from deploytrack import timeutil
 from deploytrack.services import ServiceError, validate
 from deploytrack.services.catalog import environments, logical_environments
+from deploytrack.services.views.variables import (
+    Redaction,
+    ResolvedVariables,
+    Scope,
+    VariableChange,
+    VariableView,
+)
 from deploytrack.store import Store
 from deploytrack.store.models import Environment, LogicalEnvironment, VariableEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import TypeGuard
+
     from deploytrack.crypto.secrets import SecretBox
+    from deploytrack.services.views.variables import VariableAction
 
 MASK = "********"
 SET = "set"
 UNSET = "unset"
 REDACTED = "redacted"
 _MAX_ID = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class Scope:
-    logical_environment: str
-    environment: str | None = None
-    deployment_name: str | None = None
-
-    @property
-    def level(self) -> int:
-        """Specificity: 3 (stage, env, deployment) > 2 (stage, deployment) > 1 (stage, env) > 0."""
-        return (2 if self.deployment_name else 0) + (1 if self.environment else 0)
-
-    def options(self) -> str:
-        """The command-line options naming exactly this scope."""
-        parts = ["--logical-env", self.logical_environment]
-        if self.environment:
-            parts += ["--env", self.environment]
-        if self.deployment_name:
-            parts += ["--deployment-name", self.deployment_name]
-        return " ".join(parts)
-
-    def __str__(self) -> str:
-        parts = [self.logical_environment]
-        if self.environment:
-            parts.append(f"env={self.environment}")
-        if self.deployment_name:
-            parts.append(f"deployment={self.deployment_name}")
-        return " ".join(parts)
-
-
-@dataclass(frozen=True)
-class VariableView:
-    name: str
-    value: str  # MASK for a secret unless revealed
-    secret: bool
-    scope: Scope
-    updated_at: int
-
-
-@dataclass(frozen=True)
-class VariableChange:
-    id: int
-    name: str
-    action: str  # set | unset | redacted
-    secret: bool
-    value: str | None  # plain values only; None for secrets, unsets, redacted values
-    change: str  # "set to '...'", "secret changed", "unset", "set (value redacted)", ...
-    scope: Scope
-    changed_at: int
-    redacted: bool = False  # a plain value removed by a later redaction
-    redacts: int | None = None  # on a redaction: the id of the entry whose value it removed
-
-
-@dataclass(frozen=True)
-class Redaction:
-    change: VariableChange  # the redaction line
-    redacted: VariableChange  # the entry whose value is gone
-    was_current: bool  # it was the variable's value at its scope: the scope has none now
-    scrubbed: bool  # no copy of the old bytes is left in the WAL either
 
 
 def _associated(stage_id: int, env_id: int | None, deployment_name: str | None, name: str) -> bytes:
@@ -111,7 +61,7 @@ def _event_associated(event: VariableEvent) -> bytes:
 
 
 class _Resolved:
-    """A scope's names as ids (unknown names refused). Inside a transaction."""
+    """A scope's names as ids (unknown names refused)."""
 
     def __init__(self, store: Store, scope: Scope) -> None:
         self.scope = scope
@@ -158,15 +108,16 @@ class _Resolved:
 def _current_at(where: Any, name: str) -> VariableEvent | None:
     """The newest change of `name` under `where` (redaction lines are not changes of the
     value: they remove an old one)."""
-    return (
+    newest: VariableEvent | None = (
         VariableEvent.select()
         .where(where & (VariableEvent.name == name) & (VariableEvent.action != REDACTED))
         .order_by(VariableEvent.id.desc())
         .first()
     )
+    return newest
 
 
-def _has_value(event: VariableEvent | None) -> bool:
+def _has_value(event: VariableEvent | None) -> TypeGuard[VariableEvent]:
     """Whether the newest change at a scope leaves the variable a value there: a set whose
     value was not redacted (a redacted current value reads as an unset)."""
     return event is not None and event.action == SET and not event.redacted
@@ -194,8 +145,7 @@ def _box(*, create: bool) -> SecretBox:
 
 
 def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
-    """The secrets whose value is current at their scope, in every stage, newest first.
-    In a transaction."""
+    """The secrets whose value is current at their scope, in every stage, newest first."""
     query = (
         VariableEvent.select()
         .where(
@@ -208,10 +158,19 @@ def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
     events = list(query)
     if not events:
         return []
+    # peewee's stubs type .tuples() as the model query it was called on.
     stages = dict(
-        LogicalEnvironment.select(LogicalEnvironment.id, LogicalEnvironment.name).tuples()
+        cast(
+            "Iterable[tuple[int, str]]",
+            LogicalEnvironment.select(LogicalEnvironment.id, LogicalEnvironment.name).tuples(),
+        )
     )
-    envs = dict(Environment.select(Environment.id, Environment.name).tuples())
+    envs = dict(
+        cast(
+            "Iterable[tuple[int | None, str]]",
+            Environment.select(Environment.id, Environment.name).tuples(),
+        )
+    )
     return [
         (
             event,
@@ -228,9 +187,10 @@ def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
 def _refuse_a_second_key(box: SecretBox | None, path: Any) -> None:
     """One database, one key: a secret encrypted with a key other than the one its other
     secrets need (a mistyped DEPLOYTRACK_SECRETS_KEY_FILE, another machine's key) would
-    leave secrets no single key reveals. In a transaction."""
+    leave secrets no single key reveals."""
     in_force = _secrets_in_force()
-    needed = list(dict.fromkeys(event.key_id for event, _ in in_force))
+    # Secrets in force: a CHECK keeps their key_id NOT NULL.
+    needed = list(dict.fromkeys(cast(str, event.key_id) for event, _ in in_force))
     if not needed or (box is not None and box.key_id in needed):
         return
     from deploytrack.crypto.secrets import KEY_FILE_ENV, SecretsError
@@ -277,7 +237,9 @@ def _same_secret(box: SecretBox, event: VariableEvent, value: str) -> bool:
     if event.key_id != box.key_id:
         return False
     try:
-        return box.decrypt(bytes(event.ciphertext), _event_associated(event), event.key_id) == value
+        # A CHECK keeps ciphertext NOT NULL on a secret's set.
+        ciphertext = bytes(cast(bytes, event.ciphertext))
+        return box.decrypt(ciphertext, _event_associated(event), event.key_id) == value
     except SecretsError:
         return False
 
@@ -383,7 +345,8 @@ def unset_variable(store: Store, scope: Scope, name: str) -> None:
 
 
 def _view(event: VariableEvent, scope: Scope, value: str | None = None) -> VariableView:
-    shown = value if value is not None else (MASK if event.is_secret else event.value)
+    # A CHECK keeps value NOT NULL on a plain set; _view is given only events with a value.
+    shown = value if value is not None else (MASK if event.is_secret else cast(str, event.value))
     return VariableView(
         name=event.name,
         value=shown,
@@ -442,7 +405,7 @@ def resolve(
     *,
     require: tuple[str, ...] = (),
     reveal: bool = False,
-) -> list[VariableView]:
+) -> ResolvedVariables:
     """The effective value of every variable for one deployment, with the scope it came
     from: the most specific scope that sets it. Secrets masked unless `reveal`."""
     if scope.environment is None or scope.deployment_name is None:
@@ -472,14 +435,16 @@ def resolve(
                 box = _box(create=False)
             value = _reveal(box, event, event_scope)
         views.append(_view(event, event_scope, value))
-    return views
+    return ResolvedVariables(tuple(views))
 
 
 def _reveal(box: SecretBox, event: VariableEvent, scope: Scope) -> str:
     from deploytrack.crypto.secrets import SecretsError
 
     try:
-        return box.decrypt(bytes(event.ciphertext), _event_associated(event), event.key_id)
+        # A CHECK keeps ciphertext and key_id NOT NULL on a secret's set.
+        ciphertext, key_id = bytes(cast(bytes, event.ciphertext)), cast(str, event.key_id)
+        return box.decrypt(ciphertext, _event_associated(event), key_id)
     except SecretsError as exc:
         raise SecretsError(f"cannot reveal {event.name} (set at {scope}): {exc}") from None
 
@@ -512,7 +477,7 @@ def _change(event: VariableEvent, scope: Scope) -> VariableChange:
     return VariableChange(
         id=event.id,
         name=event.name,
-        action=event.action,
+        action=cast("VariableAction", event.action),  # held to these values by a CHECK
         secret=bool(event.is_secret),
         value=None if event.is_secret else event.value,
         change=change,
@@ -524,7 +489,7 @@ def _change(event: VariableEvent, scope: Scope) -> VariableChange:
 
 
 def _scope_of(event: VariableEvent) -> Scope:
-    """The scope of one event, by name. In a transaction."""
+    """The scope of one event, by name."""
     stage = LogicalEnvironment.get_by_id(event.logical_environment_id).name
     env = None
     if event.environment_id is not None:
@@ -587,14 +552,3 @@ def redact(store: Store, event_id: int) -> Redaction:
         was_current=current is not None and current.id == event.id,
         scrubbed=scrubbed,
     )
-
-
-def references(environment_id: int | None = None, logical_environment_id: int | None = None) -> int:
-    """How many variable changes name an environment or a stage (catalog deletion). In a
-    transaction."""
-    query = VariableEvent.select()
-    if environment_id is not None:
-        query = query.where(VariableEvent.environment == environment_id)
-    if logical_environment_id is not None:
-        query = query.where(VariableEvent.logical_environment == logical_environment_id)
-    return query.count()

@@ -11,15 +11,12 @@ import peewee
 
 from deploytrack import locations
 from deploytrack.errors import DeploytrackError
+from deploytrack.store.binding import bound, require
+from deploytrack.store.errors import BUSY_TIMEOUT_S, StoreError, translate
+
+__all__ = ["BUSY_TIMEOUT_S", "Store", "StoreError", "open_store", "resolve_path", "translate"]
 
 ENV_DB = locations.DB_ENV
-# Concurrent CI jobs on one host queue on the write lock; each write holds it for
-# milliseconds, so 30 s of patience means "something is wrong", not "busy".
-BUSY_TIMEOUT_S = 30
-
-
-class StoreError(DeploytrackError):
-    """The database could not be opened, read or written."""
 
 
 # Paths are plain strings here, handled with os.path: this module is on every command's
@@ -80,33 +77,12 @@ def _adopt_empty(path: str) -> None:
         ) from None
 
 
-def translate(exc: peewee.PeeweeException, path: str) -> StoreError:
-    """Turn a driver error into one line that says what to do."""
-    text = str(exc)
-    low = text.lower()
-    if "locked" in low or "busy" in low:
-        return StoreError(
-            f"database {path} is busy: another process holds its lock (deploytrack waits up "
-            f"to {BUSY_TIMEOUT_S} s for a writer); retry when it has finished"
-        )
-    if "file is not a database" in low:
-        return StoreError(f"{path} is not a deploytrack database (not an SQLite file)")
-    if "malformed" in low or "corrupt" in low:
-        return StoreError(f"database {path} is damaged ({text}); restore it from a backup")
-    if "readonly" in low or "read-only" in low:
-        return StoreError(
-            f"database {path} is read-only: deploytrack needs write access to the file and "
-            "its folder"
-        )
-    if "unable to open" in low or "disk i/o" in low:
-        return StoreError(f"cannot open database {path}: check that it exists and is readable")
-    if isinstance(exc, peewee.IntegrityError):
-        return StoreError(f"the database refused the change: {text}")
-    return StoreError(f"database error on {path}: {text}")
-
-
 class Store:
-    """An open database. Every write goes through `write()`: one BEGIN IMMEDIATE transaction."""
+    """An open database. Every write goes through `write()`: one BEGIN IMMEDIATE transaction.
+
+    The models reach this store's database only inside `read()` or `write()` (see
+    `binding`): a transaction is the way in, for reads as for writes.
+    """
 
     def __init__(self, db: peewee.Database, path: str) -> None:
         self.db = db
@@ -117,7 +93,7 @@ class Store:
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
         # then writes fails with "database is locked" when another writer got in between.
         try:
-            with self.db.atomic("IMMEDIATE"):
+            with bound(self.db), self.db.atomic("IMMEDIATE"):
                 yield
         except peewee.PeeweeException as exc:
             raise translate(exc, self.path) from None
@@ -126,10 +102,15 @@ class Store:
     def read(self) -> Iterator[None]:
         """A read transaction: several queries see one consistent snapshot."""
         try:
-            with self.db.atomic():
+            with bound(self.db), self.db.atomic():
                 yield
         except peewee.PeeweeException as exc:
             raise translate(exc, self.path) from None
+
+    def require_transaction(self) -> None:
+        """Raise TransactionMisuse unless a transaction of this store is open (models
+        would otherwise reach no database, or another store's)."""
+        require(self.db)
 
     def close(self) -> None:
         if not self.db.is_closed():
@@ -164,7 +145,7 @@ def _read_only_uri(path: str) -> str | None:
 
 def open_store(path: StrPath, *, migrate: bool = True) -> Store:
     """Open (creating if needed) the database at `path` and bring its schema up to date."""
-    from deploytrack.store import migrations, models
+    from deploytrack.store import migrations
 
     path = os.fspath(path)
     _ensure_file(path)
@@ -195,5 +176,4 @@ def open_store(path: StrPath, *, migrate: bool = True) -> Store:
     except DeploytrackError:
         store.close()
         raise
-    models.DATABASE.initialize(db)
     return store

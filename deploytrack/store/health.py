@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import peewee
 
-from deploytrack.store.migrations import MIGRATION_TABLE, MIGRATIONS
+from deploytrack.store import migrations
 from deploytrack.timeutil import rfc3339
 
 _BLOB_BATCH = 200
@@ -67,16 +67,13 @@ def foreign_keys(db: peewee.Database) -> list[str]:
 
 
 def schema(db: peewee.Database) -> tuple[list[str], list[str]]:
-    """(applied migrations, problems)."""
-    try:
-        cursor = db.execute_sql(f"SELECT name FROM {MIGRATION_TABLE}")
-    except peewee.OperationalError:
+    """(applied migrations, problems), by the migrations' own bookkeeping."""
+    applied = migrations.applied(db)
+    if applied is None:
         return [], ["schema: no migration table: this is not a deploytrack database"]
-    applied = [r[0] for r in cursor.fetchall()]
-    known = [m.__name__ for m in MIGRATIONS]
-    problems = [f"schema: migration {n} is not applied" for n in known if n not in applied]
+    problems = [f"schema: migration {n} is not applied" for n in migrations.pending(applied)]
     problems += [
-        f"schema: unknown migration {n} (a newer deploytrack)" for n in applied if n not in known
+        f"schema: unknown migration {n} (a newer deploytrack)" for n in migrations.unknown(applied)
     ]
     return applied, problems
 

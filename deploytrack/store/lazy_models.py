@@ -5,6 +5,8 @@ admissions and variables. `models` imports this module on first use of one of th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from peewee import (
     BigIntegerField,
     BlobField,
@@ -28,6 +30,9 @@ from deploytrack.store.models import (
     LogicalEnvironment,
     StagePolicy,
 )
+
+if TYPE_CHECKING:
+    from peewee import AutoField, Field
 
 
 class Blob(BaseModel):
@@ -54,6 +59,11 @@ class VariableEvent(BaseModel):
     redacted = BooleanField(default=False)  # a plain value removed by a later 'redacted' line
     redacts = IntegerField(null=True)  # on a 'redacted' line: the entry whose value it removed
 
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        logical_environment_id: Field[int]
+        environment_id: Field[int | None]
+
 
 class PublicKey(BaseModel):
     """A public key (SubjectPublicKeyInfo PEM) by its OpenSSH SHA256 fingerprint."""
@@ -62,6 +72,9 @@ class PublicKey(BaseModel):
     algorithm = CharField()
     pem = TextField()
     created_at = BigIntegerField()
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
 
 
 class AttestationVerification(BaseModel):
@@ -73,6 +86,11 @@ class AttestationVerification(BaseModel):
     source = CharField()
     verified_at = BigIntegerField()
 
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        attestation_id: Field[int]
+        public_key_id: Field[int]
+
 
 class StagePolicyKey(BaseModel):
     policy = ForeignKeyField(StagePolicy, column_name="policy_id")
@@ -80,6 +98,10 @@ class StagePolicyKey(BaseModel):
 
     class Meta:
         primary_key = CompositeKey("policy", "public_key")
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        policy_id: Field[int]
+        public_key_id: Field[int]
 
 
 class DeploymentAdmission(BaseModel):
@@ -89,6 +111,12 @@ class DeploymentAdmission(BaseModel):
     requirement = TextField()
     attestation = ForeignKeyField(Attestation, column_name="attestation_id")
     public_key = ForeignKeyField(PublicKey, column_name="public_key_id", null=True)
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        deployment_id: Field[int]
+        attestation_id: Field[int]
+        public_key_id: Field[int | None]
 
 
 ALL_MODELS: list[type[Model]] = [

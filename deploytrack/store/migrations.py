@@ -1,6 +1,15 @@
 """Schema migrations: an ordered list of named functions, each applied once and recorded.
 
-To change the schema, append a function; never edit one that has shipped. A database
+A migration is a function decorated with `@migration`: the decorator appends it to
+MIGRATIONS, so the order of the list is the order of definition, and a second function
+of the same name is refused when this module is imported. To change the schema, add a
+function at the end; never edit one that has shipped (a database that applied it would
+not see the edit). One change per migration from now on: one feature's table, one
+column, one trigger, each in its own migration with a name that says what it changes
+(m001-m004 predate the rule and are kept as they shipped). An append-only table's
+trigger pair comes from `append_only()`, not written out by hand.
+
+A database
 that records a migration this list does not know was written by a newer deploytrack and
 is refused before anything is written to it.
 
@@ -20,13 +29,66 @@ from collections.abc import Callable
 import peewee
 
 from deploytrack import timeutil
-from deploytrack.store.connection import BUSY_TIMEOUT_S, StoreError
+from deploytrack.store.errors import BUSY_TIMEOUT_S, StoreError
 
 MIGRATION_TABLE = "deploytrack_migration"
 
 Migration = Callable[[peewee.Database], None]
 
+# Every migration, in the order of definition (the order they are applied in).
+MIGRATIONS: list[Migration] = []
 
+
+def migration(function: Migration) -> Migration:
+    """Register `function` as the next migration; a name already taken is refused."""
+    if function.__name__ in names():
+        raise ValueError(
+            f"two schema migrations are named {function.__name__!r}: give the new one a "
+            "name of its own (a shipped migration is never replaced)"
+        )
+    MIGRATIONS.append(function)
+    return function
+
+
+def names() -> list[str]:
+    """The names of the known migrations, in order: what the bookkeeping table records."""
+    return [m.__name__ for m in MIGRATIONS]
+
+
+def _quoted_message(message: str) -> str:
+    if "'" in message:
+        raise ValueError(f"a trigger message cannot contain a quote: {message!r}")
+    return message
+
+
+def no_update(table: str, message: str, *, indent: int = 12) -> str:
+    """A trigger refusing every UPDATE of `table` with `message`.
+
+    `indent` only lays out the statement's second line: SQLite keeps the text of a
+    CREATE as written, so the migrations that shipped before this helper pass the
+    indentation they had, and a database they set up does not differ by a space.
+    """
+    return (
+        f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}\n{' ' * indent}"
+        f"BEGIN SELECT RAISE(ABORT, '{_quoted_message(message)}'); END"
+    )
+
+
+def no_delete(table: str, message: str, *, indent: int = 12) -> str:
+    """A trigger refusing every DELETE from `table` with `message` (see `no_update`)."""
+    return (
+        f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}\n{' ' * indent}"
+        f"BEGIN SELECT RAISE(ABORT, '{_quoted_message(message)}'); END"
+    )
+
+
+def append_only(table: str, changes: str, deletes: str, *, indent: int = 12) -> list[str]:
+    """The trigger pair of an append-only table: every UPDATE refused with `changes`,
+    every DELETE with `deletes`."""
+    return [no_update(table, changes, indent=indent), no_delete(table, deletes, indent=indent)]
+
+
+@migration
 def m001_core(db: peewee.Database) -> None:
     """Environments, logical environments, the evidence store and deployment records."""
     statements = [
@@ -112,8 +174,7 @@ def m001_core(db: peewee.Database) -> None:
         "CREATE INDEX deployment_superseded_by ON deployment (superseded_by)",
         # History is immutable: records are never deleted, and an update may only
         # heartbeat an active record or end it. Evidence never changes once stored.
-        """CREATE TRIGGER deployment_no_delete BEFORE DELETE ON deployment
-            BEGIN SELECT RAISE(ABORT, 'deployment records are never deleted'); END""",
+        no_delete("deployment", "deployment records are never deleted"),
         """CREATE TRIGGER deployment_immutable BEFORE UPDATE ON deployment
             WHEN OLD.status <> 'deployed'
               OR NEW.id IS NOT OLD.id
@@ -131,13 +192,8 @@ def m001_core(db: peewee.Database) -> None:
             BEGIN SELECT RAISE(ABORT, 'digest is not in the evidence store'); END""",
     ]
     for table in ("blob", "attestation", "attestation_subject", "attestation_material"):
-        statements.append(
-            f"""CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
-                BEGIN SELECT RAISE(ABORT, 'stored evidence never changes'); END"""
-        )
-        statements.append(
-            f"""CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
-                BEGIN SELECT RAISE(ABORT, 'stored evidence is never deleted'); END"""
+        statements += append_only(
+            table, "stored evidence never changes", "stored evidence is never deleted", indent=16
         )
     for sql in statements:
         db.execute_sql(sql)
@@ -155,6 +211,7 @@ def m001_core(db: peewee.Database) -> None:
         )
 
 
+@migration
 def m002_evidence_trust(db: peewee.Database) -> None:
     """Issue 4: public keys, remembered signature verifications, stage policies with their
     history, and which policy (and which evidence) admitted each deployment record.
@@ -240,18 +297,14 @@ def m002_evidence_trust(db: peewee.Database) -> None:
         "stage_policy_key",
         "deployment_admission",
     ):
-        statements.append(
-            f"""CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
-                BEGIN SELECT RAISE(ABORT, 'trust history never changes'); END"""
-        )
-        statements.append(
-            f"""CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
-                BEGIN SELECT RAISE(ABORT, 'trust history is never deleted'); END"""
+        statements += append_only(
+            table, "trust history never changes", "trust history is never deleted", indent=16
         )
     for sql in statements:
         db.execute_sql(sql)
 
 
+@migration
 def m003_lifecycle(db: peewee.Database) -> None:
     """Issue 5: lineage of promotions and rollbacks, deployment slots and the indexes of
     point-in-time queries, and the append-only log of scoped variables.
@@ -315,10 +368,11 @@ def m003_lifecycle(db: peewee.Database) -> None:
                     (environment_id, logical_environment_id, deployment_name, kind)
                 VALUES (NEW.environment_id, NEW.logical_environment_id, NEW.deployment_name,
                         NEW.kind); END""",
-        """CREATE TRIGGER deployment_slot_no_update BEFORE UPDATE ON deployment_slot
-            BEGIN SELECT RAISE(ABORT, 'deployment slots follow the history'); END""",
-        """CREATE TRIGGER deployment_slot_no_delete BEFORE DELETE ON deployment_slot
-            BEGIN SELECT RAISE(ABORT, 'deployment slots follow the history'); END""",
+        *append_only(
+            "deployment_slot",
+            "deployment slots follow the history",
+            "deployment slots follow the history",
+        ),
         # Point in time: the newest record of a slot created at or before T, by one seek.
         """CREATE INDEX deployment_key_time ON deployment
             (environment_id, logical_environment_id, deployment_name, kind, created_at)""",
@@ -365,15 +419,15 @@ def m003_lifecycle(db: peewee.Database) -> None:
         """CREATE INDEX variable_event_scope ON variable_event
             (logical_environment_id, environment_id, deployment_name, name, id)""",
         "CREATE INDEX variable_event_environment ON variable_event (environment_id)",
-        """CREATE TRIGGER variable_event_no_update BEFORE UPDATE ON variable_event
-            BEGIN SELECT RAISE(ABORT, 'variable history never changes'); END""",
-        """CREATE TRIGGER variable_event_no_delete BEFORE DELETE ON variable_event
-            BEGIN SELECT RAISE(ABORT, 'variable history is never deleted'); END""",
+        *append_only(
+            "variable_event", "variable history never changes", "variable history is never deleted"
+        ),
     ]
     for sql in statements:
         db.execute_sql(sql)
 
 
+@migration
 def m004_variable_redaction(db: peewee.Database) -> None:
     """Issue 9: a plain value set by mistake can be redacted, and that is the only change
     the variable history accepts.
@@ -437,8 +491,7 @@ def m004_variable_redaction(db: peewee.Database) -> None:
         "CREATE INDEX variable_event_environment ON variable_event (environment_id)",
         """CREATE UNIQUE INDEX variable_event_one_redaction ON variable_event (redacts)
             WHERE redacts IS NOT NULL""",
-        """CREATE TRIGGER variable_event_no_delete BEFORE DELETE ON variable_event
-            BEGIN SELECT RAISE(ABORT, 'variable history is never deleted'); END""",
+        no_delete("variable_event", "variable history is never deleted"),
         # A redaction names an earlier plain value of the same variable at the same scope,
         # not yet redacted...
         """CREATE TRIGGER variable_event_redaction_valid BEFORE INSERT ON variable_event
@@ -483,15 +536,7 @@ def m004_variable_redaction(db: peewee.Database) -> None:
         db.execute_sql(f"PRAGMA secure_delete = {int(previous)}")
 
 
-MIGRATIONS: list[Migration] = [
-    m001_core,
-    m002_evidence_trust,
-    m003_lifecycle,
-    m004_variable_redaction,
-]
-
-
-def _applied(db: peewee.Database) -> list[str] | None:
+def applied(db: peewee.Database) -> list[str] | None:
     """Names of applied migrations, or None when the database has no migration table."""
     try:
         cursor = db.execute_sql(f"SELECT name FROM {MIGRATION_TABLE}")
@@ -502,29 +547,40 @@ def _applied(db: peewee.Database) -> list[str] | None:
     return [row[0] for row in cursor.fetchall()]
 
 
-def _refuse_newer(names: list[str], path: str) -> None:
-    known = {m.__name__ for m in MIGRATIONS}
-    unknown = [n for n in names if n not in known]
-    if unknown:
+def unknown(applied: list[str]) -> list[str]:
+    """The applied migrations this deploytrack does not know: a newer one wrote them."""
+    known = set(names())
+    return [n for n in applied if n not in known]
+
+
+def pending(applied: list[str]) -> list[str]:
+    """The known migrations not applied yet, in order."""
+    done = set(applied)
+    return [n for n in names() if n not in done]
+
+
+def _refuse_newer(applied: list[str], path: str) -> None:
+    newer = unknown(applied)
+    if newer:
         raise StoreError(
             f"database {path} was written by a newer deploytrack (unknown schema migration "
-            f"{unknown[0]!r}); upgrade deploytrack to use it"
+            f"{newer[0]!r}); upgrade deploytrack to use it"
         )
 
 
 def ensure_current(db: peewee.Database, path: str) -> None:
-    names = _applied(db)
-    if names is not None and len(names) == len(MIGRATIONS):
+    done = applied(db)
+    if done is not None and len(done) == len(MIGRATIONS):
         # The hot path: one SELECT, no lock.
-        _refuse_newer(names, path)
+        _refuse_newer(done, path)
         return
-    if names is not None:
-        _refuse_newer(names, path)
+    if done is not None:
+        _refuse_newer(done, path)
 
     with db.atomic("IMMEDIATE"):
         # Re-read under the write lock: another process may have migrated meanwhile.
-        names = _applied(db)
-        if names is None:
+        done = applied(db)
+        if done is None:
             tables = db.get_tables()
             if tables:
                 raise StoreError(
@@ -535,15 +591,15 @@ def ensure_current(db: peewee.Database, path: str) -> None:
                 f"CREATE TABLE {MIGRATION_TABLE} "
                 "(name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
             )
-            names = []
-        _refuse_newer(names, path)
-        for migration in MIGRATIONS:
-            if migration.__name__ in names:
+            done = []
+        _refuse_newer(done, path)
+        for step in MIGRATIONS:
+            if step.__name__ in done:
                 continue
-            migration(db)
+            step(db)
             db.execute_sql(
                 f"INSERT INTO {MIGRATION_TABLE} (name, applied_at) VALUES (?, ?)",
-                (migration.__name__, timeutil.now_us()),
+                (step.__name__, timeutil.now_us()),
             )
 
 

@@ -17,14 +17,17 @@ from peewee import (
     BigIntegerField,
     BooleanField,
     CharField,
-    DatabaseProxy,
     ForeignKeyField,
     IntegerField,
     Model,
     TextField,
 )
 
+from deploytrack.store.binding import DATABASE
+
 if TYPE_CHECKING:
+    from peewee import AutoField, Field
+
     from deploytrack.store.lazy_models import ALL_MODELS as ALL_MODELS
     from deploytrack.store.lazy_models import AttestationVerification as AttestationVerification
     from deploytrack.store.lazy_models import Blob as Blob
@@ -34,14 +37,11 @@ if TYPE_CHECKING:
     from deploytrack.store.lazy_models import VariableEvent as VariableEvent
 
 
-# Models reach the open database through this proxy: open_store() points it at the
-# database it opened. Unlike db.bind(models), it also reaches the models that
-# lazy_models.py defines later, when a command first needs one of them.
-DATABASE = DatabaseProxy()
-
-
 class BaseModel(Model):
     class Meta:
+        # The proxy of `binding`, which a store's transaction points at that store's
+        # database. Unlike db.bind(models), it also reaches the models that
+        # lazy_models.py defines later, when a command first needs one of them.
         database = DATABASE
         legacy_table_names = False
 
@@ -53,6 +53,9 @@ class Environment(BaseModel):
     created_at = BigIntegerField()
     updated_at = BigIntegerField()
 
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+
 
 class LogicalEnvironment(BaseModel):
     name = CharField(unique=True)
@@ -60,6 +63,9 @@ class LogicalEnvironment(BaseModel):
     is_default = BooleanField(default=False)
     created_at = BigIntegerField()
     updated_at = BigIntegerField()
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
 
 
 class Attestation(BaseModel):
@@ -72,11 +78,18 @@ class Attestation(BaseModel):
     workflow = TextField(null=True)
     imported_at = BigIntegerField()
 
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+
 
 class AttestationSubject(BaseModel):
     attestation = ForeignKeyField(Attestation, column_name="attestation_id", backref="subjects")
     name = TextField()
     digest = TextField()
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        attestation_id: Field[int]
 
 
 class AttestationMaterial(BaseModel):
@@ -84,6 +97,10 @@ class AttestationMaterial(BaseModel):
     name = TextField(null=True)
     kind = TextField(null=True)
     digest = TextField(null=True)
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        attestation_id: Field[int]
 
 
 class Deployment(BaseModel):
@@ -104,6 +121,11 @@ class Deployment(BaseModel):
     # Issue 4 (m002_evidence_trust): the stage policy version that admitted the record.
     policy_id = IntegerField(null=True)
 
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        environment_id: Field[int]
+        logical_environment_id: Field[int]
+
 
 class DeploymentSlot(BaseModel):
     """Every (environment, stage, name, kind) that ever had a record; kept by a trigger."""
@@ -113,6 +135,11 @@ class DeploymentSlot(BaseModel):
     deployment_name = TextField()
     kind = CharField()
 
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        environment_id: Field[int]
+        logical_environment_id: Field[int]
+
 
 class StagePolicy(BaseModel):
     """One version of a stage's policy (append-only); the newest one is in force."""
@@ -121,6 +148,10 @@ class StagePolicy(BaseModel):
     action = CharField()
     required_predicates = TextField(default="[]")
     created_at = BigIntegerField()
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        logical_environment_id: Field[int]
 
 
 _LAZY = frozenset(

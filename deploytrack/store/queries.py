@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from peewee import Expression
 
@@ -34,6 +34,9 @@ from deploytrack.store.models import (
     StagePolicy,
 )
 
+if TYPE_CHECKING:
+    from peewee import Field, SelectBase
+
 
 class SlotFilter(NamedTuple):
     """Ids and names already resolved by the services; None means any."""
@@ -45,7 +48,7 @@ class SlotFilter(NamedTuple):
 
     def on(self, model: Any) -> Expression | None:
         """The filter as a condition on a model with the four slot columns."""
-        terms = []
+        terms: list[Expression] = []
         if self.environment_id is not None:
             terms.append(model.environment == self.environment_id)
         if self.logical_environment_id is not None:
@@ -75,7 +78,10 @@ def active_in(in_key: Any) -> Deployment | None:
 def newest_in(in_key: Any) -> Deployment | None:
     """The newest record of a slot: its active one, or the one that ended it (a superseded
     record always has a newer one). In a transaction."""
-    return Deployment.select().where(in_key).order_by(Deployment.id.desc()).first()
+    row: Deployment | None = (
+        Deployment.select().where(in_key).order_by(Deployment.id.desc()).first()
+    )
+    return row
 
 
 def with_names() -> Any:
@@ -175,7 +181,7 @@ def naming(digest: str) -> set[int]:
 
 def digest_in_evidence(digest: str) -> bool:
     """Whether some stored attestation names `digest` (as subject or material): the rule
-    every deployment record obeys (the schema's trigger checks the same). In a transaction.
+    every deployment record obeys (the schema's trigger checks the same).
     """
     # The same question as `naming`, stopped at the first row (`deployment record` asks it).
     return any(query.exists() for query in _naming_queries(digest))
@@ -204,13 +210,14 @@ POLICY_SET = "set"  # a policy version that sets requirements (the other kind cl
 
 
 def newest_policy(stage_id: int) -> StagePolicy | None:
-    """The newest version (set or clear) of a stage's policy. In a transaction."""
-    return (
+    """The newest version (set or clear) of a stage's policy."""
+    newest: StagePolicy | None = (
         StagePolicy.select()
         .where(StagePolicy.logical_environment == stage_id)
         .order_by(StagePolicy.id.desc())
         .first()
     )
+    return newest
 
 
 def policy_in_force(stage_id: int) -> StagePolicy | None:
@@ -219,7 +226,7 @@ def policy_in_force(stage_id: int) -> StagePolicy | None:
     return row if row is not None and row.action == POLICY_SET else None
 
 
-def _prefix_range(column: Any, prefix: str) -> Expression:
+def _prefix_range(column: Field[Any], prefix: str) -> Expression:
     # A range on the column's own (BINARY) index: [prefix, prefix with its last character
     # incremented). Every digest that starts with the prefix sorts inside it, and nothing
     # else does ('f' + 1 is 'g', above every hex digit). LIKE would scan the table.
@@ -227,9 +234,9 @@ def _prefix_range(column: Any, prefix: str) -> Expression:
     return (column >= prefix) & (column < upper)
 
 
-def digests_with_prefix(columns: Sequence[Any], prefix: str, limit: int) -> list[str]:
+def digests_with_prefix(columns: Sequence[Field[Any]], prefix: str, limit: int) -> list[str]:
     """The distinct digests of `columns` that start with `prefix`, sorted, at most `limit`;
-    each column is read by an index range scan. In a transaction."""
+    each column is read by an index range scan."""
     found: set[str] = set()
     for column in columns:
         query = (
@@ -243,9 +250,9 @@ def digests_with_prefix(columns: Sequence[Any], prefix: str, limit: int) -> list
     return sorted(found)[:limit]
 
 
-def count_digests_with_prefix(columns: Sequence[Any], prefix: str) -> int:
+def count_digests_with_prefix(columns: Sequence[Field[Any]], prefix: str) -> int:
     """How many distinct digests of `columns` start with `prefix` (index range scans)."""
-    parts = [
+    parts: list[SelectBase] = [
         column.model.select(column.alias("digest")).where(_prefix_range(column, prefix))
         for column in columns
     ]

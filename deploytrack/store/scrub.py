@@ -14,7 +14,8 @@ from contextlib import contextmanager, suppress
 
 import peewee
 
-from deploytrack.store.connection import BUSY_TIMEOUT_S, Store, translate
+from deploytrack.store.connection import Store
+from deploytrack.store.errors import BUSY_TIMEOUT_S, translate
 
 # How long a checkpoint waits for readers of older snapshots to finish: the writers' wait.
 CHECKPOINT_TIMEOUT_S: float = BUSY_TIMEOUT_S

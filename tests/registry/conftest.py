@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from conftest import assert_refused, snapshot
+from helpers import record_args
 
 from . import registry_support as rs
 
@@ -55,26 +57,33 @@ def _push(registry: rs.Registry, layouts: rs.Layouts, work: Path, pushes: dict[s
         registry.digests[repo_tag] = layouts.digests[tag]
 
 
-@pytest.fixture(scope="session")
-def plain_registry(work: Path, layouts: rs.Layouts) -> Iterator[rs.Registry]:
-    registry = rs.start_registry(work / "plain")
+def _serving(
+    registry: rs.Registry, layouts: rs.Layouts, work: Path, pushes: dict[str, str]
+) -> Iterator[rs.Registry]:
+    """A session fixture's body: push, hand the registry out, and stop it in any case."""
     try:
-        _push(
-            registry,
-            layouts,
-            work,
-            {
-                "acme/app:1.0": "1.0",
-                "acme/app:1.1": "1.1",
-                "acme/multi:1.0": "multi-1.0",
-                "acme/dlist:1.0": "dlist-1.0",
-                "acme/dsingle:1.0": "dsingle-1.0",
-                "charts/mychart:0.1.0": "0.1.0",
-            },
-        )
+        _push(registry, layouts, work, pushes)
         yield registry
     finally:
         registry.stop()
+
+
+@pytest.fixture(scope="session")
+def plain_registry(work: Path, layouts: rs.Layouts) -> Iterator[rs.Registry]:
+    registry = rs.start_registry(work / "plain")
+    yield from _serving(
+        registry,
+        layouts,
+        work,
+        {
+            "acme/app:1.0": "1.0",
+            "acme/app:1.1": "1.1",
+            "acme/multi:1.0": "multi-1.0",
+            "acme/dlist:1.0": "dlist-1.0",
+            "acme/dsingle:1.0": "dsingle-1.0",
+            "charts/mychart:0.1.0": "0.1.0",
+        },
+    )
 
 
 @pytest.fixture(scope="session")
@@ -82,11 +91,7 @@ def basic_registry(work: Path, layouts: rs.Layouts) -> Iterator[rs.Registry]:
     auth = rs.htpasswd_auth(work / "basic-auth", *ALICE)
     registry = rs.start_registry(work / "basic", auth=auth)
     registry.username, registry.password = ALICE
-    try:
-        _push(registry, layouts, work, {"acme/app:1.0": "1.0"})
-        yield registry
-    finally:
-        registry.stop()
+    yield from _serving(registry, layouts, work, {"acme/app:1.0": "1.0"})
 
 
 @pytest.fixture(scope="session")
@@ -98,11 +103,7 @@ def tls(work: Path) -> rs.TlsFiles:
 def tls_registry(work: Path, layouts: rs.Layouts, tls: rs.TlsFiles) -> Iterator[rs.Registry]:
     registry = rs.start_registry(work / "tls-registry", tls=tls)
     registry.ca = tls.ca
-    try:
-        _push(registry, layouts, work, {"acme/app:1.0": "1.0"})
-        yield registry
-    finally:
-        registry.stop()
+    yield from _serving(registry, layouts, work, {"acme/app:1.0": "1.0"})
 
 
 @pytest.fixture(scope="session")
@@ -125,16 +126,12 @@ def token_registry(
 ) -> Iterator[rs.Registry]:
     registry = rs.start_registry(work / "token", auth=token_issuer.auth_config())
     registry.username, registry.password = BOB
-    try:
-        _push(
-            registry,
-            layouts,
-            work,
-            {"team/app:1.0": "1.0", "team/other:1.1": "1.1", "pub/app:1.0": "1.0"},
-        )
-        yield registry
-    finally:
-        registry.stop()
+    yield from _serving(
+        registry,
+        layouts,
+        work,
+        {"team/app:1.0": "1.0", "team/other:1.1": "1.1", "pub/app:1.0": "1.0"},
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -173,9 +170,8 @@ def record_ref(run: Callable[..., Result]) -> RecordRef:
         input: str | None = None,
         env: dict | None = None,
     ) -> Result:
-        args = ["deployment", "record", "--env", "k8s", "--logical-env", "staging"]
-        args += ["--deployment-name", "app", "--kind", kind, "--oci-ref", ref, *extra]
-        return run(*args, "-o", "json", input=input, env=env)
+        args = record_args("k8s", "staging", "app", kind)
+        return run(*args, "--oci-ref", ref, *extra, "-o", "json", input=input, env=env)
 
     return invoke
 
@@ -184,3 +180,18 @@ def recorded(result: Result) -> dict:
     """The record a successful `deployment record -o json` printed."""
     assert result.exit_code == 0, (result.output, result.stderr)
     return json.loads(result.stdout)["deployment"]
+
+
+@pytest.fixture
+def refuse_ref(record_ref: RecordRef, db_path: Path) -> RecordRef:
+    """Like `record_ref`, but it must fail with one `Error:` line, exit 1, naming `contains`,
+    and leave the database unchanged."""
+
+    def invoke(ref: str, *extra: str, contains: str, **kwargs: object) -> Result:
+        before = snapshot(db_path)
+        result = record_ref(ref, *extra, **kwargs)
+        assert_refused(result, 1, contains)
+        assert snapshot(db_path) == before
+        return result
+
+    return invoke

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from helpers import intoto_statement, sha256_digest
+
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -71,10 +73,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
@@ -89,7 +87,7 @@ class Blobs:
     data: dict[str, bytes] = field(default_factory=dict)
 
     def add(self, content: bytes) -> dict[str, Any]:
-        digest = sha256(content)
+        digest = sha256_digest(content)
         self.data[digest] = content
         return {"digest": digest, "size": len(content)}
 
@@ -108,7 +106,7 @@ def _image(blobs: Blobs, name: str, arch: str, docker: bool = False) -> bytes:
             "architecture": arch,
             "os": "linux",
             "config": {"Labels": {"name": name}},
-            "rootfs": {"type": "layers", "diff_ids": [sha256(raw.getvalue())]},
+            "rootfs": {"type": "layers", "diff_ids": [sha256_digest(raw.getvalue())]},
         }
     )
     config_type = (
@@ -210,7 +208,11 @@ class Layouts:
             for arch in ("amd64", "arm64"):
                 body = _image(blobs, f"dlist-{tag}", arch, docker=True)
                 (folder / f"{hashlib.sha256(body).hexdigest()}.manifest.json").write_bytes(body)
-                entry = {"mediaType": DOCKER_MANIFEST, "digest": sha256(body), "size": len(body)}
+                entry = {
+                    "mediaType": DOCKER_MANIFEST,
+                    "digest": sha256_digest(body),
+                    "size": len(body),
+                }
                 entries.append({**entry, "platform": {"architecture": arch, "os": "linux"}})
             top = canonical({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": entries})
         else:
@@ -219,7 +221,7 @@ class Layouts:
         for digest, content in blobs.data.items():
             (folder / digest.removeprefix("sha256:")).write_bytes(content)
         self.docker_dirs[tag] = folder
-        self.digests[tag] = sha256(top)
+        self.digests[tag] = sha256_digest(top)
 
     def write(self) -> Path:
         blob_dir = self.oci / "blobs" / "sha256"
@@ -253,18 +255,12 @@ def tar_folder(folder: Path, archive: Path) -> Path:
 
 def statement(*digests: str, name: str = "test-image") -> bytes:
     """An in-toto v1 statement naming the digests, for `attestation import`."""
-    subjects = [{"name": name, "digest": {"sha256": d.removeprefix("sha256:")}} for d in digests]
-    return canonical(
-        {
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": subjects,
-            "predicateType": "https://slsa.dev/provenance/v1",
-            "predicate": {
-                "buildDefinition": {"buildType": "https://example.com/test@v1"},
-                "runDetails": {"builder": {"id": "https://ci.example.com/test"}},
-            },
-        }
-    )
+    predicate = {
+        "buildDefinition": {"buildType": "https://example.com/test@v1"},
+        "runDetails": {"builder": {"id": "https://ci.example.com/test"}},
+    }
+    subjects = ((name, d) for d in digests)
+    return canonical(intoto_statement(subjects, "https://slsa.dev/provenance/v1", predicate))
 
 
 # --- TLS material -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_refused, snapshot
+from helpers import prepend_path, record_args
 
 from . import registry_support as rs
 from .conftest import ALICE, BOB, BOB_IDENTITY_TOKEN, RecordRef, recorded
@@ -30,23 +31,32 @@ def _ok(registry: rs.Registry, ready, record_ref: RecordRef, repo_tag: str, *ext
     return result
 
 
-def _refused(record_ref: RecordRef, db_path: Path, ref: str, *extra: str, contains: str, **kw):
-    before = snapshot(db_path)
-    result = record_ref(ref, "--plain-http", *extra, **kw)
-    assert_refused(result, 1, contains)
-    assert snapshot(db_path) == before
-    return result
+def _login(server: str, username: str, password: str) -> tuple[str, ...]:
+    """The explicit credential flags: all three, as a user types them."""
+    return (
+        "--registry-server", server, "--registry-username", username,
+        "--registry-password", password,
+    )  # fmt: skip
+
+
+def _helper_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, logins: dict
+) -> Path:
+    """A docker-credential-NAME answering `logins`, first on $PATH; its folder."""
+    bin_dir = tmp_path / "bin"
+    rs.credential_helper(bin_dir, name, logins)
+    prepend_path(monkeypatch, bin_dir)
+    return bin_dir
 
 
 # --- Basic auth (htpasswd) ----------------------------------------------------------------
 
 
-def test_basic_auth_required_without_credentials(basic_registry, ready, record_ref, db_path):
+def test_basic_auth_required_without_credentials(refuse_ref, basic_registry, ready):
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         contains=f"authentication required: {basic_registry.host} wants a login to read acme/app",
     )
 
@@ -57,12 +67,7 @@ def test_basic_auth_with_flags(basic_registry, ready, record_ref):
         ready,
         record_ref,
         "acme/app:1.0",
-        "--registry-server",
-        basic_registry.host,
-        "--registry-username",
-        ALICE[0],
-        "--registry-password",
-        ALICE[1],
+        *_login(basic_registry.host, ALICE[0], ALICE[1]),
     )
 
 
@@ -90,18 +95,12 @@ def test_basic_auth_with_environment_variables(basic_registry, ready, record_ref
     _ok(basic_registry, ready, record_ref, "acme/app:1.0", env=env)
 
 
-def test_basic_auth_failed(basic_registry, ready, record_ref, db_path):
+def test_basic_auth_failed(refuse_ref, basic_registry, ready):
     ready()
-    result = _refused(
-        record_ref,
-        db_path,
+    result = refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
-        "--registry-server",
-        basic_registry.host,
-        "--registry-username",
-        ALICE[0],
-        "--registry-password",
-        WRONG,
+        "--plain-http",
+        *_login(basic_registry.host, ALICE[0], WRONG),
         contains=f"authentication failed: {basic_registry.host} refused user 'alice' from "
         "--registry-username/--registry-password",
     )
@@ -135,24 +134,21 @@ def test_docker_config_in_home_with_username_and_password_fields(
 
 
 def test_docker_config_wrong_login_names_its_file(
-    basic_registry, ready, record_ref, db_path, tmp_path, monkeypatch
+    refuse_ref, basic_registry, ready, tmp_path, monkeypatch
 ):
     folder = _docker_config(
         tmp_path, monkeypatch, {"auths": {basic_registry.host: rs.basic_auth_entry("alice", WRONG)}}
     )
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         contains=f"refused user 'alice' from docker config {folder / 'config.json'}",
     )
 
 
 def test_cred_helper_from_credHelpers(basic_registry, ready, record_ref, tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    rs.credential_helper(bin_dir, "testhelper", {basic_registry.host: ALICE})
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    bin_dir = _helper_on_path(tmp_path, monkeypatch, "testhelper", {basic_registry.host: ALICE})
     _docker_config(
         tmp_path,
         monkeypatch,
@@ -166,9 +162,7 @@ def test_cred_helper_from_credHelpers(basic_registry, ready, record_ref, tmp_pat
 
 
 def test_creds_store(basic_registry, ready, record_ref, tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    rs.credential_helper(bin_dir, "teststore", {basic_registry.host: ALICE})
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    bin_dir = _helper_on_path(tmp_path, monkeypatch, "teststore", {basic_registry.host: ALICE})
     _docker_config(
         tmp_path, monkeypatch, {"credsStore": "teststore", "auths": {basic_registry.host: {}}}
     )
@@ -179,9 +173,7 @@ def test_creds_store(basic_registry, ready, record_ref, tmp_path, monkeypatch):
 def test_creds_store_without_a_login_falls_back_to_auths(
     basic_registry, ready, record_ref, tmp_path, monkeypatch
 ):
-    bin_dir = tmp_path / "bin"
-    rs.credential_helper(bin_dir, "emptystore", {})
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    bin_dir = _helper_on_path(tmp_path, monkeypatch, "emptystore", {})
     _docker_config(
         tmp_path,
         monkeypatch,
@@ -195,51 +187,43 @@ def test_creds_store_without_a_login_falls_back_to_auths(
 
 
 def test_missing_credential_helper_is_an_error(
-    basic_registry, ready, record_ref, db_path, tmp_path, monkeypatch
+    refuse_ref, basic_registry, ready, tmp_path, monkeypatch
 ):
     _docker_config(tmp_path, monkeypatch, {"credsStore": "deploytrack-test-absent"})
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         contains="docker-credential-deploytrack-test-absent is not on PATH",
     )
 
 
 def test_malformed_docker_config_is_an_error(
-    basic_registry, ready, record_ref, db_path, tmp_path, monkeypatch
+    refuse_ref, basic_registry, ready, tmp_path, monkeypatch
 ):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "config.json").write_text('{"auths": ')
     monkeypatch.setenv("DOCKER_CONFIG", str(folder))
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         contains=f"cannot read docker config {folder / 'config.json'}: not valid JSON",
     )
 
 
 def test_explicit_credentials_come_before_the_docker_config(
-    basic_registry, ready, record_ref, db_path, tmp_path, monkeypatch
+    refuse_ref, basic_registry, ready, record_ref, tmp_path, monkeypatch
 ):
     host = basic_registry.host
     _docker_config(tmp_path, monkeypatch, {"auths": {host: rs.basic_auth_entry(*ALICE)}})
     ready()
     # Right login in the config, wrong one given explicitly: the explicit one is used.
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{host}/acme/app:1.0",
-        "--registry-server",
-        host,
-        "--registry-username",
-        "alice",
-        "--registry-password",
-        WRONG,
+        "--plain-http",
+        *_login(host, "alice", WRONG),
         contains="from --registry-username/--registry-password",
     )
     # And the other way round.
@@ -249,33 +233,20 @@ def test_explicit_credentials_come_before_the_docker_config(
         ready,
         record_ref,
         "acme/app:1.0",
-        "--registry-server",
-        host,
-        "--registry-username",
-        ALICE[0],
-        "--registry-password",
-        ALICE[1],
+        *_login(host, ALICE[0], ALICE[1]),
     )
 
 
-def test_explicit_credentials_are_sent_only_to_their_server(
-    basic_registry, ready, record_ref, db_path
-):
+def test_explicit_credentials_are_sent_only_to_their_server(refuse_ref, basic_registry, ready):
     """Through a proxy (another host:port), the login for the registry's own address is not
     sent: the proxy sees no Authorization header and the user is told a login is needed."""
     front = rs.proxy(basic_registry.host)
     try:
         ready()
-        _refused(
-            record_ref,
-            db_path,
+        refuse_ref(
             f"{front.host}/acme/app:1.0",
-            "--registry-server",
-            basic_registry.host,
-            "--registry-username",
-            ALICE[0],
-            "--registry-password",
-            ALICE[1],
+            "--plain-http",
+            *_login(basic_registry.host, ALICE[0], ALICE[1]),
             contains="authentication required",
         )
     finally:
@@ -283,17 +254,16 @@ def test_explicit_credentials_are_sent_only_to_their_server(
     assert front.log and not any("Authorization" in headers for _, _, headers in front.log)
 
 
-def test_netrc_is_not_a_credential_source(basic_registry, ready, record_ref, db_path, tmp_path):
+def test_netrc_is_not_a_credential_source(refuse_ref, basic_registry, ready, tmp_path):
     host = basic_registry.host.partition(":")[0]
     netrc = tmp_path / "home" / ".netrc"
     netrc.parent.mkdir(parents=True, exist_ok=True)
     netrc.write_text(f"machine {host}\nlogin {ALICE[0]}\npassword {ALICE[1]}\n")
     netrc.chmod(0o600)
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{basic_registry.host}/acme/app:1.0",
+        "--plain-http",
         contains="authentication required",
     )
 
@@ -305,12 +275,7 @@ def test_netrc_is_not_a_credential_source(basic_registry, ready, record_ref, db_
         (["--registry-server", "127.0.0.1:5000"], "need all three"),
         (
             [
-                "--registry-server",
-                "r.io",
-                "--registry-username",
-                "a",
-                "--registry-password",
-                "x",
+                *_login("r.io", "a", "x"),
                 "--registry-password-stdin",
             ],
             "not both",
@@ -321,12 +286,7 @@ def test_netrc_is_not_a_credential_source(basic_registry, ready, record_ref, db_
         ),
         (
             [
-                "--registry-server",
-                "bad host",
-                "--registry-username",
-                "a",
-                "--registry-password",
-                "x",
+                *_login("bad host", "a", "x"),
             ],
             "invalid registry server",
         ),
@@ -362,14 +322,11 @@ def test_bearer_anonymous_token_for_a_public_repository(
     ]
 
 
-def test_bearer_private_repository_requires_authentication(
-    token_registry, ready, record_ref, db_path
-):
+def test_bearer_private_repository_requires_authentication(refuse_ref, token_registry, ready):
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{token_registry.host}/team/app:1.0",
+        "--plain-http",
         contains=f"authentication required: {token_registry.host} wants a login to read team/app",
     )
 
@@ -381,30 +338,19 @@ def test_bearer_with_credentials(token_registry, token_issuer, ready, record_ref
         ready,
         record_ref,
         "team/app:1.0",
-        "--registry-server",
-        token_registry.host,
-        "--registry-username",
-        BOB[0],
-        "--registry-password",
-        BOB[1],
+        *_login(token_registry.host, BOB[0], BOB[1]),
     )
     assert [(r["user"], r["scopes"]) for r in token_issuer.requests[before:]] == [
         ("bob", ["repository:team/app:pull"])
     ]
 
 
-def test_bearer_wrong_password(token_registry, ready, record_ref, db_path):
+def test_bearer_wrong_password(refuse_ref, token_registry, ready):
     ready()
-    result = _refused(
-        record_ref,
-        db_path,
+    result = refuse_ref(
         f"{token_registry.host}/team/app:1.0",
-        "--registry-server",
-        token_registry.host,
-        "--registry-username",
-        BOB[0],
-        "--registry-password",
-        WRONG,
+        "--plain-http",
+        *_login(token_registry.host, BOB[0], WRONG),
         contains=f"authentication failed: the token service of {token_registry.host}",
     )
     assert "refused user 'bob'" in result.stderr
@@ -424,11 +370,8 @@ def test_bearer_identity_token_from_docker_config(
 def test_bearer_identity_token_from_a_credential_helper(
     token_registry, token_issuer, ready, record_ref, tmp_path, monkeypatch
 ):
-    bin_dir = tmp_path / "bin"
-    rs.credential_helper(
-        bin_dir, "tokenhelper", {token_registry.host: ("<token>", BOB_IDENTITY_TOKEN)}
-    )
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    logins = {token_registry.host: ("<token>", BOB_IDENTITY_TOKEN)}
+    _helper_on_path(tmp_path, monkeypatch, "tokenhelper", logins)
     _docker_config(tmp_path, monkeypatch, {"credHelpers": {token_registry.host: "tokenhelper"}})
     before = len(token_issuer.requests)
     _ok(token_registry, ready, record_ref, "team/app:1.0")
@@ -463,7 +406,15 @@ SECRET = "Zq8-distinctive-P4ssw0rd-e1"
 
 @pytest.mark.parametrize("how", ["flag", "stdin", "env", "docker-config"])
 def test_password_is_never_printed_or_stored(
-    how, basic_registry, token_registry, ready, record_ref, db_path, tmp_path, monkeypatch
+    refuse_ref,
+    how,
+    basic_registry,
+    token_registry,
+    ready,
+    record_ref,
+    db_path,
+    tmp_path,
+    monkeypatch,
 ):
     ready(basic_registry.digests["acme/app:1.0"])
     outputs = []
@@ -473,12 +424,7 @@ def test_password_is_never_printed_or_stored(
         kwargs: dict = {}
         if how == "flag":
             flags = [
-                "--registry-server",
-                host,
-                "--registry-username",
-                "alice",
-                "--registry-password",
-                SECRET,
+                *_login(host, "alice", SECRET),
             ]
         elif how == "stdin":
             flags = [
@@ -500,10 +446,9 @@ def test_password_is_never_printed_or_stored(
                 tmp_path, monkeypatch, {"auths": {host: rs.basic_auth_entry("alice", SECRET)}}
             )
         repo = "acme/app:1.0" if registry is basic_registry else "team/app:1.0"
-        failed = _refused(
-            record_ref,
-            db_path,
+        failed = refuse_ref(
             f"{host}/{repo}",
+            "--plain-http",
             *flags,
             contains="authentication failed",
             **kwargs,
@@ -515,12 +460,7 @@ def test_password_is_never_printed_or_stored(
         ready,
         record_ref,
         "acme/app:1.0",
-        "--registry-server",
-        basic_registry.host,
-        "--registry-username",
-        ALICE[0],
-        "--registry-password",
-        ALICE[1],
+        *_login(basic_registry.host, ALICE[0], ALICE[1]),
     )
     outputs += [good.stdout, good.stderr]
     for text in outputs:
@@ -551,16 +491,7 @@ def test_password_not_in_entry_point_output_or_options_repr(
     proc = subprocess.run(
         [
             entry_point,
-            "deployment",
-            "record",
-            "--env",
-            "k8s",
-            "--logical-env",
-            "staging",
-            "--deployment-name",
-            "app",
-            "--kind",
-            "CONTAINER_IMAGE",
+            *record_args("k8s", "staging", "app"),
             "--plain-http",
             "--oci-ref",
             f"{basic_registry.host}/acme/app:1.0",
@@ -582,11 +513,6 @@ def test_registry_server_is_matched_without_regard_to_case(basic_registry, ready
     result = record_ref(
         f"localhost:{port}/acme/app:1.0",
         "--plain-http",
-        "--registry-server",
-        f"http://LocalHost:{port}/",
-        "--registry-username",
-        ALICE[0],
-        "--registry-password",
-        ALICE[1],
+        *_login(f"http://LocalHost:{port}/", ALICE[0], ALICE[1]),
     )
     assert recorded(result)["digest"] == basic_registry.digests["acme/app:1.0"]

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_refused, snapshot
 
 from deploytrack.registry import RegistryError
 from deploytrack.registry.chart import parse_chart_yaml, read_chart
@@ -21,21 +20,6 @@ from .conftest import RecordRef, recorded
 
 REPO = Path(__file__).parents[2]
 DEMO = REPO / "demo"
-
-
-def _refused(
-    record_ref: RecordRef,
-    db_path: Path,
-    ref: str,
-    *extra: str,
-    contains: str,
-    kind: str = "CONTAINER_IMAGE",
-) -> str:
-    before = snapshot(db_path)
-    result = record_ref(ref, *extra, kind=kind)
-    assert_refused(result, 1, contains)
-    assert snapshot(db_path) == before
-    return result.stderr
 
 
 # --- OCI image layouts --------------------------------------------------------------------
@@ -75,27 +59,23 @@ def test_shipped_demo_layout_resolves_to_the_digests_its_attestations_name(
         assert record["digest"] == "sha256:" + statement["subject"][0]["digest"]["sha256"]
 
 
-def test_oci_layout_missing_tag_lists_the_candidates(layouts, ready, record_ref, db_path):
+def test_oci_layout_missing_tag_lists_the_candidates(refuse_ref, layouts, ready):
     ready()
-    line = _refused(
-        record_ref,
-        db_path,
+    line = refuse_ref(
         f"oci:{layouts.oci}:9.9",
         contains=f"tag 9.9 is not in OCI layout {layouts.oci}",
-    )
+    ).stderr
     assert "(its tags: 1.0, 1.1, multi-1.0, 0.1.0)" in line
 
 
 def test_oci_layout_without_tag_needs_exactly_one_manifest(
-    layouts, ready, record_ref, db_path, tmp_path
+    refuse_ref, layouts, ready, record_ref, tmp_path
 ):
     ready(layouts.digests["1.0"])
-    line = _refused(
-        record_ref,
-        db_path,
+    line = refuse_ref(
         f"oci:{layouts.oci}",
         contains=f"OCI layout {layouts.oci} holds 4 manifests: name one with",
-    )
+    ).stderr
     assert "1.0, 1.1, multi-1.0, 0.1.0" in line
     # One manifest (untagged, as some tools write it): no tag needed.
     manifest = (
@@ -111,9 +91,7 @@ def test_oci_layout_without_tag_needs_exactly_one_manifest(
     assert record["artifact_ref"] == f"oci:{one}"
 
 
-def test_oci_layout_tag_on_several_manifests_is_refused(
-    layouts, ready, record_ref, db_path, tmp_path
-):
+def test_oci_layout_tag_on_several_manifests_is_refused(refuse_ref, layouts, ready, tmp_path):
     blobs = {}
     descriptors = []
     for tag in ("1.0", "1.1"):
@@ -129,12 +107,10 @@ def test_oci_layout_tag_on_several_manifests_is_refused(
         )
     twice = rs.write_layout(tmp_path / "twice", descriptors, blobs)
     ready()
-    line = _refused(
-        record_ref,
-        db_path,
+    line = refuse_ref(
         f"oci:{twice}:latest",
         contains="tag latest names 2 manifests in OCI layout",
-    )
+    ).stderr
     assert layouts.digests["1.0"] in line and layouts.digests["1.1"] in line
 
 
@@ -149,7 +125,7 @@ def test_oci_layout_tag_on_several_manifests_is_refused(
     ],
 )
 def test_broken_oci_layouts_are_refused(
-    layouts, ready, record_ref, db_path, tmp_path, damage: str, message: str
+    refuse_ref, layouts, ready, tmp_path, damage: str, message: str
 ):
     import shutil
 
@@ -166,10 +142,10 @@ def test_broken_oci_layouts_are_refused(
     elif damage == "corrupt-blob":
         blob.write_bytes(blob.read_bytes() + b" ")
     ready()
-    _refused(record_ref, db_path, f"oci:{copy}:1.0", contains=message)
+    refuse_ref(f"oci:{copy}:1.0", contains=message)
 
 
-def test_oci_archive_written_by_skopeo(layouts, ready, record_ref, db_path, tmp_path):
+def test_oci_archive_written_by_skopeo(refuse_ref, layouts, ready, record_ref, tmp_path):
     archive = tmp_path / "images.tar"
     policy = tmp_path / "policy.json"
     policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
@@ -188,36 +164,28 @@ def test_oci_archive_written_by_skopeo(layouts, ready, record_ref, db_path, tmp_
         record = recorded(record_ref(f"oci-archive:{archive}:{tag}"))
         assert record["digest"] == layouts.digests[tag]
         assert record["artifact_ref"] == f"oci-archive:{archive}:{tag}"
-    line = _refused(
-        record_ref,
-        db_path,
+    line = refuse_ref(
         f"oci-archive:{archive}:2.0",
         contains=f"tag 2.0 is not in OCI archive {archive}",
-    )
+    ).stderr
     assert "(its tags: multi-1.0)" in line  # skopeo writes one image per archive
 
 
-def test_oci_archive_of_a_layout_folder(layouts, ready, record_ref, db_path, tmp_path):
+def test_oci_archive_of_a_layout_folder(refuse_ref, layouts, ready, record_ref, tmp_path):
     archive = rs.tar_folder(layouts.oci, tmp_path / "layout.tar")
     ready(layouts.digests["1.1"])
     assert recorded(record_ref(f"oci-archive:{archive}:1.1"))["digest"] == layouts.digests["1.1"]
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"oci-archive:{archive}",
         contains=f"OCI archive {archive} holds 4 manifests",
     )
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"oci-archive:{tmp_path / 'absent.tar'}:1.0",
         contains="no OCI archive at",
     )
     not_tar = tmp_path / "not.tar"
     not_tar.write_bytes(b"\x00garbage" * 100)
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"oci-archive:{not_tar}:1.0",
         contains="is not a tar archive of an OCI layout",
     )
@@ -252,16 +220,16 @@ def test_helm_chart_tgz(ready, record_ref, tmp_path):
     ],
 )
 def test_broken_helm_chart_files_are_refused(
-    ready, record_ref, db_path, tmp_path, content: bytes | None, message: str
+    refuse_ref, ready, tmp_path, content: bytes | None, message: str
 ):
     chart = tmp_path / "chart.tgz"
     if content is not None:
         chart.write_bytes(content)
     ready()
-    _refused(record_ref, db_path, str(chart), kind="HELM_CHART", contains=message)
+    refuse_ref(str(chart), kind="HELM_CHART", contains=message)
 
 
-def test_helm_chart_without_chart_yaml(ready, record_ref, db_path, tmp_path):
+def test_helm_chart_without_chart_yaml(refuse_ref, ready, tmp_path):
     import gzip
     import io
     import tarfile
@@ -274,20 +242,18 @@ def test_helm_chart_without_chart_yaml(ready, record_ref, db_path, tmp_path):
     chart = tmp_path / "empty.tgz"
     chart.write_bytes(gzip.compress(raw.getvalue()))
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         str(chart),
         kind="HELM_CHART",
         contains="is not a packaged Helm chart: it has no <chart>/Chart.yaml",
     )
 
 
-def test_chart_file_needs_kind_helm_chart(ready, record_ref, db_path, tmp_path):
+def test_chart_file_needs_kind_helm_chart(refuse_ref, ready, tmp_path):
     chart = tmp_path / "mychart-0.1.0.tgz"
     chart.write_bytes(rs.chart_tgz())
     ready()
-    _refused(record_ref, db_path, str(chart), contains="give --kind HELM_CHART")
+    refuse_ref(str(chart), contains="give --kind HELM_CHART")
 
 
 def test_chart_yaml_minimal_fields():
@@ -337,12 +303,10 @@ def test_helm_chart_in_a_registry(plain_registry: rs.Registry, ready, record_ref
     ],
 )
 def test_helm_kind_refuses_images_in_a_registry(
-    plain_registry: rs.Registry, ready, record_ref, db_path, repo_tag: str, message: str
+    refuse_ref, plain_registry: rs.Registry, ready, repo_tag: str, message: str
 ):
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"oci://{plain_registry.host}/{repo_tag}",
         "--plain-http",
         kind="HELM_CHART",
@@ -350,13 +314,11 @@ def test_helm_kind_refuses_images_in_a_registry(
     )
 
 
-def test_helm_chart_in_an_oci_layout(layouts: rs.Layouts, ready, record_ref, db_path):
+def test_helm_chart_in_an_oci_layout(refuse_ref, layouts: rs.Layouts, ready, record_ref):
     ready(layouts.digests["0.1.0"])
     record = recorded(record_ref(f"oci:{layouts.oci}:0.1.0", kind="HELM_CHART"))
     assert record["digest"] == layouts.digests["0.1.0"]
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"oci:{layouts.oci}:1.0",
         kind="HELM_CHART",
         contains="is not a Helm chart",

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_refused, snapshot
+from helpers import record_args, sha256_digest
 
 from . import registry_support as rs
 from .conftest import RecordRef, recorded
@@ -18,17 +18,6 @@ from .conftest import RecordRef, recorded
 DEMO_LAYOUT = Path(__file__).parents[2] / "demo" / "oci-layout"
 DEMO_100 = "sha256:47b52ebc612b8b554bab29d067bf302bb1b07407fe0d0a053b9023e93eb62ba0"
 ALL_FOUR = (rs.MANIFEST, rs.INDEX, rs.DOCKER_MANIFEST, rs.DOCKER_LIST)
-
-
-def refused(
-    record_ref: RecordRef, db_path: Path, ref: str, *extra: str, contains: str, **kwargs
-) -> str:
-    """The command fails with one `Error:` line, exit 1, and the database is unchanged."""
-    before = snapshot(db_path)
-    result = record_ref(ref, *extra, **kwargs)
-    assert_refused(result, 1, contains)
-    assert snapshot(db_path) == before
-    return result.stderr
 
 
 @pytest.mark.parametrize(
@@ -58,7 +47,7 @@ def test_tag_records_what_it_points_to(
         "--tls-verify=false",
         f"docker://{plain_registry.host}/{repo_tag}",
     )
-    assert rs.sha256(served) == expected
+    assert sha256_digest(served) == expected
     assert f'"mediaType":"{media_type}"' in served.decode().replace(" ", "")
 
 
@@ -77,14 +66,21 @@ def test_a_new_tag_supersedes_and_the_same_tag_is_a_heartbeat(
     assert '"action": "superseded"' in newer.stdout
 
 
+def _record_through(
+    front: rs._Server, registry: rs.Registry, ready, record_ref: RecordRef, repo_tag: str
+) -> None:
+    """Record `repo_tag` of `registry` by asking `front` (a proxy to it): the tag's digest."""
+    ready(registry.digests[repo_tag])
+    result = record_ref(f"{front.host}/{repo_tag}", "--plain-http")
+    assert recorded(result)["digest"] == registry.digests[repo_tag]
+
+
 def test_one_head_request_with_all_four_media_types_and_no_blob(
     plain_registry: rs.Registry, ready, record_ref: RecordRef
 ):
     counting = rs.proxy(plain_registry.host)
     try:
-        ready(plain_registry.digests["acme/multi:1.0"])
-        result = record_ref(f"{counting.host}/acme/multi:1.0", "--plain-http")
-        assert recorded(result)["digest"] == plain_registry.digests["acme/multi:1.0"]
+        _record_through(counting, plain_registry, ready, record_ref, "acme/multi:1.0")
     finally:
         counting.stop()
     assert [(method, path) for method, path, _ in counting.log] == [
@@ -100,9 +96,7 @@ def test_without_digest_header_it_falls_back_to_get_and_hashes_the_body(
     stripping = rs.proxy(plain_registry.host, strip=("docker-content-digest",))
     try:
         for repo_tag in ("acme/dlist:1.0", "acme/app:1.0"):
-            ready(plain_registry.digests[repo_tag])
-            result = record_ref(f"{stripping.host}/{repo_tag}", "--plain-http")
-            assert recorded(result)["digest"] == plain_registry.digests[repo_tag]
+            _record_through(stripping, plain_registry, ready, record_ref, repo_tag)
     finally:
         stripping.stop()
     requests = [(method, path) for method, path, _ in stripping.log]
@@ -129,9 +123,7 @@ def test_a_registry_without_head_or_content_type_is_read_with_get(
     """The digest is then the sha256 of the body, and the media type the body's own."""
     front = rs.proxy(plain_registry.host, **proxy_options)
     try:
-        ready(plain_registry.digests["acme/dlist:1.0"])
-        result = record_ref(f"{front.host}/acme/dlist:1.0", "--plain-http")
-        assert recorded(result)["digest"] == plain_registry.digests["acme/dlist:1.0"]
+        _record_through(front, plain_registry, ready, record_ref, "acme/dlist:1.0")
     finally:
         front.stop()
     assert [method for method, _, _ in front.log] == requests
@@ -150,9 +142,7 @@ def test_a_digest_pinned_reference_makes_no_request(ready, record_ref: RecordRef
     assert listener.log == []
 
 
-def test_a_malformed_reference_is_refused_before_any_request(
-    ready, record_ref: RecordRef, db_path: Path
-):
+def test_a_malformed_reference_is_refused_before_any_request(refuse_ref, ready):
     listener = rs.status_server(500)
     try:
         ready()
@@ -162,43 +152,37 @@ def test_a_malformed_reference_is_refused_before_any_request(
             f"{listener.host}/app@sha256:123",
             f"{listener.host}//app:1",
         ):
-            refused(record_ref, db_path, ref, "--plain-http", contains="invalid reference")
+            refuse_ref(ref, "--plain-http", contains="invalid reference")
     finally:
         listener.stop()
     assert listener.log == []
 
 
-def test_tag_not_found_lists_the_tags(plain_registry: rs.Registry, ready, record_ref, db_path):
+def test_tag_not_found_lists_the_tags(refuse_ref, plain_registry: rs.Registry, ready):
     ready()
-    line = refused(
-        record_ref,
-        db_path,
+    line = refuse_ref(
         f"{plain_registry.host}/acme/app:9.9",
         "--plain-http",
         contains="tag 9.9 not found in",
-    )
+    ).stderr
     assert "(its tags: 1.0, 1.1)" in line
 
 
-def test_repository_not_found(plain_registry: rs.Registry, ready, record_ref, db_path):
+def test_repository_not_found(refuse_ref, plain_registry: rs.Registry, ready):
     ready()
-    refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{plain_registry.host}/nobody/here:1",
         "--plain-http",
         contains=f"repository nobody/here not found on {plain_registry.host}",
     )
 
 
-def test_registry_server_error_is_not_retried(ready, record_ref, db_path):
+def test_registry_server_error_is_not_retried(refuse_ref, ready):
     failing = rs.status_server(500)
     try:
         ready()
         started = time.monotonic()
-        refused(
-            record_ref,
-            db_path,
+        refuse_ref(
             f"{failing.host}/acme/app:1",
             "--plain-http",
             contains=f"registry server error: {failing.host} answered HTTP 500",
@@ -210,14 +194,12 @@ def test_registry_server_error_is_not_retried(ready, record_ref, db_path):
     assert elapsed < 2
 
 
-def test_timeout_is_one_line_in_about_the_timeout_and_not_retried(ready, record_ref, db_path):
+def test_timeout_is_one_line_in_about_the_timeout_and_not_retried(refuse_ref, ready):
     silent = rs.SocketServer("silent")
     try:
         ready()
         started = time.monotonic()
-        refused(
-            record_ref,
-            db_path,
+        refuse_ref(
             f"{silent.host}/acme/app:1",
             "--plain-http",
             "--registry-timeout",
@@ -231,13 +213,11 @@ def test_timeout_is_one_line_in_about_the_timeout_and_not_retried(ready, record_
     assert silent.connections == 1
 
 
-def test_a_dropped_connection_is_retried_once(ready, record_ref, db_path):
+def test_a_dropped_connection_is_retried_once(refuse_ref, ready):
     closing = rs.SocketServer("close")
     try:
         ready()
-        refused(
-            record_ref,
-            db_path,
+        refuse_ref(
             f"{closing.host}/acme/app:1",
             "--plain-http",
             contains=f"connection to {closing.host} failed: it closed without an answer",
@@ -247,13 +227,11 @@ def test_a_dropped_connection_is_retried_once(ready, record_ref, db_path):
     assert closing.connections == 2
 
 
-def test_connection_refused(ready, record_ref, db_path):
+def test_connection_refused(refuse_ref, ready):
     ready()
     host = f"127.0.0.1:{rs.free_port()}"
     started = time.monotonic()
-    refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{host}/acme/app:1",
         "--plain-http",
         contains=f"connection refused by {host}",
@@ -261,29 +239,25 @@ def test_connection_refused(ready, record_ref, db_path):
     assert time.monotonic() - started < 2
 
 
-def test_unknown_host(ready, record_ref, db_path):
+def test_unknown_host(refuse_ref, ready):
     ready()
-    refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         "registry.deploytrack-test.invalid/acme/app:1",
         contains="unknown registry host registry.deploytrack-test.invalid",
     )
 
 
 def test_plain_http_registry_without_the_flag_is_a_tls_failure_even_on_localhost(
-    plain_registry: rs.Registry, ready, record_ref, db_path
+    refuse_ref, plain_registry: rs.Registry, ready
 ):
     ready()
-    line = refused(
-        record_ref,
-        db_path,
+    line = refuse_ref(
         f"{plain_registry.host}/acme/app:1.0",
         contains=f"TLS failure talking to {plain_registry.host}",
-    )
+    ).stderr
     assert "--plain-http" in line and "--ca-file" in line
     port = plain_registry.host.rpartition(":")[2]
-    refused(record_ref, db_path, f"localhost:{port}/acme/app:1.0", contains="TLS failure")
+    refuse_ref(f"localhost:{port}/acme/app:1.0", contains="TLS failure")
 
 
 def test_installed_entry_point_records_a_tag(
@@ -293,8 +267,7 @@ def test_installed_entry_point_records_a_tag(
     env = {**os.environ, "HOME": str(tmp_path / "home"), "DEPLOYTRACK_DB": str(db_path)}
 
     def deploytrack(ref: str) -> subprocess.CompletedProcess:
-        args = ["deployment", "record", "--env", "k8s", "--logical-env", "production"]
-        args += ["--deployment-name", "web", "--kind", "CONTAINER_IMAGE", "--plain-http"]
+        args = [*record_args("k8s", "production", "web"), "--plain-http"]
         return subprocess.run(
             [entry_point, *args, "--oci-ref", ref],
             capture_output=True,
@@ -334,18 +307,7 @@ def test_only_resolving_a_tag_imports_oras(
     digest = plain_registry.digests["acme/app:1.0"]
     ready(digest, DEMO_100)
     env = {**os.environ, "HOME": str(tmp_path / "home"), "DEPLOYTRACK_DB": str(db_path)}
-    common = [
-        "deployment",
-        "record",
-        "--env",
-        "k8s",
-        "--logical-env",
-        "staging",
-        "--deployment-name",
-        "app",
-        "--kind",
-        "CONTAINER_IMAGE",
-    ]
+    common = record_args("k8s", "staging", "app")
     heavy = {"oras", "requests", "jsonschema", "urllib3"}
     for args in (
         [*common, "--digest", digest],

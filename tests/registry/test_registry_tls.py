@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from conftest import assert_refused, snapshot
+from conftest import assert_refused
 
 from . import registry_support as rs
-from .conftest import RecordRef, recorded
-
-
-def _refused(record_ref: RecordRef, db_path: Path, ref: str, *extra: str, contains: str) -> str:
-    before = snapshot(db_path)
-    result = record_ref(ref, *extra)
-    assert_refused(result, 1, contains)
-    assert snapshot(db_path) == before
-    return result.stderr
+from .conftest import recorded
 
 
 def test_ca_file_trusts_the_private_ca(tls_registry: rs.Registry, ready, record_ref):
@@ -25,24 +15,20 @@ def test_ca_file_trusts_the_private_ca(tls_registry: rs.Registry, ready, record_
     assert recorded(result)["digest"] == digest
 
 
-def test_tls_is_verified_by_default(tls_registry: rs.Registry, ready, record_ref, db_path):
+def test_tls_is_verified_by_default(refuse_ref, tls_registry: rs.Registry, ready):
     ready()
-    line = _refused(
-        record_ref,
-        db_path,
+    line = refuse_ref(
         f"{tls_registry.host}/acme/app:1.0",
         contains=f"TLS failure talking to {tls_registry.host} (certificate verify failed:",
-    )
+    ).stderr
     assert "give --ca-file PEM" in line and "--plain-http" in line
 
 
 def test_a_ca_that_did_not_sign_the_certificate_fails(
-    tls_registry: rs.Registry, tls: rs.TlsFiles, ready, record_ref, db_path
+    refuse_ref, tls_registry: rs.Registry, tls: rs.TlsFiles, ready
 ):
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{tls_registry.host}/acme/app:1.0",
         "--ca-file",
         str(tls.other_ca),
@@ -50,26 +36,20 @@ def test_a_ca_that_did_not_sign_the_certificate_fails(
     )
 
 
-def test_plain_http_against_an_https_registry(
-    tls_registry: rs.Registry, ready, record_ref, db_path
-):
+def test_plain_http_against_an_https_registry(refuse_ref, tls_registry: rs.Registry, ready):
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{tls_registry.host}/acme/app:1.0",
         "--plain-http",
         contains="answered HTTP 400 to plain HTTP: if it serves HTTPS, drop --plain-http",
     )
 
 
-def test_ca_file_that_is_not_pem(tls_registry: rs.Registry, ready, record_ref, db_path, tmp_path):
+def test_ca_file_that_is_not_pem(refuse_ref, tls_registry: rs.Registry, ready, tmp_path):
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate\n")
     ready()
-    _refused(
-        record_ref,
-        db_path,
+    refuse_ref(
         f"{tls_registry.host}/acme/app:1.0",
         "--ca-file",
         str(bogus),

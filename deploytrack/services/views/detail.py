@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from deploytrack.services.views.deployments import DeploymentView
@@ -19,3 +19,13 @@ class DeploymentDetail:
     # Issue 4: the policy version that admitted the record, and the evidence that did.
     policy: PolicyView | None = None
     admission: tuple[AdmissionView, ...] = ()
+
+    def __json__(self) -> dict[str, Any]:
+        """The record's own fields, then what the describe adds (docs/json.md)."""
+        return {
+            **self.deployment._asdict(),
+            "supersedes": self.supersedes,
+            "attestations": self.attestations,
+            "policy": self.policy,
+            "admission": self.admission,
+        }

@@ -41,7 +41,7 @@ class AttestationView:
     subjects: tuple[SubjectView, ...]
     materials: tuple[MaterialView, ...]
     imported_at: int
-    # Newest verification per key, newest first (issue 4).
+    # Newest verification per key, newest first.
     verifications: tuple[VerificationView, ...] = ()
 
 
@@ -50,3 +50,51 @@ class ImportResult:
     source: str
     created: bool  # False: the same bytes were already stored
     attestation: AttestationView
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A material file `attestation create` kept in the evidence store."""
+
+    kind: str
+    name: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    signature: int  # 1-based index in the envelope
+    keyid: str
+    fingerprint: str
+    algorithm: str
+    key_file: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    attestation: str
+    format: str
+    predicate_type: str
+    signatures: int
+    verified: tuple[VerifiedSignature, ...]
+    verified_at: int
+
+
+@dataclass(frozen=True)
+class SignedAttestation:
+    """`attestation sign`: the stored attestation, the signing key, the envelope file."""
+
+    attestation: AttestationView
+    signed_by: str | None  # fingerprint of the signing key
+    output_file: str | None  # where --output-file wrote the envelope (None: not asked)
+
+
+@dataclass(frozen=True)
+class CreatedAttestation:
+    """`attestation create`: as SignedAttestation, with the files kept beside it."""
+
+    attestation: AttestationView
+    signed_by: str | None  # None: created unsigned
+    output_file: str | None
+    stored_files: tuple[StoredFile, ...]

@@ -1,24 +1,27 @@
-"""Results of the lifecycle services (issue 5): status, promote, rollback and diff.
+"""Results of the lifecycle services: status, promote, rollback and diff.
 
 NamedTuples, as in views/deployments.py: `status` defines all seven, and seven frozen
 dataclasses cost ~3 ms of its start-up where these take well under one. No `from
 __future__ import annotations`, for the same reason as there.
 """
 
-from typing import NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from deploytrack import timeutil
-from deploytrack.services.views.deployments import DeploymentView
+from deploytrack.services.views.deployments import Action, DeploymentView, Kind
 
-ADDED = "added"
-REMOVED = "removed"
-CHANGED = "changed"
-SAME = "same"
+# Literal types, as in views/deployments.py: the strings the JSON shows, checked.
+Change = Literal["added", "removed", "changed", "same"]
+ADDED: Final = "added"
+REMOVED: Final = "removed"
+CHANGED: Final = "changed"
+SAME: Final = "same"
 
 
 class PromoteResult(NamedTuple):
-    # created | superseded | heartbeat (the target already ran that digest)
-    action: str
+    # created | superseded | heartbeat (the target already ran that digest): record()'s
+    # actions for a deployed status
+    action: Action
     deployment: DeploymentView
     previous: DeploymentView | None
     source: DeploymentView
@@ -26,7 +29,7 @@ class PromoteResult(NamedTuple):
 
 class RollbackResult(NamedTuple):
     # superseded (the slot was active) | created (the slot had been decommissioned)
-    action: str
+    action: Action
     deployment: DeploymentView
     previous: DeploymentView | None
     restored: DeploymentView
@@ -36,7 +39,7 @@ class StatusRow(NamedTuple):
     environment: str
     logical_environment: str
     deployment_name: str
-    kind: str
+    kind: Kind
     digest: str
     deployed_at: int
     last_seen_at: int
@@ -47,6 +50,10 @@ class StatusReport(NamedTuple):
     now: int
     stale_after: int
     rows: tuple[StatusRow, ...]
+
+    def __json__(self) -> tuple[StatusRow, ...]:
+        """`status -o json` is the list of rows (docs/json.md)."""
+        return self.rows
 
 
 class Selection(NamedTuple):
@@ -63,18 +70,22 @@ class Selection(NamedTuple):
 
 class DiffRow(NamedTuple):
     deployment_name: str
-    kind: str
+    kind: Kind
     environment: str
     logical_environment: str
     from_digest: str | None
     to_digest: str | None
-    change: str  # added | removed | changed | same
+    change: Change
 
 
 class DiffReport(NamedTuple):
     source: Selection
     target: Selection
     rows: tuple[DiffRow, ...]
+
+    def __json__(self) -> tuple[DiffRow, ...]:
+        """`deployment diff -o json` is the list of rows (docs/json.md)."""
+        return self.rows
 
     @property
     def differs(self) -> bool:

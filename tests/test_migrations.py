@@ -1,0 +1,143 @@
+"""Migrations: registered in definition order, names unique, the append-only trigger
+helper, and a database upgraded release by release equal to a fresh one."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import peewee
+import pytest
+from conftest import FIXTURES
+
+from deploytrack.store import migrations, open_store
+
+# sqlite_master of a fresh database as the code before `@migration` and `append_only()`
+# set it up (captured from main at m004): those must not change one byte of old SQL.
+SCHEMA_AT_M004 = FIXTURES / "schema-m004.json"
+
+
+def schema(path: Path) -> list[list[Any]]:
+    """sqlite_master without rootpage (where a table's pages start is not its schema)."""
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
+    return [list(r) for r in rows]
+
+
+def bookkeeping(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            f"SELECT name FROM {migrations.MIGRATION_TABLE} ORDER BY rowid"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def stages(path: Path) -> list[tuple[Any, ...]]:
+    """The seeded stages, times left out (each database set them when it was made)."""
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(
+            "SELECT id, name, description, is_default FROM logical_environment ORDER BY id"
+        ).fetchall()
+
+
+def fresh(tmp_path: Path) -> Path:
+    path = tmp_path / "fresh.db"
+    open_store(path).close()
+    return path
+
+
+def test_migrations_are_registered_in_definition_order() -> None:
+    assert migrations.names() == [
+        "m001_core",
+        "m002_evidence_trust",
+        "m003_lifecycle",
+        "m004_variable_redaction",
+    ]
+    assert [m.__name__ for m in migrations.MIGRATIONS] == migrations.names()
+
+
+def test_a_second_migration_of_a_taken_name_is_refused() -> None:
+    before = list(migrations.MIGRATIONS)
+
+    def m003_lifecycle(db: peewee.Database) -> None:
+        db.execute_sql("CREATE TABLE never (id INTEGER)")
+
+    with pytest.raises(ValueError, match="two schema migrations are named 'm003_lifecycle'"):
+        migrations.migration(m003_lifecycle)
+    assert before == migrations.MIGRATIONS
+
+
+def test_a_duplicate_name_is_refused_when_the_module_is_imported(tmp_path: Path) -> None:
+    """The check runs at import: a module defining two migrations of one name fails to
+    load, before any database is opened."""
+    module = tmp_path / "twice.py"
+    module.write_text(
+        "from deploytrack.store.migrations import migration\n"
+        "@migration\n"
+        "def m900_example(db):\n"
+        "    pass\n"
+        "@migration\n"
+        "def m900_example(db):  # noqa: F811\n"
+        "    pass\n",
+        encoding="utf-8",
+    )
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("twice", module)
+    assert spec is not None and spec.loader is not None
+    before = list(migrations.MIGRATIONS)
+    try:
+        with pytest.raises(ValueError, match="m900_example"):
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    finally:
+        migrations.MIGRATIONS[:] = before
+
+
+def test_a_fresh_schema_is_byte_identical_to_the_one_before_the_helpers(tmp_path: Path) -> None:
+    expected = json.loads(SCHEMA_AT_M004.read_text(encoding="utf-8"))
+    assert schema(fresh(tmp_path)) == expected
+
+
+def test_the_append_only_pair_refuses_updates_and_deletes() -> None:
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE TABLE ledger (id INTEGER PRIMARY KEY, note TEXT)")
+        for sql in migrations.append_only("ledger", "ledger never changes", "ledger stays"):
+            conn.execute(sql)
+        conn.execute("INSERT INTO ledger (note) VALUES ('first')")  # appending is fine
+        with pytest.raises(sqlite3.IntegrityError, match="ledger never changes"):
+            conn.execute("UPDATE ledger SET note = 'x'")
+        with pytest.raises(sqlite3.IntegrityError, match="ledger stays"):
+            conn.execute("DELETE FROM ledger")
+        names = [
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        ]
+    assert sorted(names) == ["ledger_no_delete", "ledger_no_update"]
+
+
+def test_a_trigger_message_with_a_quote_is_refused() -> None:
+    with pytest.raises(ValueError, match="quote"):
+        migrations.no_delete("ledger", "it's gone")
+
+
+def test_a_database_upgraded_release_by_release_equals_a_fresh_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each release shipped one more migration: a database opened by every release in
+    turn (open, close, next release) ends with the schema and bookkeeping of a new one."""
+    every = list(migrations.MIGRATIONS)
+    upgraded = tmp_path / "upgraded.db"
+    for release in range(1, len(every) + 1):
+        monkeypatch.setattr(migrations, "MIGRATIONS", every[:release])
+        open_store(upgraded).close()
+        assert bookkeeping(upgraded) == [m.__name__ for m in every[:release]]
+    monkeypatch.setattr(migrations, "MIGRATIONS", every)
+    open_store(upgraded).close()  # the current release: nothing left to apply
+    new = fresh(tmp_path)
+    assert schema(upgraded) == schema(new)
+    assert bookkeeping(upgraded) == bookkeeping(new) == migrations.names()
+    assert stages(upgraded) == stages(new)
