@@ -4,7 +4,7 @@ Every time is the median of repeated whole-process runs (the way a CI job or a s
 calls deploytrack), measured beside its floor in the same run:
 
 1. hot path: record (new, heartbeat), list, status vs a Python + sqlite3 floor script,
-   and vs the import of the stack alone (click, peewee; tabulate for tables): issue 9;
+   and vs the import of the stack alone (click, peewee; tabulate for tables);
 2. scale: the same commands on 1,000,000 records over 10,000 keys vs 1,000 records;
 3. attestation import of 10,000 small statements in one call;
 4. record --oci-ref against a local registry vs one HEAD request by curl, and the
@@ -55,7 +55,7 @@ ACCEPT = ", ".join(
 
 Rows = list[list[str]]
 
-# The stack rows of the hot path, and the target of issue 9 against them.
+# The stack rows of the hot path, and the target (1.15x) held against them.
 STACK = "python -c 'import click, peewee'"
 STACK_TABLES = "python -c 'import click, peewee, tabulate'"
 STACK_FROZEN = "python -c 'import click, peewee, gc; gc.freeze()'"
@@ -176,7 +176,7 @@ def hot_path(work: Path, runs: int) -> Rows:
         STACK_FROZEN: lambda i: [PY, "-c", "import click, peewee, gc; gc.freeze()"],
     }  # fmt: skip
     m, cpu = medians_cpu(cases, runs)
-    # command -> (its floor, the stack row it is held to): issue 9 holds every hot command
+    # command -> (its floor, the stack row it is held to): every hot command is held
     # to 1.15x the import of its own stack (tabulate only for the commands printing tables).
     hot = {
         "record (new)": ("floor: insert", STACK),

@@ -2,9 +2,10 @@
 
     python bench/scale.py DB --envs 100 --stages 10 --names 10 --depth 100
 
-Keys are (environment e<i>, stage, deployment svc-<j>, CONTAINER_IMAGE): envs x stages x
-names keys, each with `depth` records that supersede one another an hour apart (version v
-of every key at the same hour), the newest one deployed. One attestation per deployment
+Slots are (environment e<i>, logical environment, deployment svc-<j>, CONTAINER_IMAGE):
+envs x stages x names slots (`--stages`: logical environments), each with `depth` records
+that supersede one another an hour apart (version v of every slot at the same hour), the
+newest one deployed. One attestation per deployment
 name names every version's digest, so each record passes the evidence trigger.
 
 The slice (e0, staging|production, svc-0..svc-9) exists in every database this builds,

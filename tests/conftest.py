@@ -195,7 +195,7 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """Freeze the services' clock at 2026-11-20T09:00:00Z; tests move it with advance().
 
-    Shared by the issue 5 tests (lifecycle, status and diff): records inserted through the
+    Shared by the lifecycle tests (promote, rollback, status and diff): records inserted through the
     real services at known times. The clock is read inside record()'s write transaction via
     `timeutil.now_us`, which is what this replaces; nothing else is faked.
     """

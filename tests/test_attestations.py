@@ -58,7 +58,7 @@ VIEW_FIELDS = {
     "subjects",
     "materials",
     "imported_at",
-    "verifications",  # issue 4: remembered signature verifications
+    "verifications",  # remembered signature verifications
 }
 RFC3339_US = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 FULL = attestation("chainloop-full.json")

@@ -403,7 +403,7 @@ def test_if_not_exists_makes_create_idempotent(
     assert fresh.stdout.startswith("Created")
 
 
-# --- honest no-ops (issue 9) -------------------------------------------------------------------
+# --- honest no-ops -----------------------------------------------------------------------------
 
 ENV = ("environment", "Environment")
 STAGE = ("logical-environment", "Logical environment")

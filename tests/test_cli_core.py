@@ -1,4 +1,4 @@
-"""CLI core (issue 9): usage errors, parameter types and bounds, exit codes, closed pipes,
+"""CLI core: usage errors, parameter types and bounds, exit codes, closed pipes,
 bare groups. Rules that apply to every command are checked on the whole click tree,
 enumerated, so a command added later is covered without editing this file."""
 

@@ -1,4 +1,4 @@
-"""Shell completion (issue 9): names come from the database the command would use, read
+"""Shell completion: names come from the database the command would use, read
 only, through the installed entry point exactly as bash calls it."""
 
 from __future__ import annotations

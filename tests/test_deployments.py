@@ -43,9 +43,9 @@ DEPLOYMENT_FIELDS = [
     "last_seen_at",
     "ended_at",
     "superseded_by",
-    "policy_id",  # issue 4
-    "promoted_from",  # issue 5
-    "rollback_of",  # issue 5
+    "policy_id",  # admission by a stage policy
+    "promoted_from",  # lineage
+    "rollback_of",  # lineage
 ]
 TABLE_COLUMNS = ["ID", "ENVIRONMENT", "LOGICAL ENV", "NAME", "ARTIFACT", "STATUS", "DEPLOYED AT"]
 WIDE_COLUMNS = [
@@ -207,7 +207,7 @@ def test_deployment_names_are_case_sensitive_keys(record: Record) -> None:
 def test_kind_is_case_insensitive(record: Record, db_path: Path, spelling: str) -> None:
     record(NGINX_FULL, kind="CONTAINER_IMAGE")
     result = record(NGINX_FULL, kind=spelling)
-    assert result["action"] == "heartbeat"  # the same key, whatever the spelling
+    assert result["action"] == "heartbeat"  # the same slot, whatever the spelling
     assert result["deployment"]["kind"] == "CONTAINER_IMAGE"
     assert {r["kind"] for r in rows(db_path).values()} == {"CONTAINER_IMAGE"}
 
@@ -526,7 +526,7 @@ def test_decommission_of_another_digest_after_a_decommission_is_refused(
     assert snapshot(db_path) == before
 
 
-# --- decommission without the digest (issue 9) --------------------------------------------------
+# --- decommission without the digest ------------------------------------------------------------
 
 
 def decommission_slot(run: Invoke, *extra: str, name: str = "api") -> Any:
@@ -639,7 +639,7 @@ def test_history_is_never_deleted_and_only_mutable_columns_change(
         lambda: decommission(run, NGINX_GIT),  # unchanged
         lambda: record(NGINX_FULL),  # a new record after the decommission
         lambda: record(NGINX_GIT),  # supersedes again
-        lambda: record(NGINX_FULL, env="other"),  # supersedes in the other key
+        lambda: record(NGINX_FULL, env="other"),  # supersedes in the other slot
         lambda: decommission(run, NGINX_FULL),  # refused: NGINX_GIT is active
     ]
     before = rows(db_path)
@@ -800,7 +800,7 @@ def test_describe_lists_every_attestation_naming_the_digest(ok: Invoke, record: 
         "supersedes",
         "attestations",
     ]
-    assert {"policy", "admission"} <= set(body)  # issue 4
+    assert {"policy", "admission"} <= set(body)  # the admission by a stage policy
     assert body["id"] == made["id"]
     assert body["digest"] == NGINX_FULL
     found = {a["digest"]: a for a in body["attestations"]}
@@ -866,15 +866,15 @@ def test_program_records_and_supersedes(entry_point: str, tmp_path: Path) -> Non
     for args in steps:
         done = program(entry_point, db, *args)
         assert done.returncode == 0, done.stderr
-    key = record_args("edge", "staging", "proxy", kind="container_image")
+    slot = record_args("edge", "staging", "proxy", kind="container_image")
 
-    created = program(entry_point, db, *key, "--digest", NGINX_FULL)
+    created = program(entry_point, db, *slot, "--digest", NGINX_FULL)
     assert created.returncode == 0, created.stderr
     assert created.stdout.startswith("Recorded deployment 1:")
-    beat = program(entry_point, db, *key, "--digest", NGINX_FULL)
+    beat = program(entry_point, db, *slot, "--digest", NGINX_FULL)
     assert beat.returncode == 0, beat.stderr
     assert beat.stdout.startswith("Heartbeat for deployment 1:")
-    superseding = program(entry_point, db, *key, "--digest", NGINX_GIT)
+    superseding = program(entry_point, db, *slot, "--digest", NGINX_GIT)
     assert superseding.returncode == 0, superseding.stderr
     assert "supersedes deployment 1" in superseding.stdout
     assert superseding.stderr == ""

@@ -1,4 +1,4 @@
-"""Issue 9: a unique prefix of 8+ hex digits finds a digest wherever one is looked up
+"""A unique prefix of 8+ hex digits finds a digest wherever one is looked up
 (`deployment list --digest`, `deployment describe --digest`, `attestation list --digest`,
 `attestation describe`, `artifact download --digest`, `discover`), through one function,
 by an index range scan. Writes keep requiring the whole digest."""

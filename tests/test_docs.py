@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib.util
 import os
@@ -398,8 +399,68 @@ def test_architecture_defines_the_vocabulary() -> None:
     section = text.split("\n## Vocabulary\n", 1)[1].split("\n## ", 1)[0]
     defined = {term.lower() for term in re.findall(r"\*\*([^*]+)\*\*", section)}
     terms = {
-        "environment", "logical environment", "stage", "slot", "key", "deployment record",
-        "record", "evidence store", "attestation", "digest", "heartbeat", "supersede",
-        "decommission", "promote", "rollback", "stage policy", "variable", "secret",
+        "environment", "logical environment", "slot", "kind", "deployment record", "record",
+        "evidence store", "attestation", "digest", "heartbeat", "supersede", "decommission",
+        "promote", "rollback", "stage policy", "admission", "variable", "secret", "key",
     }  # fmt: skip
     assert terms <= defined, terms - defined
+    # One entry per word, each with its spelling in code.
+    entries = re.findall(r"^- (.*?)(?=^- |\Z)", section, flags=re.M | re.S)
+    assert len(entries) == len(terms) - 1  # "record" shares the entry of "deployment record"
+    assert all(" Code: " in " ".join(entry.split()) for entry in entries), entries
+
+
+# --- one word per concept ---------------------------------------------------------------------
+
+# "stage" alone, for what people read as "logical environment"; "stage policy" is the name
+# of a feature (see the vocabulary), and code spells the word `stage` where it must.
+STAGE_ALONE = re.compile(r"\bstages?\b(?!\s+polic)", re.IGNORECASE)
+
+
+def _prose(markdown: str) -> str:
+    """The text people read: no fenced blocks, code spans or quoted words."""
+    text = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
+    return re.sub(r"`[^`]*`|\"[^\"\n]*\"", "", text)
+
+
+def test_pages_and_help_say_logical_environment_not_stage() -> None:
+    # docs/cli.md is the help of every command (test_cli_reference_is_current).
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    found = [
+        f"{page.relative_to(ROOT)}: ...{match.string[match.start() - 40 : match.end()]!r}"
+        for page in pages
+        for match in STAGE_ALONE.finditer(_prose(page.read_text(encoding="utf-8")))
+    ]
+    assert not found, found
+
+
+def test_messages_and_comments_say_logical_environment_not_stage() -> None:
+    found = []
+    for path in sorted((ROOT / "deploytrack").rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        texts = [
+            (node.lineno, node.value)
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
+        texts += [
+            (number, line.split("#", 1)[1])
+            for number, line in enumerate(source.splitlines(), 1)
+            if "#" in line
+        ]
+        found += [f"{path.name}:{n}: {t.strip()}" for n, t in texts if STAGE_ALONE.search(t)]
+    assert not found, found
+
+
+def test_comments_say_what_a_feature_is_not_its_issue_number() -> None:
+    number = re.compile(r"\bissues? [0-9]", re.IGNORECASE)
+    files = [ROOT / "README.md", *DOCS.glob("*.md")]
+    for folder in ("deploytrack", "tests", "scripts", "bench", "demo"):
+        files += (ROOT / folder).rglob("*.py")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in sorted(files)
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if number.search(line)
+    ]
+    assert not found, found

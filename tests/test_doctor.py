@@ -1,4 +1,4 @@
-"""`deploytrack doctor`: each check finds the problem it is for (issue 6).
+"""`deploytrack doctor`: each check finds the problem it is for.
 
 The schema refuses every one of these problems, so each test first removes the guard a
 damaged or hand-edited database would lack, with raw SQL on the file, then plants it.
@@ -45,12 +45,12 @@ def test_a_healthy_database(ok: Invoke, history: None) -> None:
     data = json.loads(ok("doctor", "-o", "json").stdout)
     assert data["healthy"] is True
     assert {c["name"] for c in data["checks"]} >= {
-        "integrity", "schema", "foreign_keys", "one_active_per_key", "superseded_successors",
+        "integrity", "schema", "foreign_keys", "one_active_per_slot", "superseded_successors",
         "timeline", "digests_in_evidence", "blobs", "permissions",
     }  # fmt: skip
 
 
-def test_two_active_records_in_one_key(run: Invoke, db_path: Path, history: None) -> None:
+def test_two_active_records_in_one_slot(run: Invoke, db_path: Path, history: None) -> None:
     sql(
         db_path,
         "DROP INDEX deployment_one_active",
@@ -60,10 +60,10 @@ def test_two_active_records_in_one_key(run: Invoke, db_path: Path, history: None
     code, data = report(run)
     assert code == 1 and data["healthy"] is False
     # Both open: the older one no longer ends before the newer starts, either.
-    assert list(failing(data)) == ["one_active_per_key", "timeline"]
-    assert failing(data)["one_active_per_key"] == [
+    assert list(failing(data)) == ["one_active_per_slot", "timeline"]
+    assert failing(data)["one_active_per_slot"] == [
         "invariant: 2 deployed records for api (CONTAINER_IMAGE) in environment cluster, "
-        "stage production: records 1, 2"
+        "logical environment production: records 1, 2"
     ]
 
 
@@ -78,8 +78,8 @@ def test_superseded_record_without_a_successor(run: Invoke, db_path: Path, histo
     assert code == 1
     problems = failing(data)
     assert problems["superseded_successors"] == [
-        "invariant: superseded record 1 has no later successor in its key (superseded_by 99): "
-        "api (CONTAINER_IMAGE) in environment cluster, stage production"
+        "invariant: superseded record 1 has no later successor in its slot (superseded_by 99): "
+        "api (CONTAINER_IMAGE) in environment cluster, logical environment production"
     ]
 
 
@@ -110,7 +110,7 @@ def test_recorded_digest_without_evidence(run: Invoke, db_path: Path, history: N
     assert code == 1
     assert failing(data)["digests_in_evidence"] == [
         f"invariant: recorded digest {NGINX_GIT} is in no stored attestation: record 2, "
-        "api (CONTAINER_IMAGE) in environment cluster, stage production"
+        "api (CONTAINER_IMAGE) in environment cluster, logical environment production"
     ]
 
 
@@ -197,10 +197,10 @@ def test_no_database_is_not_created(run: Invoke, db_path: Path) -> None:
     assert not db_path.exists()
 
 
-# --- timeline: the records of a slot follow one another (issue 9) ------------------------
+# --- timeline: the records of a slot follow one another ----------------------------------
 
 HOUR = 3_600_000_000
-SLOT = "api (CONTAINER_IMAGE) in environment cluster, stage production"
+SLOT = "api (CONTAINER_IMAGE) in environment cluster, logical environment production"
 
 
 def times(db: Path) -> dict[int, tuple[int, int | None]]:
@@ -302,7 +302,7 @@ def test_only_the_last_record_of_a_slot_may_be_open(
 def test_a_superseded_record_must_name_the_record_that_follows_it(
     run: Invoke, db_path: Path, three: None
 ) -> None:
-    # 1 -> 3 skips record 2, though 3 is later in the key: only the timeline sees it.
+    # 1 -> 3 skips record 2, though 3 is later in the slot: only the timeline sees it.
     forge(db_path, "UPDATE deployment SET superseded_by = 3 WHERE id = 1")
     code, data = report(run)
     assert code == 1
@@ -338,5 +338,7 @@ def test_problem_lines_name_environments_and_stages_not_ids(
     code, data = report(run)
     assert code == 1
     lines = [line for problems in failing(data).values() for line in problems]
-    assert lines and all("environment cluster, stage production" in line for line in lines)
+    assert lines and all(
+        "environment cluster, logical environment production" in line for line in lines
+    )
     assert not any("id " in line for line in lines), lines

@@ -1,4 +1,4 @@
-"""A key twice in one JSON object is refused in every document read from outside (issue 9).
+"""A key twice in one JSON object is refused in every document read from outside.
 
 Python's json keeps the last value; other parsers keep the first or refuse. So a document
 with a key twice can mean one thing to deploytrack and another to the tool that signed,

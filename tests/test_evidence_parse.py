@@ -786,7 +786,7 @@ def test_deeply_nested_line_of_json_lines_is_named() -> None:
     assert "deep.jsonl line 2" in message and "nested too deeply" in message
 
 
-# --- duplicate keys (issue 9) ----------------------------------------------------------------
+# --- duplicate keys ----------------------------------------------------------------------------
 
 
 def twice(raw: bytes, key: str, occurrence: int = 1) -> bytes:

@@ -1,4 +1,4 @@
-"""Issue 5: promote, rollback, lineage, and point-in-time queries (`deployment list --at`,
+"""Promote, rollback, lineage, and point-in-time queries (`deployment list --at`,
 `--history --since/--until`), with the schema rules and query plans behind them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Output (issue 9): stored data byte-exact, no escape reaches a terminal, tables that fit.
+"""Output: stored data byte-exact, no escape reaches a terminal, tables that fit.
 
 The escape scan runs every command of the CLI, enumerated from the click group, with
 hostile data (names from attestations, file names, descriptions, variable values holding

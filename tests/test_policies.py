@@ -303,7 +303,7 @@ def test_a_heartbeat_is_not_a_new_admission(
     assert beat["action"] == "heartbeat"
     assert beat["deployment"]["id"] == first["id"]
     assert beat["deployment"]["policy_id"] is None
-    # A new digest at the key is a new admission: refused, and the active record stays.
+    # A new digest at the slot is a new admission: refused, and the active record stays.
     refused(run, db_path, APP2, "no attestation of predicate type")
     assert recorded(record(run, APP))["action"] == "heartbeat"
 

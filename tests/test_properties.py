@@ -1,5 +1,5 @@
 """Property-based tests: any input is accepted, or refused with exit 1 or 2 and one
-`Error:` line — never a traceback — and a refusal leaves the database unchanged (issue 6).
+`Error:` line — never a traceback — and a refusal leaves the database unchanged.
 
 The rules are restated independently here, so a test fails if the code's rule drifts.
 """

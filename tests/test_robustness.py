@@ -1,4 +1,4 @@
-"""Concurrency, crash safety, hostile input and broken database files (issue 6).
+"""Concurrency, crash safety, hostile input and broken database files.
 
 These run real processes of the installed entry point (and, for the crash test, a
 writer process using the services directly) against real SQLite files.
@@ -108,8 +108,8 @@ DRIVER = textwrap.dedent(
 
 
 def _plans(db: Path, evidence_file: Path, setup: bool) -> tuple[list[list[list[str]]], dict]:
-    """Each writer: 50 records, every other one into the shared key with a digest of its
-    own (each a transition), the rest into its own key, where repeats are heartbeats."""
+    """Each writer: 50 records, every other one into the shared slot with a digest of its
+    own (each a transition), the rest into its own slot, where repeats are heartbeats."""
     plans: list[list[list[str]]] = []
     expected_own: dict[str, tuple[int, str]] = {}
     base = [ENTRY, "--db", str(db)]
@@ -197,7 +197,7 @@ def test_eight_writers_lose_nothing(tmp_path: Path, brand_new: bool) -> None:
     assert len(shared) == WRITERS * RECORDS_PER_WRITER // 2
     statuses = Counter(r["status"] for r in shared)
     assert statuses == {"deployed": 1, "superseded": len(shared) - 1}
-    # The chain: each superseded record points at the next record of the key.
+    # The chain: each superseded record points at the next record of the slot.
     for old, new in itertools.pairwise(shared):
         assert old["superseded_by"] == new["id"]
         assert old["ended_at"] <= new["created_at"]
@@ -224,7 +224,7 @@ WRITER = textwrap.dedent(
 
     store = open_store(Path(sys.argv[1]))
     environments.create(store, "crash", exist_ok=True)
-    key = deployments.Key("crash", "production", "api", "CONTAINER_IMAGE")
+    slot = deployments.Slot("crash", "production", "api", "CONTAINER_IMAGE")
     i = 0
     while True:
         digest = hashlib.sha256(f"crash-{i}".encode()).hexdigest()
@@ -233,7 +233,7 @@ WRITER = textwrap.dedent(
         [imported] = evidence.import_sources(
             store, [evidence.Source(f"s{i}", json.dumps(doc).encode())])
         print("imported", imported.attestation.digest, flush=True)
-        result = deployments.record(store, key, "sha256:" + digest)
+        result = deployments.record(store, slot, "sha256:" + digest)
         print("recorded", result.deployment.id, "sha256:" + digest, flush=True)
         i += 1
     """

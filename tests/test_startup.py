@@ -1,4 +1,4 @@
-"""Start-up hygiene: a command imports only what it uses (issue 6).
+"""Start-up hygiene: a command imports only what it uses.
 
 A CLI is judged by its start-up: click and peewee are the stack's own cost; anything
 else on the hot path must earn its place. These run the entry point and read which
@@ -38,7 +38,7 @@ NEVER_ON_THE_HOT_PATH = {
     "deploytrack.cli.policies",
     "deploytrack.cli.signing",
     "deploytrack.cli.variables",
-    # Issue 9: the models no hot command uses (evidence bytes, keys, admissions, variables).
+    # The lazy models: the ones no hot command uses (evidence bytes, keys, admissions, variables).
     "deploytrack.store.lazy_models",
 }
 
@@ -99,7 +99,7 @@ def test_json_lists_load_no_table_library_and_tables_do(seeded_db: Path) -> None
     assert "tabulate" in imported(seeded_db, "deployment", "list")
 
 
-# Issue 9: `deployment record`, and `list` and `status` in JSON, within 1.15x of importing
+# The hot path: `deployment record`, and `list` and `status` in JSON, within 1.15x of importing
 # the stack alone. Their views are NamedTuples and cli/output.py imports dataclasses only
 # for the views that are dataclasses: one frozen dataclass costs ~0.5 ms to define, and the
 # dataclasses module ~0.4 ms to import (tabulate imports it anyway for tables).
@@ -186,7 +186,7 @@ def test_the_entry_point_skips_the_shutdown_collection(
     seeded_db: Path, args: list[str], code: int
 ) -> None:
     """main() freezes the GC when the command is over, succeeded or refused: shutdown then
-    skips collecting every object of the stack (~5 ms of each command, issue 9)."""
+    skips collecting every object of the stack (~5 ms of each command)."""
     result = subprocess.run(
         [sys.executable, "-c", FREEZE_CHECK, "--db", str(seeded_db), *args],
         capture_output=True,

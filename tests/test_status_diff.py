@@ -1,4 +1,4 @@
-"""Issue 5: `status` (staleness of heartbeats) and `deployment diff` (drift between two
+"""`status` (staleness of heartbeats) and `deployment diff` (drift between two
 selections of active deployments, now or at a time)."""
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def test_status_filters(ok: Invoke, run: Invoke, db_path: Path) -> None:
 def test_status_exit_code_is_1_when_any_row_is_stale(
     ok: Invoke, run: Invoke, clock: Clock, db_path: Path
 ) -> None:
-    """Issue 9: `status --exit-code` for cron and CI alerts, as `git diff --exit-code`."""
+    """`status --exit-code` for cron and CI alerts, as `git diff --exit-code`."""
     assert run("status", "--exit-code").exit_code == 0  # nothing runs: nothing is stale
     rec(ok, V1, "prod-cluster", "production", "api")
     clock.advance(hours=2)
@@ -347,7 +347,7 @@ def test_diff_in_time_and_omitted_to_places_take_the_from_values(ok: Invoke, clo
         ("cron", "prod-cluster", "production", None, V3, "added"),
         ("web", "prod-cluster", "production", V1, None, "removed"),
     ]
-    # --to-at omitted is now (issue 9: it used to take --from-at, and everything was same).
+    # --to-at omitted is now (it used to take --from-at, and everything was same).
     assert diff(ok, *where, "--from-at", yesterday) == rows
     # --from-at omitted is now too: --to-at alone compares now with then.
     back_then = diff(ok, *where, "--to-at", yesterday)

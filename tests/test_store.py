@@ -230,7 +230,7 @@ def test_every_write_is_one_begin_immediate_transaction(ok: Invoke, db_path: Pat
     ok("attestation", "import", str(attestation("chainloop-full.json")))
     ok("attestation", "import", str(attestation("chainloop-with-git-subject.json")))
     store, statements = _traced(db_path)
-    key = deployments.Key("cluster", "production", "api", "CONTAINER_IMAGE")
+    slot = deployments.Slot("cluster", "production", "api", "CONTAINER_IMAGE")
     try:
         operations = [
             lambda: environments.create(store, "cluster"),
@@ -238,10 +238,10 @@ def test_every_write_is_one_begin_immediate_transaction(ok: Invoke, db_path: Pat
             lambda: logical_environments.create(store, "canary"),
             lambda: logical_environments.update(store, "canary", description="1%"),
             lambda: logical_environments.delete(store, "canary"),
-            lambda: deployments.record(store, key, NGINX_FULL),  # created
-            lambda: deployments.record(store, key, NGINX_FULL),  # heartbeat
-            lambda: deployments.record(store, key, NGINX_GIT),  # superseded
-            lambda: deployments.record(store, key, NGINX_GIT, status="decommissioned"),
+            lambda: deployments.record(store, slot, NGINX_FULL),  # created
+            lambda: deployments.record(store, slot, NGINX_FULL),  # heartbeat
+            lambda: deployments.record(store, slot, NGINX_GIT),  # superseded
+            lambda: deployments.record(store, slot, NGINX_GIT, status="decommissioned"),
         ]
         for operation in operations:
             statements.clear()
@@ -262,10 +262,10 @@ Path(f"{start}.ready.{worker}").touch()
 while not Path(start).exists():
     time.sleep(0.001)
 store = open_store(Path(db))
-key = deployments.Key("cluster", "production", "api", "CONTAINER_IMAGE")
+slot = deployments.Slot("cluster", "production", "api", "CONTAINER_IMAGE")
 for i in range(int(rounds)):
     digest = first if (i + int(worker)) % 2 else second
-    deployments.record(store, key, digest)
+    deployments.record(store, slot, digest)
 store.close()
 print("done")
 """
@@ -548,7 +548,7 @@ def raw(history: dict[str, int], db_path: Path) -> Iterator[Raw]:
 
 
 def _base_row(raw: Raw) -> dict[str, object]:
-    """A row every constraint accepts (a key of its own, a digest the evidence names)."""
+    """A row every constraint accepts (a slot of its own, a digest the evidence names)."""
     return {
         "environment_id": raw.one("SELECT id FROM environment WHERE name = 'cluster'"),
         "logical_environment_id": raw.one(
@@ -571,7 +571,7 @@ def test_history_fixture_has_the_expected_statuses(raw: Raw, history: dict[str, 
         assert raw.one("SELECT status FROM deployment WHERE id = ?", (ident,)) == status
 
 
-def test_partial_unique_index_allows_one_deployed_record_per_key(
+def test_partial_unique_index_allows_one_deployed_record_per_slot(
     raw: Raw, history: dict[str, int]
 ) -> None:
     active = dict(raw.conn.execute("SELECT * FROM deployment WHERE status = 'deployed'").fetchone())
@@ -579,10 +579,10 @@ def test_partial_unique_index_allows_one_deployed_record_per_key(
     twin["digest"] = NGINX_FULL
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed"):
         raw.insert_deployment(twin)
-    # The index is partial: ended records of the same key are allowed beside the active one.
+    # The index is partial: ended records of the same slot are allowed beside the active one.
     ended = {**twin, "status": "decommissioned", "ended_at": twin["created_at"]}
     raw.insert_deployment(ended)
-    # ...and the same active record under another key is allowed too.
+    # ...and the same active record under another slot is allowed too.
     raw.insert_deployment({**twin, "deployment_name": "api-2"})
     raw.insert_deployment({**twin, "kind": "HELM_CHART"})
 

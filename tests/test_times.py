@@ -1,4 +1,4 @@
-"""Issue 9: times as shown are times that work. A time written to the second (as every
+"""Times as shown are times that work. A time written to the second (as every
 table prints it) names that whole second: `--at` and `--until` take its end, `--since` its
 start; a fraction, `now` and an age are instants."""
 

@@ -1,4 +1,4 @@
-"""Issue 9: `variable redact --id N` erases a plain value set by mistake — its bytes leave
+"""`variable redact --id N` erases a plain value set by mistake — its bytes leave
 the database file, its WAL and its shm — and is the only change the history accepts."""
 
 from __future__ import annotations

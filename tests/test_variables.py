@@ -1,4 +1,4 @@
-"""Issue 5: scoped variables — scopes and precedence, names, values, the hidden prompt,
+"""Scoped variables — scopes and precedence, names, values, the hidden prompt,
 secrets encrypted at rest (never plaintext in the database, its WAL or shm), masking,
 revealing, lost keys, history, and eval-safe exports."""
 
@@ -351,7 +351,7 @@ def test_masked_secrets_are_not_exported(ok: Invoke, tmp_path: Path) -> None:
     assert shown.stdout == "unset info\n"
 
 
-# Issue 9: values that a terminal, a pipe or a shell could rewrite.
+# Values that a terminal, a pipe or a shell could rewrite.
 RAW = {
     "ESC": "red\033[31mRED\033[0m",
     "CR": "over\rwritten",
@@ -600,7 +600,7 @@ def test_a_different_key_is_a_clear_error_never_garbage(
 def test_no_second_key_for_a_database_whose_secrets_need_another(
     ok: Invoke, run: Invoke, key_file: Path, db_path: Path, tmp_path: Path
 ) -> None:
-    """Issue 9: a mistyped DEPLOYTRACK_SECRETS_KEY_FILE created a second key and encrypted
+    """A mistyped DEPLOYTRACK_SECRETS_KEY_FILE created a second key and encrypted
     under it: the database then held secrets no single key could reveal."""
     ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *SCOPE, input="hunter2\n")
     ok("variable", "set", "API_TOKEN", "--secret", "--stdin", *STAGE, input="t0ken\n")
@@ -674,7 +674,7 @@ def test_a_ciphertext_moved_to_another_variable_does_not_decrypt(
 
 
 def test_a_secret_stays_a_secret(ok: Invoke, run: Invoke, db_path: Path, key_file: Path) -> None:
-    """Issue 9: set again without --secret, a secret would be stored in plaintext for good."""
+    """Set again without --secret, a secret would be stored in plaintext for good."""
     ok("variable", "set", "TOKEN", "--secret", "--stdin", *SCOPE, input="old-secret\n")
     before = snapshot(db_path)
     for args, stdin in [
@@ -749,7 +749,7 @@ def test_refusals_come_before_the_prompt(
 
 
 def test_an_empty_value_from_stdin_warns_and_is_stored(ok: Invoke, key_file: Path) -> None:
-    """Issue 9: `printf '%s\\n' "$UNSET_VAR" | ... --stdin` sends an empty line."""
+    """`printf '%s\\n' "$UNSET_VAR" | ... --stdin` sends an empty line."""
     for stdin in ("\n", ""):
         result = ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *SCOPE, input=stdin)
         warning = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]

@@ -1,4 +1,4 @@
-"""Typed results and one renderer (issue 10).
+"""Typed results and one renderer.
 
 Every command prints its result through `cli.output.render`: the view's JSON shape (its
 fields, or the `__json__` defined beside it in services/views/) for `-o json`, the view's

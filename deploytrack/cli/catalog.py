@@ -188,7 +188,7 @@ def environment_delete(app: App, name: str) -> None:
     lazy={"policy": "deploytrack.cli.policies:stage_policy"},
 )
 def logical_environment() -> None:
-    """Lifecycle stages: development, staging, production, or your own (canary...)."""
+    """Steps of the lifecycle: development, staging, production, or your own (canary...)."""
 
 
 @logical_environment.command("create")

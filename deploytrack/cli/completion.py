@@ -14,7 +14,7 @@ from typing import Any
 from deploytrack.locations import database_path
 
 # table -> the column holding the names; deployment names are read from the slots (one
-# row per environment, stage, name and kind) rather than from every record of history.
+# row per environment, logical environment, name and kind) rather than from every record of history.
 _COLUMNS = {
     "environment": "name",
     "logical_environment": "name",

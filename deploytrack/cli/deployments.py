@@ -104,7 +104,7 @@ def deployment_record(
     output: str,
     registry: RegistryOptions | None,
 ) -> None:
-    """Record that an artifact runs in an environment at a stage (or that it stopped).
+    """Record that an artifact runs in an environment and logical environment (or stopped).
 
     A new digest supersedes the active record; the same digest is a heartbeat. With
     --oci-ref the reference is resolved first (see the --registry-* flags); a refusal
@@ -120,9 +120,9 @@ def deployment_record(
 
         resolved = resolve_artifact(kind, oci_ref, registry)
         digest, artifact_ref = resolved.digest, resolved.artifact_ref
-    key = deployments.Key(environment, logical_environment, deployment_name, kind)
+    slot = deployments.Slot(environment, logical_environment, deployment_name, kind)
     result = deployments.record(
-        app.store, key, digest or "", artifact_ref=artifact_ref, status=status
+        app.store, slot, digest or "", artifact_ref=artifact_ref, status=status
     )
     _show_result(result, output)
 
@@ -173,14 +173,18 @@ def deployment_decommission(
     """
     from deploytrack.services import deployments
 
-    key = deployments.Key(environment, logical_environment, deployment_name, kind)
-    _show_result(deployments.decommission(app.store, key), output)
+    slot = deployments.Slot(environment, logical_environment, deployment_name, kind)
+    _show_result(deployments.decommission(app.store, slot), output)
 
 
 @deployment.command("list")
 @click.option("--env", "environment", type=ENVIRONMENT, default=None, help="Only this environment.")
 @click.option(
-    "--logical-env", "logical_environment", type=STAGE, default=None, help="Only this stage."
+    "--logical-env",
+    "logical_environment",
+    type=STAGE,
+    default=None,
+    help="Only this logical environment.",
 )
 @click.option(
     "--deployment-name", type=DEPLOYMENT_NAME, default=None, help="Only this deployment name."

@@ -65,8 +65,16 @@ def _outcome(result: PromoteResult | RollbackResult) -> str:
     help="What to promote, e.g. api-server.",
 )
 @click.option("--kind", required=True, type=KIND, help="Artifact kind.")
-@click.option("--from-logical-env", "from_stage", type=STAGE, required=True, help="Source stage.")
-@click.option("--to-logical-env", "to_stage", type=STAGE, required=True, help="Target stage.")
+@click.option(
+    "--from-logical-env",
+    "from_stage",
+    type=STAGE,
+    required=True,
+    help="Source logical environment.",
+)
+@click.option(
+    "--to-logical-env", "to_stage", type=STAGE, required=True, help="Target logical environment."
+)
 @click.option(
     "--to-env",
     "to_environment",
@@ -150,8 +158,8 @@ def deployment_rollback(
     """
     from deploytrack.services import deployments, lifecycle
 
-    key = deployments.Key(environment, logical_environment, deployment_name, kind)
-    render(lifecycle.rollback(app.store, key, to_id), output, text=_tell_rollback)
+    slot = deployments.Slot(environment, logical_environment, deployment_name, kind)
+    render(lifecycle.rollback(app.store, slot, to_id), output, text=_tell_rollback)
 
 
 def _tell_rollback(result: RollbackResult) -> None:
@@ -175,7 +183,7 @@ def _tell_rollback(result: RollbackResult) -> None:
     "from_stage",
     type=STAGE,
     default=None,
-    help="Stage of the first side (default: all).",
+    help="Logical environment of the first side (default: all).",
 )
 @click.option(
     "--from-at", type=TIME_END, default=None, help="Time of the first side (default: now)."
@@ -191,7 +199,7 @@ def _tell_rollback(result: RollbackResult) -> None:
     "to_stage",
     type=STAGE,
     default=None,
-    help="Stage of the second side (default: --from-logical-env).",
+    help="Logical environment of the second side (default: --from-logical-env).",
 )
 @click.option(
     "--to-at", type=TIME_END, default=None, help="Time of the second side (default: now)."
@@ -210,10 +218,11 @@ def deployment_diff(
     exit_code: bool,
     output: str,
 ) -> None:
-    """Compare the active deployments of two selections (environment, stage, time).
+    """Compare the active deployments of two selections (environment, logical environment, time).
 
-    Rows are matched on deployment name and kind, plus environment (stage) when
-    --from-env (--from-logical-env) is not given. change: added, removed, changed, same.
+    Rows are matched on deployment name and kind, plus the environment when --from-env is
+    not given and the logical environment when --from-logical-env is not given. change:
+    added, removed, changed, same.
     Each side's time is now unless given: --from-at 1d shows what changed since yesterday.
     """
     from deploytrack.services import lifecycle
@@ -248,8 +257,8 @@ DIFF = Table(
 
 def _tell_diff(report: DiffReport, *, wide: bool = False) -> None:
     click.echo(f"From {safe(report.source)} to {safe(report.target)}:")
-    # An environment (stage) fixed by --from-env (--from-logical-env) is in the line
-    # above, so its column, `FROM->TO` on every row, shows only in -o wide.
+    # An environment fixed by --from-env (a logical environment by --from-logical-env) is in
+    # the line above, so its column, `FROM->TO` on every row, shows only in -o wide.
     fixed = {
         "ENVIRONMENT": report.source.environment is not None,
         "LOGICAL ENV": report.source.logical_environment is not None,
@@ -261,7 +270,11 @@ def _tell_diff(report: DiffReport, *, wide: bool = False) -> None:
 @click.command("status", cls=Command)
 @click.option("--env", "environment", type=ENVIRONMENT, default=None, help="Only this environment.")
 @click.option(
-    "--logical-env", "logical_environment", type=STAGE, default=None, help="Only this stage."
+    "--logical-env",
+    "logical_environment",
+    type=STAGE,
+    default=None,
+    help="Only this logical environment.",
 )
 @click.option(
     "--stale-after",
@@ -283,7 +296,8 @@ def status(
     exit_code: bool,
     output: str,
 ) -> None:
-    """Every active deployment by environment and stage, with the age of its last heartbeat.
+    """Every active deployment by environment and logical environment, with the age of its
+    last heartbeat.
 
     --exit-code: exit 1 when any row is stale, 0 otherwise, with the same output (as
     'git diff --exit-code').

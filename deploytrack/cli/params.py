@@ -49,7 +49,9 @@ class NameType(click.ParamType):  # type: ignore[type-arg]  # generic from click
 
 
 ENVIRONMENT = NameType("ENV", lambda v: validate.name(v, "environment"), "environment")
-STAGE = NameType("STAGE", lambda v: validate.name(v, "logical environment"), "logical_environment")
+STAGE = NameType(
+    "LOGICAL_ENV", lambda v: validate.name(v, "logical environment"), "logical_environment"
+)
 DEPLOYMENT_NAME = NameType("NAME", validate.deployment_name, "deployment_slot")
 
 
@@ -158,7 +160,7 @@ def slot_options(name_help: str) -> Callable[[Callable[..., Any]], Callable[...,
                     "logical_environment",
                     type=STAGE,
                     required=True,
-                    help="Logical environment (stage).",
+                    help="Logical environment.",
                 ),
                 click.option(
                     "--deployment-name", type=DEPLOYMENT_NAME, required=True, help=name_help

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         PolicyView,
     )
 
-_NAME = click.option("--name", type=STAGE, required=True, help="The logical environment (stage).")
+_NAME = click.option("--name", type=STAGE, required=True, help="The logical environment.")
 
 
 def _rules(view: PolicyView) -> list[str]:
@@ -106,7 +106,8 @@ def stage_policy() -> None:
 def policy_set(
     app: App, name: str, predicates: tuple[str, ...], key_files: tuple[str, ...], output: str
 ) -> None:
-    """Write the whole policy of a stage (a new version; the old one stays in the history)."""
+    """Write the whole policy of a logical environment (a new version; the old one stays in
+    the history)."""
     from deploytrack.services import policies, trust
 
     if not predicates and not key_files:
@@ -134,7 +135,7 @@ def _tell_set(change: PolicyChange) -> None:
 @output_option
 @pass_app
 def policy_show(app: App, name: str, output: str) -> None:
-    """Show the policy in force at a stage and every change to it."""
+    """Show the policy in force in a logical environment and every change to it."""
     from deploytrack.services import policies
 
     render(policies.show_policy(app.store, name), output, text=_tell_show)
@@ -171,7 +172,7 @@ HISTORY = Table(
 @output_option
 @pass_app
 def policy_clear(app: App, name: str, output: str) -> None:
-    """Remove the policy of a stage (kept in the history as a `clear` version)."""
+    """Remove the policy of a logical environment (kept in the history as a `clear` version)."""
     from deploytrack.services import policies
 
     render(
@@ -195,7 +196,13 @@ def policy() -> None:
 
 
 @policy.command("check")
-@click.option("--logical-env", "logical_environment", type=STAGE, required=True, help="The stage.")
+@click.option(
+    "--logical-env",
+    "logical_environment",
+    type=STAGE,
+    required=True,
+    help="The logical environment.",
+)
 @click.option("--digest", type=DIGEST, default=None, help="sha256:<64 hex> of the artifact.")
 @click.option(
     "--oci-ref",
@@ -222,7 +229,8 @@ def policy_check(
     output: str,
     registry: RegistryOptions | None,
 ) -> None:
-    """Would 'deployment record' admit this artifact at this stage now? Exit 0 yes, 1 no.
+    """Would 'deployment record' admit this artifact in this logical environment now?
+    Exit 0 yes, 1 no.
 
     Signatures are verified from the stored evidence, exactly as the gate of 'deployment
     record' does; nothing is written.

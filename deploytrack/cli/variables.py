@@ -33,7 +33,7 @@ def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "logical_environment",
         type=STAGE,
         required=True,
-        help="Stage (required).",
+        help="Logical environment (required).",
     )(func)
 
 
@@ -45,7 +45,8 @@ def _scope(logical_environment: str, environment: str | None, deployment_name: s
 
 @click.group("variable", cls=LazyGroup)
 def variable() -> None:
-    """Configuration per stage, environment and deployment; secrets encrypted at rest."""
+    """Configuration per logical environment, environment and deployment; secrets
+    encrypted at rest."""
 
 
 def _read_stdin() -> str:
@@ -86,7 +87,8 @@ def variable_set(
     """Set KEY at a scope. Without VALUE or --stdin, asks on a terminal (hidden input).
 
     Scopes, most specific first: --env and --deployment-name, --deployment-name, --env,
-    the stage alone. KEY is [A-Za-z_][A-Za-z0-9_]*; the DEPLOYTRACK_ prefix is reserved.
+    the logical environment alone. KEY is [A-Za-z_][A-Za-z0-9_]*; the DEPLOYTRACK_ prefix
+    is reserved.
     """
     from deploytrack.services import validate, variables
 
@@ -169,8 +171,8 @@ def variable_list(
     deployment_name: str | None,
     output: str,
 ) -> None:
-    """Variables of a stage at every scope; --env/--deployment-name keep the scopes that
-    apply to them. Secrets are masked."""
+    """Variables of a logical environment at every scope; --env/--deployment-name keep the
+    scopes that apply to them. Secrets are masked."""
     from deploytrack.services import variables
 
     views = variables.list_variables(
@@ -192,7 +194,9 @@ VARIABLES = Table(
 
 
 @variable.command("resolve")
-@click.option("--logical-env", "logical_environment", type=STAGE, required=True, help="Stage.")
+@click.option(
+    "--logical-env", "logical_environment", type=STAGE, required=True, help="Logical environment."
+)
 @click.option("--env", "environment", type=ENVIRONMENT, required=True, help="Environment.")
 @click.option("--deployment-name", type=DEPLOYMENT_NAME, required=True, help="Deployment.")
 @click.option(
@@ -311,7 +315,8 @@ def variable_history(
     name: str | None,
     output: str,
 ) -> None:
-    """Every change to the stage's variables, oldest first; secret values are never shown."""
+    """Every change to the variables of a logical environment, oldest first; secret values
+    are never shown."""
     from deploytrack.services import variables
 
     changes = variables.history(

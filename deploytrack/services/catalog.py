@@ -1,4 +1,4 @@
-"""Environments (infrastructure targets) and logical environments (lifecycle stages).
+"""Environments (infrastructure targets) and logical environments (steps of the lifecycle).
 
 Both are named catalogues with the same life cycle; `_Catalog` holds the rules once and
 the two public objects differ only in data: their model, label, view, whether entries
@@ -40,7 +40,7 @@ class _Catalog(Generic[V]):
         self.label = label
         self.command = command
         self.to_view = to_view
-        self.typed = typed  # entries have a `type` (environments) or not (stages)
+        self.typed = typed  # entries have a `type` (environments) or not (logical environments)
         # ("Model.field", what its rows are): history that names an entry, which keeps
         # it from deletion. By name: the lazily defined models load only on a delete.
         self.referenced_by = referenced_by

@@ -1,7 +1,7 @@
 """Deployment records: record (with superseding and heartbeats), decommission, list, describe.
 
-A key is (environment, logical environment, deployment name, kind). At most one record
-per key is `deployed`; the schema enforces it with a partial unique index. Records are
+A slot is (environment, logical environment, deployment name, kind). At most one record
+per slot is `deployed`; the schema enforces it with a partial unique index. Records are
 history: only status, ended_at, superseded_by and last_seen_at ever change, and only
 while a record is active (a trigger enforces that too).
 """
@@ -36,7 +36,7 @@ DECOMMISSIONED = "decommissioned"
 
 # Inputs are NamedTuples (immutable, typed, and ~0.1 ms to define where a frozen
 # dataclass takes ~0.7 ms): this module is on the path of every `deployment record`.
-class Key(NamedTuple):
+class Slot(NamedTuple):
     environment: str
     logical_environment: str
     deployment_name: str
@@ -76,7 +76,7 @@ def joined_view(row: Deployment) -> DeploymentView:
 
 def record(
     store: Store,
-    key: Key,
+    slot: Slot,
     digest: str,
     *,
     artifact_ref: str | None = None,
@@ -84,32 +84,32 @@ def record(
     promoted_from: int | None = None,
     rollback_of: int | None = None,
 ) -> RecordResult:
-    """Record that `digest` runs at `key` (or, with status decommissioned, that it stopped).
+    """Record that `digest` runs at `slot` (or, with status decommissioned, that it stopped).
 
-    `promoted_from` / `rollback_of` (issue 5: promote, rollback) are stored on the record
+    `promoted_from` / `rollback_of` (lineage: promote, rollback) are stored on the record
     this call creates; a heartbeat keeps the active record as it is.
     """
-    validate.kind(key.kind)
-    validate.deployment_name(key.deployment_name)
+    validate.kind(slot.kind)
+    validate.deployment_name(slot.deployment_name)
     digest = validate.sha256(digest)
     if status == DECOMMISSIONED and (promoted_from is not None or rollback_of is not None):
         raise ServiceError("a decommissioning is neither a promotion nor a rollback")
 
     with store.write():
-        env = environments.get(store, key.environment)
-        stage = logical_environments.get(store, key.logical_environment)
+        env = environments.get(store, slot.environment)
+        stage = logical_environments.get(store, slot.logical_environment)
         if not queries.digest_in_evidence(digest):
             raise ServiceError(f"{digest} {validate.NOT_IN_EVIDENCE}")
         # Taken under the write lock, so times follow commit order across processes.
         now = timeutil.now_us()
-        in_key = queries.in_slot(env.id, stage.id, key.deployment_name, key.kind)
-        active = queries.active_in(in_key)
+        of_slot = queries.in_slot(env.id, stage.id, slot.deployment_name, slot.kind)
+        active = queries.active_in(of_slot)
 
         def view(row: Deployment) -> DeploymentView:
             return _view(row, env.name, stage.name)
 
         if status == DECOMMISSIONED:
-            return _decommission(key, digest, in_key, active, now, view)
+            return _decommission(slot, digest, of_slot, active, now, view)
 
         if active is not None and active.digest == digest:
             seen = max(now, active.last_seen_at)
@@ -117,12 +117,12 @@ def record(
             active.last_seen_at = seen
             return RecordResult("heartbeat", view(active))
 
-        # The stage policy gate (issue 4): a new admission, so it must satisfy the policy in
+        # The stage policy gate: a new admission, so it must satisfy the policy in
         # force, verified now from the stored evidence; refused, nothing is written.
         # Heartbeats and decommissioning (above) are not admissions and are never blocked.
         decision = None
         if queries.policy_in_force(stage.id) is not None:
-            # Only a stage with a policy pays for loading the gate (evidence, keys).
+            # Only a logical environment with a policy pays for loading the gate (evidence, keys).
             from deploytrack.services import policies
 
             decision = policies.admit(stage, digest)
@@ -131,11 +131,11 @@ def record(
         new_id = (Deployment.select(fn.MAX(Deployment.id)).scalar() or 0) + 1
         previous = None
         if active is None:
-            # Issue 5: records of a key never overlap in time, even when the clock stepped
+            # Records of a slot never overlap in time, even when the clock stepped
             # back after a decommissioning (point-in-time queries rely on it).
             newest = (
                 Deployment.select(Deployment.ended_at)
-                .where(in_key)
+                .where(of_slot)
                 .order_by(Deployment.id.desc())
                 .limit(1)
                 .scalar()
@@ -151,8 +151,8 @@ def record(
             id=new_id,
             environment=env.id,
             logical_environment=stage.id,
-            deployment_name=key.deployment_name,
-            kind=key.kind,
+            deployment_name=slot.deployment_name,
+            kind=slot.kind,
             digest=digest,
             artifact_ref=artifact_ref,
             status=DEPLOYED,
@@ -170,7 +170,7 @@ def record(
         return RecordResult("superseded", view(created), view(previous))
 
 
-def decommission(store: Store, key: Key) -> RecordResult:
+def decommission(store: Store, slot: Slot) -> RecordResult:
     """Decommission whatever the slot runs, without naming its digest.
 
     The digest is read from the slot and handed to `record()`, in the same transaction, so
@@ -178,22 +178,22 @@ def decommission(store: Store, key: Key) -> RecordResult:
     decommissioned is `unchanged`. A slot that never ran anything is refused.
     """
     with store.write():
-        env = environments.get(store, key.environment)
-        stage = logical_environments.get(store, key.logical_environment)
-        in_key = queries.in_slot(env.id, stage.id, key.deployment_name, key.kind)
-        newest = queries.newest_in(in_key)
+        env = environments.get(store, slot.environment)
+        stage = logical_environments.get(store, slot.logical_environment)
+        of_slot = queries.in_slot(env.id, stage.id, slot.deployment_name, slot.kind)
+        newest = queries.newest_in(of_slot)
         if newest is None:
             raise ServiceError(
-                f"nothing to decommission: {key} has no records (see 'deploytrack deployment "
-                f"list --env {key.environment} --logical-env {key.logical_environment}')"
+                f"nothing to decommission: {slot} has no records (see 'deploytrack deployment "
+                f"list --env {slot.environment} --logical-env {slot.logical_environment}')"
             )
-        return record(store, key, newest.digest, status=DECOMMISSIONED)
+        return record(store, slot, newest.digest, status=DECOMMISSIONED)
 
 
 def _decommission(
-    key: Key,
+    slot: Slot,
     digest: str,
-    in_key: Expression,
+    of_slot: Expression,
     active: Deployment | None,
     now: int,
     view: Callable[[Deployment], DeploymentView],
@@ -204,7 +204,7 @@ def _decommission(
             Deployment.id == active.id
         ).execute()
         return RecordResult("decommissioned", view(Deployment.get_by_id(active.id)))
-    newest = queries.newest_in(in_key)
+    newest = queries.newest_in(of_slot)
     if (
         active is None
         and newest is not None
@@ -214,10 +214,10 @@ def _decommission(
         return RecordResult("unchanged", view(newest))
     if active is not None:
         raise ServiceError(
-            f"cannot decommission {digest} from {key}: the active record carries "
+            f"cannot decommission {digest} from {slot}: the active record carries "
             f"{active.digest}; give that digest"
         )
-    raise ServiceError(f"cannot decommission {digest} from {key}: nothing is deployed there")
+    raise ServiceError(f"cannot decommission {digest} from {slot}: nothing is deployed there")
 
 
 class ListFilter(NamedTuple):
@@ -228,7 +228,7 @@ class ListFilter(NamedTuple):
     digest: str | None = None
     history: bool = False
     limit: int | None = None
-    # Issue 5, point in time (microseconds). `at`: what was active at that instant.
+    # Point in time (microseconds). `at`: what was active at that instant.
     # `since`/`until`: the history of records active at some instant of the window.
     at: int | None = None
     since: int | None = None
@@ -265,7 +265,8 @@ def select_views(conditions: list[Any], limit: int | None = None) -> list[Deploy
 
     Rows are read as plain dicts, not models: three times faster on the ten thousand
     active records of a big estate. The view's fields are the columns' names, except the
-    environment and stage, which are names instead of ids (`_view` gives the same views).
+    environment and logical environment, which are names instead of ids (`_view` gives the
+    same views).
     """
     parts = []
     for condition in conditions:

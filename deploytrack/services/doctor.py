@@ -40,9 +40,9 @@ def diagnose(store: Store, secrets_key: Path | None) -> Report:
     checks.append(_check("schema", f"{len(applied)} migrations applied", problems + errors))
     run("foreign_keys", "PRAGMA foreign_key_check", lambda: health.foreign_keys(db))
     run(
-        "one_active_per_key",
-        "at most one deployed record per key",
-        lambda: health.one_active_per_key(db),
+        "one_active_per_slot",
+        "at most one deployed record per slot",
+        lambda: health.one_active_per_slot(db),
     )
     run(
         "superseded_successors",

@@ -1,4 +1,4 @@
-"""Environment lifecycle (issue 5): status, promote, rollback and diff.
+"""Environment lifecycle: status, promote, rollback and diff.
 
 Promote and rollback never write a record themselves: they choose a digest and call
 `deployments.record()`, inside the same write transaction as the choice, so superseding,
@@ -11,7 +11,7 @@ from deploytrack import timeutil
 from deploytrack.digests import short
 from deploytrack.services import ServiceError, deployments
 from deploytrack.services.catalog import environments, logical_environments
-from deploytrack.services.deployments import Key
+from deploytrack.services.deployments import Slot
 from deploytrack.services.views.deployments import DeploymentView
 from deploytrack.services.views.lifecycle import (
     ADDED,
@@ -48,14 +48,15 @@ def promote(
     to_logical_environment: str,
     to_environment: str | None = None,
 ) -> PromoteResult:
-    """Record in (to_environment or environment, to stage, name, kind) exactly the digest
-    active in (environment, from stage, name, kind), through `deployments.record()`."""
+    """Record in (to_environment or environment, to logical environment, name, kind)
+    exactly the digest active in (environment, from logical environment, name, kind),
+    through `deployments.record()`."""
     target_env = to_environment or environment
-    source_key = Key(environment, from_logical_environment, deployment_name, kind)
-    target_key = Key(target_env, to_logical_environment, deployment_name, kind)
+    source_slot = Slot(environment, from_logical_environment, deployment_name, kind)
+    target_slot = Slot(target_env, to_logical_environment, deployment_name, kind)
     if (target_env, to_logical_environment) == (environment, from_logical_environment):
         raise ServiceError(
-            f"cannot promote {source_key} to itself: give another --to-logical-env or --to-env"
+            f"cannot promote {source_slot} to itself: give another --to-logical-env or --to-env"
         )
     with store.write():
         env = environments.get(store, environment)
@@ -66,13 +67,13 @@ def promote(
         source = queries.active_in(in_source)
         if source is None:
             raise ServiceError(
-                f"nothing to promote: {source_key} has no active record (see 'deploytrack "
+                f"nothing to promote: {source_slot} has no active record (see 'deploytrack "
                 f"deployment list --history --env {environment} --logical-env "
                 f"{from_logical_environment}')"
             )
         result = deployments.record(
             store,
-            target_key,
+            target_slot,
             source.digest,
             artifact_ref=source.artifact_ref,
             promoted_from=source.id,
@@ -81,48 +82,48 @@ def promote(
     return PromoteResult(result.action, result.deployment, result.previous, shown)
 
 
-def rollback(store: Store, key: Key, to_id: int | None = None) -> RollbackResult:
+def rollback(store: Store, slot: Slot, to_id: int | None = None) -> RollbackResult:
     """Record again an earlier digest of the slot, through `deployments.record()`.
 
     Without `to_id`: the newest earlier record whose digest differs from the active one,
     or, when the slot was decommissioned, the digest that was decommissioned. With it:
     that record, which must belong to the slot and carry another digest than the active one.
     """
-    kind = key.kind
+    kind = slot.kind
     with store.write():
-        env = environments.get(store, key.environment)
-        stage = logical_environments.get(store, key.logical_environment)
-        in_key = queries.in_slot(env.id, stage.id, key.deployment_name, kind)
-        active = queries.active_in(in_key)
+        env = environments.get(store, slot.environment)
+        stage = logical_environments.get(store, slot.logical_environment)
+        of_slot = queries.in_slot(env.id, stage.id, slot.deployment_name, kind)
+        active = queries.active_in(of_slot)
         target: Deployment | None
         if to_id is not None:
-            target = _chosen(key, to_id, active, env, stage)
+            target = _chosen(slot, to_id, active, env, stage)
         elif active is None:
-            target = queries.newest_in(in_key)
+            target = queries.newest_in(of_slot)
             if target is None:
-                raise ServiceError(f"nothing to roll back: {key} has no records")
+                raise ServiceError(f"nothing to roll back: {slot} has no records")
         else:
             target = (
                 Deployment.select()
-                .where(in_key & (Deployment.id < active.id) & (Deployment.digest != active.digest))
+                .where(of_slot & (Deployment.id < active.id) & (Deployment.digest != active.digest))
                 .order_by(Deployment.id.desc())
                 .first()
             )
             if target is None:
                 raise ServiceError(
-                    f"nothing to roll back to: no earlier record of {key} carries another "
+                    f"nothing to roll back to: no earlier record of {slot} carries another "
                     f"digest than the active one ({short(active.digest)}, deployment "
                     f"{active.id})"
                 )
         result = deployments.record(
-            store, key, target.digest, artifact_ref=target.artifact_ref, rollback_of=target.id
+            store, slot, target.digest, artifact_ref=target.artifact_ref, rollback_of=target.id
         )
         restored = _view(target)
     return RollbackResult(result.action, result.deployment, result.previous, restored)
 
 
 def _chosen(
-    key: Key,
+    slot: Slot,
     to_id: int,
     active: Deployment | None,
     env: Environment,
@@ -139,14 +140,14 @@ def _chosen(
         raise ServiceError(
             f"no deployment record {to_id}: see 'deploytrack deployment list --history'"
         )
-    slot = (
+    target_slot = (
         target.environment.id,
         target.logical_environment.id,
         target.deployment_name,
         target.kind,
     )
-    if slot != (env.id, stage.id, key.deployment_name, key.kind):
-        other = Key(
+    if target_slot != (env.id, stage.id, slot.deployment_name, slot.kind):
+        other = Slot(
             target.environment.name,
             target.logical_environment.name,
             target.deployment_name,
@@ -154,15 +155,15 @@ def _chosen(
         )
         raise ServiceError(
             f"deployment {to_id} belongs to another slot ({other}): --to takes an earlier "
-            f"record of {key}"
+            f"record of {slot}"
         )
     if active is not None and target.id == active.id:
         raise ServiceError(
-            f"deployment {to_id} is the active record of {key}: nothing to roll back"
+            f"deployment {to_id} is the active record of {slot}: nothing to roll back"
         )
     if active is not None and target.digest == active.digest:
         raise ServiceError(
-            f"deployment {to_id} carries {short(target.digest)}, which already runs in {key} "
+            f"deployment {to_id} carries {short(target.digest)}, which already runs in {slot} "
             f"(deployment {active.id}): nothing to roll back"
         )
     return target
@@ -175,8 +176,8 @@ def status(
     stale_after: int = DEFAULT_STALE_AFTER_US,
     now: int | None = None,
 ) -> StatusReport:
-    """Every active deployment, by environment and stage; stale when its last heartbeat is
-    more than `stale_after` microseconds old."""
+    """Every active deployment, by environment and logical environment; stale when its last
+    heartbeat is more than `stale_after` microseconds old."""
     if stale_after < 0:
         raise ServiceError("--stale-after must not be negative")
     with store.read():
@@ -207,7 +208,7 @@ def _selected(store: Store, side: Selection) -> list[DeploymentView]:
 
 
 def _shown(source: str | None, target: str | None) -> str:
-    """The environment (or stage) of a row: the one of the side(s) where it runs; when
+    """The environment (or logical environment) of a row: the one of the side(s) where it runs; when
     both sides run it in different ones (a fixed side of each), `FROM->TO`."""
     if source is None or target is None or source == target:
         return source or target or ""
@@ -217,12 +218,12 @@ def _shown(source: str | None, target: str | None) -> str:
 def diff(store: Store, source: Selection, target: Selection) -> DiffReport:
     """Compare the active deployments of two selections (see docs/lifecycle.md).
 
-    An omitted `target` environment or stage takes the `source` value; an omitted time is
-    now on either side (the natural reading of `--from-at 1d`: from then to now). Rows are
-    matched on deployment
-    name and kind, plus environment when the source does not fix one, plus stage when the
-    source does not fix one (a target can fix one only if the source does too, or it is
-    compared against every value of the source).
+    An omitted `target` environment or logical environment takes the `source` value; an
+    omitted time is now on either side (the natural reading of `--from-at 1d`: from then to
+    now). Rows are matched on deployment name and kind, plus environment when the source
+    does not fix one, plus the logical environment when the source does not fix one (a
+    target can fix one only if the source does too, or it is compared against every value
+    of the source).
     """
     target = Selection(
         target.environment or source.environment,

@@ -1,4 +1,5 @@
-"""Stage policies: what evidence a digest needs before it may be deployed at a stage.
+"""Stage policies: what evidence a digest needs before it may be deployed in a
+logical environment.
 
 A policy of a logical environment has required predicate types and trusted public keys.
 A digest is admitted when:
@@ -13,7 +14,8 @@ Signatures are verified from the stored bytes every time (never from a remembere
 result), so a key removed from the policy no longer admits anything.
 
 Policy changes are versions in an append-only table: `set` writes the whole policy (its
-predicates and keys), `clear` removes it. The newest version of a stage is in force.
+predicates and keys), `clear` removes it. The newest version of a
+logical environment's policy is in force.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def _view(row: StagePolicy, stage_name: str) -> PolicyView:
 
 
 def in_force(stage: LogicalEnvironment) -> PolicyView | None:
-    """The policy in force at a stage, or None."""
+    """The policy in force in a logical environment, or None."""
     row = queries.policy_in_force(stage.id)
     return None if row is None else _view(row, stage.name)
 
@@ -90,9 +92,10 @@ def set_policy(
     predicates: Sequence[str],
     keys: Sequence[PublicKey],
 ) -> PolicyChange:
-    """Write the whole policy of a stage. Returns the policy in force and whether it changed
-    (setting the policy already in force adds no version). `policy set` refuses an empty
-    policy while its command line is read (usage error): it is the one caller."""
+    """Write the whole policy of a logical environment. Returns the policy in force and
+    whether it changed (setting the policy already in force adds no version). `policy set`
+    refuses an empty policy while its command line is read (usage error): it is the one
+    caller."""
     wanted = sorted({validate.predicate_type(p) for p in predicates})
     by_fingerprint = {k.fingerprint: k for k in keys}
     if len(wanted) > MAX_PREDICATES or len(by_fingerprint) > MAX_KEYS:
@@ -125,8 +128,8 @@ def set_policy(
 
 
 def clear_policy(store: Store, stage_name: str) -> PolicyChange:
-    """Remove the policy of a stage (a `clear` version). Returns the clear version, or no
-    policy and changed False when the stage had no policy."""
+    """Remove the policy of a logical environment (a `clear` version). Returns the clear
+    version, or no policy and changed False when the logical environment had no policy."""
     with store.write():
         stage = logical_environments.get(store, stage_name)
         newest = queries.newest_policy(stage.id)
@@ -142,7 +145,7 @@ def clear_policy(store: Store, stage_name: str) -> PolicyChange:
 
 
 def show_policy(store: Store, stage_name: str) -> PolicyReport:
-    """The policy in force at a stage (or None), and every version, oldest first."""
+    """The policy in force in a logical environment (or None), and every version, oldest first."""
     with store.read():
         stage = logical_environments.get(store, stage_name)
         rows = (
@@ -166,7 +169,7 @@ def _load_keys(policy: PolicyView) -> list[PublicKey]:
 
 
 def evaluate(stage: LogicalEnvironment, digest: str) -> Decision:
-    """Apply the stage's policy in force to `digest`."""
+    """Apply the logical environment's policy in force to `digest`."""
     policy = in_force(stage)
     if policy is None:
         return Decision(stage.name, digest, None, True, (), ())
@@ -271,7 +274,7 @@ def admission_of(deployment_id: int) -> tuple[AdmissionView, ...]:
 
 
 def check(store: Store, stage_name: str, digest: str) -> Decision:
-    """Would `deployment record` admit `digest` at this stage now? Writes nothing."""
+    """Would `deployment record` admit `digest` in this logical environment now? Writes nothing."""
     digest = validate.sha256(digest)
     with store.read():
         stage = logical_environments.get(store, stage_name)

@@ -1,8 +1,8 @@
 """Scoped variables (Compartment's environment variables), with encrypted secrets.
 
-Scopes, most specific first: (stage, environment, deployment) > (stage, deployment) >
-(stage, environment) > (stage). Stages never inherit from one another: every query here
-is bounded by one stage.
+Scopes, most specific first: (logical environment, environment, deployment) > (logical
+environment, deployment) > (logical environment, environment) > (logical environment).
+Logical environments never inherit from one another: every query here is bounded by one.
 
 Storage is an append-only log of changes (`variable_event`); the current value of a
 variable at a scope is its newest event there, when that event is a `set`. So the history
@@ -10,8 +10,8 @@ an audit asks for ("what configuration applied when") is the data itself, not a 
 
 Secret values are encrypted (AES-256-GCM, deploytrack/crypto/secrets.py) before they reach
 the store; the database holds the ciphertext and the key's id, never the plaintext. The
-ciphertext is bound (associated data) to its stage, environment, deployment and name, so
-one copied to another variable or scope does not decrypt.
+ciphertext is bound (associated data) to its logical environment, environment, deployment
+and name, so one copied to another variable or scope does not decrypt.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class _Resolved:
 
     @property
     def applying(self) -> Any:
-        """Events of the stage at every scope that applies to this one: an environment
+        """Events of the logical environment at every scope that applies to this one: an environment
         (deployment) in the scope keeps only events without one or with the same."""
         condition = VariableEvent.logical_environment == self.stage.id
         if self.env is not None:
@@ -145,7 +145,8 @@ def _box(*, create: bool) -> SecretBox:
 
 
 def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
-    """The secrets whose value is current at their scope, in every stage, newest first."""
+    """The secrets whose value is current at their scope, in every logical environment, newest
+    first."""
     query = (
         VariableEvent.select()
         .where(
@@ -390,9 +391,9 @@ def _current(resolved: _Resolved) -> list[tuple[VariableEvent, Scope]]:
 
 
 def list_variables(store: Store, scope: Scope) -> list[VariableView]:
-    """The variables set in the stage, at every scope that applies to `scope` (an --env or
-    --deployment-name narrows to the scopes without one or with the same). Secrets masked.
-    Sorted by name, then from the most to the least specific scope."""
+    """The variables set in the logical environment, at every scope that applies to `scope`
+    (an --env or --deployment-name narrows to the scopes without one or with the same).
+    Secrets masked. Sorted by name, then from the most to the least specific scope."""
     with store.read():
         current = _current(_Resolved(store, scope))
     views = [_view(event, event_scope) for event, event_scope in current]
@@ -450,8 +451,9 @@ def _reveal(box: SecretBox, event: VariableEvent, scope: Scope) -> str:
 
 
 def history(store: Store, scope: Scope, name: str | None = None) -> list[VariableChange]:
-    """Every change in the stage at the scopes that apply to `scope` (as `list`), oldest
-    first. Secret values never appear: a secret's change reads "secret changed"."""
+    """Every change in the logical environment at the scopes that apply to `scope` (as
+    `list`), oldest first. Secret values never appear: a secret's change reads "secret
+    changed"."""
     if name is not None:
         validate.variable_name(name)
     with store.read():

@@ -78,8 +78,8 @@ def schema(db: peewee.Database) -> tuple[list[str], list[str]]:
     return applied, problems
 
 
-# A problem line names a slot as people know it: the environment's and the stage's names,
-# read with the problem rows (an id only when the row it names is itself missing).
+# A problem line names a slot as people know it: the names of its environment and logical
+# environment, read with the problem rows (an id only when the row it names is itself missing).
 _SLOT_NAMES = (
     " LEFT JOIN environment AS e ON e.id = {t}.environment_id"
     " LEFT JOIN logical_environment AS l ON l.id = {t}.logical_environment_id"
@@ -95,11 +95,11 @@ def _slot(
 ) -> str:
     return (
         f"{deployment_name} ({kind}) in environment {_named(env, env_id)}, "
-        f"stage {_named(stage, stage_id)}"
+        f"logical environment {_named(stage, stage_id)}"
     )
 
 
-def one_active_per_key(db: peewee.Database) -> list[str]:
+def one_active_per_slot(db: peewee.Database) -> list[str]:
     rows = db.execute_sql(
         "SELECT d.deployment_name, d.kind, e.name, d.environment_id, l.name,"
         " d.logical_environment_id, COUNT(*), group_concat(d.id, ', ')"
@@ -126,7 +126,7 @@ def superseded_have_successors(db: peewee.Database) -> list[str]:
         " ORDER BY old.id LIMIT 50"
     ).fetchall()
     return [
-        f"invariant: superseded record {r[0]} has no later successor in its key "
+        f"invariant: superseded record {r[0]} has no later successor in its slot "
         f"(superseded_by {r[1]}): {_slot(*r[2:])}"
         for r in rows
     ]

@@ -163,7 +163,7 @@ def m001_core(db: peewee.Database) -> None:
             CHECK ((status = 'superseded') = (superseded_by IS NOT NULL)),
             CHECK (superseded_by IS NULL OR superseded_by > id)
         )""",
-        # The invariant: at most one active record per key.
+        # The invariant: at most one active record per slot.
         """CREATE UNIQUE INDEX deployment_one_active
             ON deployment (environment_id, logical_environment_id, deployment_name, kind)
             WHERE status = 'deployed'""",
@@ -213,7 +213,7 @@ def m001_core(db: peewee.Database) -> None:
 
 @migration
 def m002_evidence_trust(db: peewee.Database) -> None:
-    """Issue 4: public keys, remembered signature verifications, stage policies with their
+    """Evidence trust: public keys, remembered signature verifications, stage policies with their
     history, and which policy (and which evidence) admitted each deployment record.
 
     Everything here is history: append-only, guarded by triggers like m001's evidence.
@@ -239,7 +239,7 @@ def m002_evidence_trust(db: peewee.Database) -> None:
         )""",
         """CREATE INDEX attestation_verification_owner
             ON attestation_verification (attestation_id, public_key_id)""",
-        # A policy version of a stage. The stage's policy in force is its newest row:
+        # A policy version of a logical environment. Its policy in force is its newest row:
         # 'set' (with its required predicate types, a JSON array, and its trusted keys in
         # stage_policy_key) or 'clear' (no policy).
         """CREATE TABLE stage_policy (
@@ -257,13 +257,13 @@ def m002_evidence_trust(db: peewee.Database) -> None:
             public_key_id INTEGER NOT NULL REFERENCES public_key (id),
             PRIMARY KEY (policy_id, public_key_id)
         )""",
-        # Which policy version admitted a record (NULL: the stage had no policy).
+        # Which policy version admitted a record (NULL: the logical environment had no policy).
         "ALTER TABLE deployment ADD COLUMN policy_id INTEGER REFERENCES stage_policy (id)",
         """CREATE TRIGGER deployment_policy_immutable BEFORE UPDATE ON deployment
             WHEN NEW.policy_id IS NOT OLD.policy_id
             BEGIN SELECT RAISE(ABORT, 'deployment records are immutable history'); END""",
-        # A new record names exactly the policy in force in its stage (NULL when none):
-        # no write path can skip the gate without the schema noticing.
+        # A new record names exactly the policy in force in its logical environment (NULL
+        # when none): no write path can skip the gate without the schema noticing.
         """CREATE TRIGGER deployment_policy_in_force BEFORE INSERT ON deployment
             WHEN NEW.policy_id IS NOT (
                 SELECT CASE WHEN action = 'set' THEN id END FROM stage_policy
@@ -283,7 +283,8 @@ def m002_evidence_trust(db: peewee.Database) -> None:
             public_key_id INTEGER REFERENCES public_key (id)
         )""",
         "CREATE INDEX deployment_admission_owner ON deployment_admission (deployment_id)",
-        # A stage with policy history keeps it: it cannot be deleted (as with records).
+        # A logical environment with policy history keeps it: it cannot be deleted (as with
+        # records).
         """CREATE TRIGGER logical_environment_policy_history BEFORE DELETE ON logical_environment
             WHEN EXISTS (SELECT 1 FROM stage_policy WHERE logical_environment_id = OLD.id)
             BEGIN SELECT RAISE(ABORT,
@@ -306,7 +307,7 @@ def m002_evidence_trust(db: peewee.Database) -> None:
 
 @migration
 def m003_lifecycle(db: peewee.Database) -> None:
-    """Issue 5: lineage of promotions and rollbacks, deployment slots and the indexes of
+    """Lifecycle: lineage of promotions and rollbacks, deployment slots and the indexes of
     point-in-time queries, and the append-only log of scoped variables.
 
     Point in time: per slot, records never overlap (superseding ends the old record at the
@@ -344,7 +345,7 @@ def m003_lifecycle(db: peewee.Database) -> None:
             WHEN NEW.promoted_from IS NOT OLD.promoted_from
               OR NEW.rollback_of IS NOT OLD.rollback_of
             BEGIN SELECT RAISE(ABORT, 'deployment records are immutable history'); END""",
-        # Every slot (environment, stage, name, kind) that ever had a record.
+        # Every slot (environment, logical environment, name, kind) that ever had a record.
         """CREATE TABLE deployment_slot (
             id INTEGER PRIMARY KEY,
             environment_id INTEGER NOT NULL REFERENCES environment (id),
@@ -377,9 +378,10 @@ def m003_lifecycle(db: peewee.Database) -> None:
         """CREATE INDEX deployment_key_time ON deployment
             (environment_id, logical_environment_id, deployment_name, kind, created_at)""",
         # Active records newest first (list, status, diff), filtered by environment and/or
-        # stage, without touching ended history: partial indexes hold one entry per slot.
+        # logical environment, without touching ended history: partial indexes hold one
+        # entry per slot.
         # (Without them SQLite picks deployment_logical or deployment_key_time for
-        # `--logical-env L`, and reads the whole history of the stage.)
+        # `--logical-env L`, and reads the whole history of the logical environment.)
         """CREATE INDEX deployment_active_created ON deployment (created_at)
             WHERE status = 'deployed'""",
         """CREATE INDEX deployment_active_stage ON deployment (logical_environment_id, created_at)
@@ -429,7 +431,7 @@ def m003_lifecycle(db: peewee.Database) -> None:
 
 @migration
 def m004_variable_redaction(db: peewee.Database) -> None:
-    """Issue 9: a plain value set by mistake can be redacted, and that is the only change
+    """Variable redaction: a plain value set by mistake can be redacted, and that is the only change
     the variable history accepts.
 
     A redaction is its own history line (action 'redacted', naming the entry in

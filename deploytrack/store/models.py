@@ -115,10 +115,10 @@ class Deployment(BaseModel):
     last_seen_at = BigIntegerField()
     ended_at = BigIntegerField(null=True)
     superseded_by = IntegerField(null=True)
-    # Issue 5 (m003_lifecycle): lineage, set once on insert.
+    # Lineage (m003_lifecycle), set once on insert.
     promoted_from = IntegerField(null=True)
     rollback_of = IntegerField(null=True)
-    # Issue 4 (m002_evidence_trust): the stage policy version that admitted the record.
+    # Admission (m002_evidence_trust): the stage policy version that admitted the record.
     policy_id = IntegerField(null=True)
 
     if TYPE_CHECKING:  # peewee adds these at runtime
@@ -128,7 +128,8 @@ class Deployment(BaseModel):
 
 
 class DeploymentSlot(BaseModel):
-    """Every (environment, stage, name, kind) that ever had a record; kept by a trigger."""
+    """Every (environment, logical environment, name, kind) that ever had a record; kept by
+    a trigger."""
 
     environment = ForeignKeyField(Environment, column_name="environment_id")
     logical_environment = ForeignKeyField(LogicalEnvironment, column_name="logical_environment_id")
@@ -142,7 +143,7 @@ class DeploymentSlot(BaseModel):
 
 
 class StagePolicy(BaseModel):
-    """One version of a stage's policy (append-only); the newest one is in force."""
+    """One version of a logical environment's policy (append-only); the newest is in force."""
 
     logical_environment = ForeignKeyField(LogicalEnvironment, column_name="logical_environment_id")
     action = CharField()

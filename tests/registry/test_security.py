@@ -1,4 +1,4 @@
-"""Security, end to end (issue 6): a registry password, a secret variable and a private
+"""Security, end to end: a registry password, a secret variable and a private
 key password never appear in the database file (with its WAL), in any output, in an
 error message or in an exported file; and every file deploytrack creates is 0600, every
 folder 0700.

@@ -34,7 +34,7 @@ class DeploymentView(NamedTuple):
     ended_at: int | None
     superseded_by: int | None
     policy_id: int | None  # the stage policy version that admitted it
-    # Issue 5: the record a promotion copied / the earlier record a rollback restored.
+    # Lineage: the record a promotion copied / the earlier record a rollback restored.
     promoted_from: int | None
     rollback_of: int | None
 

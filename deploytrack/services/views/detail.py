@@ -16,7 +16,7 @@ class DeploymentDetail:
     deployment: DeploymentView
     supersedes: int | None
     attestations: tuple[AttestationView, ...]
-    # Issue 4: the policy version that admitted the record, and the evidence that did.
+    # Admission: the policy version that admitted the record, and the evidence that did.
     policy: PolicyView | None = None
     admission: tuple[AdmissionView, ...] = ()
 

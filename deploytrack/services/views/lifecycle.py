@@ -57,7 +57,8 @@ class StatusReport(NamedTuple):
 
 
 class Selection(NamedTuple):
-    """One side of a diff: environment and stage (None: every one), at a time (None: now)."""
+    """One side of a diff: environment and logical environment (None: every one), at a time
+    (None: now)."""
 
     environment: str | None = None
     logical_environment: str | None = None

@@ -74,7 +74,7 @@ class AdmissionEvidence:
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer of a policy for one digest at one stage."""
+    """The answer of a policy for one digest in one logical environment."""
 
     logical_environment: str
     digest: str

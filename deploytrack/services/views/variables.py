@@ -17,7 +17,8 @@ class Scope:
 
     @property
     def level(self) -> int:
-        """Specificity: 3 (stage, env, deployment) > 2 (stage, deployment) > 1 (stage, env) > 0."""
+        """Specificity: 3 (logical environment, env, deployment) > 2 (logical environment,
+        deployment) > 1 (logical environment, env) > 0 (logical environment)."""
         return (2 if self.deployment_name else 0) + (1 if self.environment else 0)
 
     def options(self) -> str:
