@@ -180,7 +180,27 @@ def test_invalid_environment_type_is_a_usage_error(
 
 def test_environment_update_needs_something_to_change(refuse: Invoke, ok: Invoke) -> None:
     ok("environment", "create", "--name", "e", "--description", "kept")
-    refuse("environment", "update", "--name", "e", code=2, contains="--description")
+    refuse(
+        "environment", "update", "--name", "e", code=2,
+        contains="give --description or --type (or both)",
+    )  # fmt: skip
+
+
+def test_the_update_service_given_no_field_changes_nothing(ok: Invoke, db_path: Path) -> None:
+    # The command refuses this while its line is read (above): the service is a no-op.
+    from deploytrack.services.catalog import environments, logical_environments
+    from deploytrack.store import open_store
+
+    ok("environment", "create", "--name", "e", "--description", "kept")
+    before = snapshot(db_path)
+    store = open_store(db_path)
+    try:
+        view, changed = environments.update(store, "e")
+        assert (view.description, changed) == ("kept", False)
+        assert logical_environments.update(store, "staging")[1] is False
+    finally:
+        store.close()
+    assert snapshot(db_path) == before
 
 
 def test_logical_environment_update_needs_a_description(refuse: Invoke, ok: Invoke) -> None:

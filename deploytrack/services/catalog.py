@@ -107,12 +107,11 @@ class _Catalog(Generic[V]):
         self, store: Store, name: str, description: str | None = None, type: str | None = None
     ) -> tuple[V, bool]:
         """Set the given fields; returns the view and whether anything changed. Values it
-        already has change nothing, not even `updated_at` (an honest no-op)."""
+        already has change nothing, not even `updated_at` (an honest no-op), and so does
+        giving no field: `environment update` refuses that while its command line is read."""
         changes = self._type(type) if type is not None else {}
         if description is not None:
             changes["description"] = validate.description(description)
-        if not changes:
-            raise ServiceError("nothing to update: give a new --description or another option")
         with store.write():
             row = self._get(name)
             if all(getattr(row, k) == v for k, v in changes.items()):
