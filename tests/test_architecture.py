@@ -8,6 +8,7 @@ the type checker.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import subprocess
 import sys
@@ -83,6 +84,21 @@ def test_the_store_migrations_are_a_leaf_of_the_store(graph: object) -> None:
         "deploytrack.store.errors",
         "deploytrack.timeutil",
     }
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    """A name used by two modules is public in the one that owns it (or moves where both
+    can reach it), at any level of the file: `_name` is private to its module."""
+    package = SCRIPT.parent.parent / "deploytrack"
+    found = [
+        f"{path.relative_to(package.parent)}:{node.lineno}: from {node.module} import {alias.name}"
+        for path in sorted(package.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("deploytrack")
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert not found, found
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

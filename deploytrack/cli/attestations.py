@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from deploytrack.services.views.evidence import AttestationView, ImportResult
 
 
-def _read_input(path: str, limit: int) -> bytes:
+def read_input(path: str, limit: int) -> bytes:
     """Read at most `limit`+1 bytes: enough to tell that an input is over the limit."""
     if path == "-":
         return sys.stdin.buffer.read(limit + 1)
@@ -39,7 +39,7 @@ def _read_input(path: str, limit: int) -> bytes:
         raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _is_text(value: str) -> bool:
+def is_text(value: str) -> bool:
     """False for arguments that were not UTF-8 (Python keeps such bytes as surrogates)."""
     try:
         value.encode("utf-8")
@@ -83,12 +83,12 @@ def attestation_import(
     if paths.count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
     for flag, value in (("--project", project), ("--version", version), ("--workflow", workflow)):
-        if value is not None and not _is_text(value):
+        if value is not None and not is_text(value):
             raise click.UsageError(f"{flag} is not valid UTF-8 text")
     sources = [
         evidence.Source(
             name="stdin" if path == "-" else path,
-            data=_read_input(path, MAX_INPUT_BYTES),
+            data=read_input(path, MAX_INPUT_BYTES),
             jsonl=path.lower().endswith(".jsonl"),
         )
         for path in paths

@@ -258,7 +258,7 @@ def attestation_sign(
     A bare in-toto statement is wrapped in a DSSE envelope signed with --key; a DSSE
     envelope or Sigstore bundle gets one more signature. Prints the new attestation's digest.
     """
-    from deploytrack.cli.attestations import _is_text, _read_input
+    from deploytrack.cli.attestations import is_text, read_input
     from deploytrack.evidence import MAX_DOCUMENT_BYTES
     from deploytrack.services import attest, evidence
     from deploytrack.services.views.evidence import SignedAttestation
@@ -266,9 +266,9 @@ def attestation_sign(
     if path == "-" and key_password_stdin:
         raise click.UsageError("stdin cannot hold both the attestation and the key password")
     for flag, value in (("--project", project), ("--version", version), ("--workflow", workflow)):
-        if value is not None and not _is_text(value):
+        if value is not None and not is_text(value):
             raise click.UsageError(f"{flag} is not valid UTF-8 text")
-    data = _read_input(path, MAX_DOCUMENT_BYTES)
+    data = read_input(path, MAX_DOCUMENT_BYTES)
     password = _read_password() if key_password_stdin else None
     key = attest.load_signing_key(key_file, password)
     del password
