@@ -84,11 +84,6 @@ def parse_duration(text: str) -> int:
     return total
 
 
-def parse_time(text: str, now: int | None = None) -> int:
-    """The first microsecond `text` names (see parse_time_span)."""
-    return parse_time_span(text, now)[0]
-
-
 # How long the last unit written lasts, less one microsecond: a time to the minute is that
 # whole minute, to the second that whole second; a fraction is an instant.
 _TO_MINUTE_US = 60 * 1_000_000 - 1

@@ -365,6 +365,14 @@ def test_parse_document_of_nothing_is_empty() -> None:
             parse_document(raw, "one.json")
 
 
+@pytest.mark.parametrize("jsonl", [False, True])
+def test_an_input_of_whitespace_alone_is_empty_in_both_modes(jsonl: bool) -> None:
+    # Every byte bytes.strip() removes: parse_input's one emptiness check covers JSON Lines.
+    for raw in (b"", b"\n", b" \t\r\n\x0b\x0c\n\r\n"):
+        with pytest.raises(EvidenceError, match=r"in\.jsonl is empty"):
+            parse_input(raw, "in.jsonl", jsonl=jsonl)
+
+
 @pytest.mark.parametrize(
     ("media_type", "version"),
     [

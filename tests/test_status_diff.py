@@ -127,7 +127,7 @@ def test_status_is_stale_when_the_last_heartbeat_is_older_than_the_threshold(
 
 def test_status_service_threshold_boundary(ok: Invoke, db_path: Path) -> None:
     made = rec(ok, V1, "prod-cluster", "production", "api")
-    seen = timeutil.parse_time(made["last_seen_at"])
+    seen = timeutil.parse_time_span(made["last_seen_at"])[0]
     store = open_store(db_path)
     try:
         at_limit = lifecycle.status(store, stale_after=30 * 60_000_000, now=seen + 30 * 60_000_000)

@@ -362,14 +362,14 @@ def parse_input(data: bytes, name: str, *, jsonl: bool = False) -> list[ParsedAt
         )
     if not data.strip():
         raise EvidenceError(f"{name} is empty")
+    # Not empty: the byte that is not whitespace is on a line _split_lines keeps (both
+    # strip the same bytes), so `lines` has at least one.
     lines = _split_lines(data)
     if not jsonl:
         # Several one-line objects: JSON Lines. A pretty-printed document never has a
         # complete object on its first line, so this needs no trial parse.
-        first = lines[0][1].strip() if lines else b""
+        first = lines[0][1].strip()
         jsonl = len(lines) > 1 and first.startswith(b"{") and first.endswith(b"}")
     if not jsonl:
         return [parse_document(data, name)]
-    if not lines:
-        raise EvidenceError(f"{name} is empty")
     return [parse_document(line, f"{name} line {number}") for number, line in lines]

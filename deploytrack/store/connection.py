@@ -16,8 +16,6 @@ from deploytrack.store.errors import BUSY_TIMEOUT_S, StoreError, translate
 
 __all__ = ["BUSY_TIMEOUT_S", "Store", "StoreError", "open_store", "resolve_path", "translate"]
 
-ENV_DB = locations.DB_ENV
-
 
 # Paths are plain strings here, handled with os.path: this module is on every command's
 # path, and pathlib (with the urllib.parse it imports) costs ~4 ms of start-up.
