@@ -1,7 +1,7 @@
-"""`attestation create` and `attestation verify`: evidence built, signed and checked locally.
+"""`attestation create`, `sign` and `verify`: evidence built, signed and checked locally.
 
-Attached to the `attestation` group in cli/__init__.py. cryptography is imported only when
-a key is given (inside the services these commands call).
+Attached to the `attestation` group lazily, in cli/attestations.py. cryptography is
+imported only when a key is given (inside the services these commands call).
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""`attestation create`: build evidence locally, sign it, and store it like an import.
+"""`attestation create` and `attestation sign`: build evidence locally, or take a
+statement or envelope, sign it, and store it like an import (one shared tail).
 
-Materials are resolved and read first (registry references exactly as `deployment record
---oci-ref` resolves them; files hashed and checked), then the statement is built, wrapped
-in a DSSE envelope (signed when a key is given), parsed by the same parser as any import,
-and stored in one write transaction with the bytes of the material files.
+`create`: materials are resolved and read first (registry references exactly as
+`deployment record --oci-ref` resolves them; files hashed and checked), then the statement
+is built, wrapped in a DSSE envelope (signed when a key is given), parsed by the same
+parser as any import, and stored in one write transaction with the bytes of the material
+files. `sign`: a bare statement is wrapped in a signed envelope, an envelope or bundle
+gets one more signature, and the result goes through the same tail.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Deployment queries whose plans matter on a long history.
+"""Every query written once: the records of a slot (its active and newest one), records
+joined with their names, point in time, which attestations name a digest, verifications,
+stage policies in force, digest prefixes.
+
+The deployment queries are the ones whose plans matter on a long history.
 
 A record is active at T when it was created at or before T and had not ended at or
 before T: `created_at <= T AND (ended_at IS NULL OR ended_at > T)`. Read literally that
