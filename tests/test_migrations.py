@@ -141,3 +141,19 @@ def test_a_database_upgraded_release_by_release_equals_a_fresh_one(
     assert schema(upgraded) == schema(new)
     assert bookkeeping(upgraded) == bookkeeping(new) == migrations.names()
     assert stages(upgraded) == stages(new)
+
+
+def test_every_model_describes_the_columns_its_table_has(tmp_path: Path) -> None:
+    """The models share column specs (a slot's four columns, a catalogue entry's four): each
+    model still names exactly its table's columns, NOT NULL where the schema says so."""
+    from deploytrack.store.models import ALL_MODELS
+
+    path = fresh(tmp_path)
+    with closing(sqlite3.connect(path)) as conn:
+        for model in ALL_MODELS:
+            table = model._meta.table_name
+            # table_info rows: (cid, name, type, notnull, default, pk)
+            info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+            columns = {row[1]: bool(row[3]) or bool(row[5]) for row in info}
+            fields = {f.column_name: not f.null for f in model._meta.sorted_fields}
+            assert fields == columns, table
