@@ -18,6 +18,9 @@ from deploytrack.store import migrations, open_store
 # sqlite_master of a fresh database as the code before `@migration` and `append_only()`
 # set it up (captured from main at m004): those must not change one byte of old SQL.
 SCHEMA_AT_M004 = FIXTURES / "schema-m004.json"
+# The same after m001-m003 alone, captured before m003 and m004 shared the head of
+# variable_event's CREATE TABLE: m004 drops m003's table, so only this shows its text.
+SCHEMA_AT_M003 = FIXTURES / "schema-m003.json"
 
 
 def schema(path: Path) -> list[list[Any]]:
@@ -101,6 +104,16 @@ def test_a_duplicate_name_is_refused_when_the_module_is_imported(tmp_path: Path)
 def test_a_fresh_schema_is_byte_identical_to_the_one_before_the_helpers(tmp_path: Path) -> None:
     expected = json.loads(SCHEMA_AT_M004.read_text(encoding="utf-8"))
     assert schema(fresh(tmp_path)) == expected
+
+
+def test_the_schema_m003_made_is_byte_identical_to_the_one_it_shipped_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:3])
+    path = tmp_path / "m003.db"
+    open_store(path).close()
+    assert bookkeeping(path) == ["m001_core", "m002_evidence_trust", "m003_lifecycle"]
+    assert schema(path) == json.loads(SCHEMA_AT_M003.read_text(encoding="utf-8"))
 
 
 def test_the_append_only_pair_refuses_updates_and_deletes() -> None:
