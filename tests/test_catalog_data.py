@@ -1,4 +1,4 @@
-"""The two catalogues are one `_Catalog` with different data: what references an entry
+"""The two catalogues are one `Catalog` with different data: what references an entry
 (and so keeps it from deletion) is a tuple of columns, each pointing at the catalogue's
 own table, and only environments have a type."""
 

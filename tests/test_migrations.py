@@ -18,6 +18,9 @@ from deploytrack.store import migrations, open_store
 # sqlite_master of a fresh database as the code before `@migration` and `append_only()`
 # set it up (captured from main at m004): those must not change one byte of old SQL.
 SCHEMA_AT_M004 = FIXTURES / "schema-m004.json"
+# The same after m001-m003 alone, captured before m003 and m004 shared the head of
+# variable_event's CREATE TABLE: m004 drops m003's table, so only this shows its text.
+SCHEMA_AT_M003 = FIXTURES / "schema-m003.json"
 
 
 def schema(path: Path) -> list[list[Any]]:
@@ -103,6 +106,16 @@ def test_a_fresh_schema_is_byte_identical_to_the_one_before_the_helpers(tmp_path
     assert schema(fresh(tmp_path)) == expected
 
 
+def test_the_schema_m003_made_is_byte_identical_to_the_one_it_shipped_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:3])
+    path = tmp_path / "m003.db"
+    open_store(path).close()
+    assert bookkeeping(path) == ["m001_core", "m002_evidence_trust", "m003_lifecycle"]
+    assert schema(path) == json.loads(SCHEMA_AT_M003.read_text(encoding="utf-8"))
+
+
 def test_the_append_only_pair_refuses_updates_and_deletes() -> None:
     with closing(sqlite3.connect(":memory:")) as conn:
         conn.execute("CREATE TABLE ledger (id INTEGER PRIMARY KEY, note TEXT)")
@@ -141,3 +154,19 @@ def test_a_database_upgraded_release_by_release_equals_a_fresh_one(
     assert schema(upgraded) == schema(new)
     assert bookkeeping(upgraded) == bookkeeping(new) == migrations.names()
     assert stages(upgraded) == stages(new)
+
+
+def test_every_model_describes_the_columns_its_table_has(tmp_path: Path) -> None:
+    """The models share column specs (a slot's four columns, a catalogue entry's four): each
+    model still names exactly its table's columns, NOT NULL where the schema says so."""
+    from deploytrack.store.models import ALL_MODELS
+
+    path = fresh(tmp_path)
+    with closing(sqlite3.connect(path)) as conn:
+        for model in ALL_MODELS:
+            table = model._meta.table_name
+            # table_info rows: (cid, name, type, notnull, default, pk)
+            info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+            columns = {row[1]: bool(row[3]) or bool(row[5]) for row in info}
+            fields = {f.column_name: not f.null for f in model._meta.sorted_fields}
+            assert fields == columns, table

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
 import click
 
 from deploytrack.cli import App, pass_app
@@ -15,10 +18,18 @@ from deploytrack.services.views.catalog import (
     Updated,
 )
 
+if TYPE_CHECKING:
+    from deploytrack.services.catalog import Catalog
+
+# Which catalogue of services/catalog.py a command works on.
+CatalogName = Literal["environments", "logical_environments"]
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
 _NAME = click.option(
     "--name", type=ENVIRONMENT, required=True, help="DNS-1123 label, e.g. prod-eu-1."
 )
 _STAGE_NAME = click.option("--name", type=STAGE, required=True, help="DNS-1123 label, e.g. canary.")
+_DESCRIPTION = click.option("--description", default=None, help="Free text.  [default: empty]")
 _IF_NOT_EXISTS = click.option(
     "--if-not-exists",
     is_flag=True,
@@ -45,10 +56,6 @@ def _warn_if_different(
             f"Warning: {label} {view.name} exists with {' and '.join(differ)}; nothing changed",
             err=True,
         )
-
-
-def _show(view: EnvironmentView | LogicalEnvironmentView, output: str) -> None:
-    render(view, output, text=_tell_entry)
 
 
 def _tell_entry(view: EnvironmentView | LogicalEnvironmentView) -> None:
@@ -84,51 +91,68 @@ def _tell_updated(result: Updated) -> None:
         click.echo(f"{label.capitalize()} {view.name} already has {values}: unchanged.")
 
 
-@click.group("environment", cls=LazyGroup)
-def environment() -> None:
-    """Infrastructure targets: a Kubernetes cluster, an ECS service, a server."""
+def _catalog(name: CatalogName) -> Catalog[Any]:
+    """A catalogue of services/catalog.py, imported when a command runs."""
+    from deploytrack.services import catalog
+
+    return catalog.environments if name == "environments" else catalog.logical_environments
 
 
-@environment.command("create")
-@_NAME
-@click.option("--description", default=None, help="Free text.  [default: empty]")
-@click.option(
-    "--type",
-    "type_",
-    type=ENVIRONMENT_TYPE,
-    default=None,
-    help="Infrastructure type.  [default: custom]",
-)
-@_IF_NOT_EXISTS
-@output_option
-@pass_app
-def environment_create(
-    app: App,
-    name: str,
-    description: str | None,
-    type_: str | None,
-    if_not_exists: bool,
-    output: str,
+def _alike_commands(
+    group: click.Group,
+    name_option: Decorator,
+    catalog: CatalogName,
+    table: Table,
+    label: str,
+    *,
+    type_option: Decorator | None = None,
 ) -> None:
-    """Create an environment."""
-    from deploytrack.services.catalog import environments
+    """`create`, `list`, `describe` and `delete`, the same for both catalogues but for an
+    environment's --type (`update` differs more: see each group)."""
+    article = "an" if label[0] in "aeiou" else "a"
 
-    view, created = environments.create(
-        app.store, name, description or "", type_ or "custom", exist_ok=if_not_exists
-    )
-    if not created:
-        _warn_if_different("environment", view, description, type=type_)
-    render(Created(view, created), output, text=_tell_created)
+    def create(
+        app: App,
+        name: str,
+        description: str | None,
+        if_not_exists: bool,
+        output: str,
+        type_: str | None = None,
+    ) -> None:
+        service = _catalog(catalog)
+        view, created = service.create(
+            app.store, name, description or "", type_, exist_ok=if_not_exists
+        )
+        if not created:
+            _warn_if_different(service.label, view, description, type=type_)
+        render(Created(view, created), output, text=_tell_created)
 
+    # Applied last to first, as decorators are: --help lists the options in this order.
+    typed = (type_option,) if type_option else ()
+    command: Callable[..., Any] = pass_app(create)
+    for option in reversed((name_option, _DESCRIPTION, *typed, _IF_NOT_EXISTS, output_option)):
+        command = option(command)
+    group.command("create", help=f"Create {article} {label}.")(command)
 
-@environment.command("list")
-@output_option(wide=True)
-@pass_app
-def environment_list(app: App, output: str) -> None:
-    """List environments."""
-    from deploytrack.services.catalog import environments
+    @group.command("list", help=f"List {label}s.")
+    @output_option(wide=True)
+    @pass_app
+    def list_(app: App, output: str) -> None:
+        render(_catalog(catalog).list(app.store), output, table)
 
-    render(environments.list(app.store), output, ENVIRONMENTS)
+    @group.command("describe", help=f"Show one {label}.")
+    @name_option
+    @output_option
+    @pass_app
+    def describe(app: App, name: str, output: str) -> None:
+        render(_catalog(catalog).describe(app.store, name), output, text=_tell_entry)
+
+    @group.command("delete", help=f"Delete {article} {label} no deployment record references.")
+    @name_option
+    @pass_app
+    def delete(app: App, name: str) -> None:
+        _catalog(catalog).delete(app.store, name)
+        click.echo(f"Deleted {label} {name}.")
 
 
 ENVIRONMENTS = Table(
@@ -141,16 +165,36 @@ ENVIRONMENTS = Table(
     empty="No environments: create one with 'deploytrack environment create'.",
 )
 
+LOGICAL_ENVIRONMENTS = Table(
+    (
+        Column("NAME", lambda v: v.name, 63),
+        Column("DEFAULT", lambda v: "yes" if v.is_default else "no"),
+        Column("DESCRIPTION", lambda v: v.description, 60, wide_cap=200),
+        Column("CREATED", lambda v: when(v.created_at)),
+    ),
+    empty="No logical environments.",
+)
 
-@environment.command("describe")
-@_NAME
-@output_option
-@pass_app
-def environment_describe(app: App, name: str, output: str) -> None:
-    """Show one environment."""
-    from deploytrack.services.catalog import environments
 
-    _show(environments.describe(app.store, name), output)
+@click.group("environment", cls=LazyGroup)
+def environment() -> None:
+    """Infrastructure targets: a Kubernetes cluster, an ECS service, a server."""
+
+
+_alike_commands(
+    environment,
+    _NAME,
+    "environments",
+    ENVIRONMENTS,
+    "environment",
+    type_option=click.option(
+        "--type",
+        "type_",
+        type=ENVIRONMENT_TYPE,
+        default=None,
+        help="Infrastructure type.  [default: custom]",
+    ),
+)
 
 
 @environment.command("update")
@@ -163,23 +207,10 @@ def environment_update(
     app: App, name: str, description: str | None, type_: str | None, output: str
 ) -> None:
     """Change an environment's description or type."""
-    from deploytrack.services.catalog import environments
-
     if description is None and type_ is None:
         raise click.UsageError("give --description or --type (or both)")
-    view, changed = environments.update(app.store, name, description, type_)
+    view, changed = _catalog("environments").update(app.store, name, description, type_)
     render(Updated(view, changed), output, text=_tell_updated)
-
-
-@environment.command("delete")
-@_NAME
-@pass_app
-def environment_delete(app: App, name: str) -> None:
-    """Delete an environment no deployment record references."""
-    from deploytrack.services.catalog import environments
-
-    environments.delete(app.store, name)
-    click.echo(f"Deleted environment {name}.")
 
 
 @click.group(
@@ -191,56 +222,13 @@ def logical_environment() -> None:
     """Steps of the lifecycle: development, staging, production, or your own (canary...)."""
 
 
-@logical_environment.command("create")
-@_STAGE_NAME
-@click.option("--description", default=None, help="Free text.  [default: empty]")
-@_IF_NOT_EXISTS
-@output_option
-@pass_app
-def logical_create(
-    app: App, name: str, description: str | None, if_not_exists: bool, output: str
-) -> None:
-    """Create a logical environment."""
-    from deploytrack.services.catalog import logical_environments
-
-    view, created = logical_environments.create(
-        app.store, name, description or "", exist_ok=if_not_exists
-    )
-    if not created:
-        _warn_if_different("logical environment", view, description)
-    render(Created(view, created), output, text=_tell_created)
-
-
-@logical_environment.command("list")
-@output_option(wide=True)
-@pass_app
-def logical_list(app: App, output: str) -> None:
-    """List logical environments."""
-    from deploytrack.services.catalog import logical_environments
-
-    render(logical_environments.list(app.store), output, LOGICAL_ENVIRONMENTS)
-
-
-LOGICAL_ENVIRONMENTS = Table(
-    (
-        Column("NAME", lambda v: v.name, 63),
-        Column("DEFAULT", lambda v: "yes" if v.is_default else "no"),
-        Column("DESCRIPTION", lambda v: v.description, 60, wide_cap=200),
-        Column("CREATED", lambda v: when(v.created_at)),
-    ),
-    empty="No logical environments.",
+_alike_commands(
+    logical_environment,
+    _STAGE_NAME,
+    "logical_environments",
+    LOGICAL_ENVIRONMENTS,
+    "logical environment",
 )
-
-
-@logical_environment.command("describe")
-@_STAGE_NAME
-@output_option
-@pass_app
-def logical_describe(app: App, name: str, output: str) -> None:
-    """Show one logical environment."""
-    from deploytrack.services.catalog import logical_environments
-
-    _show(logical_environments.describe(app.store, name), output)
 
 
 @logical_environment.command("update")
@@ -250,18 +238,5 @@ def logical_describe(app: App, name: str, output: str) -> None:
 @pass_app
 def logical_update(app: App, name: str, description: str, output: str) -> None:
     """Change a logical environment's description."""
-    from deploytrack.services.catalog import logical_environments
-
-    view, changed = logical_environments.update(app.store, name, description)
+    view, changed = _catalog("logical_environments").update(app.store, name, description)
     render(Updated(view, changed), output, text=_tell_updated)
-
-
-@logical_environment.command("delete")
-@_STAGE_NAME
-@pass_app
-def logical_delete(app: App, name: str) -> None:
-    """Delete a logical environment no deployment record references."""
-    from deploytrack.services.catalog import logical_environments
-
-    logical_environments.delete(app.store, name)
-    click.echo(f"Deleted logical environment {name}.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -22,6 +22,7 @@ from deploytrack.digests import normalize_lookup
 if TYPE_CHECKING:
     from typing import Protocol
 
+    from deploytrack.crypto.keys import SigningKey
     from deploytrack.registry.options import RegistryOptions
     from deploytrack.services.views.evidence import (
         CreatedAttestation,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 
 R = TypeVar("R", bound="_Enveloped")
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def _read_password() -> bytes:
@@ -52,6 +54,43 @@ def _read_password() -> bytes:
     if not value:
         raise click.UsageError("--key-password-stdin read an empty password")
     return value.encode("utf-8", "surrogateescape")
+
+
+def _key_options(key_help: str, password_help: str, *, required: bool) -> Decorator:
+    """--key PRIVATE_KEY_PEM, a private key to sign with, and --key-password-stdin, which
+    `_signing_key` reads; the commands word the help their own way."""
+    key = click.option(
+        "--key",
+        "key_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        required=required,
+        metavar="PRIVATE_KEY_PEM",
+        help=key_help,
+    )
+    password = click.option("--key-password-stdin", is_flag=True, help=password_help)
+    return lambda func: key(password(func))
+
+
+def _signing_key(key_file: str, key_password_stdin: bool) -> SigningKey:
+    """The key of --key, decrypted with the password read when --key-password-stdin asks."""
+    from deploytrack.services import attest
+
+    password = _read_password() if key_password_stdin else None
+    key = attest.load_signing_key(key_file, password)
+    del password
+    return key
+
+
+def _output_file_option(help: str) -> Decorator:
+    """--output-file FILE, where `_with_output_file` writes the envelope."""
+    return click.option(
+        "--output-file",
+        default=None,
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help=help,
+    )
 
 
 def _reserve(path: str) -> int:
@@ -96,26 +135,14 @@ def _with_output_file(output_file: str | None, produce: Callable[[], R]) -> R:
     "names the material).",
 )
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
-@click.option(
-    "--key",
-    "key_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="PRIVATE_KEY_PEM",
-    help="Sign with this private key (PKCS#8 or traditional EC/RSA PEM; ECDSA, Ed25519, RSA).",
-)
-@click.option(
-    "--key-password-stdin",
-    is_flag=True,
-    help="The key is encrypted: read its password from stdin (the second line when "
+@_key_options(
+    "Sign with this private key (PKCS#8 or traditional EC/RSA PEM; ECDSA, Ed25519, RSA).",
+    "The key is encrypted: read its password from stdin (the second line when "
     "--registry-password-stdin reads the first).",
+    required=False,
 )
-@click.option(
-    "--output-file",
-    default=None,
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="Also write the DSSE envelope here (mode 0600; an existing file is not overwritten).",
+@_output_file_option(
+    "Also write the DSSE envelope here (mode 0600; an existing file is not overwritten)."
 )
 @registry_options
 @output_option
@@ -146,11 +173,7 @@ def attestation_create(
         raise click.UsageError("--key-password-stdin needs --key")
     specs = tuple(predicate.parse_material_spec(m) for m in materials)
     pairs = tuple(predicate.parse_annotation(a) for a in annotations)
-    key = None
-    if key_file is not None:
-        password = _read_password() if key_password_stdin else None
-        key = attest.load_signing_key(key_file, password)
-        del password
+    key = _signing_key(key_file, key_password_stdin) if key_file is not None else None
     request = attest.CreateRequest(workflow, project, version, specs, pairs)
     result = _with_output_file(
         output_file, lambda: attest.create_attestation(app.store, request, registry, key)
@@ -219,27 +242,15 @@ def _tell_verified(result: VerifyResult) -> None:
 
 @click.command("sign", cls=Command)
 @click.argument("path", metavar="PATH|-")
-@click.option(
-    "--key",
-    "key_file",
+@_key_options(
+    "The private key (PKCS#8 or traditional EC/RSA PEM; ECDSA, Ed25519, RSA).",
+    "The key is encrypted: read its password from stdin.",
     required=True,
-    type=click.Path(dir_okay=False),
-    metavar="PRIVATE_KEY_PEM",
-    help="The private key (PKCS#8 or traditional EC/RSA PEM; ECDSA, Ed25519, RSA).",
-)
-@click.option(
-    "--key-password-stdin", is_flag=True, help="The key is encrypted: read its password from stdin."
 )
 @click.option("--project", default=None, help="Project (overrides the predicate's).")
 @click.option("--version", "version", default=None, help="Project version.")
 @click.option("--workflow", default=None, help="Workflow that produced it.")
-@click.option(
-    "--output-file",
-    default=None,
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="Also write the signed DSSE envelope here (0600; never overwrites).",
-)
+@_output_file_option("Also write the signed DSSE envelope here (0600; never overwrites).")
 @output_option
 @pass_app
 def attestation_sign(
@@ -269,9 +280,7 @@ def attestation_sign(
         if value is not None and not is_text(value):
             raise click.UsageError(f"{flag} is not valid UTF-8 text")
     data = read_input(path, MAX_DOCUMENT_BYTES)
-    password = _read_password() if key_password_stdin else None
-    key = attest.load_signing_key(key_file, password)
-    del password
+    key = _signing_key(key_file, key_password_stdin)
     overrides = evidence.Overrides(project, version, workflow)
     source = "stdin" if path == "-" else path
     result = _with_output_file(

@@ -1,6 +1,6 @@
 """Environments (infrastructure targets) and logical environments (steps of the lifecycle).
 
-Both are named catalogues with the same life cycle; `_Catalog` holds the rules once and
+Both are named catalogues with the same life cycle; `Catalog` holds the rules once and
 the two public objects differ only in data: their model, label, view, whether entries
 have a type, and the columns that reference an entry (and so keep it from deletion).
 """
@@ -25,7 +25,7 @@ V = TypeVar("V")
 DEFAULT_TYPE = "custom"
 
 
-class _Catalog(Generic[V]):
+class Catalog(Generic[V]):
     def __init__(
         self,
         model: Any,
@@ -160,7 +160,7 @@ def _logical_view(row: LogicalEnvironment) -> LogicalEnvironmentView:
     )
 
 
-environments: _Catalog[EnvironmentView] = _Catalog(
+environments: Catalog[EnvironmentView] = Catalog(
     Environment,
     "environment",
     "environment",
@@ -171,7 +171,7 @@ environments: _Catalog[EnvironmentView] = _Catalog(
         ("VariableEvent.environment", "variable change(s)"),
     ),
 )
-logical_environments: _Catalog[LogicalEnvironmentView] = _Catalog(
+logical_environments: Catalog[LogicalEnvironmentView] = Catalog(
     LogicalEnvironment,
     "logical environment",
     "logical-environment",

@@ -78,12 +78,20 @@ def schema(db: peewee.Database) -> tuple[list[str], list[str]]:
     return applied, problems
 
 
-# A problem line names a slot as people know it: the names of its environment and logical
-# environment, read with the problem rows (an id only when the row it names is itself missing).
-_SLOT_NAMES = (
-    " LEFT JOIN environment AS e ON e.id = {t}.environment_id"
-    " LEFT JOIN logical_environment AS l ON l.id = {t}.logical_environment_id"
-)
+def _select_with_slot(columns: str, source: str, t: str) -> str:
+    """`SELECT columns` from `source`, whose rows aliased `t` are records, each row ending
+    with what `_slot` takes, in its order.
+
+    A problem line names a slot as people know it: the names of its environment and
+    logical environment, read with the problem rows (an id only when the row it names is
+    itself missing).
+    """
+    return (
+        f"SELECT {columns}, {t}.deployment_name, {t}.kind, e.name, {t}.environment_id,"
+        f" l.name, {t}.logical_environment_id FROM {source}"
+        f" LEFT JOIN environment AS e ON e.id = {t}.environment_id"
+        f" LEFT JOIN logical_environment AS l ON l.id = {t}.logical_environment_id"
+    )
 
 
 def _named(name: str | None, row_id: int) -> str:
@@ -101,23 +109,25 @@ def _slot(
 
 def one_active_per_slot(db: peewee.Database) -> list[str]:
     rows = db.execute_sql(
-        "SELECT d.deployment_name, d.kind, e.name, d.environment_id, l.name,"
-        " d.logical_environment_id, COUNT(*), group_concat(d.id, ', ')"
-        # Ordered in a subquery: SQLite concatenates in the order rows arrive.
-        " FROM (SELECT * FROM deployment WHERE status = 'deployed' ORDER BY id) AS d"
-        + _SLOT_NAMES.format(t="d")
+        _select_with_slot(
+            "COUNT(*), group_concat(d.id, ', ')",
+            # Ordered in a subquery: SQLite concatenates in the order rows arrive.
+            "(SELECT * FROM deployment WHERE status = 'deployed' ORDER BY id) AS d",
+            "d",
+        )
         + " GROUP BY d.environment_id, d.logical_environment_id, d.deployment_name, d.kind"
         " HAVING COUNT(*) > 1"
     ).fetchall()
-    return [f"invariant: {r[6]} deployed records for {_slot(*r[:6])}: records {r[7]}" for r in rows]
+    return [f"invariant: {r[0]} deployed records for {_slot(*r[2:])}: records {r[1]}" for r in rows]
 
 
 def superseded_have_successors(db: peewee.Database) -> list[str]:
     rows = db.execute_sql(
-        "SELECT old.id, old.superseded_by, old.deployment_name, old.kind, e.name,"
-        " old.environment_id, l.name, old.logical_environment_id FROM deployment AS old"
-        " LEFT JOIN deployment AS new ON new.id = old.superseded_by"
-        + _SLOT_NAMES.format(t="old")
+        _select_with_slot(
+            "old.id, old.superseded_by",
+            "deployment AS old LEFT JOIN deployment AS new ON new.id = old.superseded_by",
+            "old",
+        )
         + " WHERE old.status = 'superseded' AND (new.id IS NULL OR new.id <= old.id"
         "  OR new.environment_id <> old.environment_id"
         "  OR new.logical_environment_id <> old.logical_environment_id"
@@ -151,10 +161,11 @@ def timeline(db: peewee.Database) -> list[str]:
         "  AND (ended_at IS NULL OR ended_at > next_start OR (status = 'superseded'"
         "   AND (ended_at <> next_start OR superseded_by IS NOT next_id)))"
         "  ORDER BY id LIMIT 50)"
-        " SELECT o.id, o.ended_at, o.superseded_by, o.next_id, o.next_start,"
-        "  o.deployment_name, o.kind, e.name, o.environment_id, l.name,"
-        "  o.logical_environment_id"
-        " FROM bad AS o" + _SLOT_NAMES.format(t="o") + " ORDER BY o.id"
+        " "
+        + _select_with_slot(
+            "o.id, o.ended_at, o.superseded_by, o.next_id, o.next_start", "bad AS o", "o"
+        )
+        + " ORDER BY o.id"
     ).fetchall()
     problems = []
     for record, ended, successor, next_id, next_start, *slot in rows:
@@ -186,10 +197,7 @@ def timeline(db: peewee.Database) -> list[str]:
 
 def digests_have_evidence(db: peewee.Database) -> list[str]:
     rows = db.execute_sql(
-        "SELECT d.digest, d.id, d.deployment_name, d.kind, e.name, d.environment_id, l.name,"
-        " d.logical_environment_id FROM deployment AS d"
-        + _SLOT_NAMES.format(t="d")
-        + " WHERE NOT EXISTS"
+        _select_with_slot("d.digest, d.id", "deployment AS d", "d") + " WHERE NOT EXISTS"
         " (SELECT 1 FROM attestation_subject AS s WHERE s.digest = d.digest)"
         " AND NOT EXISTS (SELECT 1 FROM attestation_material AS m WHERE m.digest = d.digest)"
         " ORDER BY d.digest, d.id"

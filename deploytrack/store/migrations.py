@@ -88,6 +88,32 @@ def append_only(table: str, changes: str, deletes: str, *, indent: int = 12) -> 
     return [no_update(table, changes, indent=indent), no_delete(table, deletes, indent=indent)]
 
 
+def _variable_event_table(table: str, actions: str) -> str:
+    """The head of `variable_event`'s CREATE TABLE, up to its table CHECKs: m003 created the
+    table and m004 rebuilt it (SQLite cannot change a CHECK) with the same columns and the
+    same rules for a scope and a variable's name; only the actions an entry takes differ.
+
+    Both migrations shipped, so this text must not change by a byte: SQLite keeps it as
+    written, and tests/test_migrations.py compares a fresh schema with the one they made.
+    """
+    return f"""CREATE TABLE {table} (
+            id INTEGER PRIMARY KEY,
+            logical_environment_id INTEGER NOT NULL REFERENCES logical_environment (id),
+            environment_id INTEGER REFERENCES environment (id),
+            deployment_name TEXT
+                CHECK (deployment_name IS NULL OR length(deployment_name) BETWEEN 1 AND 253),
+            name TEXT NOT NULL CHECK (
+                length(name) BETWEEN 1 AND 255
+                AND name NOT GLOB '*[^A-Za-z0-9_]*' AND name NOT GLOB '[0-9]*'
+                AND upper(substr(name, 1, 12)) <> 'DEPLOYTRACK_'),
+            action TEXT NOT NULL CHECK (action IN ({actions})),
+            is_secret INTEGER NOT NULL DEFAULT 0 CHECK (is_secret IN (0, 1)),
+            value TEXT,
+            ciphertext BLOB,
+            key_id TEXT,
+            created_at INTEGER NOT NULL,"""
+
+
 @migration
 def m001_core(db: peewee.Database) -> None:
     """Environments, logical environments, the evidence store and deployment records."""
@@ -395,22 +421,8 @@ def m003_lifecycle(db: peewee.Database) -> None:
         # Scoped variables: an append-only log of changes. The current value of a variable
         # at a scope is its newest event there. Secret values are stored only encrypted
         # (AES-256-GCM: nonce + ciphertext + tag) with the id of the key.
-        """CREATE TABLE variable_event (
-            id INTEGER PRIMARY KEY,
-            logical_environment_id INTEGER NOT NULL REFERENCES logical_environment (id),
-            environment_id INTEGER REFERENCES environment (id),
-            deployment_name TEXT
-                CHECK (deployment_name IS NULL OR length(deployment_name) BETWEEN 1 AND 253),
-            name TEXT NOT NULL CHECK (
-                length(name) BETWEEN 1 AND 255
-                AND name NOT GLOB '*[^A-Za-z0-9_]*' AND name NOT GLOB '[0-9]*'
-                AND upper(substr(name, 1, 12)) <> 'DEPLOYTRACK_'),
-            action TEXT NOT NULL CHECK (action IN ('set', 'unset')),
-            is_secret INTEGER NOT NULL DEFAULT 0 CHECK (is_secret IN (0, 1)),
-            value TEXT,
-            ciphertext BLOB,
-            key_id TEXT,
-            created_at INTEGER NOT NULL,
+        _variable_event_table("variable_event", "'set', 'unset'")
+        + """
             CHECK (action = 'set' OR (is_secret = 0 AND value IS NULL
                                       AND ciphertext IS NULL AND key_id IS NULL)),
             CHECK (action = 'unset' OR is_secret = 1
@@ -450,22 +462,8 @@ def m004_variable_redaction(db: peewee.Database) -> None:
         "is_secret, value, ciphertext, key_id, created_at"
     )
     statements = [
-        """CREATE TABLE variable_event_v4 (
-            id INTEGER PRIMARY KEY,
-            logical_environment_id INTEGER NOT NULL REFERENCES logical_environment (id),
-            environment_id INTEGER REFERENCES environment (id),
-            deployment_name TEXT
-                CHECK (deployment_name IS NULL OR length(deployment_name) BETWEEN 1 AND 253),
-            name TEXT NOT NULL CHECK (
-                length(name) BETWEEN 1 AND 255
-                AND name NOT GLOB '*[^A-Za-z0-9_]*' AND name NOT GLOB '[0-9]*'
-                AND upper(substr(name, 1, 12)) <> 'DEPLOYTRACK_'),
-            action TEXT NOT NULL CHECK (action IN ('set', 'unset', 'redacted')),
-            is_secret INTEGER NOT NULL DEFAULT 0 CHECK (is_secret IN (0, 1)),
-            value TEXT,
-            ciphertext BLOB,
-            key_id TEXT,
-            created_at INTEGER NOT NULL,
+        _variable_event_table("variable_event_v4", "'set', 'unset', 'redacted'")
+        + """
             -- On a plain 'set' whose value was redacted: 1.
             redacted INTEGER NOT NULL DEFAULT 0 CHECK (redacted IN (0, 1)),
             -- On a 'redacted' line: the earlier entry whose value it removed.
