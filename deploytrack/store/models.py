@@ -106,8 +106,8 @@ class AttestationMaterial(BaseModel):
 def _slot_columns() -> tuple[
     ForeignKeyField[Environment], ForeignKeyField[LogicalEnvironment], TextField, CharField
 ]:
-    """The four columns of a slot (environment, stage, name, kind), as `deployment` and
-    `deployment_slot` both hold them: fresh fields for each model, which peewee binds to
+    """The four columns of a slot (environment, logical environment, deployment name,
+    kind), as `deployment` and `deployment_slot` both hold them: fresh fields for each model, which peewee binds to
     the class they are assigned in (a shared base model would be one more model to define
     on every start: ~0.1 ms)."""
     return (
