@@ -107,9 +107,9 @@ def _slot_columns() -> tuple[
     ForeignKeyField[Environment], ForeignKeyField[LogicalEnvironment], TextField, CharField
 ]:
     """The four columns of a slot (environment, logical environment, deployment name,
-    kind), as `deployment` and `deployment_slot` both hold them: fresh fields for each model, which peewee binds to
-    the class they are assigned in (a shared base model would be one more model to define
-    on every start: ~0.1 ms)."""
+    kind), as `deployment` and `deployment_slot` both hold them: fresh fields for each
+    model, which peewee binds to the class they are assigned in (a shared base model would
+    be one more model to define on every start: ~0.1 ms)."""
     return (
         ForeignKeyField(Environment, column_name="environment_id"),
         ForeignKeyField(LogicalEnvironment, column_name="logical_environment_id"),
