@@ -23,12 +23,11 @@ from deploytrack.cli.output import (
 from deploytrack.cli.params import (
     DEPLOYMENT_NAME,
     DIGEST,
-    ENVIRONMENT,
     ID,
     KIND,
     LIMIT,
-    STAGE,
     STATUS,
+    filter_options,
     slot_options,
 )
 from deploytrack.cli.registry_options import registry_options
@@ -178,14 +177,7 @@ def deployment_decommission(
 
 
 @deployment.command("list")
-@click.option("--env", "environment", type=ENVIRONMENT, default=None, help="Only this environment.")
-@click.option(
-    "--logical-env",
-    "logical_environment",
-    type=STAGE,
-    default=None,
-    help="Only this logical environment.",
-)
+@filter_options
 @click.option(
     "--deployment-name", type=DEPLOYMENT_NAME, default=None, help="Only this deployment name."
 )

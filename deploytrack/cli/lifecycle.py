@@ -19,7 +19,15 @@ from deploytrack.cli.output import (
     safe,
     when,
 )
-from deploytrack.cli.params import DEPLOYMENT_NAME, ENVIRONMENT, ID, KIND, STAGE, slot_options
+from deploytrack.cli.params import (
+    DEPLOYMENT_NAME,
+    ENVIRONMENT,
+    ID,
+    KIND,
+    STAGE,
+    filter_options,
+    slot_options,
+)
 from deploytrack.cli.times import DURATION, TIME_END, age
 from deploytrack.digests import short
 
@@ -268,14 +276,7 @@ def _tell_diff(report: DiffReport, *, wide: bool = False) -> None:
 
 
 @click.command("status", cls=Command)
-@click.option("--env", "environment", type=ENVIRONMENT, default=None, help="Only this environment.")
-@click.option(
-    "--logical-env",
-    "logical_environment",
-    type=STAGE,
-    default=None,
-    help="Only this logical environment.",
-)
+@filter_options
 @click.option(
     "--stale-after",
     type=DURATION,

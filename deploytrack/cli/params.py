@@ -172,3 +172,18 @@ def slot_options(name_help: str) -> Callable[[Callable[..., Any]], Callable[...,
         return func
 
     return decorate
+
+
+def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--env and --logical-env as optional filters: only the records of that environment
+    or logical environment."""
+    func = click.option(
+        "--logical-env",
+        "logical_environment",
+        type=STAGE,
+        default=None,
+        help="Only this logical environment.",
+    )(func)
+    return click.option(
+        "--env", "environment", type=ENVIRONMENT, default=None, help="Only this environment."
+    )(func)
