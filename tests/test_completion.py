@@ -4,7 +4,6 @@ only, through the installed entry point exactly as bash calls it."""
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -180,7 +179,6 @@ def test_the_documented_source_lines_work(entry_point: str, shell: str) -> None:
     assert f"_DEPLOYTRACK_COMPLETE={shell}_source deploytrack" in docs
 
 
-@pytest.mark.skipif(not shutil.which("bash"), reason="bash is not installed")
 def test_bash_completes_through_the_documented_line(entry_point: str, estate: Path) -> None:
     script = (
         'eval "$(_DEPLOYTRACK_COMPLETE=bash_source deploytrack)"\n'
