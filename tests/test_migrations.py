@@ -21,6 +21,8 @@ SCHEMA_AT_M004 = FIXTURES / "schema-m004.json"
 # The same after m001-m003 alone, captured before m003 and m004 shared the head of
 # variable_event's CREATE TABLE: m004 drops m003's table, so only this shows its text.
 SCHEMA_AT_M003 = FIXTURES / "schema-m003.json"
+# After m005 (value salts) and m006 (the event log), as they shipped.
+SCHEMA_AT_M006 = FIXTURES / "schema-m006.json"
 
 
 def schema(path: Path) -> list[list[Any]]:
@@ -60,6 +62,8 @@ def test_migrations_are_registered_in_definition_order() -> None:
         "m002_evidence_trust",
         "m003_lifecycle",
         "m004_variable_redaction",
+        "m005_variable_value_salt",
+        "m006_event_log",
     ]
     assert [m.__name__ for m in migrations.MIGRATIONS] == migrations.names()
 
@@ -101,8 +105,20 @@ def test_a_duplicate_name_is_refused_when_the_module_is_imported(tmp_path: Path)
         migrations.MIGRATIONS[:] = before
 
 
-def test_a_fresh_schema_is_byte_identical_to_the_one_before_the_helpers(tmp_path: Path) -> None:
+def test_a_fresh_schema_is_byte_identical_to_the_one_before_the_helpers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
     expected = json.loads(SCHEMA_AT_M004.read_text(encoding="utf-8"))
+    assert schema(fresh(tmp_path)) == expected
+
+
+def test_the_schema_of_the_event_log_is_byte_identical_to_the_one_it_shipped_with(
+    tmp_path: Path,
+) -> None:
+    """m005 and m006 as they shipped: a change to their SQL would leave databases that
+    applied them with another schema than new ones."""
+    expected = json.loads(SCHEMA_AT_M006.read_text(encoding="utf-8"))
     assert schema(fresh(tmp_path)) == expected
 
 

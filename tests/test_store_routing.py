@@ -85,7 +85,7 @@ def test_nested_transactions_of_one_store_work_as_savepoints(
     two: tuple[Store, Store], tmp_path: Path
 ) -> None:
     first, _ = two
-    with first.write():
+    with first.write() as log:
         add("outer")
         with first.read():
             assert Environment.select().count() == 1
@@ -94,6 +94,7 @@ def test_nested_transactions_of_one_store_work_as_savepoints(
             raise RuntimeError("inner")
         # Still bound after the inner block ended: the outer transaction goes on.
         assert Environment.select().count() == 1
+        log.log("environment.created")
     assert names_in(tmp_path / "first.db") == ["outer"]
     assert DATABASE.obj is None
 
@@ -102,13 +103,14 @@ def test_another_stores_transaction_inside_one_is_refused(
     two: tuple[Store, Store], tmp_path: Path
 ) -> None:
     first, second = two
-    with first.write():
+    with first.write() as log:
         add("kept")
         for other in (second.write, second.read):
             with pytest.raises(TransactionMisuse, match="another store"), other():
                 pass
         # The refusal left the first store's binding in place.
         assert DATABASE.obj is first.db
+        log.log("environment.created")
     assert names_in(tmp_path / "first.db") == ["kept"]
     assert names_in(tmp_path / "second.db") == []
     environments.create(second, "later")  # and each store is usable after

@@ -25,6 +25,9 @@ def _environments(ok: Invoke) -> None:
     ok("environment", "create", "--name", "prod-cluster")
 
 
+SALT = "0" * 32  # a well-formed value salt (m005)
+
+
 def raw(db_path: Path) -> bytes:
     """Every byte of the database, its -wal and its -shm."""
     return b"".join(
@@ -216,11 +219,12 @@ def test_the_schema_accepts_the_redaction_and_no_other_change(ok: Invoke, db_pat
         # The CHECKs keep every row's shape, redacted or not.
         for columns, params in [
             ("action, value", ("set", None)),  # a plain value without its text
-            ("action, value, redacted", ("set", "v", 1)),  # redacted, yet with text
+            ("action, value, value_salt, redacted", ("set", "v", SALT, 1)),  # redacted, with text
             ("action, is_secret, ciphertext, key_id, redacted", ("set", 1, b"x", "k", 1)),
             ("action, redacted", ("unset", 1)),
-            ("action, value, redacts", ("set", "v", 1)),  # only a redaction names an entry
-            ("action, value", ("sideways", "v")),
+            # only a redaction names an entry
+            ("action, value, value_salt, redacts", ("set", "v", SALT, 1)),
+            ("action, value, value_salt", ("sideways", "v", SALT)),
         ]:
             with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
                 conn.execute(
@@ -339,7 +343,12 @@ def test_a_database_from_before_redaction_is_migrated_and_redactable(tmp_path: P
     migrations.ensure_current(db, str(path))
     db.close()
     after = query(path, "SELECT * FROM variable_event ORDER BY id")
+    # m005 gave each plain value a salt of its own (the log's commitment to it).
+    salts = [row.pop("value_salt") for row in after]
     assert after == [{**row, "redacted": 0, "redacts": None} for row in before]
+    assert [s is None for s in salts] == [row["value"] is None for row in before]
+    plain = [s for s in salts if s is not None]
+    assert len(set(plain)) == len(plain) and all(len(s) == 32 for s in plain)
 
     store = open_store(path)
     try:

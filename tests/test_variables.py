@@ -185,6 +185,9 @@ def test_valid_keys(ok: Invoke, key: str) -> None:
     assert values(ok) == {key: "v"}
 
 
+SALT = "0123456789abcdef" * 2  # a well-formed value salt (m005)
+
+
 @pytest.mark.parametrize("name", ["1ABC", "A-B", "DEPLOYTRACK_X", "deploytrack_x", ""])
 def test_the_schema_refuses_what_the_rules_refuse(ok: Invoke, db_path: Path, name: str) -> None:
     conn = sqlite3.connect(db_path)
@@ -192,14 +195,14 @@ def test_the_schema_refuses_what_the_rules_refuse(ok: Invoke, db_path: Path, nam
         with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             conn.execute(
                 "INSERT INTO variable_event (logical_environment_id, name, action, value, "
-                "created_at) VALUES (3, ?, 'set', 'v', 1)",
-                (name,),
+                "value_salt, created_at) VALUES (3, ?, 'set', 'v', ?, 1)",
+                (name, SALT),
             )
         # Plaintext in a secret, or a secret without its key id: refused too.
         for columns, params in [
-            ("is_secret, value, ciphertext, key_id", (1, "plain", b"x", "k")),
+            ("is_secret, value, value_salt, ciphertext, key_id", (1, "plain", SALT, b"x", "k")),
             ("is_secret, ciphertext", (1, b"x")),
-            ("is_secret, value, ciphertext", (0, "v", b"x")),
+            ("is_secret, value, value_salt, ciphertext", (0, "v", SALT, b"x")),
         ]:
             with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
                 conn.execute(

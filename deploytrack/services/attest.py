@@ -261,7 +261,7 @@ def _sign_and_store(
     if len(envelope) > MAX_DOCUMENT_BYTES:
         raise ServiceError(too_large)
     parsed = parse_document(envelope, name)
-    with store.write():
+    with store.write() as log:
         # Not before the statement's own createdAt (taken before the materials were read).
         now = max(not_before, timeutil.now_us())
         for digest, data in (blobs or {}).items():
@@ -273,6 +273,7 @@ def _sign_and_store(
             trust.remember_verification(
                 row.id, key.public, key.public.fingerprint, trust.CREATE, now
             )
+        log.log("attestation.imported", digests=[parsed.digest])
         view = views_of([parsed.digest])[parsed.digest]
     return CreateResult(
         attestation=view,

@@ -18,6 +18,7 @@ from deploytrack.store.models import Environment, LogicalEnvironment
 if TYPE_CHECKING:
     # Defined where a view is built: `deployment record` looks names up here, no more.
     from deploytrack.services.views.catalog import EnvironmentView, LogicalEnvironmentView
+    from deploytrack.store.eventlog import EventType
 
 V = TypeVar("V")
 
@@ -35,6 +36,7 @@ class Catalog(Generic[V]):
         *,
         typed: bool,
         referenced_by: tuple[tuple[str, str], ...],
+        events: tuple[EventType, EventType, EventType],
     ) -> None:
         self.model = model
         self.label = label
@@ -44,6 +46,8 @@ class Catalog(Generic[V]):
         # ("Model.field", what its rows are): history that names an entry, which keeps
         # it from deletion. By name: the lazily defined models load only on a delete.
         self.referenced_by = referenced_by
+        # The log's event types of this catalogue: environment.created, ...
+        self.events = events
 
     def _get(self, name: str) -> Any:
         row = self.model.get_or_none(self.model.name == name)
@@ -83,7 +87,7 @@ class Catalog(Generic[V]):
         fields = self._type(type)
         validate.name(name, self.label)
         validate.description(description)
-        with store.write():
+        with store.write() as log:
             existing = self.model.get_or_none(self.model.name == name)
             if existing is not None:
                 if exist_ok:
@@ -93,6 +97,7 @@ class Catalog(Generic[V]):
             row = self.model.create(
                 name=name, description=description, created_at=now, updated_at=now, **fields
             )
+            log.log(self.events[0])
         return self.to_view(row), True
 
     def list(self, store: Store) -> list[V]:
@@ -112,17 +117,18 @@ class Catalog(Generic[V]):
         changes = self._type(type) if type is not None else {}
         if description is not None:
             changes["description"] = validate.description(description)
-        with store.write():
+        with store.write() as log:
             row = self._get(name)
             if all(getattr(row, k) == v for k, v in changes.items()):
                 return self.to_view(row), False
             changes["updated_at"] = max(timeutil.now_us(), row.updated_at)
             self.model.update(**changes).where(self.model.id == row.id).execute()
+            log.log(self.events[1])
             row = self._get(name)
         return self.to_view(row), True
 
     def delete(self, store: Store, name: str) -> None:
-        with store.write():
+        with store.write() as log:
             row = self._get(name)
             for column, what in self.referenced_by:
                 model_name, field_name = column.split(".")
@@ -134,6 +140,7 @@ class Catalog(Generic[V]):
                         "history is never deleted; it cannot be removed"
                     )
             self.model.delete().where(self.model.id == row.id).execute()
+            log.log(self.events[2])
 
 
 def _environment_view(row: Environment) -> EnvironmentView:
@@ -170,6 +177,7 @@ environments: Catalog[EnvironmentView] = Catalog(
         ("Deployment.environment", "deployment record(s)"),
         ("VariableEvent.environment", "variable change(s)"),
     ),
+    events=("environment.created", "environment.updated", "environment.deleted"),
 )
 logical_environments: Catalog[LogicalEnvironmentView] = Catalog(
     LogicalEnvironment,
@@ -180,5 +188,10 @@ logical_environments: Catalog[LogicalEnvironmentView] = Catalog(
     referenced_by=(
         ("Deployment.logical_environment", "deployment record(s)"),
         ("VariableEvent.logical_environment", "variable change(s)"),
+    ),
+    events=(
+        "logical_environment.created",
+        "logical_environment.updated",
+        "logical_environment.deleted",
     ),
 )

@@ -95,79 +95,106 @@ def record(
     if status == DECOMMISSIONED and (promoted_from is not None or rollback_of is not None):
         raise ServiceError("a decommissioning is neither a promotion nor a rollback")
 
-    with store.write():
-        env = environments.get(store, slot.environment)
-        stage = logical_environments.get(store, slot.logical_environment)
-        if not queries.digest_in_evidence(digest):
-            raise ServiceError(f"{digest} {validate.NOT_IN_EVIDENCE}")
-        # Taken under the write lock, so times follow commit order across processes.
-        now = timeutil.now_us()
-        of_slot = queries.in_slot(env.id, stage.id, slot.deployment_name, slot.kind)
-        active = queries.active_in(of_slot)
+    with store.write() as log:
+        result = _record(store, slot, digest, artifact_ref, status, promoted_from, rollback_of)
+        if result.action in ("created", "superseded"):
+            if promoted_from is not None:
+                log.log("deployment.promoted")
+            elif rollback_of is not None:
+                log.log("deployment.rolled_back")
+            elif result.action == "created":
+                log.log("deployment.recorded")
+            else:
+                log.log("deployment.superseded")
+        elif result.action == "heartbeat":
+            log.log("deployment.heartbeat")
+        elif result.action == "decommissioned":
+            log.log("deployment.decommissioned")
+        return result
 
-        def view(row: Deployment) -> DeploymentView:
-            return _view(row, env.name, stage.name)
 
-        if status == DECOMMISSIONED:
-            return _decommission(slot, digest, of_slot, active, now, view)
+def _record(
+    store: Store,
+    slot: Slot,
+    digest: str,
+    artifact_ref: str | None,
+    status: str,
+    promoted_from: int | None,
+    rollback_of: int | None,
+) -> RecordResult:
+    """record()'s rules, inside its transaction."""
+    env = environments.get(store, slot.environment)
+    stage = logical_environments.get(store, slot.logical_environment)
+    if not queries.digest_in_evidence(digest):
+        raise ServiceError(f"{digest} {validate.NOT_IN_EVIDENCE}")
+    # Taken under the write lock, so times follow commit order across processes.
+    now = timeutil.now_us()
+    of_slot = queries.in_slot(env.id, stage.id, slot.deployment_name, slot.kind)
+    active = queries.active_in(of_slot)
 
-        if active is not None and active.digest == digest:
-            seen = max(now, active.last_seen_at)
-            Deployment.update(last_seen_at=seen).where(Deployment.id == active.id).execute()
-            active.last_seen_at = seen
-            return RecordResult("heartbeat", view(active))
+    def view(row: Deployment) -> DeploymentView:
+        return _view(row, env.name, stage.name)
 
-        # The stage policy gate: a new admission, so it must satisfy the policy in
-        # force, verified now from the stored evidence; refused, nothing is written.
-        # Heartbeats and decommissioning (above) are not admissions and are never blocked.
-        decision = None
-        if queries.policy_in_force(stage.id) is not None:
-            # Only a logical environment with a policy pays for loading the gate (evidence, keys).
-            from deploytrack.services import policies
+    if status == DECOMMISSIONED:
+        return _decommission(slot, digest, of_slot, active, now, view)
 
-            decision = policies.admit(stage, digest)
-        # The successor's id is known before it exists: the active record must point at it
-        # when it stops being `deployed` (the partial unique index allows one at a time).
-        new_id = (Deployment.select(fn.MAX(Deployment.id)).scalar() or 0) + 1
-        previous = None
-        if active is None:
-            # Records of a slot never overlap in time, even when the clock stepped
-            # back after a decommissioning (point-in-time queries rely on it).
-            newest = (
-                Deployment.select(Deployment.ended_at)
-                .where(of_slot)
-                .order_by(Deployment.id.desc())
-                .limit(1)
-                .scalar()
-            )
-            now = max(now, newest or now)
-        else:
-            now = max(now, active.last_seen_at)
-            Deployment.update(status=SUPERSEDED, ended_at=now, superseded_by=new_id).where(
-                Deployment.id == active.id
-            ).execute()
-            previous = Deployment.get_by_id(active.id)
-        Deployment.insert(
-            id=new_id,
-            environment=env.id,
-            logical_environment=stage.id,
-            deployment_name=slot.deployment_name,
-            kind=slot.kind,
-            digest=digest,
-            artifact_ref=artifact_ref,
-            status=DEPLOYED,
-            created_at=now,
-            last_seen_at=now,
-            policy_id=decision.policy.id if decision is not None and decision.policy else None,
-            promoted_from=promoted_from,
-            rollback_of=rollback_of,
+    if active is not None and active.digest == digest:
+        seen = max(now, active.last_seen_at)
+        Deployment.update(last_seen_at=seen).where(Deployment.id == active.id).execute()
+        active.last_seen_at = seen
+        return RecordResult("heartbeat", view(active))
+
+    # The stage policy gate: a new admission, so it must satisfy the policy in
+    # force, verified now from the stored evidence; refused, nothing is written.
+    # Heartbeats and decommissioning (above) are not admissions and are never blocked.
+    decision = None
+    if queries.policy_in_force(stage.id) is not None:
+        # Only a logical environment with a policy pays for loading the gate (evidence, keys).
+        from deploytrack.services import policies
+
+        decision = policies.admit(stage, digest)
+    # The successor's id is known before it exists: the active record must point at it
+    # when it stops being `deployed` (the partial unique index allows one at a time).
+    new_id = (Deployment.select(fn.MAX(Deployment.id)).scalar() or 0) + 1
+    previous = None
+    if active is None:
+        # Records of a slot never overlap in time, even when the clock stepped
+        # back after a decommissioning (point-in-time queries rely on it).
+        newest = (
+            Deployment.select(Deployment.ended_at)
+            .where(of_slot)
+            .order_by(Deployment.id.desc())
+            .limit(1)
+            .scalar()
+        )
+        now = max(now, newest or now)
+    else:
+        now = max(now, active.last_seen_at)
+        Deployment.update(status=SUPERSEDED, ended_at=now, superseded_by=new_id).where(
+            Deployment.id == active.id
         ).execute()
-        if decision is not None:
-            policies.remember_admission(new_id, decision, now)
-        created = Deployment.get_by_id(new_id)
-        if previous is None:
-            return RecordResult("created", view(created))
-        return RecordResult("superseded", view(created), view(previous))
+        previous = Deployment.get_by_id(active.id)
+    Deployment.insert(
+        id=new_id,
+        environment=env.id,
+        logical_environment=stage.id,
+        deployment_name=slot.deployment_name,
+        kind=slot.kind,
+        digest=digest,
+        artifact_ref=artifact_ref,
+        status=DEPLOYED,
+        created_at=now,
+        last_seen_at=now,
+        policy_id=decision.policy.id if decision is not None and decision.policy else None,
+        promoted_from=promoted_from,
+        rollback_of=rollback_of,
+    ).execute()
+    if decision is not None:
+        policies.remember_admission(new_id, decision, now)
+    created = Deployment.get_by_id(new_id)
+    if previous is None:
+        return RecordResult("created", view(created))
+    return RecordResult("superseded", view(created), view(previous))
 
 
 def decommission(store: Store, slot: Slot) -> RecordResult:

@@ -224,9 +224,12 @@ def store_parsed(
 ) -> list[ImportResult]:
     """Store parsed attestations in one transaction. Already-stored bytes add nothing."""
     results: list[tuple[str, bool, str]] = []
-    with store.write():
+    with store.write() as log:
         now = timeutil.now_us()
         created = set(insert_parsed_many([item for _, item in parsed], overrides, now))
+        # One event for the batch (one command, one transaction), naming each new
+        # attestation by digest.
+        log.log("attestation.imported", digests=sorted(created))
         for source, item in parsed:
             # The first occurrence of new bytes is "created"; a repeat is already stored.
             results.append((source, item.digest in created, item.digest))

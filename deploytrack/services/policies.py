@@ -102,7 +102,7 @@ def set_policy(
         raise ServiceError(
             f"a policy holds at most {MAX_PREDICATES} predicate types and {MAX_KEYS} keys"
         )
-    with store.write():
+    with store.write() as log:
         stage = logical_environments.get(store, stage_name)
         current = in_force(stage)
         if (
@@ -124,13 +124,14 @@ def set_policy(
         for key in by_fingerprint.values():
             key_row = trust.remember_key(key, now)
             StagePolicyKey.insert(policy=row.id, public_key=key_row.id).execute()
+        log.log("policy.set")
         return PolicyChange(True, _view(row, stage.name))
 
 
 def clear_policy(store: Store, stage_name: str) -> PolicyChange:
     """Remove the policy of a logical environment (a `clear` version). Returns the clear
     version, or no policy and changed False when the logical environment had no policy."""
-    with store.write():
+    with store.write() as log:
         stage = logical_environments.get(store, stage_name)
         newest = queries.newest_policy(stage.id)
         if newest is None or newest.action != SET:
@@ -141,6 +142,7 @@ def clear_policy(store: Store, stage_name: str) -> PolicyChange:
             required_predicates="[]",
             created_at=max(timeutil.now_us(), newest.created_at),
         )
+        log.log("policy.cleared")
         return PolicyChange(True, _view(row, stage.name))
 
 

@@ -140,10 +140,11 @@ def verify_attestation(store: Store, digest: str, keys: Sequence[PublicKey]) -> 
     matches = verify_envelope(envelope, keys)
     if not matches:
         raise ServiceError(_explain(row.digest, envelope, keys))
-    with store.write():
+    with store.write() as log:
         now = timeutil.now_us()
         for match in matches:
             remember_verification(row.id, match.key, match.keyid, VERIFY, now)
+        log.log("attestation.verified", digests=[row.digest])
     return VerifyResult(
         attestation=row.digest,
         format=row.format,

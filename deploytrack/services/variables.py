@@ -17,6 +17,7 @@ and name, so one copied to another variable or scope does not decrypt.
 from __future__ import annotations
 
 import os
+import secrets
 from typing import TYPE_CHECKING, Any, cast
 
 from peewee import fn
@@ -278,7 +279,7 @@ def set_variable(
     validate.variable_name(name)
     validate.variable_value(value)
     box = _encrypting_box(store, scope) if secret else None
-    with store.write():
+    with store.write() as log:
         resolved = _Resolved(store, scope)
         current = _current_at(resolved.exact, name)
         _secret_stays_secret(current, scope, name, secret)
@@ -306,7 +307,10 @@ def set_variable(
             fields["key_id"] = box.key_id
         else:
             fields["value"] = value
+            # The salt of the log's commitment to the value (store/eventlog.py).
+            fields["value_salt"] = secrets.token_hex(16)
         event = VariableEvent.create(**fields)
+        log.log("variable.set")
     return _view(event, scope), True
 
 
@@ -326,7 +330,7 @@ def _next_time() -> int:
 def unset_variable(store: Store, scope: Scope, name: str) -> None:
     """Remove a variable from exactly `scope` (its history is kept)."""
     validate.variable_name(name)
-    with store.write():
+    with store.write() as log:
         resolved = _Resolved(store, scope)
         current = _current_at(resolved.exact, name)
         if not _has_value(current):
@@ -343,6 +347,7 @@ def unset_variable(store: Store, scope: Scope, name: str) -> None:
             is_secret=False,
             created_at=_next_time(),
         )
+        log.log("variable.unset")
 
 
 def _view(event: VariableEvent, scope: Scope, value: str | None = None) -> VariableView:
@@ -511,7 +516,7 @@ def redact(store: Store, event_id: int) -> Redaction:
     """
     from deploytrack.store import scrub
 
-    with scrub.scrubbing_write(store):
+    with scrub.scrubbing_write(store) as log:
         # Past SQLite's integer range a number is no id (and would overflow the driver).
         event = (
             None if event_id > _MAX_ID else VariableEvent.get_or_none(VariableEvent.id == event_id)
@@ -545,6 +550,7 @@ def redact(store: Store, event_id: int) -> Redaction:
             redacts=event.id,
             created_at=_next_time(),
         )
+        log.log("variable.redacted")
         # The schema blanked the entry when the line was inserted: read what it holds now.
         event = VariableEvent.get_by_id(event.id)
     scrubbed = scrub.checkpoint_truncate(store)

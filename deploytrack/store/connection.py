@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,7 +12,8 @@ import peewee
 
 from deploytrack import locations
 from deploytrack.errors import DeploytrackError
-from deploytrack.store.binding import bound, require
+from deploytrack.store.binding import TransactionMisuse, bound, require
+from deploytrack.store.eventlog import EventLog
 from deploytrack.store.errors import BUSY_TIMEOUT_S, StoreError, translate
 
 __all__ = ["BUSY_TIMEOUT_S", "Store", "StoreError", "open_store", "resolve_path", "translate"]
@@ -85,14 +87,48 @@ class Store:
     def __init__(self, db: peewee.Database, path: str) -> None:
         self.db = db
         self.path = path
+        self.log = EventLog(db)
+        self._depth = threading.local()
 
     @contextmanager
-    def write(self) -> Iterator[None]:
+    def write(self) -> Iterator[EventLog]:
+        """A write transaction, yielding the event log: the service names what happened
+        with `log.log(type)` once its changes are made (see store/eventlog.py). Committing
+        changes no event names is refused (TransactionMisuse: a bug in the service).
+
+        Nested, it is a savepoint of the outer transaction, which logs and seals."""
+        depth = getattr(self._depth, "n", 0)
+        if depth == 0:
+            # Outside the transaction: DDL is transactional in SQLite, and a first write
+            # that rolled back would take the TEMP triggers with it.
+            try:
+                self.log.install()
+            except peewee.PeeweeException as exc:
+                raise translate(exc, self.path) from None
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
         # then writes fails with "database is locked" when another writer got in between.
         try:
             with bound(self.db), self.db.atomic("IMMEDIATE"):
-                yield
+                self._depth.n = depth + 1
+                try:
+                    if depth == 0:
+                        self.log.begin()
+                    yield self.log
+                    if depth == 0:
+                        unlogged = self.log.unlogged()
+                        if unlogged:
+                            raise TransactionMisuse(
+                                f"rows of {', '.join(unlogged)} changed with no event "
+                                "logged: call log(type) on the transaction store.write() "
+                                "yields, after the changes"
+                            )
+                        self.log.finish()
+                except BaseException:
+                    if depth == 0:
+                        self.log.abort()
+                    raise
+                finally:
+                    self._depth.n = depth
         except peewee.PeeweeException as exc:
             raise translate(exc, self.path) from None
 

@@ -53,6 +53,7 @@ class VariableEvent(BaseModel):
     action = CharField()
     is_secret = BooleanField(default=False)
     value = TextField(null=True)
+    value_salt = CharField(null=True)  # m005: the salt of the event log's commitment to value
     ciphertext = BlobField(null=True)
     key_id = CharField(null=True)
     created_at = BigIntegerField()

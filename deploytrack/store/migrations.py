@@ -536,6 +536,103 @@ def m004_variable_redaction(db: peewee.Database) -> None:
         db.execute_sql(f"PRAGMA secure_delete = {int(previous)}")
 
 
+@migration
+def m005_variable_value_salt(db: peewee.Database) -> None:
+    """A random salt beside every plain variable value: the event log commits to a value as
+    SHA-256(salt || value), which tells nothing about a short value to whoever reads the
+    log, and nothing at all once a redaction removes value and salt together.
+
+    ALTER TABLE cannot add a CHECK that existing rows would fail, so the rule (a salt of
+    16 bytes in hex exactly where there is a plain value) is kept by triggers, and the
+    existing values get their salts here, with m004's only-redaction trigger set aside for
+    that one statement and replaced by one that also blanks the salt.
+    """
+    statements = [
+        "ALTER TABLE variable_event ADD COLUMN value_salt TEXT",
+        "DROP TRIGGER variable_event_only_redaction",
+        "UPDATE variable_event SET value_salt = lower(hex(randomblob(16))) WHERE value IS NOT NULL",
+        """CREATE TRIGGER variable_event_salted BEFORE INSERT ON variable_event
+            WHEN (NEW.value IS NULL) <> (NEW.value_salt IS NULL)
+              OR (NEW.value_salt IS NOT NULL AND (length(NEW.value_salt) <> 32
+                  OR NEW.value_salt GLOB '*[^0-9a-f]*'))
+            BEGIN SELECT RAISE(ABORT,
+                'a plain variable value needs its salt: 32 lowercase hex digits'); END""",
+        "DROP TRIGGER variable_event_redact",
+        """CREATE TRIGGER variable_event_redact AFTER INSERT ON variable_event
+            WHEN NEW.action = 'redacted'
+            BEGIN UPDATE variable_event SET value = NULL, value_salt = NULL, redacted = 1
+                WHERE id = NEW.redacts; END""",
+        """CREATE TRIGGER variable_event_only_redaction BEFORE UPDATE ON variable_event
+            WHEN NOT (OLD.action = 'set' AND OLD.is_secret = 0 AND OLD.redacted = 0
+                  AND NEW.redacted = 1 AND NEW.value IS NULL AND NEW.value_salt IS NULL
+                  AND NEW.id IS OLD.id
+                  AND NEW.logical_environment_id IS OLD.logical_environment_id
+                  AND NEW.environment_id IS OLD.environment_id
+                  AND NEW.deployment_name IS OLD.deployment_name
+                  AND NEW.name IS OLD.name AND NEW.action IS OLD.action
+                  AND NEW.is_secret IS OLD.is_secret AND NEW.ciphertext IS OLD.ciphertext
+                  AND NEW.key_id IS OLD.key_id AND NEW.created_at IS OLD.created_at
+                  AND NEW.redacts IS OLD.redacts
+                  AND EXISTS (SELECT 1 FROM variable_event
+                              WHERE action = 'redacted' AND redacts = OLD.id))
+            BEGIN SELECT RAISE(ABORT,
+                'variable history never changes, but for the redaction of a plain value');
+            END""",
+    ]
+    for sql in statements:
+        db.execute_sql(sql)
+
+
+@migration
+def m006_event_log(db: peewee.Database) -> None:
+    """The event log (store/eventlog.py): events, the Merkle tree's interior nodes, tree
+    heads and the database's origin, all append-only; then the first event (the origin)
+    and one `imported` event per row that exists already."""
+    import uuid
+
+    from deploytrack.store import eventlog
+
+    statements = [
+        """CREATE TABLE log_origin (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            origin TEXT NOT NULL CHECK (origin LIKE 'deploytrack.local/_%'
+                                        AND origin NOT GLOB '*[^!-~]*')
+        )""",
+        # seq is 1-based and dense: each event follows the one before it.
+        """CREATE TABLE log_event (
+            seq INTEGER PRIMARY KEY CHECK (seq >= 1),
+            time INTEGER NOT NULL,
+            type TEXT NOT NULL CHECK (length(type) > 0),
+            body BLOB NOT NULL,
+            leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32)
+        )""",
+        """CREATE TRIGGER log_event_dense BEFORE INSERT ON log_event
+            WHEN NEW.seq <> (SELECT coalesce(max(seq), 0) + 1 FROM log_event)
+            BEGIN SELECT RAISE(ABORT, 'events are appended in sequence'); END""",
+        "CREATE INDEX log_event_time ON log_event (time)",
+        """CREATE TABLE log_node (
+            level INTEGER NOT NULL CHECK (level >= 1),
+            idx INTEGER NOT NULL CHECK (idx >= 0),
+            hash BLOB NOT NULL CHECK (length(hash) = 32),
+            PRIMARY KEY (level, idx)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE log_tree_head (
+            size INTEGER PRIMARY KEY CHECK (size >= 1),
+            root BLOB NOT NULL CHECK (length(root) = 32),
+            created_at INTEGER NOT NULL
+        )""",
+        *append_only(
+            "log_origin", "the log origin never changes", "the log origin is never deleted"
+        ),
+        *append_only("log_event", "logged events never change", "logged events are never deleted"),
+        *append_only("log_node", "the log tree never changes", "the log tree is never deleted"),
+        *append_only("log_tree_head", "tree heads never change", "tree heads are never deleted"),
+    ]
+    for sql in statements:
+        db.execute_sql(sql)
+    eventlog.start(db, f"{eventlog.ORIGIN_PREFIX}{uuid.uuid4()}")
+
+
 def applied(db: peewee.Database) -> list[str] | None:
     """Names of applied migrations, or None when the database has no migration table."""
     try:

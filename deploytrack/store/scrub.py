@@ -15,6 +15,7 @@ from contextlib import contextmanager, suppress
 import peewee
 
 from deploytrack.store.connection import Store
+from deploytrack.store.eventlog import EventLog
 from deploytrack.store.errors import BUSY_TIMEOUT_S, translate
 
 # How long a checkpoint waits for readers of older snapshots to finish: the writers' wait.
@@ -22,7 +23,7 @@ CHECKPOINT_TIMEOUT_S: float = BUSY_TIMEOUT_S
 
 
 @contextmanager
-def scrubbing_write(store: Store) -> Iterator[None]:
+def scrubbing_write(store: Store) -> Iterator[EventLog]:
     """`store.write()` with SQLite's secure_delete on: the space a change frees is
     overwritten with zeros in the page it writes. The connection's setting is restored
     afterwards (secure_delete costs writes nothing else needs)."""
@@ -33,8 +34,8 @@ def scrubbing_write(store: Store) -> Iterator[None]:
     except peewee.PeeweeException as exc:
         raise translate(exc, store.path) from None
     try:
-        with store.write():
-            yield
+        with store.write() as log:
+            yield log
     finally:
         with suppress(peewee.PeeweeException):
             db.execute_sql(f"PRAGMA secure_delete = {int(previous)}")

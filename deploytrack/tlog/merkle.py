@@ -8,10 +8,13 @@ interior node (second-preimage resistance).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+# The root hash of the leaves [lo, hi): how proofs reach a tree's stored nodes.
+Subtree = Callable[[int, int], bytes]
 
 
 def leaf_hash(data: bytes) -> bytes:

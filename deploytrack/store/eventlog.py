@@ -1,0 +1,404 @@
+"""The event log: every change of state, appended in the transaction that makes it.
+
+Capture. On the first write of a connection, TEMP triggers are created on every state
+table (every table but the log's own and the migration bookkeeping): after each INSERT,
+UPDATE or DELETE they call `deploytrack_change(table, op, key...)`, a function that
+exists only in deploytrack's own connections. The triggers are temporary, so they exist
+in no other program's connection and in no file; the changes they report are complete by
+construction, including those the schema's own triggers make (a deployment slot, a
+redacted value). A service names what happened (`Transaction.log(type)`); the rows
+changed since the last event become its changes, each with its complete new image read
+back from the table. A write transaction that changed rows and logged no event is
+refused, as a programming error.
+
+Events are canonical JSON (RFC 8785) and the leaves of an RFC 6962 Merkle tree. Appending
+stores the interior nodes each leaf completes (level >= 1 in `log_node`; the leaves are
+`log_event.leaf_hash`), so the right frontier — and any subtree a proof needs — is a few
+primary-key lookups, whatever the length of the log. Each write transaction ends with a
+tree head (size, root).
+
+Row images. Columns are stored as they are, with three exceptions that keep the log
+verifiable while it holds no secret and outlives a redaction: a BLOB column is
+`{"sha256", "size"}` of its bytes; a column `X` with a sibling `X_salt` (a plain variable
+value) is `{"commitment": hex SHA-256(salt bytes || X as UTF-8)}` and the salt itself is
+left out; an integer beyond 2**53 (what an RFC 8785 number holds exactly) is a decimal
+string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import peewee
+
+from deploytrack import timeutil
+from deploytrack.tlog import merkle
+
+# The tables of the log itself and the migrations' bookkeeping: every other table is
+# state, captured and replayed.
+LOG_TABLES = frozenset({"log_event", "log_node", "log_tree_head", "log_origin"})
+NOT_STATE = LOG_TABLES | {"deploytrack_migration"}
+
+ORIGIN_PREFIX = "deploytrack.local/"
+
+Op = Literal["insert", "update", "delete"]
+
+# What a service says happened. One home for the names: docs/log.md lists them.
+EventType = Literal[
+    "log.started",
+    "imported",
+    "environment.created",
+    "environment.updated",
+    "environment.deleted",
+    "logical_environment.created",
+    "logical_environment.updated",
+    "logical_environment.deleted",
+    "attestation.imported",
+    "attestation.verified",
+    "deployment.recorded",
+    "deployment.superseded",
+    "deployment.heartbeat",
+    "deployment.decommissioned",
+    "deployment.promoted",
+    "deployment.rolled_back",
+    "policy.set",
+    "policy.cleared",
+    "variable.set",
+    "variable.unset",
+    "variable.redacted",
+]
+
+_SAFE_INTEGER = 2**53 - 1
+
+
+class Table:
+    """A state table's columns, as the image encoding needs them."""
+
+    __slots__ = ("blobs", "columns", "key", "name", "salted")
+
+    def __init__(self, name: str, info: Sequence[tuple[Any, ...]]) -> None:
+        self.name = name
+        # PRAGMA table_info: (cid, name, type, notnull, default, pk)
+        self.columns = [row[1] for row in info]
+        pk = sorted((row[5], row[1]) for row in info if row[5])
+        self.key = [name for _, name in pk] or ["rowid"]
+        self.blobs = frozenset(row[1] for row in info if str(row[2]).upper() == "BLOB")
+        names = set(self.columns)
+        self.salted = {c[: -len("_salt")]: c for c in self.columns if c.endswith("_salt")}
+        self.salted = {c: s for c, s in self.salted.items() if c in names}
+
+    def image(self, values: Sequence[Any]) -> dict[str, Any]:
+        """The row's image in an event, from its values in column order."""
+        row = dict(zip(self.columns, values, strict=True))
+        out: dict[str, Any] = {}
+        for column, value in row.items():
+            if column in self.salted.values():
+                continue
+            if column in self.salted:
+                value = commitment(row[self.salted[column]], value)
+            elif column in self.blobs and value is not None:
+                data = bytes(value)
+                value = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+            elif isinstance(value, int) and not -_SAFE_INTEGER <= value <= _SAFE_INTEGER:
+                value = str(value)
+            out[column] = value
+        return out
+
+    def key_of(self, image: dict[str, Any]) -> dict[str, Any]:
+        return {k: image[k] for k in self.key}
+
+
+def commitment(salt: str | None, value: str | None) -> dict[str, str] | None:
+    """A salted SHA-256 commitment to a plain value: the log proves what the value was to
+    whoever holds value and salt, and tells nobody else (a low-entropy value cannot be
+    guessed from it); a redaction removes both, and the commitment stays verifiable."""
+    if value is None:
+        return None
+    salt_bytes = bytes.fromhex(salt) if salt else b""
+    digest = hashlib.sha256(salt_bytes + value.encode("utf-8")).hexdigest()
+    return {"commitment": digest}
+
+
+def state_tables(db: peewee.Database) -> dict[str, Table]:
+    """Every state table of the database, by name, in the order they were created (which
+    is an order their foreign keys allow)."""
+    names = [
+        row[0]
+        for row in db.execute_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " ORDER BY rowid"
+        ).fetchall()
+        if row[0] not in NOT_STATE
+    ]
+    return {
+        name: Table(name, db.execute_sql(f'PRAGMA table_info("{name}")').fetchall())
+        for name in names
+    }
+
+
+def canonical(event: dict[str, Any]) -> bytes:
+    import rfc8785
+
+    return rfc8785.dumps(event)
+
+
+class Capture:
+    """The changes of the current write transaction, per thread (each thread has its own
+    connection), reported by the TEMP triggers."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @property
+    def changes(self) -> list[tuple[str, str, tuple[Any, ...]]]:
+        changes: list[tuple[str, str, tuple[Any, ...]]] | None = getattr(
+            self._local, "changes", None
+        )
+        if changes is None:
+            changes = self._local.changes = []
+        return changes
+
+    def __call__(self, table: str, op: str, *key: Any) -> None:
+        self.changes.append((table, op, key))
+
+    def install(self, db: peewee.Database, tables: dict[str, Table]) -> None:
+        """Create the TEMP triggers on this thread's connection, once."""
+        connection = db.connection()
+        if getattr(self._local, "installed_on", None) is connection:
+            return
+        connection.create_function("deploytrack_change", -1, self)
+        for table in tables.values():
+            for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+                key = ", ".join(f'{row}."{k}"' for k in table.key)
+                db.execute_sql(
+                    f'CREATE TEMP TRIGGER IF NOT EXISTS "deploytrack_capture_{table.name}_{op}"'
+                    f' AFTER {op} ON main."{table.name}"'
+                    f" BEGIN SELECT deploytrack_change('{table.name}', '{op.lower()}', {key});"
+                    " END"
+                )
+        self._local.installed_on = connection
+
+
+class EventLog:
+    """The log of one store: capture and append (inside the store's write transaction)."""
+
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+        self.capture = Capture()
+        self._tables: dict[str, Table] | None = None
+        self._local = threading.local()
+
+    @property
+    def tables(self) -> dict[str, Table]:
+        if self._tables is None:
+            self._tables = state_tables(self.db)
+        return self._tables
+
+    # -- the write transaction -------------------------------------------------------
+
+    def install(self) -> None:
+        """Before an outermost write transaction (outside it): the capture triggers."""
+        self.capture.install(self.db, self.tables)
+
+    def begin(self) -> None:
+        """At the start of an outermost write transaction."""
+        self.capture.changes.clear()
+        self._local.appended = False
+
+    def abort(self) -> None:
+        self.capture.changes.clear()
+        self._local.appended = False
+
+    def unlogged(self) -> list[str]:
+        """The tables changed since the last event (empty when every change is logged)."""
+        return sorted({table for table, _, _ in self.capture.changes})
+
+    def finish(self) -> None:
+        """Before the outermost write transaction commits: seal the events it appended
+        with a tree head."""
+        if getattr(self._local, "appended", False):
+            seal(self.db)
+        self._local.appended = False
+
+    def log(self, type: EventType, **fields: Any) -> int | None:
+        """Append the changes captured since the last event as one event of `type`; the
+        new event's sequence number, or None when nothing changed."""
+        changes = self._coalesce(self.capture.changes)
+        self.capture.changes.clear()
+        if not changes:
+            return None
+        seq = append(self.db, type, changes, **fields)
+        self._local.appended = True
+        return seq
+
+    def _coalesce(self, raw: list[tuple[str, str, tuple[Any, ...]]]) -> list[dict[str, Any]]:
+        """One change per row, in the order rows were first touched, with the row's image
+        as it is now (a row inserted and deleted again, or inserted in a savepoint that
+        rolled back, is no change)."""
+        first: dict[tuple[str, tuple[Any, ...]], str] = {}
+        for table, op, key in raw:
+            first.setdefault((table, key), op)
+        out: list[dict[str, Any]] = []
+        for (name, key), op in first.items():
+            table = self.tables[name]
+            where = " AND ".join(f'"{k}" IS ?' for k in table.key)
+            values = self.db.execute_sql(f'SELECT * FROM "{name}" WHERE {where}', key).fetchone()
+            key_dict = dict(zip(table.key, key, strict=True))
+            if values is None:
+                if op != "insert":
+                    out.append({"table": name, "op": "delete", "key": key_dict})
+                continue
+            image = table.image(values)
+            out.append(
+                {
+                    "table": name,
+                    "op": "insert" if op == "insert" else "update",
+                    "key": table.key_of(image),
+                    "row": image,
+                }
+            )
+        return out
+
+
+# -- appending ---------------------------------------------------------------------
+
+
+def size(db: peewee.Database) -> int:
+    return int(db.execute_sql("SELECT coalesce(max(seq), 0) FROM log_event").fetchone()[0])
+
+
+def append(
+    db: peewee.Database,
+    type: str,
+    changes: list[dict[str, Any]],
+    *,
+    time: int | None = None,
+    **fields: Any,
+) -> int:
+    """Append one event; its sequence number (1-based)."""
+    seq = size(db) + 1
+    now = timeutil.now_us() if time is None else time
+    event = {"seq": seq, "time": timeutil.rfc3339(now), "type": type, "changes": changes}
+    event.update(fields)
+    body = canonical(event)
+    leaf = merkle.leaf_hash(body)
+    db.execute_sql(
+        "INSERT INTO log_event (seq, time, type, body, leaf_hash) VALUES (?, ?, ?, ?, ?)",
+        (seq, now, type, body, leaf),
+    )
+    _complete_nodes(db, seq - 1, leaf)
+    return seq
+
+
+def _complete_nodes(db: peewee.Database, index: int, leaf: bytes) -> None:
+    """Store the interior nodes the leaf at `index` completes: while the node is a right
+    child, its left sibling is stored and their parent is complete. Amortised one insert
+    per leaf; at most log2(n)."""
+    level, current = 0, leaf
+    while index & 1:
+        left = node(db, level, index - 1)
+        current = merkle.node_hash(left, current)
+        level, index = level + 1, index >> 1
+        db.execute_sql(
+            "INSERT INTO log_node (level, idx, hash) VALUES (?, ?, ?)", (level, index, current)
+        )
+
+
+def node(db: peewee.Database, level: int, index: int) -> bytes:
+    """The root of the perfect subtree at (level, index): a leaf hash at level 0."""
+    if level == 0:
+        row = db.execute_sql(
+            "SELECT leaf_hash FROM log_event WHERE seq = ?", (index + 1,)
+        ).fetchone()
+    else:
+        row = db.execute_sql(
+            "SELECT hash FROM log_node WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+    if row is None:
+        raise LookupError(f"the log has no node at level {level}, index {index}")
+    return bytes(row[0])
+
+
+def root(db: peewee.Database, tree_size: int | None = None) -> tuple[int, bytes]:
+    """The (size, root) of the log's first `tree_size` events (default: all of them)."""
+    n = size(db) if tree_size is None else tree_size
+    return n, merkle.root_from_frontier(
+        [node(db, level, index) for level, index in merkle.frontier_sizes(n)]
+    )
+
+
+def subtree(db: peewee.Database) -> merkle.Subtree:
+    """The root of leaves [lo, hi) from stored nodes, for proofs."""
+
+    def mth(lo: int, hi: int) -> bytes:
+        width = hi - lo
+        if width & (width - 1) == 0 and lo % width == 0:
+            return node(db, width.bit_length() - 1, lo // width)
+        split = 1 << ((width - 1).bit_length() - 1)
+        return merkle.node_hash(mth(lo, lo + split), mth(lo + split, hi))
+
+    return mth
+
+
+def seal(db: peewee.Database) -> tuple[int, bytes]:
+    """Record the tree head of the log as it is now."""
+    n, head = root(db)
+    db.execute_sql(
+        "INSERT INTO log_tree_head (size, root, created_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (size) DO NOTHING",
+        (n, head, timeutil.now_us()),
+    )
+    return n, head
+
+
+def origin(db: peewee.Database) -> str:
+    row = db.execute_sql("SELECT origin FROM log_origin").fetchone()
+    if row is None:
+        raise LookupError("the log has no origin")
+    return str(row[0])
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+def events(
+    db: peewee.Database, *, start: int = 1, batch: int = 2000
+) -> Iterator[tuple[int, int, str, bytes, bytes]]:
+    """(seq, time, type, body, leaf_hash) from `start` on, in order, a batch at a time:
+    memory stays flat however long the log."""
+    while True:
+        rows = db.execute_sql(
+            "SELECT seq, time, type, body, leaf_hash FROM log_event WHERE seq >= ?"
+            " ORDER BY seq LIMIT ?",
+            (start, batch),
+        ).fetchall()
+        for seq, time, type_, body, leaf in rows:
+            yield int(seq), int(time), str(type_), bytes(body), bytes(leaf)
+        if len(rows) < batch:
+            return
+        start = int(rows[-1][0]) + 1
+
+
+# -- setting up ----------------------------------------------------------------------
+
+
+def start(db: peewee.Database, new_origin: str) -> None:
+    """The log's first event: its origin, which every checkpoint names. Then one
+    `imported` event per row that existed before the log (a new database's default
+    logical environments; an older database's whole content), table by table in creation
+    order and by key within a table: their earlier history was never logged."""
+    now = timeutil.now_us()
+    db.execute_sql("INSERT INTO log_origin (id, origin) VALUES (1, ?)", (new_origin,))
+    append(db, "log.started", [], time=now, origin=new_origin)
+    for table in state_tables(db).values():
+        order = ", ".join(f'"{k}"' for k in table.key)
+        cursor = db.execute_sql(f'SELECT * FROM "{table.name}" ORDER BY {order}')
+        for values in cursor.fetchall():
+            image = table.image(values)
+            change = {"table": table.name, "op": "insert", "key": table.key_of(image)}
+            change["row"] = image
+            append(db, "imported", [change], time=now, imported=True)
+    seal(db)
