@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,10 @@ from deploytrack.tlog.merkle import (
     EMPTY_ROOT,
     ProofError,
     consistency_proof,
+    frontier_sizes,
     inclusion_proof,
     leaf_hash,
+    root_from_frontier,
     subtree_of,
     verify_consistency,
     verify_inclusion,
@@ -137,6 +141,14 @@ def test_roots_of_rfc6962_tree() -> None:
 _HASHES = [leaf_hash(i.to_bytes(4, "big")) for i in range(MAX_SIZE)]
 _TREE = subtree_of(_HASHES)
 _ROOT = [_TREE(0, n) for n in range(MAX_SIZE + 1)]
+
+
+def test_the_right_frontier_gives_the_root() -> None:
+    assert frontier_sizes(0) == []
+    assert frontier_sizes(13) == [(3, 0), (2, 2), (0, 12)]
+    for size in range(MAX_SIZE + 1):
+        frontier = [_TREE(i << level, (i + 1) << level) for level, i in frontier_sizes(size)]
+        assert root_from_frontier(frontier) == _ROOT[size]
 
 
 class _Counted:
@@ -335,3 +347,23 @@ def test_equal_sizes_need_no_proof() -> None:
     # a root shown short in a message: hex, 16 digits and an ellipsis
     with pytest.raises(ProofError, match=rf"gives {_ROOT[8].hex()[:16]}…, the root is"):
         verify_inclusion(_HASHES[0], 0, 8, inclusion_proof(0, 8, _TREE), _flip(_ROOT[8], 0))
+
+
+def test_merkle_is_light_enough_for_the_record_path() -> None:
+    """Appending an event hashes it on `deployment record`, a hot path: importing the
+    hashing loads hashlib and our errors, no cryptography (note.py's) and no dataclasses."""
+    code = (
+        "import sys; before = set(sys.modules); import deploytrack.tlog.merkle; "
+        "print(*sorted(set(sys.modules) - before))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    ours = {m for m in loaded if m.startswith("deploytrack")}
+    assert ours == {
+        "deploytrack",
+        "deploytrack.errors",
+        "deploytrack.tlog",
+        "deploytrack.tlog.merkle",
+    }
+    assert not [m for m in loaded if m.startswith(("cryptography", "dataclasses", "typing"))]
