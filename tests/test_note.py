@@ -96,6 +96,15 @@ def test_the_spec_vector_changed_is_refused() -> None:
         "the signature by key example.com/foo+530d903a does not verify: the note was changed "
         "after it was signed, or the signature is damaged"
     )
+    sig = open_note(SPEC_NOTE).signatures[0]
+    for damaged in (sig.signature[:10], sig.signature + b"\x00"):
+        line = "— example.com/foo " + base64.b64encode(sig.key_id + damaged).decode() + "\n"
+        note = open_note(SPEC_NOTE.split(b"\n\n")[0] + b"\n\n" + line.encode())
+        assert _refused(note.verify, verifier, what="checkpoint").startswith(
+            "the signature by key example.com/foo+530d903a does not verify: the checkpoint was"
+        )
+        # one good signature does not excuse a bad one by the same key
+        assert _refused(open_note(SPEC_NOTE + line.encode()).verify, verifier)
 
 
 def test_signatures_by_unknown_keys_are_ignored() -> None:
