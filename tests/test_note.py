@@ -126,6 +126,23 @@ def test_signatures_by_unknown_keys_are_ignored() -> None:
         assert not open_note(SPEC_NOTE.split(b"\n\n")[0] + b"\n\n" + line.encode()).verify(verifier)
 
 
+def test_the_checkpoint_spec_example_parses() -> None:
+    # c2sp.org/tlog-checkpoint's example, signed by a key we do not have: carried, unchecked
+    example = (
+        "example.com/behind-the-sofa\n"
+        "20852163\n"
+        "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+        "\n"
+        "— example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/"
+        "Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n"
+    ).encode()
+    checkpoint = read_checkpoint(example)
+    assert (checkpoint.origin, checkpoint.size) == ("example.com/behind-the-sofa", 20852163)
+    assert checkpoint.root.hex().startswith("0ac5186a")
+    [sig] = open_note(example).signatures
+    assert (sig.name, len(sig.signature)) == ("example.com/behind-the-sofa", 64)
+
+
 # --- round trips ---------------------------------------------------------------------------
 
 
