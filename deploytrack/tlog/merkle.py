@@ -210,9 +210,11 @@ def verify_consistency(
     """Raise ProofError unless `proof` shows the tree of old_size leaves with root old_root
     is a prefix of the tree of new_size leaves with root new_root (RFC 9162 §2.1.4.2).
 
-    Equal sizes need an empty proof and equal roots. A proof from the empty tree proves
-    nothing (every tree extends it) and is refused, as transparency-dev/merkle does: a
-    checkpoint of size 0 is checked by its root being EMPTY_ROOT instead."""
+    Equal sizes need an empty proof and equal roots, compared byte for byte whatever their
+    length (transparency-dev/merkle's vectors want that; checkpoints and tree heads hold
+    32-byte roots by construction). A proof from the empty tree proves nothing (every
+    tree extends it) and is refused, as transparency-dev/merkle does: a checkpoint of size
+    0 is checked by its root being EMPTY_ROOT instead."""
     if old_size < 0 or new_size < 0:
         raise ProofError(f"tree sizes are not negative: got {old_size} and {new_size}")
     if old_size > new_size:

@@ -87,7 +87,7 @@ def _check_name(name: str, what: str = "the key name") -> None:
         raise LogFormatError(f"{what} is empty")
     if any(c.isspace() or c == "+" or c < " " for c in name):
         raise LogFormatError(
-            f"{what} {_shown(name)!r} has a space, a control character or a '+': a key name "
+            f"{what} '{_shown(name)}' has a space, a control character or a '+': a key name "
             "has none"
         )
 
