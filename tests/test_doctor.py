@@ -30,7 +30,10 @@ def report(run: Invoke) -> tuple[int, dict]:
 
 
 def failing(data: dict) -> dict[str, list[str]]:
-    return {c["name"]: c["problems"] for c in data["checks"] if not c["ok"]}
+    """The failing checks but the event log's state check, which fails on every edit these
+    tests make to the tables by hand (tests/test_log.py holds its messages)."""
+    failed = {c["name"]: c["problems"] for c in data["checks"] if not c["ok"]}
+    return {name: problems for name, problems in failed.items() if name != "log_state"}
 
 
 @pytest.fixture
@@ -243,7 +246,7 @@ def test_a_record_that_ends_after_the_next_one_started_is_an_overlap(
         ]
     }
     result = run("doctor")
-    assert_refused(result, contains="doctor found 1 problem(s)")
+    assert_refused(result, contains="doctor found 2 problem(s)")  # timeline and log_state
     assert "FAIL  timeline" in result.stdout and "Healthy." not in result.stdout
 
 

@@ -304,6 +304,11 @@ def test_every_command_escapes_what_it_prints(hostile_db: Path, tmp_path: Path) 
     scan("policy", "check", "--logical-env", "production", "--oci-ref",
          f"oci:{files / f'nowhere{HOSTILE}'}", code=1)  # fmt: skip
     scan("doctor", code=None)
+    # The log shows what was recorded, hostile names included, in its CHANGED column and
+    # its events (JSON).
+    scan("log", "list")
+    scan("log", "list", "-o", "json")
+    scan("log", "verify", code=None)
 
     assert scan.problems == [], "\n".join(
         f"{' '.join(map(repr, args))} -> {stream}: {text!r}" for args, stream, text in scan.problems

@@ -209,6 +209,7 @@ COMMANDS = {
     "project": "deploytrack.cli.discover:project",
     "policy": "deploytrack.cli.policies:policy",
     "doctor": "deploytrack.cli.doctor:doctor",
+    "log": "deploytrack.cli.log:log",
 }
 cli.lazy.update(COMMANDS)
 

@@ -36,6 +36,7 @@ def doctor(app: App, output: str) -> None:
 
 def _tell_report(report: Report) -> None:
     click.echo(f"Database: {safe(report.database)}")
+    click.echo(f"Log origin: {safe(report.origin)}")
     for check in report.checks:
         click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {safe(check.detail)}")
         for problem in check.problems:

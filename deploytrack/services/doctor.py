@@ -7,6 +7,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from deploytrack.services import log
 from deploytrack.services.views.doctor import Check, Report
 from deploytrack.store import Store, health
 
@@ -63,6 +64,15 @@ def diagnose(store: Store, secrets_key: Path | None) -> Report:
         "blobs", lambda: health.blobs_match_digests(db), (0, list[str]())
     )
     checks.append(_check("blobs", f"{count} stored blobs hash to their digests", problems + errors))
+    # The log's checks (log verify's, without checkpoints): the tree, then the state.
+    found, errors = health.guarded("log", lambda: log.verify(store), None)
+    if found is None:
+        checks.append(_check("log_tree", "the event log", errors))
+    else:
+        origin = found.origin
+        for check in found.checks:
+            problems = [check.problem] if check.problem else []
+            checks.append(_check(f"log_{check.name}", check.detail, problems))
     path = Path(store.path)
     permissions = _private(path, 0o600, "database")
     for suffix in ("-wal", "-shm"):
@@ -72,7 +82,7 @@ def diagnose(store: Store, secrets_key: Path | None) -> Report:
         permissions += _private(secrets_key, 0o600, "secrets key")
         detail += f"; secrets key {secrets_key} is 0600"
     checks.append(_check("permissions", detail, permissions))
-    return Report(str(path), all(c.ok for c in checks), tuple(checks))
+    return Report(str(path), origin, all(c.ok for c in checks), tuple(checks))
 
 
 def secrets_key_path() -> Path | None:

@@ -13,8 +13,8 @@ import peewee
 from deploytrack import locations
 from deploytrack.errors import DeploytrackError
 from deploytrack.store.binding import TransactionMisuse, bound, require
-from deploytrack.store.eventlog import EventLog
 from deploytrack.store.errors import BUSY_TIMEOUT_S, StoreError, translate
+from deploytrack.store.eventlog import EventLog
 
 __all__ = ["BUSY_TIMEOUT_S", "Store", "StoreError", "open_store", "resolve_path", "translate"]
 

@@ -36,13 +36,14 @@ import peewee
 
 from deploytrack import timeutil
 from deploytrack.tlog import merkle
+from deploytrack.tlog.replay import ORIGIN_PREFIX, canonical
 
 # The tables of the log itself and the migrations' bookkeeping: every other table is
 # state, captured and replayed.
 LOG_TABLES = frozenset({"log_event", "log_node", "log_tree_head", "log_origin"})
 NOT_STATE = LOG_TABLES | {"deploytrack_migration"}
 
-ORIGIN_PREFIX = "deploytrack.local/"
+__all__ = ["ORIGIN_PREFIX", "EventLog", "EventType", "canonical"]
 
 Op = Literal["insert", "update", "delete"]
 
@@ -139,12 +140,6 @@ def state_tables(db: peewee.Database) -> dict[str, Table]:
     }
 
 
-def canonical(event: dict[str, Any]) -> bytes:
-    import rfc8785
-
-    return rfc8785.dumps(event)
-
-
 class Capture:
     """The changes of the current write transaction, per thread (each thread has its own
     connection), reported by the TEMP triggers."""
@@ -239,8 +234,8 @@ class EventLog:
         as it is now (a row inserted and deleted again, or inserted in a savepoint that
         rolled back, is no change)."""
         first: dict[tuple[str, tuple[Any, ...]], str] = {}
-        for table, op, key in raw:
-            first.setdefault((table, key), op)
+        for name, op, key in raw:
+            first.setdefault((name, key), op)
         out: list[dict[str, Any]] = []
         for (name, key), op in first.items():
             table = self.tables[name]

@@ -15,8 +15,8 @@ from contextlib import contextmanager, suppress
 import peewee
 
 from deploytrack.store.connection import Store
-from deploytrack.store.eventlog import EventLog
 from deploytrack.store.errors import BUSY_TIMEOUT_S, translate
+from deploytrack.store.eventlog import EventLog
 
 # How long a checkpoint waits for readers of older snapshots to finish: the writers' wait.
 CHECKPOINT_TIMEOUT_S: float = BUSY_TIMEOUT_S

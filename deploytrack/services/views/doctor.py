@@ -18,5 +18,6 @@ class Check:
 @dataclass(frozen=True)
 class Report:
     database: str
+    origin: str | None  # the event log's origin: what its checkpoints name
     healthy: bool
     checks: tuple[Check, ...]
