@@ -165,6 +165,15 @@ class SigningKey:
 
     __str__ = __repr__
 
+    def ed25519(self, purpose: str) -> ed25519.Ed25519PrivateKey:
+        """The key itself, for a format that signs only with Ed25519 (signed notes)."""
+        if not isinstance(self._private, ed25519.Ed25519PrivateKey):
+            raise KeyFileError(
+                f"{self.source} is an {self.public.algorithm} key, but {purpose} are signed "
+                "with Ed25519: create one with 'openssl genpkey -algorithm ed25519 -out KEY'"
+            )
+        return self._private
+
     def sign(self, message: bytes) -> bytes:
         key = self._private
         if isinstance(key, ec.EllipticCurvePrivateKey):
