@@ -17,10 +17,6 @@ from deploytrack.store.eventlog import EventType
 # Every type an event can have, for `log list --type` (docs/log.md says what each means).
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
-# At most this many events in one `log list` answer unless --limit says otherwise: the
-# list is for looking; `audit export` carries the whole log.
-DEFAULT_LIMIT = 1000
-
 
 def _changed(event: dict[str, Any]) -> str:
     """`deployment 7 inserted, deployment 5 updated`, `origin deploytrack.local/…`."""
@@ -119,4 +115,4 @@ def verify(store: Store) -> LogReport:
     )
 
 
-__all__ = ["DEFAULT_LIMIT", "EVENT_TYPES", "list_events", "verify"]
+__all__ = ["EVENT_TYPES", "list_events", "verify"]
