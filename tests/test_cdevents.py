@@ -489,3 +489,22 @@ def test_export_imports_neither_jsonschema_nor_oras(
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "deploytrack.services.cdevents" in imported  # the profile is really there
     assert not {m for m in imported if m.split(".")[0] in ("jsonschema", "oras", "referencing")}
+
+
+def test_a_reader_that_leaves_ends_the_export_quietly(
+    ok: Invoke, entry_point: str, db_path: Path
+) -> None:
+    # The export streams inside a read transaction: it must end before the store closes
+    # (exit 141 and nothing on stderr, as every command whose reader is gone).
+    for name in ("a", "b"):
+        ok("environment", "create", "--name", name)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [entry_point, "--db", str(db_path), "log", "export", "--format", "cdevents"],
+            stdout=write_end, stderr=subprocess.PIPE, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, b"")

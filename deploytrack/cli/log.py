@@ -14,6 +14,8 @@ from deploytrack.cli.times import TIME, TIME_END
 from deploytrack.services.log import EVENT_TYPES
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from deploytrack.services.views.log import EventView, LogReport
 
 
@@ -115,19 +117,30 @@ def log_export(
     """Export the deployment and environment events of the log as CDEvents (JSON Lines):
     service deployed, upgraded, rolled back and removed; environment created, modified
     and deleted. The same log exports the same bytes."""
+    from contextlib import closing
+
     from deploytrack.cli.output import emit
     from deploytrack.services import cdevents
 
-    lines = cdevents.export(app.store, since=since, until=until)
-    if output_file is None:
-        for line in lines:
-            emit(line)
-        return
+    # closing(): the export reads inside one read transaction; a reader that leaves early
+    # (`| head`) must end it before the store closes.
+    with closing(cdevents.export(app.store, since=since, until=until)) as lines:
+        if output_file is None:
+            for line in lines:
+                emit(line)
+            return
+        count = _write_lines(lines, output_file)
+    click.echo(f"Exported {count} CDEvents to {safe(output_file)}.")
+
+
+def _write_lines(lines: Iterable[str], path: str) -> int:
+    """Write JSON Lines to a new 0600 file; how many. A partial export is no export: the
+    file is removed when writing fails, so nothing is left behind for a reader to trust."""
     import os
 
     from deploytrack.files import create_output
 
-    fd = create_output(output_file)
+    fd = create_output(path)
     count = 0
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -135,7 +148,6 @@ def log_export(
                 handle.write(line.encode("utf-8") + b"\n")
                 count += 1
     except BaseException:
-        # A partial export is no export: nothing is left behind for a reader to trust.
-        os.unlink(output_file)
+        os.unlink(path)
         raise
-    click.echo(f"Exported {count} CDEvents to {safe(output_file)}.")
+    return count

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 from urllib.parse import quote
 
@@ -260,7 +260,9 @@ def _known(environment: dict[str, Any] | None, seq: int) -> str:
     return str(environment["name"])
 
 
-def export(store: Store, *, since: int | None = None, until: int | None = None) -> Iterator[str]:
+def export(
+    store: Store, *, since: int | None = None, until: int | None = None
+) -> Generator[str, None, None]:
     """The CDEvents of the log, one canonical-JSON line each (no newline), oldest first;
     only those of events whose time is within [since, until] (both inclusive). Streams: the
     log is read a batch at a time and never held whole."""
