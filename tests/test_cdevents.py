@@ -143,6 +143,10 @@ def test_the_reader_refuses_a_broken_copy_of_an_example(
 
 @pytest.fixture
 def evidence(ok: Invoke, tmp_path: Path) -> None:
+    import_evidence(ok, tmp_path)
+
+
+def import_evidence(ok: Invoke, tmp_path: Path) -> None:
     """An attestation naming V1, V2, V3, the demo layout's 1.0.0 image and a chart file."""
     statement = intoto_statement(
         [("api", V1), ("api", V2), ("api", V3), ("layout", LAYOUT_1_0_0),
@@ -288,6 +292,52 @@ def test_the_export_is_the_same_bytes_twice_and_after_more_history(
     ok("environment", "update", "--name", "k8s-staging", "--description", "later")
     later = ok("log", "export", "--format", "cdevents").stdout_bytes
     assert later.startswith(first) and len(later.splitlines()) == len(first.splitlines()) + 2
+
+
+def test_rows_from_before_the_log_are_not_exported_but_named(
+    ok: Invoke, run: Invoke, tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deploytrack.store import migrations, open_store
+
+    # A database of the release before the log, with an environment and a record in it.
+    every = list(migrations.MIGRATIONS)
+    monkeypatch.setattr(migrations, "MIGRATIONS", every[:5])
+    open_store(db_path).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        # The least evidence the schema asks of a record: an attestation naming V1.
+        body = b"{}"
+        conn.execute(
+            "INSERT INTO blob (digest, size, content, created_at) VALUES (?, 2, ?, 1)",
+            (sha256_digest(body), body),
+        )
+        conn.execute(
+            "INSERT INTO attestation (id, digest, format, statement_type, predicate_type,"
+            " imported_at) VALUES (1, ?, 'statement', 's', 'p', 1)",
+            (sha256_digest(body),),
+        )
+        conn.execute(
+            "INSERT INTO attestation_subject (attestation_id, name, digest) VALUES (1, 'api', ?)",
+            (V1,),
+        )
+        conn.execute(
+            "INSERT INTO environment (id, name, type, created_at, updated_at)"
+            " VALUES (1, 'old', 'server', 1, 1)"
+        )
+        conn.execute(
+            "INSERT INTO deployment (id, environment_id, logical_environment_id,"
+            " deployment_name, kind, digest, status, created_at, last_seen_at)"
+            " SELECT 1, 1, id, 'api', 'CONTAINER_IMAGE', ?, 'deployed', 1, 1"
+            " FROM logical_environment WHERE name = 'production'",
+            (V1,),
+        )
+    monkeypatch.setattr(migrations, "MIGRATIONS", every)
+    import_evidence(ok, tmp_path)
+    # Their genesis events are `imported`: when they happened the log never knew.
+    record_digest(ok, "old", "production", "api", V2)
+    assert [summary(e) for e in export(run)] == [
+        ("service.upgraded", "api", "old", "production", 2, 1, oci("api", V2)),
+    ]
 
 
 def test_context_id_and_source_differ_between_databases(tmp_path: Path) -> None:
@@ -452,27 +502,48 @@ def test_output_file_is_new_private_and_holds_what_stdout_shows(
     assert path.read_bytes().count(b"\n") == 13
 
 
-def test_a_failed_export_leaves_no_file(
-    run: Invoke, ok: Invoke, evidence: None, tmp_path: Path, db_path: Path
-) -> None:
+def _row(**row: Any) -> bytes:
+    change = {"table": "deployment", "op": "insert", "key": {"id": 9}, "row": row}
+    event = {"seq": 0, "time": "2026-11-20T09:00:00.000000Z", "changes": [change]}
+    return json.dumps(event).encode()
+
+
+FULL_ROW = {"id": 9, "environment_id": 99, "logical_environment_id": 1, "kind": "HELM_CHART",
+            "digest": V1, "deployment_name": "api"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"{not json", "is not a well-formed event"),
+        (b'{"time": "2026-11-20T09:00:00.000000Z"}', "is not a well-formed event"),
+        (_row(id=9), "is not a well-formed event"),
+        (_row(**FULL_ROW), "refers to an environment no earlier event created"),
+    ],
+    ids=["not JSON", "no changes", "a row without its columns", "an unknown environment"],
+)
+def test_an_event_deploytrack_did_not_write_is_refused_and_leaves_no_file(
+    run: Invoke, ok: Invoke, evidence: None, tmp_path: Path, db_path: Path, body: bytes,
+    problem: str,
+) -> None:  # fmt: skip
     ok("environment", "create", "--name", "prod")
     record_digest(ok, "prod", "production", "api", V1)
-    # An event that is not JSON (appending bypasses every rule but append-only): export
-    # names it and the partial file is removed.
+    # Appended behind deploytrack's back (the schema keeps the log append-only, nothing
+    # more): the export names the event and removes the partial file.
     with sqlite3.connect(db_path) as conn:
         (seq,) = conn.execute("SELECT max(seq) + 1 FROM log_event").fetchone()
         conn.execute(
             "INSERT INTO log_event (seq, time, type, body, leaf_hash) VALUES (?, 0, ?, ?, ?)",
-            (seq, "deployment.recorded", b"{not json", b"\0" * 32),
+            (seq, "deployment.recorded", body, b"\0" * 32),
         )
-    before = snapshot(db_path)
     path = tmp_path / "out.jsonl"
     result = run("log", "export", "--format", "cdevents", "--output", str(path))
-    assert_refused(result, contains=f"event {seq} is not a well-formed event")
-    assert "log verify" in result.stderr
+    assert_refused(result, contains=f"event {seq} {problem}")
+    assert "deploytrack log verify" in result.stderr
     assert not path.exists()
-    assert snapshot(db_path) == before
+    before = snapshot(db_path)
     assert_refused(run("log", "export", "--format", "cdevents"), contains=f"event {seq}")
+    assert snapshot(db_path) == before
 
 
 def test_export_imports_neither_jsonschema_nor_oras(

@@ -58,7 +58,7 @@ ID_NAMESPACE = uuid.UUID("5b0c1f0e-7d9a-4a57-9a43-2f3c1c6e0d11")
 
 # What a URI-reference keeps as it is (RFC 3986 unreserved and reserved characters): an
 # origin deploytrack made (`deploytrack.local/<uuid>`) is already one and stays unchanged.
-_URI_SAFE = "/:@!$&'()*+,;=-._~?#[]"
+_URI_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 def context_id(log_origin: str, seq: int, index: int) -> str:
@@ -120,16 +120,17 @@ class Exporter:
             event = json.loads(body)
             changes: list[dict[str, Any]] = event["changes"]
             time = str(event["time"])
-        except (ValueError, KeyError, TypeError):
+            deleted = self._replay(changes)
+            if type_ in _DEPLOYMENT_EVENTS:
+                return self._deployments(seq, type_, time, leaf, changes)
+            if type_ in _ENVIRONMENT_EVENTS:
+                return self._environments(seq, type_, time, leaf, changes, deleted)
+            return []
+        except (ValueError, LookupError, TypeError, AttributeError):
+            # Only an event deploytrack did not write: `log verify` names what is wrong.
             raise ServiceError(
                 f"event {seq} is not a well-formed event: run `deploytrack log verify`"
             ) from None
-        deleted = self._replay(changes)
-        if type_ in _DEPLOYMENT_EVENTS:
-            return self._deployments(seq, type_, time, leaf, changes)
-        if type_ in _ENVIRONMENT_EVENTS:
-            return self._environments(seq, type_, time, leaf, changes, deleted)
-        return []
 
     def _replay(self, changes: list[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
         """Apply the event's changes to the maps; the environments it deleted, as they were."""
