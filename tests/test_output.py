@@ -309,6 +309,10 @@ def test_every_command_escapes_what_it_prints(hostile_db: Path, tmp_path: Path) 
     scan("log", "list")
     scan("log", "list", "-o", "json")
     scan("log", "verify", code=None)
+    # CDEvents are data for machines (JSON Lines, checked exactly in tests/test_cdevents.py).
+    exported = scan("log", "export", "--format", "cdevents", data=True).stdout.splitlines()
+    assert exported and all(json.loads(line) for line in exported)
+    scan("log", "export", "--format", "cdevents", "--output", str(files / f"cd{HOSTILE}.jsonl"))
 
     assert scan.problems == [], "\n".join(
         f"{' '.join(map(repr, args))} -> {stream}: {text!r}" for args, stream, text in scan.problems
