@@ -196,17 +196,22 @@ def log_checkpoint(
 
 
 @log.command("verifier-key")
-@_public_keys("The Ed25519 public key (PEM) that signs the checkpoints.", required=True)
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="PUBLIC_KEY_PEM",
+    help="The Ed25519 public key (PEM) that signs the checkpoints.",
+)
 @output_option
 @pass_app
-def log_verifier_key(app: App, key_files: tuple[str, ...], output: str) -> None:
+def log_verifier_key(app: App, key_file: str, output: str) -> None:
     """Print the note verifier key (name+key ID+key) of a public key for this log's origin:
     the one line other tools (and witnesses) take to check its checkpoints."""
     from deploytrack.services import log as service
 
-    if len(key_files) > 1:
-        raise click.UsageError("give one --key")
-    view = service.verifier_key(app.store, key_files[0])
+    view = service.verifier_key(app.store, key_file)
     render(view, output, text=_tell_verifier_key)
 
 
