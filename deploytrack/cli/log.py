@@ -11,7 +11,7 @@ import click
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import Column, Table, emit, output_option, render, safe
-from deploytrack.cli.params import LIMIT, Choice
+from deploytrack.cli.params import ID, LIMIT, Choice
 from deploytrack.cli.signing import key_options, read_password
 from deploytrack.cli.times import TIME, TIME_END
 from deploytrack.services.log import EVENT_TYPES
@@ -224,7 +224,7 @@ def _tell_verifier_key(view: VerifierKeyView) -> None:
     "--deployment",
     "deployment",
     required=True,
-    type=click.IntRange(min=1),
+    type=ID,
     metavar="ID",
     help="The deployment record whose events to prove.",
 )
