@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Invoke
 
 from deploytrack.services.catalog import environments
 from deploytrack.store import Store, eventlog, open_store
@@ -234,3 +235,15 @@ def test_the_logs_tables_are_append_only(store: Store, tmp_path: Path) -> None:
         ]:
             with pytest.raises(sqlite3.IntegrityError, match=message):
                 conn.execute(sql)
+
+
+def test_log_list_prints_each_event_as_hashed(ok: Invoke) -> None:
+    """`event` in `log list -o json` is the event itself: re-encoded canonically it hashes to
+    its leaf (the row images keep their integer times, no `_at` field is rewritten)."""
+    ok("environment", "create", "--name", "e1")
+    rows = json.loads(ok("log", "list", "-o", "json").stdout)
+    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    for row in rows:
+        assert merkle.leaf_hash(eventlog.canonical(row["event"])).hex() == row["leaf_hash"]
+        assert row["event"]["seq"] == row["seq"] and row["event"]["type"] == row["type"]
+    assert isinstance(rows[-1]["event"]["changes"][0]["row"]["created_at"], int)

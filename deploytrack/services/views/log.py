@@ -6,6 +6,20 @@ from dataclasses import dataclass
 from typing import Any
 
 
+class Verbatim:
+    """JSON printed exactly as it is (`cli.output.jsonable` converts every `*_at` integer
+    of a view to an RFC 3339 time; an event's row images keep their stored integers, as
+    hashed)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __verbatim__(self) -> Any:
+        return self.value
+
+
 @dataclass(frozen=True)
 class EventView:
     """One event. `event` is the event object exactly as hashed (its canonical JSON parsed
@@ -25,7 +39,7 @@ class EventView:
             "type": self.type,
             "changed": self.changed,
             "leaf_hash": self.leaf_hash,
-            "event": self.event,
+            "event": Verbatim(self.event),
         }
 
 
