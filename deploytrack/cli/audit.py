@@ -57,16 +57,16 @@ def audit_export(
 
     key = None
     if key_file is not None:
-        from deploytrack.cli.signing import _read_password
+        from deploytrack.cli.signing import read_password
         from deploytrack.services import checkpoints
 
-        password = _read_password() if key_password_stdin else None
+        password = read_password() if key_password_stdin else None
         key = checkpoints.signer(key_file, password)
     elif key_password_stdin:
         raise click.UsageError("--key-password-stdin needs --key")
     result = service.export(app.store, output_file, key)
     # --output names the bundle here, so there is no -o: what was written is told in words.
-    render(result, "table", text=_tell_export)
+    render(result, "table", text=_tell_exported)
 
 
 def _counts(counts: BundleCounts) -> str:
@@ -77,7 +77,7 @@ def _counts(counts: BundleCounts) -> str:
     )
 
 
-def _tell_export(result: ExportResult) -> None:
+def _tell_exported(result: ExportResult) -> None:
     signed = "signed checkpoint" if result.signed else "unsigned checkpoint"
     click.echo(f"Wrote {safe(result.file)}: {_counts(result.counts)}, {signed}.")
     click.echo(f"Origin: {safe(result.origin)}")
@@ -115,10 +115,10 @@ def audit_verify(
     from deploytrack.services import audit as service
 
     report = service.verify(bundle_file, keys, checkpoints)
-    render(report, output, text=_tell_verify)
+    render(report, output, text=_tell_bundle)
 
 
-def _tell_verify(report: BundleReport) -> None:
+def _tell_bundle(report: BundleReport) -> None:
     from deploytrack import timeutil
     from deploytrack.cli.output import Column, Table
 
@@ -159,10 +159,10 @@ def audit_import(app: App, bundle_file: str, output: str) -> None:
     from deploytrack.services import audit as service
 
     result = service.import_bundle(app.open_store, bundle_file)
-    render(result, output, text=_tell_import)
+    render(result, output, text=_tell_loaded)
 
 
-def _tell_import(result: ImportResult) -> None:
+def _tell_loaded(result: ImportResult) -> None:
     click.echo(f"Imported into {safe(result.database)}: {_counts(result.counts)}.")
     click.echo(f"Origin: {safe(result.origin)}")
     click.echo(f"Size: {result.size}")

@@ -39,7 +39,7 @@ R = TypeVar("R", bound="_Enveloped")
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def _read_password() -> bytes:
+def read_password() -> bytes:
     """The key password: the next line of stdin (after the registry password, when
     --registry-password-stdin is given too), or a hidden prompt on a terminal."""
     try:
@@ -76,7 +76,7 @@ def _signing_key(key_file: str, key_password_stdin: bool) -> SigningKey:
     """The key of --key, decrypted with the password read when --key-password-stdin asks."""
     from deploytrack.services import attest
 
-    password = _read_password() if key_password_stdin else None
+    password = read_password() if key_password_stdin else None
     key = attest.load_signing_key(key_file, password)
     del password
     return key

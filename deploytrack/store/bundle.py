@@ -151,7 +151,7 @@ class Loader:
 
     def event(self, seq: int, time: int, event: dict[str, Any], body: bytes, leaf: bytes) -> None:
         """Store one event as it is in the bundle (`time`: its time in microseconds);
-        stage the rows it changed."""
+        keep the rows it changed aside in TEMP tables."""
         self.db.execute_sql(
             "INSERT INTO log_event (seq, time, type, body, leaf_hash) VALUES (?, ?, ?, ?, ?)",
             (seq, time, event["type"], body, leaf),
