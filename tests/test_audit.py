@@ -622,3 +622,61 @@ def test_an_imported_database_is_checked_like_any_other(
     conn.close()
     result = dt(target, "log", "verify")
     assert_refused(result, 1, 'deployment 1: deployment_name is "other" in the table')
+
+
+def rehashed(items: dict[str, bytes]) -> Members:
+    """The members with the bare checkpoint (and manifest size) of their events: what an
+    exporter who rewrites history and signs nothing can write."""
+    import base64
+
+    from deploytrack.tlog import merkle
+
+    lines = items["events.jsonl"].split(b"\n")[:-1]
+    leaves = [merkle.leaf_hash(line) for line in lines]
+    root = merkle.subtree_of(leaves)(0, len(leaves))
+    origin = items["checkpoint"].decode().split("\n")[0]
+    checkpoint = f"{origin}\n{len(lines)}\n{base64.b64encode(root).decode()}\n"
+    return list({**items, "checkpoint": checkpoint.encode()}.items())
+
+
+def test_verify_refuses_an_event_time_that_is_not_rfc3339(
+    ok: Invoke, history: dict[str, str], tmp_path: Path
+) -> None:
+    bundle = export(ok, tmp_path / "b.tar.gz")
+    items = dict(members(bundle))
+    lines = items["events.jsonl"].split(b"\n")
+    event = json.loads(lines[1])
+    lines[1] = lines[1].replace(event["time"].encode(), b"yesterday")
+    items["events.jsonl"] = b"\n".join(lines)
+    bad = write(tmp_path / "time.tgz", rehashed(items))
+    refused(bad, contains="event 2 has a time that is not RFC 3339 UTC: 'yesterday'")
+
+
+def test_verify_refuses_data_after_the_archive_and_a_value_that_is_not_text(
+    ok: Invoke, history: dict[str, str], tmp_path: Path
+) -> None:
+    bundle = export(ok, tmp_path / "b.tar.gz")
+    tail = tmp_path / "tail.tgz"
+    tail.write_bytes(gzip.compress(gzip.decompress(bundle.read_bytes()) + b"more" + bytes(508)))
+    refused(tail, contains="data after the end of the archive")
+    value = bytes(16) + b"\xff\xfe"
+    name = "values/" + hashlib.sha256(value).hexdigest()
+    bad = edited(
+        bundle, tmp_path / "value.tgz", lambda i: [*i[:3], *sorted([*i[3:], (name, value)])]
+    )
+    refused(bad, contains="holds no UTF-8 value after its salt")
+
+
+def test_export_key_password_needs_a_key(
+    ok: Invoke, history: dict[str, str], tmp_path: Path
+) -> None:
+    result = dt(
+        tmp_path / "deploytrack.db",
+        "audit",
+        "export",
+        "--output",
+        str(tmp_path / "b.tgz"),
+        "--key-password-stdin",
+    )
+    assert_refused(result, 2, "--key-password-stdin needs --key")
+    assert not (tmp_path / "b.tgz").exists()
