@@ -680,3 +680,25 @@ def test_export_key_password_needs_a_key(
     )
     assert_refused(result, 2, "--key-password-stdin needs --key")
     assert not (tmp_path / "b.tgz").exists()
+
+
+def test_the_auditors_workflow_in_the_docs_runs_as_printed(
+    ok: Invoke, history: dict[str, str], tmp_path: Path, db_path: Path, entry_point: str
+) -> None:
+    import re
+    import subprocess
+
+    page = (Path(__file__).parent.parent / "docs" / "audit.md").read_text(encoding="utf-8")
+    block = re.search(r"## The auditor's workflow\n\n```sh\n(.*?)```", page, re.S)
+    assert block is not None
+    work = tmp_path / "work"
+    (work / "kept").mkdir(parents=True)
+    ed25519_pair(work, "ci-log")
+    path = f"{Path(entry_point).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "DEPLOYTRACK_DB": str(db_path), "PATH": path}
+    script = ["bash", "-euo", "pipefail", "-c", block.group(1)]
+    done = subprocess.run(script, cwd=work, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "The bundle verifies." in done.stdout
+    assert "api" in done.stdout  # deployment list --history on the imported copy
+    assert (work / "audit.db").exists()
