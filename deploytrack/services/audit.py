@@ -272,11 +272,13 @@ class _BundleReplay:
         }
 
     def apply(self, event: dict[str, Any]) -> None:
-        from deploytrack.tlog.replay import key_id
+        import json
 
         self.replay.apply(event)
         for change in event["changes"]:
-            table, ident = change["table"], key_id(change["table"], change["key"])
+            # Replay has checked the change; equal keys give equal text (no RFC 8785 needed).
+            table = change["table"]
+            ident = (table, json.dumps(change["key"], sort_keys=True).encode())
             row = change.get("row")
             self.refs.pop(ident, None)
             kept = self.kept.get(table)
