@@ -702,3 +702,27 @@ def test_the_auditors_workflow_in_the_docs_runs_as_printed(
     assert "The bundle verifies." in done.stdout
     assert "api" in done.stdout  # deployment list --history on the imported copy
     assert (work / "audit.db").exists()
+
+
+def test_import_refuses_rows_that_name_rows_the_bundle_does_not_hold(
+    ok: Invoke, history: dict[str, str], tmp_path: Path
+) -> None:
+    """The replay knows no foreign keys; the import checks them all before it commits."""
+    bundle = export(ok, tmp_path / "b.tar.gz")
+    items = dict(members(bundle))
+    lines = items["events.jsonl"].split(b"\n")
+    at = next(i for i, line in enumerate(lines) if b'"type":"deployment.recorded"' in line)
+    lines[at] = lines[at].replace(b'"environment_id":1', b'"environment_id":99')
+    assert b'"environment_id":99' in lines[at]
+    items["events.jsonl"] = b"\n".join(lines)
+    bad = write(tmp_path / "dangling.tgz", rehashed(items))
+    fresh = tmp_path / "fresh.db"
+    ok_on(fresh, "environment", "list")
+    before = snapshot(fresh)
+    result = dt(fresh, "audit", "import", str(bad))
+    assert_refused(result, 1, "row 1 names a row of environment that it does not hold")
+    assert snapshot(fresh) == before
+    # The connection's foreign keys were enforced again afterwards: the same database
+    # takes the good bundle.
+    ok_on(fresh, "audit", "import", str(bundle))
+    ok_on(fresh, "log", "verify")

@@ -264,6 +264,11 @@ class Loading:
         if int(temp[0]):
             # The capture would log the import as events of its own.
             raise StoreError("the event log's capture is installed on this connection")
+        # Foreign keys are checked once, over the loaded tables, before the commit
+        # (`finish`): enforced row by row, every deployment inserted while a reference
+        # waits for a later row would scan the unindexed lineage columns (quadratic).
+        # The pragma is a no-op inside a transaction, hence here.
+        self.db.execute_sql("PRAGMA foreign_keys = OFF")
         self._atomic = self.db.atomic("IMMEDIATE")
         self._atomic.__enter__()
         try:
@@ -273,8 +278,6 @@ class Loading:
                     f"database {self.path} is not empty ({held}): an audit bundle is imported "
                     "into a new database only; give --db a path that does not exist yet"
                 )
-            # Checked at commit, when every row is in.
-            self.db.execute_sql("PRAGMA defer_foreign_keys = ON")
             triggers = self.db.execute_sql(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY rowid"
             ).fetchall()
@@ -292,12 +295,20 @@ class Loading:
                 self.db.execute_sql(statement)
         except BaseException as exc:
             self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            self.db.execute_sql("PRAGMA foreign_keys = ON")
             raise
         return Loader(self.db)
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         try:
             if kind is None:
+                broken = self.db.execute_sql("PRAGMA foreign_key_check").fetchone()
+                if broken is not None:
+                    table, rowid, parent, _ = broken
+                    raise StoreError(
+                        f"the bundle's {table} row {rowid} names a row of {parent} that it "
+                        "does not hold"
+                    )
                 for sql in self._triggers:
                     self.db.execute_sql(sql)
                 for name in ("bundle_row", "bundle_blob", "bundle_value"):
@@ -305,7 +316,10 @@ class Loading:
         except BaseException as error:
             self._atomic.__exit__(type(error), error, error.__traceback__)
             raise
-        self._atomic.__exit__(kind, exc, tb)
+        else:
+            self._atomic.__exit__(kind, exc, tb)
+        finally:
+            self.db.execute_sql("PRAGMA foreign_keys = ON")
 
 
 __all__ = ["Loader", "Loading", "blobs", "counts", "events_size", "setup_only", "values"]
