@@ -726,3 +726,24 @@ def test_import_refuses_rows_that_name_rows_the_bundle_does_not_hold(
     # takes the good bundle.
     ok_on(fresh, "audit", "import", str(bundle))
     ok_on(fresh, "log", "verify")
+
+
+def test_verify_refuses_a_fifo_without_waiting_on_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "bundle.fifo"
+    os.mkfifo(fifo)
+    refused(fifo, contains="is not a regular file")
+
+
+def test_export_signs_with_an_encrypted_key_read_with_its_password(
+    ok: Invoke, history: dict[str, str], tmp_path: Path
+) -> None:
+    from keyutil import cryptography_keys
+
+    pair = cryptography_keys(tmp_path / "keys")["py-ed25519-enc"]
+    bundle = tmp_path / "b.tgz"
+    args = ("audit", "export", "--output", str(bundle), "--key", str(pair.private))
+    wrong = dt(tmp_path / "deploytrack.db", *args, "--key-password-stdin", input="wrong\n")
+    assert_refused(wrong, 1, "wrong password")
+    assert list(tmp_path.glob("*.tgz*")) == [] and list(tmp_path.glob(".b.tgz*")) == []
+    ok(*args, "--key-password-stdin", input=f"{pair.password}\n")
+    ok("audit", "verify", str(bundle), "--key", str(pair.public))

@@ -114,7 +114,8 @@ def export(store: Store, output: str, key: Ed25519PrivateKey | None = None) -> E
     import json
     import tarfile
 
-    from deploytrack.files import create_output, open_new_private
+    from deploytrack import timeutil
+    from deploytrack.files import open_new_private
     from deploytrack.services import checkpoints
     from deploytrack.store import bundle, eventlog
 
@@ -135,8 +136,6 @@ def export(store: Store, output: str, key: Ed25519PrivateKey | None = None) -> E
             rows = {name: n for name, n in sorted(rows.items()) if n}
             counts = BundleCounts(checkpoint.size, rows, blob_count, value_count)
             last = bundle.last_event_time(db)
-            from deploytrack import timeutil
-
             manifest = {
                 "format": FORMAT,
                 "version": VERSION,
@@ -154,26 +153,33 @@ def export(store: Store, output: str, key: Ed25519PrivateKey | None = None) -> E
                 # of that moment, and two exports of it are the same bytes.
                 "created_at": timeutil.rfc3339(last),
             }
-            with (
-                os.fdopen(fd, "wb") as raw,
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
-                tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tar,
-            ):
-                fd = -1
-                for name, data in (
-                    (MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"),
-                    (CHECKPOINT, note.encode()),
-                ):
-                    tar.addfile(_info(name, len(data)), io.BytesIO(data))
-                tar.addfile(
-                    _info(EVENTS, bundle.events_size(db)),
-                    _EventStream(eventlog.events(db)),
+            raw = os.fdopen(fd, "wb")
+            fd = -1  # the file object closes it now
+            with raw:
+                # mtime 0 and no file name: the gzip header says nothing of when or where.
+                gz_file = gzip.GzipFile(
+                    filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
                 )
-                for name, data in bundle.blobs(db):
-                    tar.addfile(_info(BLOB_PREFIX + name, len(data)), io.BytesIO(data))
-                for name, data in bundle.values(db):
-                    tar.addfile(_info(VALUE_PREFIX + name, len(data)), io.BytesIO(data))
-        _publish(temporary, output, create_output)
+                with (
+                    gz_file as gz,
+                    tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tar,
+                ):
+                    head = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+                    for name, data in ((MANIFEST, head), (CHECKPOINT, note.encode())):
+                        tar.addfile(_info(name, len(data)), io.BytesIO(data))
+                    tar.addfile(
+                        _info(EVENTS, bundle.events_size(db)),
+                        _EventStream(eventlog.events(db)),
+                    )
+                    for name, data in bundle.blobs(db):
+                        tar.addfile(_info(BLOB_PREFIX + name, len(data)), io.BytesIO(data))
+                    for name, data in bundle.values(db):
+                        tar.addfile(_info(VALUE_PREFIX + name, len(data)), io.BytesIO(data))
+                # On disk before it gets its name: a crash never leaves a partial bundle
+                # under the name the user gave.
+                raw.flush()
+                os.fsync(raw.fileno())
+        _publish(temporary, output)
     except BaseException:
         if fd >= 0:
             os.close(fd)
@@ -196,7 +202,7 @@ def _suppress() -> Any:
     return contextlib.suppress(OSError)
 
 
-def _publish(temporary: str, output: str, create_output: Callable[[str], int]) -> None:
+def _publish(temporary: str, output: str) -> None:
     """Move the finished file into place, never over a file that appeared meanwhile: a
     hard link fails when `output` exists, where a rename would replace it."""
     try:
@@ -326,11 +332,14 @@ def _read(
     from deploytrack.tlog import LogFormatError
 
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below, around the whole read
+        # O_NONBLOCK: a FIFO with no writer would otherwise hang the open itself, before
+        # the check below refuses it. A regular file ignores the flag.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise BundleError(f"cannot read {path}: {exc.strerror}") from None
+    handle = os.fdopen(fd, "rb")
     try:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise BundleError(f"{path} is not a regular file")
         bounded = _Bounded(gzip.GzipFile(fileobj=handle, mode="rb"), MAX_TOTAL_BYTES)
         state = _State()
