@@ -659,12 +659,22 @@ def test_verify_refuses_data_after_the_archive_and_a_value_that_is_not_text(
     tail = tmp_path / "tail.tgz"
     tail.write_bytes(gzip.compress(gzip.decompress(bundle.read_bytes()) + b"more" + bytes(508)))
     refused(tail, contains="data after the end of the archive")
+    # A log (unsigned, its checkpoint made again) that commits to bytes that are no text.
+    items = dict(members(bundle))
+    (old,) = [n for n in items if n.startswith("values/")]
     value = bytes(16) + b"\xff\xfe"
-    name = "values/" + hashlib.sha256(value).hexdigest()
-    bad = edited(
-        bundle, tmp_path / "value.tgz", lambda i: [*i[:3], *sorted([*i[3:], (name, value)])]
+    new = hashlib.sha256(value).hexdigest()
+    items["events.jsonl"] = items["events.jsonl"].replace(old[7:].encode(), new.encode())
+    del items[old]
+    items["values/" + new] = value
+    refused(write(tmp_path / "value.tgz", rehashed(items)), contains="holds no UTF-8 value")
+    # A value no row of the log commits to: refused from its name, before it is read.
+    stray = bytes(16) + b"stray"
+    name = "values/" + hashlib.sha256(stray).hexdigest()
+    extra = edited(
+        bundle, tmp_path / "stray.tgz", lambda i: [*i[:3], *sorted([*i[3:], (name, stray)])]
     )
-    refused(bad, contains="holds no UTF-8 value after its salt")
+    refused(extra, contains="opens no commitment of the log")
 
 
 def test_export_key_password_needs_a_key(
@@ -747,3 +757,18 @@ def test_export_signs_with_an_encrypted_key_read_with_its_password(
     assert list(tmp_path.glob("*.tgz*")) == [] and list(tmp_path.glob(".b.tgz*")) == []
     ok(*args, "--key-password-stdin", input=f"{pair.password}\n")
     ok("audit", "verify", str(bundle), "--key", str(pair.public))
+
+
+def test_verify_refuses_a_blob_of_another_size_than_the_log_gives(
+    ok: Invoke, history: dict[str, str], tmp_path: Path
+) -> None:
+    bundle = export(ok, tmp_path / "b.tar.gz")
+    items = dict(members(bundle))
+    name = first_named(list(items.items()), "blobs/")
+    size = len(items[name])
+    ref = f'"sha256":"{name[13:]}","size":{size}}}'.encode()
+    assert ref in items["events.jsonl"]
+    lie = f'"sha256":"{name[13:]}","size":{size + 1}}}'.encode()
+    items["events.jsonl"] = items["events.jsonl"].replace(ref, lie)
+    bad = write(tmp_path / "size.tgz", rehashed(items))
+    refused(bad, contains=f"is {size} bytes, the log says {size + 1}")

@@ -257,6 +257,9 @@ class _State:
     size: int = 0
     blobs: set[str] = field(default_factory=set)
     values: set[str] = field(default_factory=set)
+    # What the rows at the end of the log name: blob name -> size, value names.
+    wanted_blobs: dict[str, int] = field(default_factory=dict)
+    wanted_values: set[str] = field(default_factory=set)
 
 
 class _BundleReplay:
@@ -397,6 +400,7 @@ def _members(
                 _checkpoint(data, state, keys, kept)
             else:
                 _events(source, member.size, state, replay, kept, loader)
+                _check_log(state, replay)
             continue
         match = _NAME.fullmatch(name)
         if match is None:
@@ -411,6 +415,18 @@ def _members(
         limit = MAX_BLOB_BYTES if prefix == BLOB_PREFIX else MAX_VALUE_BYTES
         if member.size > limit:
             raise _refuse(f"member {name} is {member.size} bytes: larger than a bundle's")
+        # Refused from its header, before its bytes are read: a bundle holds only what
+        # its (already verified) log names, at the size the log gives.
+        if prefix == BLOB_PREFIX:
+            if hexname not in state.wanted_blobs:
+                raise _refuse(f"blob sha256:{hexname} is named by no row of the log")
+            if member.size != state.wanted_blobs[hexname]:
+                raise _refuse(
+                    f"blob sha256:{hexname} is {member.size} bytes, the log says "
+                    f"{state.wanted_blobs[hexname]}"
+                )
+        elif hexname not in state.wanted_values:
+            raise _refuse(f"value {hexname} opens no commitment of the log")
         source = tar.extractfile(member)
         digest = hashlib.sha256()
         chunks: list[bytes] = []
@@ -580,13 +596,13 @@ def _prefix(size: int, root: bytes, expected: dict[int, tuple[str, Checkpoint]])
         )
 
 
-def _report(path: str, state: _State, replay: _BundleReplay) -> BundleReport:
-    """The checks that need the whole bundle read: the tree against its checkpoint, blobs
-    and values against the rows, the manifest's counts; then what ran where."""
+def _check_log(state: _State, replay: _BundleReplay) -> None:
+    """Once the events are read: they are the log the checkpoint names; then what the
+    rows at its end name by hash, which the members that follow must be, and no more."""
     from deploytrack.tlog import merkle
 
     checkpoint = state.checkpoint
-    assert checkpoint is not None  # _members refuses a bundle without one
+    assert checkpoint is not None  # the checkpoint member comes before the events
     root = merkle.root_from_frontier([h for _, h in state.frontier])
     if state.size != checkpoint.size:
         raise _refuse(f"its checkpoint says {checkpoint.size} events, {EVENTS} holds {state.size}")
@@ -597,24 +613,26 @@ def _report(path: str, state: _State, replay: _BundleReplay) -> BundleReport:
         )
     if replay.replay.origin != checkpoint.origin:
         raise _refuse(f"event 1 names origin {replay.replay.origin}, its checkpoint another")
-    blobs: dict[str, int | None] = {}
-    values: set[str] = set()
     for refs in replay.refs.values():
         for kind, name, size in refs:
             if kind == "blob":
-                blobs[name] = size
+                state.wanted_blobs[name] = size or 0
             else:
-                values.add(name)
-    for name in sorted(blobs):
+                state.wanted_values.add(name)
+
+
+def _report(path: str, state: _State, replay: _BundleReplay) -> BundleReport:
+    """The checks that need the whole bundle read: the tree against its checkpoint, blobs
+    and values against the rows, the manifest's counts; then what ran where."""
+    checkpoint = state.checkpoint
+    assert checkpoint is not None  # _members refuses a bundle without one
+    for name in sorted(state.wanted_blobs):
         if name not in state.blobs:
             raise _refuse(f"blob sha256:{name}, which the log's rows name, is missing")
-    for name in sorted(state.blobs - set(blobs)):
-        raise _refuse(f"blob sha256:{name} is named by no row of the log")
-    for name in sorted(values):
+    for name in sorted(state.wanted_values):
         if name not in state.values:
             raise _refuse(f"the value of commitment {name}, which the log's rows name, is missing")
-    for name in sorted(state.values - values):
-        raise _refuse(f"value {name} opens no commitment of the log")
+    values = state.wanted_values
     rows: dict[str, int] = {}
     for table, _ in replay.replay.rows:
         rows[table] = rows.get(table, 0) + 1
