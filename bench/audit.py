@@ -4,7 +4,8 @@
 
 For each N, builds a database whose log has N events through the service layer in one
 process (`deployment record` on 20 slots, a supersede every fourth record and heartbeats
-between, a few thousand records per write transaction), then runs `audit export`,
+between, the heartbeats written as `record` writes them but in plain SQL, a few thousand
+records per write transaction), then runs `audit export`,
 `audit verify` and `audit import` as the CLI, each in its own process, and prints one
 JSON line per N: seconds and peak RSS (os.wait4's rusage of that process) for each.
 Memory that stays flat from 10,000 events to 100,000 is what streaming buys.
@@ -21,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from deploytrack import timeutil
 from deploytrack.services import deployments, evidence
 from deploytrack.store import open_store
 
@@ -55,14 +57,24 @@ def build(path: Path, events: int) -> float:
     slots = [deployments.Slot("bench", "production", f"svc-{i}", "CONTAINER_IMAGE") for i in
              range(SLOTS)]  # fmt: skip
     version = [0] * SLOTS
+    active = [0] * SLOTS
     step = 0
     while (size := _size(store)) < events:
-        with store.write():
+        with store.write() as log:
             for _ in range(min(BATCH, events - size)):
                 i = step % SLOTS
                 if (step // SLOTS) % 4 == 0:
                     version[i] = (version[i] + 1) % VERSIONS
-                deployments.record(store, slots[i], digest(version[i]))
+                    result = deployments.record(store, slots[i], digest(version[i]))
+                    active[i] = result.deployment.id
+                else:
+                    # A heartbeat as `record` makes it (last_seen_at moves, the capture
+                    # logs the row), without peewee building its queries: 10x faster.
+                    store.db.execute_sql(
+                        "UPDATE deployment SET last_seen_at = ? WHERE id = ?",
+                        (timeutil.now_us(), active[i]),
+                    )
+                    log.log("deployment.heartbeat")
                 step += 1
     store.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
