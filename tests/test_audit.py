@@ -565,6 +565,7 @@ def test_import_answers_exactly_as_the_source(
     assert not any(
         b"s3cret-value" in bytes(r["body"]) for r in query(target, "SELECT body FROM log_event")
     )
+    assert "Healthy" in ok_on(target, "doctor").stdout
     # And the copy goes on: a new record is logged after the imported history.
     ok_on(target, *record_args("edge", "canary", "web"), "--digest", NGINX_GIT)
     ok_on(target, "log", "verify")
