@@ -773,3 +773,20 @@ def test_verify_refuses_a_blob_of_another_size_than_the_log_gives(
     items["events.jsonl"] = items["events.jsonl"].replace(ref, lie)
     bad = write(tmp_path / "size.tgz", rehashed(items))
     refused(bad, contains=f"is {size} bytes, the log says {size + 1}")
+
+
+def test_import_refuses_rows_whose_columns_this_database_has_not(
+    ok: Invoke, history: dict[str, str], tmp_path: Path
+) -> None:
+    bundle = export(ok, tmp_path / "b.tar.gz")
+    items = dict(members(bundle))
+    lines = items["events.jsonl"].split(b"\n")
+    at = next(i for i, line in enumerate(lines) if b'"type":"environment.created"' in line)
+    lines[at] = lines[at].replace(b'"created_at":', b'"colour":"blue","created_at":', 1)
+    items["events.jsonl"] = b"\n".join(lines)
+    bad = write(tmp_path / "columns.tgz", rehashed(items))
+    target = tmp_path / "target.db"
+    ok_on(target, "environment", "list")
+    before = snapshot(target)
+    assert_refused(dt(target, "audit", "import", str(bad)), 1, "(colour)")
+    assert snapshot(target) == before

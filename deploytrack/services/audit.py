@@ -310,7 +310,7 @@ def _refs(table: str, row: dict[str, Any]) -> Iterator[tuple[str, str, int | Non
         if set(value) == {"sha256", "size"}:
             digest, size = value["sha256"], value["size"]
             if not isinstance(digest, str) or not isinstance(size, int):
-                raise BundleError(f"a row of {table} names a blob in {column} malformed")
+                raise _refuse(f"a row of {table} names a malformed blob in {column}")
             yield "blob", digest, size
         elif set(value) == {"commitment"} and isinstance(value["commitment"], str):
             yield "value", value["commitment"], None
@@ -405,11 +405,9 @@ def _members(
         match = _NAME.fullmatch(name)
         if match is None:
             raise _refuse(f"member {name[:100]!r} is not one a bundle has")
-        if name <= previous:
+        if name <= previous:  # in name order, "blobs/" before "values/"
             what = "twice" if name == previous else "out of order"
             raise _refuse(f"member {name} is {what}")
-        if previous.startswith(VALUE_PREFIX) and name.startswith(BLOB_PREFIX):
-            raise _refuse(f"member {name} is out of order")
         previous = name
         prefix, hexname = match.groups()
         limit = MAX_BLOB_BYTES if prefix == BLOB_PREFIX else MAX_VALUE_BYTES

@@ -215,6 +215,14 @@ class Loader:
     def _decode(self, table: eventlog.Table, image: dict[str, Any]) -> list[Any]:
         """A row's values in column order, from its image."""
         salts = {salt: column for column, salt in table.salted.items()}
+        columns = set(table.columns) - set(salts)
+        if set(image) != columns:
+            odd = sorted(set(image) ^ columns)
+            raise StoreError(
+                f"the bundle's rows of {table.name} do not have this database's columns "
+                f"({', '.join(odd)}): import it with the deploytrack version that exported "
+                "it, or a newer one"
+            )
         out: list[Any] = []
         for column in table.columns:
             if column in salts:
