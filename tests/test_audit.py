@@ -790,3 +790,16 @@ def test_import_refuses_rows_whose_columns_this_database_has_not(
     before = snapshot(target)
     assert_refused(dt(target, "audit", "import", str(bad)), 1, "(colour)")
     assert snapshot(target) == before
+
+
+def test_loading_refuses_a_connection_with_the_capture_installed(tmp_path: Path) -> None:
+    """The capture's TEMP triggers would log the import as events of its own."""
+    from deploytrack.store import StoreError, bundle, open_store
+
+    store = open_store(tmp_path / "fresh.db")
+    try:
+        store.log.install()
+        with pytest.raises(StoreError, match="capture"), bundle.Loading(store.db, store.path):
+            pass
+    finally:
+        store.close()
