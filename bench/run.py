@@ -9,7 +9,9 @@ calls deploytrack), measured beside its floor in the same run:
 3. attestation import of 10,000 small statements in one call;
 4. record --oci-ref against a local registry vs one HEAD request by curl, and the
    number of HTTP requests one resolve makes;
-5. 8 concurrent writers: records per second and the slowest single command.
+5. 8 concurrent writers: records per second and the slowest single command;
+6. the audit bundle: export, verify and import of a log of 10,000 and 100,000 events,
+   time and peak memory of each (bench/audit.py).
 
     python bench/run.py [--runs N] [--scale-records N] [--skip-scale] [--skip-registry]
                         [--only-hot]
@@ -44,6 +46,7 @@ EXE = str(Path(sys.executable).parent / "deploytrack")
 PY = sys.executable
 FLOOR = str(HERE / "floor.py")
 SCALE = str(HERE / "scale.py")
+AUDIT = str(HERE / "audit.py")
 ACCEPT = ", ".join(
     [
         "application/vnd.oci.image.manifest.v1+json",
@@ -288,6 +291,26 @@ def bulk_import(work: Path, count: int = 10_000) -> Rows:
              f"{best:.2f} s", f"{count / best:,.0f} statements/s"]]  # fmt: skip
 
 
+# --- 6. audit bundle ------------------------------------------------------------------------
+
+
+def audit_bundle(work: Path, sizes: Sequence[int] = (10_000, 100_000)) -> Rows:
+    """Each size in its own process (bench/audit.py): the database is built through the
+    service layer, then each command runs as the CLI, its peak RSS read from os.wait4."""
+    argv = [PY, AUDIT, str(work)]
+    for size in sizes:
+        argv += ["--events", str(size)]
+    rows = []
+    for line in run(argv).stdout.splitlines():
+        found = json.loads(line)
+        for step in ("export", "verify", "import"):
+            seconds, rss = found[step]
+            target = "≤ 60 s" if found["events"] >= 100_000 else ""
+            size = f"{found['events']:,}"
+            rows.append([f"`audit {step}`", size, f"{seconds:.1f} s", f"{rss:.0f} MiB", target])
+    return rows
+
+
 # --- 4. registry ----------------------------------------------------------------------------
 
 
@@ -476,7 +499,9 @@ def main() -> None:
             print(table(["command", "deploytrack", "floor", "ratio", "HTTP requests"], rows))
             print(flush=True)
         print("## 5. Concurrent writers\n")
-        print(table(["what", "wall time", "throughput", "latency"], writers(work)))
+        print(table(["what", "wall time", "throughput", "latency"], writers(work)) + "\n")
+        print("## 6. Audit bundle\n")
+        print(table(["command", "events", "time", "peak RSS", "target"], audit_bundle(work)))
 
 
 if __name__ == "__main__":

@@ -326,6 +326,17 @@ def test_every_command_escapes_what_it_prints(hostile_db: Path, tmp_path: Path) 
          str(proofs))  # fmt: skip
     scan("log", "verify-proof", str(next(proofs.iterdir())), "--key", str(public))
     scan("log", "consistency", "--from", str(kept))
+    # The audit bundle: exported, verified offline, imported into a new database (and
+    # refused into this one), hostile file names and stored names included.
+    bundle = files / f"bundle{HOSTILE}.tgz"
+    scan("audit", "export", "--output", str(bundle))
+    scan("audit", "verify", str(bundle))
+    scan("audit", "verify", str(bundle), "-o", "json")
+    scan("audit", "verify", str(files / f"nowhere{HOSTILE}"), code=1)
+    scan("audit", "import", str(bundle), code=1)
+    copy = Scan(tmp_path / f"copy{HOSTILE}.db")
+    copy("audit", "import", str(bundle))
+    scan.problems += copy.problems
 
     assert scan.problems == [], "\n".join(
         f"{' '.join(map(repr, args))} -> {stream}: {text!r}" for args, stream, text in scan.problems

@@ -210,6 +210,7 @@ COMMANDS = {
     "policy": "deploytrack.cli.policies:policy",
     "doctor": "deploytrack.cli.doctor:doctor",
     "log": "deploytrack.cli.log:log",
+    "audit": "deploytrack.cli.audit:audit",
 }
 cli.lazy.update(COMMANDS)
 
