@@ -72,9 +72,13 @@ def audit_export(
 def _counts(counts: BundleCounts) -> str:
     rows = sum(counts.rows.values())
     return (
-        f"{counts.events} events, {rows} rows in {len(counts.rows)} tables, "
-        f"{counts.blobs} blobs, {counts.values} values"
+        f"{_n(counts.events, 'event')}, {_n(rows, 'row')} in {_n(len(counts.rows), 'table')}, "
+        f"{_n(counts.blobs, 'blob')}, {_n(counts.values, 'variable value')}"
     )
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _tell_exported(result: ExportResult) -> None:
