@@ -5,7 +5,7 @@ calls deploytrack), measured beside its floor in the same run:
 
 1. hot path: record (new, heartbeat), list, status vs a Python + sqlite3 floor script,
    and vs the import of the stack alone (click, peewee; tabulate for tables);
-2. scale: the same commands on 1,000,000 records over 10,000 keys vs 1,000 records,
+2. scale: the same commands on 1,000,000 records over 10,000 slots vs 1,000 records,
    and `record` on a log of 1,000,000 events vs one of 1,000;
 3. attestation import of 10,000 small statements in one call;
 4. record --oci-ref against a local registry vs one HEAD request by curl, and the
@@ -220,22 +220,21 @@ def hot_path(work: Path, runs: int) -> Rows:
 def build(path: Path, script: str = SCALE, **shape: int) -> dict[str, Any]:
     """Build a database with `script` (bench/scale.py or bench/events.py), or reuse the one
     a previous run built with the same code; `path` gets a fresh copy either way."""
-    argv = [PY, script, "BUILT"]
-    for key, value in shape.items():
-        argv += [f"--{key}", str(value)]
-    code = hashlib.sha256(" ".join(argv).encode())
+    args = [arg for key, value in shape.items() for arg in (f"--{key}", str(value))]
+    kind = f"{Path(script).stem}-" + hashlib.sha256(" ".join(args).encode()).hexdigest()[:8]
+    code = hashlib.sha256()
     for source in [Path(script), *sorted((REPO / "deploytrack" / "store").glob("*.py"))]:
         code.update(source.read_bytes())
-    cached = CACHE / f"{Path(script).stem}-{code.hexdigest()[:16]}.db"
+    cached = CACHE / f"{kind}-{code.hexdigest()[:12]}.db"
     facts = cached.with_suffix(".json")
     reused = cached.exists() and facts.exists()
     if not reused:
         CACHE.mkdir(parents=True, exist_ok=True)
+        # One database per shape: what older code built (or a build cut short) goes.
+        for stale in CACHE.glob(f"{kind}-*"):
+            stale.unlink()
         building = cached.with_suffix(".building")
-        for leftover in CACHE.glob(building.name + "*"):
-            leftover.unlink()
-        argv[2] = str(building)
-        facts_text = run(argv).stdout
+        facts_text = run([PY, script, str(building), *args]).stdout
         building.rename(cached)
         facts.write_text(facts_text)
     info: dict[str, Any] = json.loads(facts.read_text())
@@ -313,8 +312,8 @@ def scale(work: Path, runs: int, big_records: int) -> tuple[Rows, list[str]]:
         return f"reused from build/bench ({built} once)" if info["reused"] else built
 
     notes = [
-        f"small: {small['records']:,} records over {small['keys']:,} keys; "
-        f"big: {big['records']:,} records over {big['keys']:,} keys, written in bulk with one "
+        f"small: {small['records']:,} records over {small['keys']:,} slots; "
+        f"big: {big['records']:,} records over {big['keys']:,} slots, written in bulk with one "
         f"`imported` event each (as an upgraded database has), {how(big)}",
         f"the log rows: a log of {small_events['events']:,} events against one of "
         f"{big_events['events']:,} ({big_events['bytes'] / 1e6:.0f} MB), 5 records heartbeated "
@@ -323,7 +322,7 @@ def scale(work: Path, runs: int, big_records: int) -> tuple[Rows, list[str]]:
         f"database size: {big['bytes'] / big['records']:.0f} bytes per record "
         f"({big['bytes'] / 1e6:.0f} MB for {big['records']:,} records, indexes and their "
         "events included)",
-        "every command is limited to the slice e0/production (10 keys, present in both): "
+        "every command is limited to the slice e0/production (10 slots, present in both): "
         "the rows printed are the same, only the history around them differs",
     ]
     return rows, notes
