@@ -835,3 +835,45 @@ def test_a_database_of_the_previous_release_is_brought_into_the_log(
     after = json.loads(old_ok("log", "list", "--limit", "100000", "-o", "json").stdout)
     assert [(e["seq"], e["type"]) for e in after[size:]] == [(size + 1, "deployment.superseded")]
     assert old_ok("log", "verify").stdout.endswith("The log verifies.\n")
+
+
+# --- the benchmark's databases ---------------------------------------------------------------
+
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["events.py", "--events", "700"],
+        ["scale.py", "--envs", "1", "--stages", "3", "--names", "4", "--depth", "5"],
+    ],
+    ids=["events", "scale"],
+)
+def test_the_benchmarks_databases_have_logs_that_verify(
+    tmp_path: Path, argv: list[str], entry_point: str
+) -> None:
+    """`make bench` times commands on databases built in bulk: they must be ones
+    deploytrack itself could have made, their log included."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "bench.db"
+    built = subprocess.run(
+        [sys.executable, str(BENCH / argv[0]), str(db), *argv[1:]],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    facts = json.loads(built.stdout)
+    verified = subprocess.run(
+        [entry_point, "--db", str(db), "log", "verify"], capture_output=True, text=True
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    if argv[0] == "events.py":
+        assert log_size(db) == facts["events"] == 700
+    else:
+        assert facts["records"] == 1 * 3 * 4 * 5
+        # log.started and the 3 default stages; the evidence; environment e0; then one
+        # `imported` event per record (60) and per slot its first record made (12).
+        assert log_size(db) == 4 + 1 + 1 + 60 + 12
