@@ -647,6 +647,11 @@ def test_every_write_command_logs_exactly_the_rows_it_changed(
         ("logical-environment", "policy", "clear", "--name", "staging"),
         ("policy.cleared", [ins("stage_policy", 2)]),
     )
+    decommission = slot_args("decommission", "k8s", "staging", "api")
+    s.step(decommission, ("deployment.decommissioned", [upd(dep, 4)]))
+    # Commands that succeed without changing anything append nothing.
+    s.step(decommission)
+    s.step(("environment", "create", "--name", "k8s", "--if-not-exists"))
 
     # Variables: set, unset, a secret, a redaction (which the schema's trigger applies to
     # the redacted entry: that change is logged too).
@@ -671,7 +676,8 @@ def test_every_write_command_logs_exactly_the_rows_it_changed(
         "attestation.imported", "attestation.verified", "deployment.recorded",
         "deployment.heartbeat", "deployment.superseded", "deployment.decommissioned",
         "deployment.rolled_back", "policy.set", "deployment.recorded", "deployment.promoted",
-        "policy.cleared", "variable.set", "variable.unset", "variable.set", "variable.redacted",
+        "policy.cleared", "deployment.decommissioned", "variable.set", "variable.unset",
+        "variable.set", "variable.redacted",
     ]  # fmt: skip
     # Neither the secret nor the redacted plain value is in any event.
     bodies = b"".join(bytes(b) for (b,) in _rows(db_path, "SELECT body FROM log_event"))
