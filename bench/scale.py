@@ -103,10 +103,11 @@ def build(path: Path, envs: int, stages: int, names: int, depth: int) -> dict[st
         db.execute_sql("SELECT coalesce(max(id), 0) FROM deployment_slot").fetchone()[0]
     )
 
-    def imported(table: eventlog.Table, values: list[object] | tuple[object, ...], at: int) -> None:
+    def imported(table: eventlog.Table, values: list[object] | tuple[object, ...]) -> None:
+        # Logged now, as the migration logs the rows it finds: event times never go back.
         image = table.image(values)
         change = {"table": table.name, "op": "insert", "key": table.key_of(image), "row": image}
-        eventlog.append(db, "imported", [change], time=at, imported=True)
+        eventlog.append(db, "imported", [change], imported=True)
 
     def flush() -> None:
         nonlocal slots_seen
@@ -114,12 +115,12 @@ def build(path: Path, envs: int, stages: int, names: int, depth: int) -> dict[st
             values = [[row.get(c) for c in deployment.columns] for row in rows]
             for start in range(0, len(values), BATCH_ROWS):
                 db.cursor().executemany(insert, values[start : start + BATCH_ROWS])
-            for row, row_values in zip(rows, values, strict=True):
-                imported(deployment, row_values, int(row["created_at"]))  # type: ignore[call-overload]
+            for row_values in values:
+                imported(deployment, row_values)
             for slot_values in db.execute_sql(
                 "SELECT * FROM deployment_slot WHERE id > ? ORDER BY id", (slots_seen,)
             ).fetchall():
-                imported(slot, slot_values, START_US)
+                imported(slot, slot_values)
                 slots_seen = slot_values[0]
             eventlog.seal(db)
         rows.clear()
