@@ -29,7 +29,9 @@ def make_private_folders(folder: StrPath) -> None:
     os.makedirs gives the parents the umask's default mode (often 0755): every folder
     deploytrack creates is private, as the XDG spec asks.
     """
-    current = os.fspath(folder)
+    # Absolute: the walk up a relative path would end at "" instead of at the folder
+    # that exists (the working directory).
+    current = os.path.abspath(os.fspath(folder))
     missing: list[str] = []
     while not os.path.exists(current):
         missing.append(current)

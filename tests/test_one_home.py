@@ -171,6 +171,11 @@ def test_private_folders_and_files(tmp_path: Path) -> None:
         os.umask(old)
     with pytest.raises(FileExistsError):
         files.open_new_private(folder / "key")
+    # A relative folder, from the working directory.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        files.make_private_folders(Path("r") / "s")
+    assert stat.S_IMODE((tmp_path / "r" / "s").stat().st_mode) == 0o700
     (tmp_path / "target").write_bytes(b"")
     (folder / "link").symlink_to(tmp_path / "target")
     with pytest.raises(FileExistsError):  # a link is not followed, even a dangling one

@@ -309,6 +309,23 @@ def test_every_command_escapes_what_it_prints(hostile_db: Path, tmp_path: Path) 
     scan("log", "list")
     scan("log", "list", "-o", "json")
     scan("log", "verify", code=None)
+    # CDEvents are data for machines (JSON Lines, checked exactly in tests/test_cdevents.py).
+    exported = scan("log", "export", "--format", "cdevents", data=True).stdout.splitlines()
+    assert exported and all(json.loads(line) for line in exported)
+    scan("log", "export", "--format", "cdevents", "--output", str(files / f"cd{HOSTILE}.jsonl"))
+    # Checkpoints and proofs, in files with hostile names.
+    kept = files / f"cp{HOSTILE}.note"
+    scan("log", "checkpoint", "--key", str(private), "--output", str(kept))
+    scan("log", "checkpoint")
+    scan("log", "verifier-key", "--key", str(public))
+    scan("log", "verify", "--checkpoint", str(kept), "--key", str(public), code=None)
+    scan("log", "verify", "--checkpoint", str(files / f"missing{HOSTILE}"), code=1)
+    scan("log", "prove", "--deployment", "2", "--key", str(private))
+    proofs = files / f"proofs{HOSTILE}"
+    scan("log", "prove", "--deployment", "2", "--checkpoint", str(kept), "--output-dir",
+         str(proofs))  # fmt: skip
+    scan("log", "verify-proof", str(next(proofs.iterdir())), "--key", str(public))
+    scan("log", "consistency", "--from", str(kept))
 
     assert scan.problems == [], "\n".join(
         f"{' '.join(map(repr, args))} -> {stream}: {text!r}" for args, stream, text in scan.problems

@@ -220,8 +220,9 @@ def _assert_one_immediate_transaction(statements: list[str]) -> None:
     But the event log's capture triggers, which the first write of a connection creates
     just before its transaction from the schema it reads: TEMP, they change no file
     (store/eventlog.py)."""
-    prefixes = ("CREATE TEMP TRIGGER", "PRAGMA table_info", "SELECT name FROM sqlite_master")
+    prefixes = ("CREATE TEMP TRIGGER", "SELECT ", "-- PRAGMA table_info")
     setup = list(itertools.takewhile(lambda s: s.startswith(prefixes), statements))
+    assert all("main." not in s or s.startswith("CREATE TEMP") for s in setup), setup
     statements = statements[len(setup) :]
     assert statements, "no SQL was traced"
     assert statements[0] == "BEGIN IMMEDIATE", statements[:2]

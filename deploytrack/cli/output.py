@@ -62,6 +62,9 @@ def jsonable(value: Any) -> Any:
     """
     if value is None or isinstance(value, (str, int, float)):
         return value
+    verbatim = getattr(value, "__verbatim__", None)
+    if verbatim is not None:  # data printed as it is: no `_at` field becomes a time
+        return verbatim()
     shape = getattr(value, "__json__", None)
     if shape is not None:
         return jsonable(shape())

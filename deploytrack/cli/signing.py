@@ -39,7 +39,7 @@ R = TypeVar("R", bound="_Enveloped")
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def _read_password() -> bytes:
+def read_password() -> bytes:
     """The key password: the next line of stdin (after the registry password, when
     --registry-password-stdin is given too), or a hidden prompt on a terminal."""
     try:
@@ -56,7 +56,7 @@ def _read_password() -> bytes:
     return value.encode("utf-8", "surrogateescape")
 
 
-def _key_options(key_help: str, password_help: str, *, required: bool) -> Decorator:
+def key_options(key_help: str, password_help: str, *, required: bool) -> Decorator:
     """--key PRIVATE_KEY_PEM, a private key to sign with, and --key-password-stdin, which
     `_signing_key` reads; the commands word the help their own way."""
     key = click.option(
@@ -76,7 +76,7 @@ def _signing_key(key_file: str, key_password_stdin: bool) -> SigningKey:
     """The key of --key, decrypted with the password read when --key-password-stdin asks."""
     from deploytrack.services import attest
 
-    password = _read_password() if key_password_stdin else None
+    password = read_password() if key_password_stdin else None
     key = attest.load_signing_key(key_file, password)
     del password
     return key
@@ -135,7 +135,7 @@ def _with_output_file(output_file: str | None, produce: Callable[[], R]) -> R:
     "names the material).",
 )
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
-@_key_options(
+@key_options(
     "Sign with this private key (PKCS#8 or traditional EC/RSA PEM; ECDSA, Ed25519, RSA).",
     "The key is encrypted: read its password from stdin (the second line when "
     "--registry-password-stdin reads the first).",
@@ -242,7 +242,7 @@ def _tell_verified(result: VerifyResult) -> None:
 
 @click.command("sign", cls=Command)
 @click.argument("path", metavar="PATH|-")
-@_key_options(
+@key_options(
     "The private key (PKCS#8 or traditional EC/RSA PEM; ECDSA, Ed25519, RSA).",
     "The key is encrypted: read its password from stdin.",
     required=True,

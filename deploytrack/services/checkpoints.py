@@ -8,6 +8,7 @@ first line and in its signature. The formats themselves: tlog/note.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from deploytrack.services import ServiceError
@@ -16,10 +17,14 @@ from deploytrack.store import Store, eventlog
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from deploytrack.tlog.note import Checkpoint, Verifier
+    from deploytrack.tlog.merkle import Subtree
+    from deploytrack.tlog.note import Checkpoint, Note, Verifier
 
 # What the keys of these commands sign, in messages.
 PURPOSE = "log checkpoints"
+# A checkpoint is a few hundred bytes; a proof carries one and an event. Files read from
+# outside are bounded: the signed-note limit, 1 MiB.
+MAX_FILE_BYTES = 1 << 20
 
 
 def current(store: Store) -> Checkpoint:
@@ -64,4 +69,109 @@ def verifiers(paths: Sequence[str], origin: str) -> list[Verifier]:
     return out
 
 
-__all__ = ["PURPOSE", "current", "sign", "signer", "verifiers"]
+def read_file(path: str, what: str) -> bytes:
+    """The bytes of a file the user named (a checkpoint, a proof, an event), at most
+    1 MiB; `what` names it in messages. FIFOs and devices are refused, never waited on."""
+    from deploytrack.files import NotAFile, read_at_most
+
+    try:
+        data = read_at_most(path, MAX_FILE_BYTES, regular_only=True)
+    except NotAFile:
+        raise ServiceError(f"{what} {path} is not a regular file") from None
+    except OSError as exc:
+        raise ServiceError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ServiceError(f"{what} {path} is larger than 1 MiB: it is not a {what}")
+    return data
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A checkpoint kept elsewhere and read back: the file, and what its bytes say.
+    `note` is None for a bare checkpoint (no signature lines)."""
+
+    path: str
+    data: bytes
+    checkpoint: Checkpoint
+    note: Note | None
+
+
+def load(path: str) -> Kept:
+    """The checkpoint in the file `path`: a signed note or a bare checkpoint, well formed
+    (signatures are checked by `problem`, which knows the keys)."""
+    from deploytrack.tlog import LogFormatError
+    from deploytrack.tlog.note import open_note, read_checkpoint
+
+    data = read_file(path, "checkpoint")
+    try:
+        checkpoint = read_checkpoint(data)
+        note = open_note(data) if b"\n\n" in data else None
+    except LogFormatError as exc:
+        raise ServiceError(f"checkpoint {path} is not a checkpoint: {exc}") from None
+    return Kept(path, data, checkpoint, note)
+
+
+def problem(
+    kept: Kept,
+    origin: str,
+    size: int,
+    root: bytes,
+    subtree: Subtree,
+    keys: Sequence[Verifier] = (),
+) -> str | None:
+    """Why the kept checkpoint does not vouch for this log (origin, size and root now,
+    its stored nodes), or None: it is this log's, signed by one of `keys` when any are
+    given, no larger than the log, and the log extends it (RFC 9162 consistency)."""
+    from deploytrack.tlog import LogFormatError, merkle
+
+    old, path = kept.checkpoint, kept.path
+    if old.origin != origin:
+        return f"checkpoint {path} is of another log (origin {old.origin}, this log is {origin})"
+    if keys:
+        if kept.note is None:
+            return (
+                f"checkpoint {path} is not signed: it is a bare checkpoint, and --key asks for "
+                "a signature by one of the given keys"
+            )
+        try:
+            signed = [k for k in keys if kept.note.verify(k, what=f"checkpoint {path}")]
+        except LogFormatError as exc:
+            return str(exc)
+        if not signed:
+            wanted = ", ".join(k.label for k in keys)
+            carried = ", ".join(dict.fromkeys(s.label for s in kept.note.signatures))
+            return (
+                f"checkpoint {path} is not signed by any of the given keys ({wanted}): it "
+                f"carries signatures by {carried}"
+            )
+    if old.size > size:
+        return (
+            f"checkpoint {path} is for {old.size} events, this log has {size}: events were removed"
+        )
+    rewritten = (
+        f"checkpoint size {old.size} (root {old.root.hex()[:16]}…) in {path} is not a prefix "
+        f"of this log: the history up to event {old.size} was rewritten"
+    )
+    if old.size == 0:
+        # No proof from the empty tree exists (merkle refuses one): its root is the check.
+        return None if old.root == merkle.EMPTY_ROOT else rewritten
+    try:
+        proof = merkle.consistency_proof(old.size, size, subtree)
+        merkle.verify_consistency(old.size, size, proof, old.root, root)
+    except merkle.ProofError:
+        return rewritten
+    return None
+
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "PURPOSE",
+    "Kept",
+    "current",
+    "load",
+    "problem",
+    "read_file",
+    "sign",
+    "signer",
+    "verifiers",
+]

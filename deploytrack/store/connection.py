@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import threading
 from collections.abc import Iterator
@@ -103,7 +104,7 @@ class Store:
             # that rolled back would take the TEMP triggers with it.
             try:
                 self.log.install()
-            except peewee.PeeweeException as exc:
+            except (peewee.PeeweeException, sqlite3.Error) as exc:
                 raise translate(exc, self.path) from None
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
         # then writes fails with "database is locked" when another writer got in between.
@@ -129,7 +130,7 @@ class Store:
                     raise
                 finally:
                     self._depth.n = depth
-        except peewee.PeeweeException as exc:
+        except (peewee.PeeweeException, sqlite3.Error) as exc:
             raise translate(exc, self.path) from None
 
     @contextmanager
@@ -138,7 +139,7 @@ class Store:
         try:
             with bound(self.db), self.db.atomic():
                 yield
-        except peewee.PeeweeException as exc:
+        except (peewee.PeeweeException, sqlite3.Error) as exc:
             raise translate(exc, self.path) from None
 
     def require_transaction(self) -> None:
@@ -204,7 +205,7 @@ def open_store(path: StrPath, *, migrate: bool = True) -> Store:
         if migrate:
             migrations.ensure_current(db, path)
             migrations.ensure_wal(db)
-    except peewee.PeeweeException as exc:
+    except (peewee.PeeweeException, sqlite3.Error) as exc:
         store.close()
         raise translate(exc, path) from None
     except DeploytrackError:

@@ -6,6 +6,8 @@ each other: migrations is a leaf of the store.
 
 from __future__ import annotations
 
+import sqlite3
+
 import peewee
 
 from deploytrack.errors import DeploytrackError
@@ -19,7 +21,7 @@ class StoreError(DeploytrackError):
     """The database could not be opened, read or written."""
 
 
-def translate(exc: peewee.PeeweeException, path: str) -> StoreError:
+def translate(exc: peewee.PeeweeException | sqlite3.Error, path: str) -> StoreError:
     """Turn a driver error into one line that says what to do."""
     text = str(exc)
     low = text.lower()
@@ -39,6 +41,6 @@ def translate(exc: peewee.PeeweeException, path: str) -> StoreError:
         )
     if "unable to open" in low or "disk i/o" in low:
         return StoreError(f"cannot open database {path}: check that it exists and is readable")
-    if isinstance(exc, peewee.IntegrityError):
+    if isinstance(exc, (peewee.IntegrityError, sqlite3.IntegrityError)):
         return StoreError(f"the database refused the change: {text}")
     return StoreError(f"database error on {path}: {text}")

@@ -17,6 +17,10 @@ All pending migrations run in one BEGIN IMMEDIATE transaction, and the list of a
 ones is read again once the lock is held, so several processes opening a brand-new
 database at the same moment apply each migration exactly once.
 
+A migration that changes rows of a state table (anything but the log's tables and this
+bookkeeping) after m006 must append events for them with `eventlog.append`, as m006's
+`eventlog.start` does: `log verify` would otherwise find rows changed outside the log.
+
 The DDL is SQLite's. A PostgreSQL backend would bring the same named steps in its own
 dialect (identity columns instead of INTEGER PRIMARY KEY, trigger functions).
 """
