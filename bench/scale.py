@@ -8,6 +8,11 @@ that supersede one another an hour apart (version v of every slot at the same ho
 newest one deployed. One attestation per deployment
 name names every version's digest, so each record passes the evidence trigger.
 
+The records are written in bulk, each with the `imported` event the migration that set up
+the log gives a row that existed before it (and so do the slots the schema's trigger
+adds): the database is what a user's of that size looks like after upgrading, and its
+log, of as many events as records, passes `log verify`.
+
 The slice (e0, staging|production, svc-0..svc-9) exists in every database this builds,
 so a command limited to it returns the same rows on 1,000 records as on 1,000,000: what
 differs is only how much history lies around it.
@@ -22,7 +27,7 @@ import time
 from pathlib import Path
 
 from deploytrack.services import evidence
-from deploytrack.store import open_store
+from deploytrack.store import eventlog, open_store
 from deploytrack.store.models import Deployment, Environment, LogicalEnvironment
 
 START_US = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z
@@ -59,31 +64,65 @@ def build(path: Path, envs: int, stages: int, names: int, depth: int) -> dict[st
         sources.append(evidence.Source(name, json.dumps(statement).encode()))
     evidence.import_sources(store, sources, evidence.Overrides(project="bench"))
 
-    with store.write():
-        stage_ids = []
-        for name in stage_names(stages):
+    stage_ids = []
+    for name in stage_names(stages):
+        with store.write() as log:
             row = LogicalEnvironment.get_or_none(LogicalEnvironment.name == name)
             if row is None:
                 row = LogicalEnvironment.create(
                     name=name, description="", created_at=START_US, updated_at=START_US
                 )
+                log.log("logical_environment.created")
             stage_ids.append(row.id)
-        env_ids = []
-        for i in range(envs):
-            row = Environment.create(
+    env_ids = []
+    for i in range(envs):
+        with store.write() as log:
+            env = Environment.create(
                 name=f"e{i}", type="kubernetes", created_at=START_US, updated_at=START_US
             )
-            env_ids.append(row.id)
-
+            log.log("environment.created")
+            env_ids.append(env.id)
+    with store.read():
+        last = Deployment.select().order_by(Deployment.id.desc()).first()
+    first_id = last.id if last is not None else 0
+    store.close()
+    # A new connection, without the capture triggers store.write() made on the first:
+    # the bulk rows are logged below, one `imported` event each.
+    store = open_store(path)
+    db = store.db
+    tables = eventlog.state_tables(db)
+    deployment, slot = tables["deployment"], tables["deployment_slot"]
+    columns = ", ".join(deployment.columns)
+    insert = (
+        f"INSERT INTO deployment ({columns}) VALUES ({', '.join('?' * len(deployment.columns))})"
+    )
     keys = [(e, s, n) for e in env_ids for s in stage_ids for n in services]
-    first_id = (Deployment.select().order_by(Deployment.id.desc()).first() or Deployment(id=0)).id
     rows: list[dict[str, object]] = []
     written = 0
+    slots_seen = int(
+        db.execute_sql("SELECT coalesce(max(id), 0) FROM deployment_slot").fetchone()[0]
+    )
+
+    def imported(table: eventlog.Table, values: list[object] | tuple[object, ...]) -> None:
+        # Logged now, as the migration logs the rows it finds: event times never go back.
+        image = table.image(values)
+        change = {"table": table.name, "op": "insert", "key": table.key_of(image), "row": image}
+        eventlog.append(db, "imported", [change], imported=True)
 
     def flush() -> None:
-        with store.write():
-            for start in range(0, len(rows), BATCH_ROWS):
-                Deployment.insert_many(rows[start : start + BATCH_ROWS]).execute()
+        nonlocal slots_seen
+        with db.atomic("IMMEDIATE"):
+            values = [[row.get(c) for c in deployment.columns] for row in rows]
+            for start in range(0, len(values), BATCH_ROWS):
+                db.cursor().executemany(insert, values[start : start + BATCH_ROWS])
+            for row_values in values:
+                imported(deployment, row_values)
+            for slot_values in db.execute_sql(
+                "SELECT * FROM deployment_slot WHERE id > ? ORDER BY id", (slots_seen,)
+            ).fetchall():
+                imported(slot, slot_values)
+                slots_seen = slot_values[0]
+            eventlog.seal(db)
         rows.clear()
 
     # Newest versions first: each superseded_by then points at a row already stored, so
@@ -96,8 +135,8 @@ def build(path: Path, envs: int, stages: int, names: int, depth: int) -> dict[st
             rows.append(
                 {
                     "id": record_id,
-                    "environment": env_id,
-                    "logical_environment": stage_id,
+                    "environment_id": env_id,
+                    "logical_environment_id": stage_id,
                     "deployment_name": name,
                     "kind": "CONTAINER_IMAGE",
                     "digest": digest(name, version),

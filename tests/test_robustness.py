@@ -86,6 +86,9 @@ def assert_invariants(db: Path) -> None:
     assert unevidenced == []
     for blob in rows(db, "SELECT digest, content FROM blob"):
         assert "sha256:" + hashlib.sha256(blob["content"]).hexdigest() == blob["digest"]
+    # The event log: every committed change is in it, and nothing else.
+    verified = dt(db, "log", "verify")
+    assert verified.returncode == 0, (verified.stdout, verified.stderr)
 
 
 # --- 8 concurrent writers --------------------------------------------------------------------
@@ -209,6 +212,52 @@ def test_eight_writers_lose_nothing(tmp_path: Path, brand_new: bool) -> None:
         assert own[-1]["digest"] == last_digest and own[-1]["status"] == "deployed"
     total = len(rows(db, "SELECT id FROM deployment"))
     assert total == len(shared) + sum(t for t, _ in expected_own.values())
+    assert_invariants(db)
+
+
+def _mth(leaves: list[bytes]) -> bytes:
+    """RFC 6962's Merkle tree hash, written out here to check the stored tree heads."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    split = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + _mth(leaves[:split]) + _mth(leaves[split:])).digest()
+
+
+def test_concurrent_writers_append_one_dense_event_each(tmp_path: Path) -> None:
+    """4 processes x 25 records at once: 100 events, sequence numbers dense, one tree head
+    per write, each the root of the events before it."""
+    db = tmp_path / "log.db"
+    labels = [f"log-{w}-{i}" for w in range(4) for i in range(25)]
+    assert (
+        dt(db, "attestation", "import", str(evidence(tmp_path / "e.json", labels))).returncode == 0
+    )
+    assert dt(db, "environment", "create", "--name", "shared").returncode == 0
+    before = rows(db, "SELECT max(seq) AS n FROM log_event")[0]["n"]
+    base = [ENTRY, "--db", str(db), "deployment", "record", "--env", "shared", "--kind",
+            "CONTAINER_IMAGE", "--logical-env", "production"]  # fmt: skip
+    plans = [
+        [[*base, "--deployment-name", "shared" if i % 2 else f"svc-{w}", "--digest",
+          digest_of(f"log-{w}-{i}")] for i in range(25)]
+        for w in range(4)
+    ]  # fmt: skip
+    results = _run_writers(tmp_path, plans)
+    assert [r for r in results if r["rc"] != 0] == []
+
+    events = rows(db, "SELECT seq, type, body FROM log_event ORDER BY seq")
+    assert [e["seq"] for e in events] == list(range(1, before + 101))
+    new = events[before:]
+    assert Counter(e["type"] for e in new) == {
+        "deployment.recorded": 4 + 1,  # each svc-w slot, and the shared slot's first
+        "deployment.superseded": 100 - 5,
+    }
+    assert [json.loads(e["body"])["seq"] for e in new] == list(range(before + 1, before + 101))
+    heads = {h["size"]: h["root"] for h in rows(db, "SELECT size, root FROM log_tree_head")}
+    assert set(range(before + 1, before + 101)) <= set(heads)
+    bodies = [bytes(e["body"]) for e in events]
+    for size, root in heads.items():
+        assert _mth(bodies[:size]) == root, size
     assert_invariants(db)
 
 
