@@ -416,7 +416,9 @@ def start(db: peewee.Database, new_origin: str) -> None:
     for table in state_tables(db).values():
         order = ", ".join(f'"{k}"' for k in table.key)
         cursor = _sql(db, f'SELECT * FROM "{table.name}" ORDER BY {order}')
-        for values in cursor.fetchall():
+        # Row by row from the cursor, not fetchall(): an old database's largest table
+        # would otherwise be held in memory whole while its events are written.
+        for values in cursor:
             image = table.image(values)
             change = {"table": table.name, "op": "insert", "key": table.key_of(image)}
             change["row"] = image
