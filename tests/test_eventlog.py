@@ -247,3 +247,33 @@ def test_log_list_prints_each_event_as_hashed(ok: Invoke) -> None:
         assert merkle.leaf_hash(eventlog.canonical(row["event"])).hex() == row["leaf_hash"]
         assert row["event"]["seq"] == row["seq"] and row["event"]["type"] == row["type"]
     assert isinstance(rows[-1]["event"]["changes"][0]["row"]["created_at"], int)
+
+
+def test_the_capture_survives_a_first_write_that_rolled_back(store: Store, tmp_path: Path) -> None:
+    """The triggers are created inside the first write's transaction: rolled back with it,
+    they are created again by the next write, which is captured like any other."""
+    with pytest.raises(RuntimeError), store.write():
+        raise RuntimeError("the first write of this connection fails")
+    refused = pytest.raises(TransactionMisuse, match="environment changed with no event logged")
+    with refused, store.write():
+        Environment.create(name="sneaky", type="custom", created_at=1, updated_at=1)
+    environments.create(store, "after")
+    assert events(tmp_path / "log.db")[-1]["changes"][0]["row"]["name"] == "after"
+
+
+def test_only_what_the_schema_allows_is_captured(store: Store) -> None:
+    """An append-only table refuses every update and delete by trigger: no capture trigger
+    waits for what cannot happen; every other change of every state table has one."""
+    tables = eventlog.state_tables(store.db)
+    assert tables["blob"].captured == ("insert",)
+    assert tables["deployment"].captured == ("insert", "update")
+    assert tables["environment"].captured == ("insert", "update", "delete")
+    environments.create(store, "e1")
+    names = {
+        row[0]
+        for row in store.db.connection().execute(
+            "SELECT name FROM sqlite_temp_master WHERE type = 'trigger'"
+        )
+    }
+    expected = {f"deploytrack_capture_{t.name}_{op}" for t in tables.values() for op in t.captured}
+    assert names == expected

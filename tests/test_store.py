@@ -215,15 +215,7 @@ def _traced(db_path: Path) -> Any:
 
 
 def _assert_one_immediate_transaction(statements: list[str]) -> None:
-    """Every statement of the operation ran inside one BEGIN IMMEDIATE ... COMMIT.
-
-    But the event log's capture triggers, which the first write of a connection creates
-    just before its transaction from the schema it reads: TEMP, they change no file
-    (store/eventlog.py)."""
-    prefixes = ("CREATE TEMP TRIGGER", "SELECT ", "-- PRAGMA table_info")
-    setup = list(itertools.takewhile(lambda s: s.startswith(prefixes), statements))
-    assert all("main." not in s or s.startswith("CREATE TEMP") for s in setup), setup
-    statements = statements[len(setup) :]
+    """Every statement of the operation ran inside one BEGIN IMMEDIATE ... COMMIT."""
     assert statements, "no SQL was traced"
     assert statements[0] == "BEGIN IMMEDIATE", statements[:2]
     assert statements[-1] == "COMMIT", statements[-2:]

@@ -99,13 +99,6 @@ class Store:
 
         Nested, it is a savepoint of the outer transaction, which logs and seals."""
         depth = getattr(self._depth, "n", 0)
-        if depth == 0:
-            # Outside the transaction: DDL is transactional in SQLite, and a first write
-            # that rolled back would take the TEMP triggers with it.
-            try:
-                self.log.install()
-            except (peewee.PeeweeException, sqlite3.Error) as exc:
-                raise translate(exc, self.path) from None
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
         # then writes fails with "database is locked" when another writer got in between.
         try:

@@ -79,10 +79,15 @@ _SAFE_INTEGER = 2**53 - 1
 class Table:
     """A state table's columns, as the image encoding needs them."""
 
-    __slots__ = ("blobs", "columns", "key", "name", "salted")
+    __slots__ = ("blobs", "captured", "columns", "key", "name", "salted")
 
-    def __init__(self, name: str, info: Sequence[tuple[Any, ...]]) -> None:
+    def __init__(
+        self, name: str, info: Sequence[tuple[Any, ...]], refused: frozenset[str] = frozenset()
+    ) -> None:
         self.name = name
+        # The changes to capture: all three, but for those the schema refuses outright
+        # (an append-only table's no_update / no_delete trigger): none ever happens.
+        self.captured = tuple(op for op in ("insert", "update", "delete") if op not in refused)
         # PRAGMA table_info: (cid, name, type, notnull, default, pk)
         self.columns = [row[1] for row in info]
         pk = sorted((row[5], row[1]) for row in info if row[5])
@@ -140,7 +145,19 @@ def state_tables(db: peewee.Database) -> dict[str, Table]:
     for name, *info in rows:
         if name not in NOT_STATE:
             columns.setdefault(name, []).append(tuple(info))
-    return {name: Table(name, info) for name, info in columns.items()}
+    # The triggers `migrations.no_update` / `no_delete` make: they refuse every UPDATE or
+    # DELETE of their table, unconditionally (no WHEN).
+    refusing = db.connection().execute(
+        "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'"
+        " AND (name GLOB '*_no_update' OR name GLOB '*_no_delete') AND sql NOT LIKE '%WHEN%'"
+    )
+    refused: dict[str, set[str]] = {}
+    for table, trigger in refusing.fetchall():
+        if trigger in (f"{table}_no_update", f"{table}_no_delete"):
+            refused.setdefault(table, set()).add(trigger.rsplit("_", 1)[1])
+    return {
+        name: Table(name, info, frozenset(refused.get(name, ()))) for name, info in columns.items()
+    }
 
 
 class Capture:
@@ -165,10 +182,10 @@ class Capture:
     def install(self, db: peewee.Database, tables: dict[str, Table]) -> None:
         """Create the TEMP triggers on this thread's connection, unless they are there.
 
-        Through the sqlite3 connection itself: 45 statements through peewee's
-        execute_sql cost a millisecond more of every write command. Whether they are
+        Inside the write transaction, through the sqlite3 connection itself (peewee's
+        execute_sql would add ~20 us to each of the ~20 statements). Whether they are
         there is asked of the temp schema, not remembered: DDL is transactional, and
-        triggers created inside a transaction that rolled back are gone.
+        triggers created in a transaction that rolled back are gone with it.
         """
         connection = db.connection()
         if getattr(self._local, "function_on", None) is not connection:
@@ -178,16 +195,16 @@ class Capture:
             "SELECT count(*) FROM sqlite_temp_master WHERE type = 'trigger'"
             " AND name GLOB 'deploytrack_capture_*'"
         ).fetchone()[0]
-        if present == 3 * len(tables):
+        if present == sum(len(table.captured) for table in tables.values()):
             return
         for table in tables.values():
-            for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+            for op in table.captured:
+                row = "OLD" if op == "delete" else "NEW"
                 key = ", ".join(f'{row}."{k}"' for k in table.key)
                 connection.execute(
                     f'CREATE TEMP TRIGGER IF NOT EXISTS "deploytrack_capture_{table.name}_{op}"'
-                    f' AFTER {op} ON main."{table.name}"'
-                    f" BEGIN SELECT deploytrack_change('{table.name}', '{op.lower()}', {key});"
-                    " END"
+                    f' AFTER {op.upper()} ON main."{table.name}"'
+                    f" BEGIN SELECT deploytrack_change('{table.name}', '{op}', {key}); END"
                 )
 
 
@@ -208,14 +225,9 @@ class EventLog:
 
     # -- the write transaction -------------------------------------------------------
 
-    def install(self) -> None:
-        """Before an outermost write transaction (outside it): the capture triggers."""
-        self.capture.install(self.db, self.tables)
-
     def begin(self) -> None:
-        """At the start of an outermost write transaction (inside it): the triggers are
-        checked again, for a write nested in a read transaction that created them and
-        may yet roll back."""
+        """At the start of an outermost write transaction (inside it): the capture
+        triggers, created if they are not there."""
         self.capture.install(self.db, self.tables)
         self.capture.changes.clear()
         self._local.appended = False
