@@ -76,6 +76,9 @@ STACK_LABELS = {
     STACK_FROZEN: "stack, shut down as deploytrack is",
 }
 TARGET = 1.15
+# A write also appends a hashed event to the log (canonical JSON, its Merkle nodes, a tree
+# head): ~3 ms more than the record alone, of which ~1.1 ms of imports (docs/performance.md).
+WRITE_TARGET = 1.25
 # A command on the big database against the same command on the small one.
 SCALE_TARGET = 1.25
 
@@ -189,23 +192,24 @@ def hot_path(work: Path, runs: int) -> Rows:
         STACK_FROZEN: lambda i: [PY, "-c", "import click, peewee, gc; gc.freeze()"],
     }  # fmt: skip
     m, cpu = medians_cpu(cases, runs)
-    # command -> (its floor, the stack row it is held to): every hot command is held
-    # to 1.15x the import of its own stack (tabulate only for the commands printing tables).
+    # command -> (its floor, the stack row it is held to, the target): every hot command is
+    # held to the import of its own stack (tabulate only for the commands printing tables),
+    # reads to 1.15x, writes, which also log an event, to 1.25x.
     hot = {
-        "record (new)": ("floor: insert", STACK),
-        "record (heartbeat)": ("floor: heartbeat", STACK),
-        "deployment list -o json": ("floor: list", STACK),
-        "status -o json": ("floor: status", STACK),
-        "deployment list": ("floor: list", STACK_TABLES),
-        "status": ("floor: status", STACK_TABLES),
+        "record (new)": ("floor: insert", STACK, WRITE_TARGET),
+        "record (heartbeat)": ("floor: heartbeat", STACK, WRITE_TARGET),
+        "deployment list -o json": ("floor: list", STACK, TARGET),
+        "status -o json": ("floor: status", STACK, TARGET),
+        "deployment list": ("floor: list", STACK_TABLES, TARGET),
+        "status": ("floor: status", STACK_TABLES, TARGET),
     }
     rows = []
-    for name, (floor, stack) in hot.items():
+    for name, (floor, stack, target) in hot.items():
         held = m[name] / m[stack]
         rows.append([
             f"`{name}`", f"{m[name]:.0f} ms", f"{m[floor]:.0f} ms", ratio(m[name], m[floor]),
             f"{held:.2f}x {STACK_LABELS[stack]} (CPU {cpu[name] / cpu[stack]:.2f}x)",
-            f"≤ {TARGET:.2f}x: {'met' if held <= TARGET else 'MISSED'}",
+            f"≤ {target:.2f}x: {'met' if held <= target else 'MISSED'}",
         ])  # fmt: skip
     for stack in (STACK, STACK_TABLES, STACK_FROZEN):
         rows.append([

@@ -124,6 +124,22 @@ def test_json_hot_paths_define_no_dataclass_and_no_other_model(
     assert modules & NEVER_ON_THE_HOT_PATH == ({STATUS_MODULE} if args[0] == "status" else set())
 
 
+# What only a write needs: the event log and the log's formats (RFC 8785, Merkle hashing).
+WRITE_ONLY = {
+    "deploytrack.store.eventlog",
+    "deploytrack.tlog",
+    "deploytrack.tlog.merkle",
+    "rfc8785",
+}
+
+
+@pytest.mark.parametrize(
+    "args", [["deployment", "list", "-o", "json"], ["status", "-o", "json"], ["status"]]
+)
+def test_reads_load_nothing_of_the_event_log(seeded_db: Path, args: list[str]) -> None:
+    assert imported(seeded_db, *args) & WRITE_ONLY == set()
+
+
 def test_status_tables_load_no_other_model(seeded_db: Path) -> None:
     assert imported(seeded_db, "status") & NEVER_ON_THE_HOT_PATH == {"tabulate", STATUS_MODULE}
 
