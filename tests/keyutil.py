@@ -150,6 +150,26 @@ def cryptography_keys(folder: Path) -> dict[str, KeyPair]:
     return out
 
 
+def ed25519_pair(folder: Path, stem: str) -> tuple[Path, Path]:
+    """A fresh Ed25519 key pair as PEM files `stem.pem` (PKCS#8) and `stem.pub`: what the
+    log's checkpoints and the audit bundle are signed with."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    private, public = folder / f"{stem}.pem", folder / f"{stem}.pub"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
 def pae(payload_type: str, payload: bytes) -> bytes:
     """PAE written here from the DSSE spec, independently of deploytrack's."""
     t = payload_type.encode()

@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import NGINX_FULL, NGINX_GIT, Invoke, assert_refused, attestation, snapshot
 from helpers import record_args
+from keyutil import ed25519_pair
 
 from deploytrack.cli import cli
 
@@ -35,27 +36,6 @@ def ok_on(db: Path, *args: str, input: str | None = None) -> Result:
     result = dt(db, *args, input=input)
     assert result.exit_code == 0, (args, result.output, result.stderr)
     return result
-
-
-def ed25519_pair(folder: Path, stem: str) -> tuple[Path, Path]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    private, public = folder / f"{stem}.pem", folder / f"{stem}.pub"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, public
 
 
 @pytest.fixture
@@ -798,7 +778,8 @@ def test_loading_refuses_a_connection_with_the_capture_installed(tmp_path: Path)
 
     store = open_store(tmp_path / "fresh.db")
     try:
-        store.log.install()
+        with store.write():  # a write, even one that changes nothing, sets the capture up
+            pass
         with pytest.raises(StoreError, match="capture"), bundle.Loading(store.db, store.path):
             pass
     finally:

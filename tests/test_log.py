@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 from conftest import NGINX_FULL, NGINX_GIT, Clock, Invoke, assert_refused, attestation, snapshot
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from helpers import as_json, intoto_statement, record_args, sha256_digest, slot_args
+from keyutil import ed25519_pair
 
 SLSA = "https://slsa.dev/provenance/v1"
 
@@ -40,24 +39,6 @@ ANY_DIGEST = _AnyDigest()
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def ed25519_pair(folder: Path, name: str) -> tuple[Path, Path]:
-    key = ed25519.Ed25519PrivateKey.generate()
-    private, public = folder / f"{name}.pem", folder / f"{name}.pub"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, public
 
 
 def tamper(db: Path, *statements: tuple[str, tuple[Any, ...]] | str) -> None:

@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import Invoke
 from helpers import intoto_statement
+from keyutil import ed25519_pair
 
 from deploytrack.cli import cli
 from deploytrack.cli.output import MAX_ROW, print_table, safe, short_ref
@@ -79,27 +80,6 @@ def command_of(args: Sequence[str]) -> str:
 
 def statement(subjects: list[tuple[str, str]], predicate_type: str) -> bytes:
     return json.dumps(intoto_statement(subjects, predicate_type)).encode()
-
-
-def ed25519_pair(folder: Path, stem: str) -> tuple[Path, Path]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    private, public = folder / f"{stem}.pem", folder / f"{stem}.pub"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, public
 
 
 def table_lines(text: str) -> list[str]:
