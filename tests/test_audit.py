@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import NGINX_FULL, NGINX_GIT, Invoke, assert_refused, attestation, snapshot
+from conftest import NGINX_FULL, NGINX_GIT, Invoke, assert_refused, snapshot
 from helpers import record_args
 from keyutil import ed25519_pair
 
@@ -46,17 +46,11 @@ def secrets_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def history(ok: Invoke, secrets_key: Path) -> dict[str, str]:
-    """A database with a little of everything: evidence, two environments, supersedes,
+def history(ok: Invoke, secrets_key: Path, seeded: None) -> dict[str, str]:
+    """A database with a little of everything: evidence and environment cluster (`seeded`),
+    one more environment, supersedes,
     a heartbeat, a decommission, a stage policy, plain, secret and redacted variables.
     Returns times to ask `--at` about."""
-    ok(
-        "attestation",
-        "import",
-        str(attestation("chainloop-full.json")),
-        str(attestation("chainloop-with-git-subject.json")),
-    )
-    ok("environment", "create", "--name", "cluster", "--type", "kubernetes")
     ok("environment", "create", "--name", "edge", "--type", "server", "--description", "edge")
     ok("logical-environment", "create", "--name", "canary")
     ok(*record_args("cluster", "staging", "api"), "--digest", NGINX_FULL)

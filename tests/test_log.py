@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NGINX_FULL, NGINX_GIT, Clock, Invoke, assert_refused, attestation, snapshot
+from conftest import NGINX_FULL, NGINX_GIT, Clock, Invoke, assert_refused, snapshot
 from helpers import as_json, intoto_statement, record_args, sha256_digest, slot_args
 from keyutil import ed25519_pair
 
@@ -150,14 +150,7 @@ T2 = "2026-11-20T11:00:00Z"
 
 
 @pytest.fixture
-def history(ok: Invoke, clock: Clock, tmp_path: Path, db_path: Path) -> Path:
-    ok(
-        "attestation",
-        "import",
-        str(attestation("chainloop-full.json")),
-        str(attestation("chainloop-with-git-subject.json")),
-    )
-    ok("environment", "create", "--name", "cluster", "--type", "kubernetes")
+def history(ok: Invoke, clock: Clock, tmp_path: Path, db_path: Path, seeded: None) -> Path:
     ok(*record_args("cluster", "production", "api"), "--digest", NGINX_FULL)
     clock.advance(hours=1)
     ok(*record_args("cluster", "production", "api"), "--digest", NGINX_GIT)
