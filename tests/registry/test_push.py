@@ -369,7 +369,8 @@ class _Front:
 
     def __init__(self, registry: rs.Registry, api: bool) -> None:
         self.registry, self.api = registry, api
-        self.fixed: dict[str, tuple[int, str, bytes]] = {}
+        # path -> (status, content type, body[, more headers])
+        self.fixed: dict[str, tuple[Any, ...]] = {}
         self.log: list[tuple[str, str]] = []
         front = self
 
@@ -379,8 +380,12 @@ class _Front:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _answer(self, status: int, content_type: str, body: bytes) -> None:
+            def _answer(
+                self, status: int, content_type: str, body: bytes, more: Any = None
+            ) -> None:
                 self.send_response(status)
+                for name, value in (more or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -390,6 +395,8 @@ class _Front:
             def _handle(self) -> None:
                 front.log.append((self.command, self.path))
                 if self.path in front.fixed:
+                    if self.command in ("POST", "PUT"):
+                        self.rfile.read(int(self.headers.get("Content-Length", "0")))
                     self._answer(*front.fixed[self.path])
                     return
                 match = re.fullmatch(r"/v2/(.+)/referrers/(sha256:[0-9a-f]{64})", self.path)
@@ -490,24 +497,48 @@ def test_bad_inputs_are_refused_with_nothing_pushed(
     tag_path = f"/v2/{repo}/manifests/{_tag(subject)}"
     not_json = (200, rs.INDEX, b"<html>not an index</html>")
     huge = (200, rs.INDEX, b'{"manifests":[' + b" " * (4 * 1024 * 1024) + b"]}")
-    cases: list[tuple[tuple[str, ...], str, tuple[int, str, bytes] | None]] = [
-        ((digest, "--to", f"127.0.0.1:{rs.free_port()}/x/y:1"), "connection refused", None),
-        (("sha256:" + "00" * 32, "--to", image), "no attestation", None),
-        ((other, "--to", image), f"does not name {subject}", None),
-        ((digest, "--to", f"{plain_registry.host}/{repo}:9.9"), "tag 9.9 not found", None),
-        ((digest, "--to", f"oci:{tmp_path}:1.0"), "is an OCI layout", None),
-        ((digest, "--to", "chart-0.1.0.tgz"), "is a chart file", None),
-        ((digest, "--to", via), "is not a referrers index: it is not valid JSON", not_json),
-        ((digest, "--to", via), "larger than 4 MiB", huge),
-    ]
+    probe = f"/v2/{repo}/referrers/{subject}"
+    cases: list[tuple[tuple[str, ...], str, dict[str, tuple[Any, ...]]]] = [
+        ((digest, "--to", f"127.0.0.1:{rs.free_port()}/x/y:1"), "connection refused", {}),
+        (("sha256:" + "00" * 32, "--to", image), "no attestation", {}),
+        ((other, "--to", image), f"does not name {subject}", {}),
+        ((digest, "--to", f"{plain_registry.host}/{repo}:9.9"), "tag 9.9 not found", {}),
+        ((digest, "--to", f"oci:{tmp_path}:1.0"), "is an OCI layout", {}),
+        ((digest, "--to", "chart-0.1.0.tgz"), "is a chart file", {}),
+        ((digest, "--to", via), "is not a referrers index: it is not valid JSON",
+         {tag_path: not_json}),
+        ((digest, "--to", via), "larger than 4 MiB", {tag_path: huge}),
+        # A probe answered neither with an index nor with 404.
+        ((digest, "--to", via), "cannot tell whether", {probe: (500, "text/plain", b"oops")}),
+    ]  # fmt: skip
     for args, message, fixed in cases:
-        front.fixed = {tag_path: fixed} if fixed else {}
+        front.fixed = fixed
         result = run("attestation", "push", *args, "--plain-http")
         assert_refused(result, contains=message)
         assert _revisions(plain_registry, repo) == {subject}, args
         assert _manifest(plain_registry, repo, _tag(subject)) is None, args
     assert snapshot(db_path) == before
     ok("log", "verify")
+
+
+def test_an_upload_sent_to_another_host_is_refused(
+    plain_registry: rs.Registry, image: str, front: _Front, ok: Invoke, run: Invoke,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The login goes with every request to the registry: never to a host it names."""
+    repo, subject = _repo(image), plain_registry.digests[image.split("/", 1)[1]]
+    elsewhere = rs.SocketServer("close")
+    try:
+        location = f"http://{elsewhere.host}/v2/{repo}/blobs/uploads/x"
+        front.fixed = {f"/v2/{repo}/blobs/uploads/": (202, "text/plain", b"",
+                                                     {"Location": location})}  # fmt: skip
+        digest = _import(ok, tmp_path, rs.statement(subject))
+        result = _push(run, digest, f"{front.host}/{repo}:1.0", "--plain-http")
+        assert_refused(result, contains=f"to {elsewhere.host}: refusing to send it elsewhere")
+        assert elsewhere.connections == 0
+    finally:
+        elsewhere.stop()
+    assert _revisions(plain_registry, repo) == {subject}
 
 
 def test_a_tag_that_is_not_a_referrers_index_is_left_alone(
