@@ -681,3 +681,42 @@ def test_create_push_refused_stores_nothing(
     assert _revisions(plain_registry, repo) == {subject}
     usage = _create(run, image, "--referrers-mode", "tag")
     assert_refused(usage, code=2, contains="--referrers-mode needs --push")
+
+
+@pytest.mark.parametrize(
+    ("name", "artifact_type"),
+    [
+        ("chainloop-slsa_provenance.sigstore.json", BUNDLE),
+        ("sigstore-go-bundle-publish.json", "application/vnd.dev.sigstore.bundle+json;version=0.1"),
+        ("chainloop-attestation-dsse.json", DSSE),
+        ("sigstore-conformance-statement.json", INTOTO),
+    ],
+)
+def test_artifact_type_of_real_attestations(name: str, artifact_type: str) -> None:
+    """Real files: a GitHub attest-build-provenance bundle, a v0.1 bundle (its own media
+    type spelling), a DSSE envelope, a bare statement."""
+    from conftest import attestation
+
+    from deploytrack.evidence import parse_document
+    from deploytrack.services.push import artifact_of
+
+    data = attestation(name).read_bytes()
+    parsed = parse_document(data, name)
+    artifact = artifact_of(parsed)
+    assert artifact.media_type == artifact_type
+    assert artifact.data == data
+    key = "dev.sigstore.bundle.predicateType" if "bundle" in artifact_type else (
+        "in-toto.io/predicate-type")  # fmt: skip
+    assert dict(artifact.annotations)[key] == parsed.predicate_type
+
+
+def test_a_chart_in_a_registry(
+    plain_registry: rs.Registry, layouts: rs.Layouts, work: Path, ok: Invoke, run: Invoke,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    chart = _image(plain_registry, layouts, work, "0.1.0")
+    repo, subject = _repo(chart), layouts.digests["0.1.0"]
+    digest = _import(ok, tmp_path, rs.statement(subject))
+    body = _pushed(_push(run, digest, f"oci://{chart}", "--plain-http"))
+    assert body["subject"]["digest"] == subject
+    assert _blob(plain_registry, repo, digest) == rs.statement(subject)
