@@ -621,3 +621,80 @@ def test_one_issuer_serves_every_identity_and_each_can_have_its_own(
     both = _set(ok, "--trusted-identity", "a@example.com", "--trusted-identity", "b@example.com",
                 "--trusted-issuer", google)  # fmt: skip
     assert {i["issuer"] for i in both["policy"]["trusted_identities"]} == {google}
+
+
+def test_the_verified_statement_must_name_what_the_store_indexed(
+    happy: str, run: Invoke, db_path: Path
+) -> None:
+    """The digest being verified: the bundle's statement names its subjects, and the store
+    finds the attestation by the indexed ones. An index row the statement does not hold
+    (written behind deploytrack's back: the tables only refuse updates and deletes) means
+    the verification would vouch for a digest the signer never named."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            "INSERT INTO attestation_subject (attestation_id, name, digest) VALUES (1, 'x', ?)",
+            ("sha256:" + "1" * 64,),
+        )
+    message = _refused(_verify(run, happy, *_identity_args()))
+    assert "the verified statement's subjects are not the ones indexed" in message
+
+
+SHOW_MODULES = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('modules:', *sorted(sys.modules), file=sys.stderr))\n"
+    "from deploytrack.cli import main\nmain()\n"
+)
+
+
+def _imported(db: Path, *args: str, code: int = 0) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", SHOW_MODULES, "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == code, result.stderr[-2000:]
+    line = next(x for x in result.stderr.splitlines() if x.startswith("modules: "))
+    return set(line.split()[1:])
+
+
+def test_only_keyless_paths_import_sigstore(
+    cluster: str, ok: Invoke, db_path: Path, tmp_path: Path
+) -> None:
+    from keyutil import ed25519_pair
+
+    _, public = ed25519_pair(tmp_path, "release")
+    keyless_modules = {"sigstore", "pydantic", "tuf", "deploytrack.services.keyless"}
+    # Describing keyless results, verifying by key, and a policy of keys only load none of it
+    # (the bundle is not signed by this key: both are refused, having verified).
+    assert not keyless_modules & _imported(db_path, "attestation", "describe", cluster)
+    by_key = ("attestation", "verify", cluster, "--key", str(public))
+    assert not keyless_modules & _imported(db_path, *by_key, code=1)
+    ok("logical-environment", "policy", "set", "--name", "staging", "--trusted-key", str(public))
+    check = ("policy", "check", "--logical-env", "staging", "--digest", A_TXT)
+    assert not keyless_modules & _imported(db_path, *check, code=1)
+    # ...a keyless verification and an admission by a policy of identities do.
+    assert keyless_modules <= _imported(db_path, "attestation", "verify", cluster,
+                                        *_identity_args())  # fmt: skip
+    ok("logical-environment", "policy", "set", "--name", "production",
+       "--trusted-identity", DEFAULT_IDENTITY, "--trusted-issuer", GITHUB)  # fmt: skip
+    assert keyless_modules <= _imported(db_path, *RECORD)
+
+
+def test_the_verified_payload_must_be_the_stored_statement(
+    happy: str, run: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What sigstore-python verified is compared with what the evidence store parsed: a
+    client that read the bundle differently (another payload) vouches for nothing."""
+    from deploytrack.services import keyless
+
+    real = keyless.verify_bundle
+
+    def other_payload(*args: Any) -> keyless.Verified:
+        verified = real(*args)
+        return keyless.Verified(
+            verified.identity, verified.issuer, verified.payload_type, verified.payload + b" "
+        )
+
+    monkeypatch.setattr(keyless, "verify_bundle", other_payload)
+    message = _refused(_verify(run, happy, *_identity_args()))
+    assert "the verified payload is not the statement stored" in message
