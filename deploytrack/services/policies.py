@@ -257,9 +257,7 @@ def evaluate(stage: LogicalEnvironment, digest: str) -> Decision:
     keys = _load_keys(policy)
     signers = _load_signers(policy)
     trusted = _trusted(policy)
-    kinds = " or ".join(
-        k for k, given in (("key", keys), ("identity", signers)) if given
-    )
+    kinds = " or ".join(k for k, given in (("key", keys), ("identity", signers)) if given)
     ids = queries.naming(digest)
     # Newest first: the most recent evidence is the one recorded as the admission's.
     attestations = list(
