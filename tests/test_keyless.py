@@ -698,3 +698,29 @@ def test_the_verified_payload_must_be_the_stored_statement(
     monkeypatch.setattr(keyless, "verify_bundle", other_payload)
     message = _refused(_verify(run, happy, *_identity_args()))
     assert "the verified payload is not the statement stored" in message
+
+
+@pytest.mark.parametrize(
+    ("drop", "why"),
+    [
+        ("tlogs", "trusted root contains no transparency log instances"),
+        ("certificateAuthorities", "Fulcio certificates not found in trusted root"),
+    ],
+)
+def test_a_trusted_root_without_what_verification_needs_is_refused_by_name(
+    happy: str, run: Invoke, ok: Invoke, db_path: Path, tmp_path: Path, drop: str, why: str
+) -> None:
+    from deploytrack.services import keyless
+
+    root = json.loads(keyless.public_good_root().data)
+    root[drop] = []
+    path = tmp_path / "trusted_root.json"
+    path.write_text(json.dumps(root), encoding="utf-8")
+    before = snapshot(db_path)
+    message = _refused(_verify(run, happy, *_identity_args(), "--trusted-root", str(path)))
+    assert f"{path} is not a valid Sigstore trusted root: {why}" in message
+    # policy set reads a root the same way: refused before anything is written.
+    policy = ("logical-environment", "policy", "set", "--name", "production")
+    _refused(run(*policy, "--trusted-identity", DEFAULT_IDENTITY, "--trusted-issuer", GITHUB,
+                 "--trusted-root", str(path)), contains=why)  # fmt: skip
+    assert snapshot(db_path) == before

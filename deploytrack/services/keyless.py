@@ -142,24 +142,21 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 def _load_root(root: TrustedRootFile) -> Any:
-    """sigstore's TrustedRoot of the bytes, or one line saying why they are not one."""
+    """A sigstore Verifier of the root's bytes, or one line saying why they are not a
+    trusted root. Constructing it asks for what a verification needs (certificate
+    authorities, a transparency log), so a root without them is refused here, by name."""
     from pydantic import ValidationError
     from sigstore.errors import Error
     from sigstore.models import TrustedRoot
+    from sigstore.verify import Verifier
     from sigstore_models.trustroot.v1 import TrustedRoot as TrustedRootMessage
 
     try:
-        trusted = TrustedRoot(TrustedRootMessage.from_json(root.data))
-        # What the verifier needs of it, asked now so that a root without them is refused
-        # here with its name, not later in the middle of a verification.
-        trusted.get_fulcio_certs()
-        if not trusted._inner.tlogs:
-            raise Error("it names no transparency log")
+        return Verifier(trusted_root=TrustedRoot(TrustedRootMessage.from_json(root.data)))
     except (ValidationError, Error, ValueError) as exc:
         raise ServiceError(
             f"{root.source} is not a valid Sigstore trusted root: {_one_line(str(exc))}"
         ) from None
-    return trusted
 
 
 def _b64der(value: Any, what: str) -> bytes:
@@ -272,7 +269,7 @@ def _matching(rule: IdentityRule, names: list[str]) -> str | None:
 def verify_bundle(raw: bytes, rule: IdentityRule, root: TrustedRootFile, what: str) -> Verified:
     """Verify a stored Sigstore bundle for `rule` against `root`, offline; ServiceError with
     one line saying why not. `what` names the attestation in messages."""
-    trusted = _load_root(root)
+    verifier = _load_root(root)
     doc = jsondoc.loads(raw, max_bytes=len(raw) + 1)
     if not isinstance(doc, dict) or "dsseEnvelope" not in doc:
         raise ServiceError(f"{what} is not a Sigstore bundle of a DSSE envelope")
@@ -291,15 +288,15 @@ def verify_bundle(raw: bytes, rule: IdentityRule, root: TrustedRootFile, what: s
         raise ServiceError(
             f"{what} was not signed by {rule.describe()}: its certificate names {shown}"
         )
-    return _sigstore_verify(raw, rule, matched, root, trusted, what)
+    return _sigstore_verify(raw, rule, matched, root, verifier, what)
 
 
 def _sigstore_verify(
-    raw: bytes, rule: IdentityRule, matched: str, root: TrustedRootFile, trusted: Any, what: str
+    raw: bytes, rule: IdentityRule, matched: str, root: TrustedRootFile, verifier: Any, what: str
 ) -> Verified:
     from sigstore.errors import Error
     from sigstore.models import Bundle, InvalidBundle
-    from sigstore.verify import Verifier, policy
+    from sigstore.verify import policy
 
     try:
         bundle = Bundle.from_json(raw)
@@ -312,7 +309,7 @@ def _sigstore_verify(
     # names and of the issuer extension then decides.
     wanted = policy.Identity(identity=matched, issuer=rule.issuer)
     try:
-        payload_type, payload = Verifier(trusted_root=trusted).verify_dsse(bundle, wanted)
+        payload_type, payload = verifier.verify_dsse(bundle, wanted)
     except Error as exc:
         raise ServiceError(
             f"{what} does not verify with {root.source} for {rule.describe()}: "
