@@ -724,3 +724,12 @@ def test_a_trusted_root_without_what_verification_needs_is_refused_by_name(
     _refused(run(*policy, "--trusted-identity", DEFAULT_IDENTITY, "--trusted-issuer", GITHUB,
                  "--trusted-root", str(path)), contains=why)  # fmt: skip
     assert snapshot(db_path) == before
+
+
+def test_a_sigstore_without_its_embedded_root_asks_for_one(
+    happy: str, run: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deploytrack.services import keyless
+
+    monkeypatch.setattr(keyless, "_PUBLIC_GOOD_DIR", "elsewhere")
+    _refused(_verify(run, happy, *_identity_args()), contains="give --trusted-root FILE")

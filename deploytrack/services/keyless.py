@@ -102,8 +102,16 @@ def public_good_root() -> TrustedRootFile:
     """The Sigstore public-good production root that the installed sigstore package ships."""
     from importlib import resources
 
+    # The embedded copy sigstore-python bootstraps its TUF client from: a package resource,
+    # not API, so its absence in another sigstore version is a refusal, not a traceback.
     data = resources.files("sigstore._store").joinpath(_PUBLIC_GOOD_DIR, "trusted_root.json")
-    raw = data.read_bytes()
+    try:
+        raw = data.read_bytes()
+    except OSError:
+        raise ServiceError(
+            f"the installed sigstore package ships no public-good trusted root "
+            f"({_PUBLIC_GOOD_DIR}/trusted_root.json): give --trusted-root FILE"
+        ) from None
     root = TrustedRootFile(sha256_of(raw), raw, PUBLIC_GOOD)
     _load_root(root)
     return root
