@@ -59,6 +59,7 @@ VIEW_FIELDS = {
     "materials",
     "imported_at",
     "verifications",  # remembered signature verifications
+    "identity_verifications",  # remembered keyless verifications
 }
 RFC3339_US = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 FULL = attestation("chainloop-full.json")

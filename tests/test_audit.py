@@ -778,3 +778,38 @@ def test_loading_refuses_a_connection_with_the_capture_installed(tmp_path: Path)
             pass
     finally:
         store.close()
+
+
+def test_import_keeps_keyless_verifications_and_identity_policies(
+    ok: Invoke, tmp_path: Path, db_path: Path
+) -> None:
+    """The tables of keyless verification (m007-m009) round-trip: verifications by
+    identity, a policy's trusted identities with their trusted root, and an admission by
+    identity answer the same on the copy."""
+    from test_keyless import A_TXT, DEFAULT_IDENTITY, GITHUB, HAPPY, HAPPY_DIGEST
+
+    ok("attestation", "import", str(HAPPY))
+    identity = ("--certificate-identity", DEFAULT_IDENTITY, "--certificate-oidc-issuer", GITHUB)
+    ok("attestation", "verify", HAPPY_DIGEST, *identity)
+    ok("environment", "create", "--name", "cluster")
+    ok("logical-environment", "policy", "set", "--name", "production",
+       "--trusted-identity", DEFAULT_IDENTITY, "--trusted-issuer", GITHUB)  # fmt: skip
+    ok(*record_args("cluster", "production", "app"), "--digest", A_TXT)
+    bundle = export(ok, tmp_path / "b.tar.gz")
+    target = tmp_path / "imported.db"
+    ok_on(target, "audit", "import", str(bundle))
+    for question in (
+        ("attestation", "describe", HAPPY_DIGEST, "-o", "json"),
+        ("discover", A_TXT, "-o", "json"),
+        ("deployment", "describe", "1", "-o", "json"),
+        ("logical-environment", "policy", "show", "--name", "production", "-o", "json"),
+        ("log", "verify", "-o", "json"),
+    ):
+        source, copy = ok_on(db_path, *question), ok_on(target, *question)
+        assert source.stdout == copy.stdout, question
+    described = json.loads(ok_on(target, "deployment", "describe", "1", "-o", "json").stdout)
+    assert described["admission"][0]["identity"] == DEFAULT_IDENTITY
+    # The copy admits by the stored root and identity, as the source does.
+    ok_on(target, "environment", "create", "--name", "edge")
+    ok_on(target, *record_args("edge", "production", "app"), "--digest", A_TXT)
+    ok_on(target, "log", "verify")

@@ -23,6 +23,9 @@ SCHEMA_AT_M004 = FIXTURES / "schema-m004.json"
 SCHEMA_AT_M003 = FIXTURES / "schema-m003.json"
 # After m005 (value salts) and m006 (the event log), as they shipped.
 SCHEMA_AT_M006 = FIXTURES / "schema-m006.json"
+# After m007-m009: keyless verifications, trusted identities of stage policies, and which
+# keyless verification admitted a record.
+SCHEMA_AT_M009 = FIXTURES / "schema-m009.json"
 
 
 def schema(path: Path) -> list[list[Any]]:
@@ -64,6 +67,9 @@ def test_migrations_are_registered_in_definition_order() -> None:
         "m004_variable_redaction",
         "m005_variable_value_salt",
         "m006_event_log",
+        "m007_identity_verification",
+        "m008_stage_policy_identity",
+        "m009_admission_identity",
     ]
     assert [m.__name__ for m in migrations.MIGRATIONS] == migrations.names()
 
@@ -114,11 +120,21 @@ def test_a_fresh_schema_is_byte_identical_to_the_one_before_the_helpers(
 
 
 def test_the_schema_of_the_event_log_is_byte_identical_to_the_one_it_shipped_with(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """m005 and m006 as they shipped: a change to their SQL would leave databases that
     applied them with another schema than new ones."""
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:6])
     expected = json.loads(SCHEMA_AT_M006.read_text(encoding="utf-8"))
+    assert schema(fresh(tmp_path)) == expected
+
+
+def test_the_schema_of_keyless_verification_is_the_one_it_shipped_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """m007-m009 as they shipped (the fixture was captured from them)."""
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:9])
+    expected = json.loads(SCHEMA_AT_M009.read_text(encoding="utf-8"))
     assert schema(fresh(tmp_path)) == expected
 
 

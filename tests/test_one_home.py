@@ -25,7 +25,9 @@ def test_an_empty_policy_is_refused_while_the_command_line_is_read(
     ok("logical-environment", "create", "--name", "canary")
     before = snapshot(db_path)
     result = run("logical-environment", "policy", "set", "--name", "canary")
-    assert_refused(result, 2, "give --require-predicate URI or --trusted-key PUB_PEM (or both)")
+    assert_refused(
+        result, 2, "give --require-predicate URI, --trusted-key PUB_PEM or --trusted-identity ID"
+    )
     assert snapshot(db_path) == before
 
 

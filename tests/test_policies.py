@@ -153,7 +153,15 @@ def test_a_required_predicate_type_must_name_the_digest(
     body = describe(ok, made["id"])
     assert body["policy"]["id"] == policy["id"]
     assert body["policy"]["required_predicates"] == [SLSA]
-    assert body["admission"] == [{"requirement": SLSA, "attestation": slsa, "fingerprint": None}]
+    assert body["admission"] == [
+        {
+            "requirement": SLSA,
+            "attestation": slsa,
+            "fingerprint": None,
+            "identity": None,
+            "issuer": None,
+        }
+    ]
 
 
 def test_predicate_types_match_exactly(
@@ -214,7 +222,13 @@ def test_with_trusted_keys_the_required_attestation_must_be_signed_by_one(
     made = recorded(record(run, APP))["deployment"]
     body = describe(ok, made["id"])
     assert body["admission"] == [
-        {"requirement": SLSA, "attestation": good, "fingerprint": fp(trusted)}
+        {
+            "requirement": SLSA,
+            "attestation": good,
+            "fingerprint": fp(trusted),
+            "identity": None,
+            "issuer": None,
+        }
     ]
     assert {k["fingerprint"] for k in body["policy"]["trusted_keys"]} == {
         fp(trusted),
@@ -257,7 +271,13 @@ def test_trusted_keys_without_predicates_need_any_signed_attestation(
     good = evidence.add(APP, predicate="https://example.com/anything/v1", signer=trusted)
     made = recorded(record(run, APP))["deployment"]
     assert describe(ok, made["id"])["admission"] == [
-        {"requirement": "", "attestation": good, "fingerprint": fp(trusted)}
+        {
+            "requirement": "",
+            "attestation": good,
+            "fingerprint": fp(trusted),
+            "identity": None,
+            "issuer": None,
+        }
     ]
 
 
@@ -347,7 +367,13 @@ def test_policy_check_answers_without_recording(
     passed = run("policy", "check", "--logical-env", "production", "--digest", APP, "-o", "json")
     assert passed.exit_code == 0
     assert json.loads(passed.stdout)["admission"] == [
-        {"requirement": SLSA, "attestation": signed, "fingerprint": fp(trusted)}
+        {
+            "requirement": SLSA,
+            "attestation": signed,
+            "fingerprint": fp(trusted),
+            "identity": None,
+            "issuer": None,
+        }
     ]
     text = run("policy", "check", "--logical-env", "production", "--digest", APP)
     assert text.exit_code == 0 and text.stdout.startswith("PASS: stage policy")

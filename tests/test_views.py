@@ -160,6 +160,7 @@ def test_a_view_defines_its_json_shape_beside_it() -> None:
             "required_predicates": ["https://slsa.dev/provenance/v1"],
             "trusted_keys": [],
             "created_at": "1970-01-01T00:00:00.000000Z",
+            "trusted_identities": [],
         },
         "admission": [],
     }

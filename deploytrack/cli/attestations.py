@@ -199,6 +199,17 @@ VERIFICATIONS = Table(
     ),
     empty="  no key yet ('deploytrack attestation verify DIGEST --key PUB_PEM')",
 )
+IDENTITY_VERIFICATIONS = Table(
+    (
+        Column("IDENTITY", lambda v: v.identity, 100),
+        Column("ISSUER", lambda v: v.issuer, 60),
+        Column("TRUSTED ROOT", lambda v: short(v.trusted_root)),
+        Column("BY", lambda v: _VERIFIED_BY.get(v.source, v.source)),
+        Column("VERIFIED AT", lambda v: when(v.verified_at)),
+    ),
+    empty="  no identity yet ('deploytrack attestation verify DIGEST --certificate-identity ID "
+    "--certificate-oidc-issuer URL')",
+)
 
 
 def show_attestation(view: AttestationView) -> None:
@@ -219,8 +230,11 @@ def show_attestation(view: AttestationView) -> None:
     SUBJECTS.show(view.subjects, on_stdout=True)
     click.echo("\nMaterials:")
     MATERIALS.show(view.materials, on_stdout=True)
-    click.echo("\nSignature verified with (newest per key; key-based DSSE, not keyless):")
+    click.echo("\nSignature verified with (newest per key; key-based DSSE):")
     VERIFICATIONS.show(view.verifications, on_stdout=True)
+    if view.format == "sigstore-bundle":
+        click.echo("\nSigned by (keyless, newest per identity, issuer and trusted root):")
+        IDENTITY_VERIFICATIONS.show(view.identity_verifications, on_stdout=True)
 
 
 @attestation.command("describe")

@@ -105,6 +105,9 @@ def _tell_discovery(found: Discovery) -> None:
             lines.append((f"as {role.role}{kind_shown}{name}", []))
         if ref.verified_by:
             lines.append((f"signature verified with {', '.join(ref.verified_by)}", []))
+        if ref.verified_identities:
+            signers = ", ".join(ref.verified_identities)
+            lines.append((f"signed by {signers} (keyless, verified)", []))
         refs.append((f"{ref.attestation} {ref.predicate_type}", lines))
     children.append((f"referenced by {len(refs)} attestation(s)", refs))
     if found.attestation is not None:
@@ -116,6 +119,8 @@ def _tell_discovery(found: Discovery) -> None:
         ]
         keys = ", ".join(v.fingerprint for v in att.verifications)
         verified = f"; signature verified with {keys}" if keys else ""
+        signers = ", ".join(dict.fromkeys(v.identity for v in att.identity_verifications))
+        verified += f"; signed by {signers} (keyless, verified)" if signers else ""
         children.append(
             (
                 f"it is an attestation ({att.format}, {att.predicate_type}, "

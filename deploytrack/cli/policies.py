@@ -6,7 +6,7 @@ the top-level `policy` group (for CI gates) in cli/__init__.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -16,6 +16,7 @@ from deploytrack.cli.lazy import LazyGroup
 from deploytrack.cli.output import Column, Table, output_option, render, safe, when
 from deploytrack.cli.params import DIGEST, KIND, STAGE
 from deploytrack.cli.registry_options import registry_options
+from deploytrack.digests import short
 
 if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
         AdmissionView,
         Decision,
         PolicyChange,
+        PolicyIdentityView,
         PolicyReport,
         PolicyView,
     )
@@ -31,14 +33,18 @@ if TYPE_CHECKING:
 _NAME = click.option("--name", type=STAGE, required=True, help="The logical environment.")
 
 
+def _identity_text(identity: PolicyIdentityView) -> str:
+    shown = f"matching {identity.identity}" if identity.match == "regexp" else identity.identity
+    return f"{shown} (issuer {identity.issuer}, trusted root {short(identity.trusted_root)})"
+
+
 def _rules(view: PolicyView) -> list[str]:
     lines = [f"requires predicate type {p}" for p in view.required_predicates]
-    if view.trusted_keys:
-        keys = ", ".join(f"{k.fingerprint} ({k.algorithm})" for k in view.trusted_keys)
-        if view.required_predicates:
-            lines.append(f"each verified with a trusted key: {keys}")
-        else:
-            lines.append(f"an attestation naming the digest verified with a trusted key: {keys}")
+    trusted = [f"key {k.fingerprint} ({k.algorithm})" for k in view.trusted_keys]
+    trusted += [f"identity {_identity_text(i)}" for i in view.trusted_identities]
+    if trusted:
+        what = "each" if view.required_predicates else "an attestation naming the digest"
+        lines.append(f"{what} verified with a trusted key or identity: {', '.join(trusted)}")
     return lines
 
 
@@ -74,7 +80,9 @@ def show_evidence(admission: Sequence[AdmissionView]) -> None:
     for item in admission:
         rule = item.requirement or "an attestation naming the digest"
         key = f", verified with {item.fingerprint}" if item.fingerprint else ""
-        click.echo(f"  {safe(rule)}: attestation {item.attestation}{key}")
+        if item.identity:
+            key = f", signed by {item.identity} (issuer {item.issuer}, keyless)"
+        click.echo(f"  {safe(rule)}: attestation {item.attestation}{safe(key)}")
 
 
 @click.group("policy", cls=LazyGroup)
@@ -99,21 +107,101 @@ def stage_policy() -> None:
     type=click.Path(dir_okay=False),
     metavar="PUB_PEM",
     help="Public key (PEM); the required attestations must be signed by one of these "
-    "(repeatable). Only the public key is stored.",
+    "or by a trusted identity (repeatable). Only the public key is stored.",
+)
+@click.option(
+    "--trusted-identity",
+    "identities",
+    multiple=True,
+    metavar="ID",
+    help="Keyless: a signer identity (a Sigstore certificate's), e.g. "
+    "https://github.com/ORG/REPO/.github/workflows/release.yml@refs/heads/main (repeatable).",
+)
+@click.option(
+    "--trusted-identity-regexp",
+    "identity_regexps",
+    multiple=True,
+    metavar="RE",
+    help="Keyless: a regular expression the whole signer identity must match (repeatable).",
+)
+@click.option(
+    "--trusted-issuer",
+    "issuers",
+    multiple=True,
+    metavar="URL",
+    help="The OIDC issuer of the identities: once for all of them, or once per identity in "
+    "order (the --trusted-identity values first, then the --trusted-identity-regexp ones).",
+)
+@click.option(
+    "--trusted-root",
+    "root_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="The trusted_root.json the identities' certificates must chain to (stored in the "
+    "database): none for the Sigstore public-good root, once for all, or once per identity "
+    "in the order of --trusted-issuer.",
 )
 @output_option
 @pass_app
 def policy_set(
-    app: App, name: str, predicates: tuple[str, ...], key_files: tuple[str, ...], output: str
+    app: App,
+    name: str,
+    predicates: tuple[str, ...],
+    key_files: tuple[str, ...],
+    identities: tuple[str, ...],
+    identity_regexps: tuple[str, ...],
+    issuers: tuple[str, ...],
+    root_files: tuple[str, ...],
+    output: str,
 ) -> None:
     """Write the whole policy of a logical environment (a new version; the old one stays in
-    the history)."""
+    the history).
+
+    Identities pair with issuers and trusted roots by position: a single --trusted-issuer
+    (or --trusted-root) applies to every identity; otherwise give one per identity, the
+    --trusted-identity values first, then the --trusted-identity-regexp ones, each in the
+    order given.
+    """
     from deploytrack.services import policies, trust
 
-    if not predicates and not key_files:
-        raise click.UsageError("give --require-predicate URI or --trusted-key PUB_PEM (or both)")
+    signers = [(i, "exact") for i in identities] + [(r, "regexp") for r in identity_regexps]
+    if not predicates and not key_files and not signers:
+        raise click.UsageError(
+            "give --require-predicate URI, --trusted-key PUB_PEM or --trusted-identity ID "
+            "(or several)"
+        )
+    issuer_of = _pair("--trusted-issuer", issuers, len(signers), required=True)
+    root_of = _pair("--trusted-root", root_files, len(signers), required=False)
     keys = trust.load_public_keys(key_files)
-    render(policies.set_policy(app.store, name, predicates, keys), output, text=_tell_set)
+    rules = []
+    if signers:
+        from deploytrack.services import keyless
+
+        loaded = {path: keyless.read_root(path) for path in dict.fromkeys(root_files)}
+        default = keyless.public_good_root() if not root_files else None
+        for n, (identity, match) in enumerate(signers):
+            path = root_of(n)
+            root = loaded[path] if path is not None else default
+            assert root is not None
+            rules.append((keyless.identity_rule(identity, issuer_of(n) or "", match), root))
+    render(policies.set_policy(app.store, name, predicates, keys, rules), output, text=_tell_set)
+
+
+def _pair(
+    flag: str, values: tuple[str, ...], count: int, *, required: bool
+) -> Callable[[int], str | None]:
+    """Which value of a flag goes with identity n: one for all, or one each, by position."""
+    if count == 0 and values:
+        raise click.UsageError(f"{flag} needs --trusted-identity or --trusted-identity-regexp")
+    if count and not values and required:
+        raise click.UsageError(f"each trusted identity needs its OIDC issuer: give {flag} URL")
+    if len(values) not in (0, 1, count):
+        raise click.UsageError(
+            f"{len(values)} {flag} for {count} identities: give one for all of them, or one "
+            "per identity (--trusted-identity values first, then --trusted-identity-regexp)"
+        )
+    return lambda n: values[0] if len(values) == 1 else (values[n] if values else None)
 
 
 def _tell_set(change: PolicyChange) -> None:
@@ -161,6 +249,11 @@ HISTORY = Table(
         Column("ACTION", lambda v: v.action),
         Column("REQUIRED PREDICATES", lambda v: ", ".join(v.required_predicates), 120),
         Column("TRUSTED KEYS", lambda v: ", ".join(k.fingerprint for k in v.trusted_keys), 160),
+        Column(
+            "TRUSTED IDENTITIES",
+            lambda v: ", ".join(_identity_text(i) for i in v.trusted_identities),
+            160,
+        ),
         Column("AT", lambda v: when(v.created_at)),
     ),
     empty="",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from deploytrack.registry.push import ReferrersMode
     from deploytrack.services.views.evidence import (
         CreatedAttestation,
+        IdentityVerifyResult,
         SignedAttestation,
         VerifyResult,
     )
@@ -240,25 +241,97 @@ def _tell_output_file(output_file: str | None) -> None:
     "--key",
     "key_files",
     multiple=True,
-    required=True,
     type=click.Path(dir_okay=False),
     metavar="PUBLIC_KEY_PEM",
     help="A public key (PEM) that may have signed it (repeatable).",
 )
+@click.option(
+    "--certificate-identity",
+    default=None,
+    metavar="ID",
+    help="Keyless: the signer identity the bundle's certificate must name, e.g. "
+    "https://github.com/ORG/REPO/.github/workflows/release.yml@refs/heads/main.",
+)
+@click.option(
+    "--certificate-identity-regexp",
+    default=None,
+    metavar="RE",
+    help="Keyless: a regular expression the whole signer identity must match (instead of "
+    "--certificate-identity).",
+)
+@click.option(
+    "--certificate-oidc-issuer",
+    default=None,
+    metavar="URL",
+    help="Keyless: the OIDC issuer of the identity, e.g. "
+    "https://token.actions.githubusercontent.com.",
+)
+@click.option(
+    "--trusted-root",
+    default=None,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Keyless: the trusted_root.json of the Sigstore instance (default: the Sigstore "
+    "public-good root shipped with sigstore-python).",
+)
 @output_option
 @pass_app
-def attestation_verify(app: App, digest: str, key_files: tuple[str, ...], output: str) -> None:
-    """Verify the DSSE signature of a stored attestation with public keys; remember success.
+def attestation_verify(
+    app: App,
+    digest: str,
+    key_files: tuple[str, ...],
+    certificate_identity: str | None,
+    certificate_identity_regexp: str | None,
+    certificate_oidc_issuer: str | None,
+    trusted_root: str | None,
+    output: str,
+) -> None:
+    """Verify a stored attestation's signature, with public keys or keylessly for a signer
+    identity; remember success.
 
-    Exit 0 when a signature on the envelope (bare, or inside a Sigstore bundle) verifies
-    over the DSSE pre-authentication encoding with one of the keys, 1 otherwise. This is
-    key-based verification, not Sigstore keyless identity verification (no certificate
-    chain, no transparency log).
+    With --key: a signature on the DSSE envelope (bare, or inside a Sigstore bundle) must
+    verify over the DSSE pre-authentication encoding with one of the keys.
+
+    With --certificate-identity (or --certificate-identity-regexp) and
+    --certificate-oidc-issuer: the Sigstore bundle is verified offline by sigstore-python
+    (certificate chain to the trusted root, transparency log proof and timestamp, SCT,
+    identity and issuer), and the statement it verifies must be the one stored.
+
+    Exit 0 when it verifies, 1 otherwise.
     """
+    keyless = (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer)
+    if key_files and (any(v is not None for v in keyless) or trusted_root is not None):
+        raise click.UsageError("give --key, or the --certificate-* options, not both")
+    if key_files:
+        from deploytrack.services import trust
+
+        keys = trust.load_public_keys(key_files)
+        render(trust.verify_attestation(app.store, digest, keys), output, text=_tell_verified)
+        return
+    if (certificate_identity is None) == (certificate_identity_regexp is None):
+        raise click.UsageError(
+            "give --key PUBLIC_KEY_PEM, or exactly one of --certificate-identity and "
+            "--certificate-identity-regexp with --certificate-oidc-issuer"
+        )
+    if certificate_oidc_issuer is None:
+        raise click.UsageError("keyless verification needs --certificate-oidc-issuer URL")
+    from deploytrack.services import keyless as sigstore_keyless
     from deploytrack.services import trust
 
-    keys = trust.load_public_keys(key_files)
-    render(trust.verify_attestation(app.store, digest, keys), output, text=_tell_verified)
+    if certificate_identity is not None:
+        rule = sigstore_keyless.identity_rule(certificate_identity, certificate_oidc_issuer)
+    else:
+        assert certificate_identity_regexp is not None
+        rule = sigstore_keyless.identity_rule(
+            certificate_identity_regexp, certificate_oidc_issuer, sigstore_keyless.REGEXP
+        )
+    root = (
+        sigstore_keyless.read_root(trusted_root)
+        if trusted_root is not None
+        else sigstore_keyless.public_good_root()
+    )
+    result = trust.verify_identity(app.store, digest, rule, root)
+    render(result, output, text=_tell_identity_verified)
 
 
 def _tell_verified(result: VerifyResult) -> None:
@@ -270,6 +343,16 @@ def _tell_verified(result: VerifyResult) -> None:
             f"({safe(item.algorithm)}, {safe(item.key_file)}); remembered at "
             f"{when(result.verified_at)}."
         )
+
+
+def _tell_identity_verified(result: IdentityVerifyResult) -> None:
+    subjects = ", ".join(s.digest for s in result.subjects)
+    click.echo(
+        f"Verified {safe(result.attestation)}: signed by {safe(result.identity)} (issuer "
+        f"{safe(result.issuer)}), certificate chained to {safe(result.trusted_root_source)} "
+        f"({safe(result.trusted_root)}); it names {safe(subjects)}; remembered at "
+        f"{when(result.verified_at)}."
+    )
 
 
 @click.command("sign", cls=Command)

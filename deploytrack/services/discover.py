@@ -55,6 +55,7 @@ class Referrer:
     version: str | None
     workflow: str | None
     verified_by: tuple[str, ...]  # fingerprints of keys a signature verified with
+    verified_identities: tuple[str, ...]  # signer identities a keyless verification proved
     roles: tuple[Role, ...]
 
 
@@ -102,6 +103,7 @@ def discover(store: Store, digest: str, kind: str | None = None) -> Discovery:
         owner_ids = sorted({r.attestation_id for r in subjects + materials})
         owners = {a.id: a for a in Attestation.select().where(Attestation.id.in_(owner_ids))}
         verified = queries.verified_by(owner_ids)
+        signers = queries.verified_identities(owner_ids)
         records = [
             joined_view(r)
             for r in queries.with_names()
@@ -150,6 +152,7 @@ def discover(store: Store, digest: str, kind: str | None = None) -> Discovery:
             version=owners[att_id].version,
             workflow=owners[att_id].workflow,
             verified_by=verified.get(att_id, ()),
+            verified_identities=signers.get(att_id, ()),
             roles=tuple(roles[att_id]),
         )
         for att_id in sorted(roles)

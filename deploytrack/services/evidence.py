@@ -51,10 +51,12 @@ class Overrides:
 def _views(rows: Sequence[Attestation]) -> list[AttestationView]:
     from deploytrack.services.views.evidence import (
         AttestationView,
+        IdentityVerificationView,
         MaterialView,
         SubjectView,
         VerificationView,
     )
+    from deploytrack.store.models import AttestationIdentityVerification
 
     if not rows:
         return []
@@ -62,6 +64,7 @@ def _views(rows: Sequence[Attestation]) -> list[AttestationView]:
     subjects: dict[int, list[SubjectView]] = defaultdict(list)
     materials: dict[int, list[MaterialView]] = defaultdict(list)
     verifications: dict[int, list[VerificationView]] = defaultdict(list)
+    identities: dict[int, list[IdentityVerificationView]] = defaultdict(list)
     for chunk_start in range(0, len(ids), _INSERT_BATCH):
         chunk = ids[chunk_start : chunk_start + _INSERT_BATCH]
         for s in (
@@ -93,6 +96,26 @@ def _views(rows: Sequence[Attestation]) -> list[AttestationView]:
                         verified_at=v.verified_at,
                     )
                 )
+        for iv in (
+            AttestationIdentityVerification.select()
+            .where(AttestationIdentityVerification.attestation.in_(chunk))
+            .order_by(AttestationIdentityVerification.id.desc())
+        ):
+            seen = identities[iv.attestation_id]
+            if all(
+                (x.identity, x.issuer, x.trusted_root)
+                != (iv.identity, iv.issuer, iv.trusted_root_digest)
+                for x in seen
+            ):
+                seen.append(
+                    IdentityVerificationView(
+                        identity=iv.identity,
+                        issuer=iv.issuer,
+                        trusted_root=iv.trusted_root_digest,
+                        source=iv.source,
+                        verified_at=iv.verified_at,
+                    )
+                )
     return [
         AttestationView(
             digest=r.digest,
@@ -106,6 +129,7 @@ def _views(rows: Sequence[Attestation]) -> list[AttestationView]:
             materials=tuple(materials[r.id]),
             imported_at=r.imported_at,
             verifications=tuple(verifications[r.id]),
+            identity_verifications=tuple(identities[r.id]),
         )
         for r in rows
     ]

@@ -1,11 +1,14 @@
 """Signatures on stored attestations: verify them with public keys, remember what verified.
 
-This is key-based DSSE verification: a signature on the envelope (bare, or inside a
+Two ways. Key-based DSSE verification: a signature on the envelope (bare, or inside a
 Sigstore bundle) must verify over the DSSE pre-authentication encoding of the payload and
-its type with one of the given public keys. It is NOT Sigstore keyless verification: no
-Fulcio certificate chain, no signer identity, no Rekor inclusion proof or timestamp.
+its type with one of the given public keys. Keyless verification (`verify_identity`) of a
+Sigstore bundle for a signer identity and OIDC issuer: certificate chain to a trusted
+root, transparency log proof and timestamps, SCT, identity, by sigstore-python in
+services/keyless.py.
 
-`cryptography` is imported only by the functions that verify (deploytrack.crypto.keys).
+`cryptography` is imported only by the functions that verify (deploytrack.crypto.keys);
+`sigstore` only by keyless verification.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from deploytrack.store.models import PublicKey as PublicKeyRow
 
 if TYPE_CHECKING:
     from deploytrack.crypto.keys import PublicKey
+    from deploytrack.services.keyless import IdentityRule, TrustedRootFile, Verified
+    from deploytrack.services.views.evidence import IdentityVerifyResult
+    from deploytrack.store.models import Attestation
 
 VERIFY = "verify"
 CREATE = "create"
@@ -158,13 +164,109 @@ def verify_attestation(store: Store, digest: str, keys: Sequence[PublicKey]) -> 
     )
 
 
+def verify_stored_identity(row: Attestation, rule: IdentityRule, root: TrustedRootFile) -> Verified:
+    """Verify a stored attestation keylessly, on its stored bytes; in a transaction.
+
+    The attestation's digest identifies the bundle; what the bundle vouches for is its
+    statement's subjects. So the payload sigstore-python verified must be byte for byte the
+    statement the evidence store parsed, and its subjects exactly the ones indexed: the
+    digests `deployment record` and `discover` find this attestation by are the verified
+    ones.
+    """
+    from deploytrack.services import keyless
+    from deploytrack.store.models import AttestationSubject
+
+    what = f"attestation {row.digest}"
+    if row.format != "sigstore-bundle":
+        form = "bare in-toto statement" if row.format == "statement" else "DSSE envelope"
+        raise ServiceError(
+            f"{what} is a {form}: keyless verification needs a Sigstore bundle, whose "
+            "certificate names the signer (verify a key signature with --key PUBLIC_KEY_PEM)"
+        )
+    raw = bytes(Blob.get_by_id(row.digest).content)
+    verified = keyless.verify_bundle(raw, rule, root, what)
+    parsed = parse_document(raw, what)
+    assert parsed.envelope is not None  # a stored Sigstore bundle carries a DSSE envelope
+    if (verified.payload_type, verified.payload) != (
+        parsed.envelope.payload_type,
+        parsed.envelope.payload,
+    ):
+        raise ServiceError(f"{what}: the verified payload is not the statement stored")
+    indexed = {
+        (s.name, s.digest)
+        for s in AttestationSubject.select().where(AttestationSubject.attestation == row.id)
+    }
+    if indexed != {(s.name, s.digest) for s in parsed.subjects}:
+        raise ServiceError(f"{what}: the verified statement's subjects are not the ones indexed")
+    return verified
+
+
+def remember_identity_verification(
+    attestation_id: int, verified: Verified, root: TrustedRootFile, source: str, now: int
+) -> int:
+    """Append a keyless verification (and keep its trusted root); its id. In a write
+    transaction."""
+    from deploytrack.services.evidence import store_blob
+    from deploytrack.store.models import AttestationIdentityVerification
+
+    store_blob(root.digest, root.data, now)
+    row = AttestationIdentityVerification.create(
+        attestation=attestation_id,
+        identity=verified.identity,
+        issuer=verified.issuer,
+        trusted_root_digest=root.digest,
+        source=source,
+        verified_at=now,
+    )
+    return row.id
+
+
+def verify_identity(
+    store: Store, digest: str, rule: IdentityRule, root: TrustedRootFile
+) -> IdentityVerifyResult:
+    """Verify a stored Sigstore bundle for a signer identity, offline; remember success.
+
+    Raises ServiceError with the reason when it does not verify; nothing is written then.
+    """
+    from deploytrack.services.views.evidence import IdentityVerifyResult, SubjectView
+    from deploytrack.store.models import AttestationSubject
+
+    with store.read():
+        row = find_attestation(digest)
+        verified = verify_stored_identity(row, rule, root)
+        subjects = tuple(
+            SubjectView(s.name, s.digest)
+            for s in AttestationSubject.select()
+            .where(AttestationSubject.attestation == row.id)
+            .order_by(AttestationSubject.id)
+        )
+    with store.write() as log:
+        now = timeutil.now_us()
+        remember_identity_verification(row.id, verified, root, VERIFY, now)
+        log.log("attestation.verified", digests=[row.digest])
+    return IdentityVerifyResult(
+        attestation=row.digest,
+        format=row.format,
+        predicate_type=row.predicate_type,
+        identity=verified.identity,
+        issuer=verified.issuer,
+        trusted_root=root.digest,
+        trusted_root_source=root.source,
+        subjects=subjects,
+        verified_at=now,
+    )
+
+
 __all__ = [
     "Match",
     "VerifyResult",
     "load_public_keys",
+    "remember_identity_verification",
     "remember_key",
     "remember_verification",
     "stored_envelope",
     "verify_attestation",
     "verify_envelope",
+    "verify_identity",
+    "verify_stored_identity",
 ]

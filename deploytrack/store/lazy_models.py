@@ -93,6 +93,38 @@ class AttestationVerification(BaseModel):
         public_key_id: Field[int]
 
 
+class AttestationIdentityVerification(BaseModel):
+    """A Sigstore bundle's certificate verified for a signer identity and issuer, chained to
+    the trusted root kept in `blob` (append-only, m007)."""
+
+    attestation = ForeignKeyField(Attestation, column_name="attestation_id")
+    identity = TextField()
+    issuer = TextField()
+    trusted_root_digest = CharField()
+    source = CharField()
+    verified_at = BigIntegerField()
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        id: AutoField[int]
+        attestation_id: Field[int]
+
+
+class StagePolicyIdentity(BaseModel):
+    """A trusted signer identity of a stage policy (m008): `match` is exact or regexp."""
+
+    policy = ForeignKeyField(StagePolicy, column_name="policy_id")
+    match = CharField()
+    identity = TextField()
+    issuer = TextField()
+    trusted_root_digest = CharField()
+
+    class Meta:
+        primary_key = CompositeKey("policy", "match", "identity", "issuer", "trusted_root_digest")
+
+    if TYPE_CHECKING:  # peewee adds these at runtime
+        policy_id: Field[int]
+
+
 class StagePolicyKey(BaseModel):
     policy = ForeignKeyField(StagePolicy, column_name="policy_id")
     public_key = ForeignKeyField(PublicKey, column_name="public_key_id")
@@ -112,12 +144,17 @@ class DeploymentAdmission(BaseModel):
     requirement = TextField()
     attestation = ForeignKeyField(Attestation, column_name="attestation_id")
     public_key = ForeignKeyField(PublicKey, column_name="public_key_id", null=True)
+    # m009: the keyless verification made at admission, when a trusted identity met the rule.
+    identity_verification = ForeignKeyField(
+        AttestationIdentityVerification, column_name="identity_verification_id", null=True
+    )
 
     if TYPE_CHECKING:  # peewee adds these at runtime
         id: AutoField[int]
         deployment_id: Field[int]
         attestation_id: Field[int]
         public_key_id: Field[int | None]
+        identity_verification_id: Field[int | None]
 
 
 ALL_MODELS: list[type[Model]] = [
@@ -132,7 +169,9 @@ ALL_MODELS: list[type[Model]] = [
     VariableEvent,
     PublicKey,
     AttestationVerification,
+    AttestationIdentityVerification,
     StagePolicy,
     StagePolicyKey,
+    StagePolicyIdentity,
     DeploymentAdmission,
 ]

@@ -637,6 +637,72 @@ def m006_event_log(db: peewee.Database) -> None:
     eventlog.start(db, f"{eventlog.ORIGIN_PREFIX}{uuid.uuid4()}")
 
 
+@migration
+def m007_identity_verification(db: peewee.Database) -> None:
+    """Keyless verifications: a Sigstore bundle's certificate verified to a trusted root for a
+    signer identity and OIDC issuer (services/keyless.py), remembered like a key's.
+
+    The trusted root is kept in `blob` under its sha256, so what it vouched for can be
+    checked again offline; `identity` is the certificate's subject alternative name that
+    matched, `issuer` its OIDC issuer.
+    """
+    statements = [
+        """CREATE TABLE attestation_identity_verification (
+            id INTEGER PRIMARY KEY,
+            attestation_id INTEGER NOT NULL REFERENCES attestation (id),
+            identity TEXT NOT NULL CHECK (length(identity) BETWEEN 1 AND 4096),
+            issuer TEXT NOT NULL CHECK (length(issuer) BETWEEN 1 AND 4096),
+            trusted_root_digest TEXT NOT NULL REFERENCES blob (digest),
+            source TEXT NOT NULL CHECK (source IN ('verify', 'admission')),
+            verified_at INTEGER NOT NULL
+        )""",
+        """CREATE INDEX attestation_identity_verification_owner
+            ON attestation_identity_verification (attestation_id)""",
+        *append_only(
+            "attestation_identity_verification",
+            "trust history never changes",
+            "trust history is never deleted",
+        ),
+    ]
+    for sql in statements:
+        db.execute_sql(sql)
+
+
+@migration
+def m008_stage_policy_identity(db: peewee.Database) -> None:
+    """Trusted signer identities of a stage policy, beside its trusted keys: an identity
+    (exact, or a regular expression the whole identity must match), its OIDC issuer, and
+    the trusted root its certificates must chain to, kept in `blob` so that admission
+    verifies offline, on the stored bytes, whatever the installed Sigstore client ships."""
+    statements = [
+        """CREATE TABLE stage_policy_identity (
+            policy_id INTEGER NOT NULL REFERENCES stage_policy (id),
+            match TEXT NOT NULL CHECK (match IN ('exact', 'regexp')),
+            identity TEXT NOT NULL CHECK (length(identity) BETWEEN 1 AND 4096),
+            issuer TEXT NOT NULL CHECK (length(issuer) BETWEEN 1 AND 4096),
+            trusted_root_digest TEXT NOT NULL REFERENCES blob (digest),
+            PRIMARY KEY (policy_id, match, identity, issuer, trusted_root_digest)
+        )""",
+        *append_only(
+            "stage_policy_identity", "trust history never changes", "trust history is never deleted"
+        ),
+    ]
+    for sql in statements:
+        db.execute_sql(sql)
+
+
+@migration
+def m009_admission_identity(db: peewee.Database) -> None:
+    """Which keyless verification admitted a record: a rule met by a trusted identity names
+    the verification made at admission (identity, issuer, trusted root), as a rule met by a
+    trusted key names the key. Never both."""
+    db.execute_sql(
+        """ALTER TABLE deployment_admission ADD COLUMN identity_verification_id INTEGER
+            REFERENCES attestation_identity_verification (id)
+            CHECK (identity_verification_id IS NULL OR public_key_id IS NULL)"""
+    )
+
+
 def applied(db: peewee.Database) -> list[str] | None:
     """Names of applied migrations, or None when the database has no migration table."""
     try:

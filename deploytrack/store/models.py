@@ -29,10 +29,14 @@ if TYPE_CHECKING:
     from peewee import AutoField, Field
 
     from deploytrack.store.lazy_models import ALL_MODELS as ALL_MODELS
+    from deploytrack.store.lazy_models import (
+        AttestationIdentityVerification as AttestationIdentityVerification,
+    )
     from deploytrack.store.lazy_models import AttestationVerification as AttestationVerification
     from deploytrack.store.lazy_models import Blob as Blob
     from deploytrack.store.lazy_models import DeploymentAdmission as DeploymentAdmission
     from deploytrack.store.lazy_models import PublicKey as PublicKey
+    from deploytrack.store.lazy_models import StagePolicyIdentity as StagePolicyIdentity
     from deploytrack.store.lazy_models import StagePolicyKey as StagePolicyKey
     from deploytrack.store.lazy_models import VariableEvent as VariableEvent
 
@@ -167,10 +171,12 @@ class StagePolicy(BaseModel):
 _LAZY = frozenset(
     {
         "ALL_MODELS",
+        "AttestationIdentityVerification",
         "AttestationVerification",
         "Blob",
         "DeploymentAdmission",
         "PublicKey",
+        "StagePolicyIdentity",
         "StagePolicyKey",
         "VariableEvent",
     }

@@ -163,6 +163,7 @@ __all__ = [
     "newest_in",
     "started_between",
     "verified_by",
+    "verified_identities",
     "with_names",
 ]
 
@@ -207,6 +208,20 @@ def verified_by(ids: list[int]) -> dict[int, tuple[str, ...]]:
     for row in rows:
         if row.public_key.fingerprint not in found[row.attestation_id]:
             found[row.attestation_id].append(row.public_key.fingerprint)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def verified_identities(ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """Per attestation id, the signer identities a keyless verification proved, in the order
+    first verified. In a transaction."""
+    from deploytrack.store.models import AttestationIdentityVerification as Verification
+
+    found: dict[int, list[str]] = defaultdict(list)
+    for row in (
+        Verification.select().where(Verification.attestation.in_(ids)).order_by(Verification.id)
+    ):
+        if row.identity not in found[row.attestation_id]:
+            found[row.attestation_id].append(row.identity)
     return {k: tuple(v) for k, v in found.items()}
 
 

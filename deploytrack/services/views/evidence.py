@@ -34,6 +34,17 @@ class VerificationView:
 
 
 @dataclass(frozen=True)
+class IdentityVerificationView:
+    """A Sigstore bundle verified keylessly for a signer identity (remembered)."""
+
+    identity: str  # the certificate's identity that matched
+    issuer: str  # its OIDC issuer
+    trusted_root: str  # sha256 digest of the trusted_root.json it chained to
+    source: str  # verify | admission
+    verified_at: int
+
+
+@dataclass(frozen=True)
 class AttestationView:
     digest: str
     format: str
@@ -47,6 +58,8 @@ class AttestationView:
     imported_at: int
     # Newest verification per key, newest first.
     verifications: tuple[VerificationView, ...] = ()
+    # Newest keyless verification per (identity, issuer, trusted root), newest first.
+    identity_verifications: tuple[IdentityVerificationView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,21 @@ class VerifyResult:
     predicate_type: str
     signatures: int
     verified: tuple[VerifiedSignature, ...]
+    verified_at: int
+
+
+@dataclass(frozen=True)
+class IdentityVerifyResult:
+    """`attestation verify --certificate-identity`: what a keyless verification proved."""
+
+    attestation: str
+    format: str
+    predicate_type: str
+    identity: str  # the certificate's identity that matched
+    issuer: str
+    trusted_root: str  # sha256 digest of the trusted_root.json
+    trusted_root_source: str  # the file given, or "the Sigstore public-good root"
+    subjects: tuple[SubjectView, ...]  # what the verified statement names
     verified_at: int
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from deploytrack import timeutil
 
 if TYPE_CHECKING:
+    from deploytrack.services.keyless import TrustedRootFile, Verified
     from deploytrack.services.trust import Match
 
 PolicyAction = Literal["set", "clear"]
@@ -20,6 +21,16 @@ class PolicyKeyView:
 
 
 @dataclass(frozen=True)
+class PolicyIdentityView:
+    """A trusted signer identity: exact, or a regexp the whole identity must match."""
+
+    identity: str
+    match: str  # exact | regexp
+    issuer: str
+    trusted_root: str  # sha256 digest of the trusted_root.json certificates must chain to
+
+
+@dataclass(frozen=True)
 class PolicyView:
     """One version of a stage policy; a clear has no rules."""
 
@@ -29,6 +40,7 @@ class PolicyView:
     required_predicates: tuple[str, ...]
     trusted_keys: tuple[PolicyKeyView, ...]
     created_at: int
+    trusted_identities: tuple[PolicyIdentityView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,9 @@ class AdmissionView:
     requirement: str
     attestation: str
     fingerprint: str | None
+    # When a trusted identity met the rule (keyless): the identity and issuer verified.
+    identity: str | None = None
+    issuer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,11 +80,13 @@ class PolicyReport:
 @dataclass(frozen=True)
 class AdmissionEvidence:
     """An admission row to store: the rule, the attestation that met it, and the signature
-    that verified it (None when the policy trusts no key)."""
+    that verified it (None when the policy trusts no key), or the signer identity."""
 
     requirement: str
     attestation_id: int
     match: Match | None
+    # A keyless verification that met the rule instead of a key, with its trusted root.
+    signer: tuple[Verified, TrustedRootFile] | None = None
 
 
 @dataclass(frozen=True)
