@@ -25,3 +25,12 @@ HELM_CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json"
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # containerd's limit for a manifest
 MAX_INDEX_BYTES = 16 * 1024 * 1024  # an OCI layout's index.json
+
+# What is attached to an image (OCI 1.1 referrers): the layer and artifact types of
+# attestations besides the Sigstore bundle spellings (deploytrack.evidence's list).
+DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"  # cosign's `.att` layers
+IN_TOTO = "application/vnd.in-toto+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+# How deep a referrers index may nest indexes, and how many pages the referrers API may
+# answer with, before a listing is refused as a loop.
+MAX_REFERRER_PAGES = 100
