@@ -592,8 +592,32 @@ def test_an_oversized_blob(reg: dict[str, Any], refuse: Invoke) -> None:
     push, digest = reg["push"], reg["digest"]
     big = bundle(digest)[:-1] + b" " * (4 * MiB) + b"}"
     push.tag_index("bad/app", digest, [push.referrer("bad/app", reg["subject"], big)])
+    limit = "more than the 4 MiB limit for one manifest or attestation"
     refuse("attestation", "pull", "--oci-ref", f"{reg['registry'].host}/bad/app:1.0",
-           "--plain-http", contains="more than the 4 MiB limit for one attestation")  # fmt: skip
+           "--plain-http", contains=limit)  # fmt: skip
+
+
+@pytest.mark.usefixtures("seeded_db")
+def test_a_blob_larger_than_its_descriptor_says(reg: dict[str, Any], refuse: Invoke) -> None:
+    push, digest = reg["push"], reg["digest"]
+    small = bundle(digest, "sha256:" + "d2" * 32)
+    push.tag_index("bad/app", digest, [push.referrer("bad/app", reg["subject"], small)])
+    # The registry's copy grows past 4 MiB; the manifest still says it is small.
+    _tamper(reg["storage"], sha256_digest(small), lambda b: b + b" " * (4 * MiB))
+    refuse("attestation", "pull", "--oci-ref", f"{reg['registry'].host}/bad/app:1.0",
+           "--plain-http", contains="is too large: ")  # fmt: skip
+
+
+@pytest.mark.usefixtures("seeded_db")
+def test_a_referrer_about_another_subject(reg: dict[str, Any], refuse: Invoke) -> None:
+    push, digest = reg["push"], reg["digest"]
+    images: rs.Layouts = reg["layouts"]
+    other = images.digests["2.0"]
+    elsewhere = {**reg["subject"], "digest": other}
+    descriptor = push.referrer("bad/app", elsewhere, bundle(digest, "sha256:" + "e3" * 32))
+    push.tag_index("bad/app", digest, [descriptor])
+    refuse("attestation", "pull", "--oci-ref", f"{reg['registry'].host}/bad/app:1.0",
+           "--plain-http", contains=f"but its subject is {other}")  # fmt: skip
 
 
 @pytest.mark.usefixtures("seeded_db")

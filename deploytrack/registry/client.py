@@ -440,6 +440,8 @@ class RegistryClient:
         shown = f"{ref.name}@{digest}"
         response = self.oras.do_request(url, "GET", stream=True)
         with response:
+            if response.status_code == 404:
+                raise RegistryError(f"blob {shown} is missing from {self.registry}")
             self._check(response, Reference(ref.registry, ref.repository, None, digest))
             body = self._read(response, limit, f"blob {shown} is too large")
         actual = "sha256:" + hashlib.sha256(body).hexdigest()

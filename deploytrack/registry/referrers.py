@@ -96,11 +96,13 @@ def _digest(descriptor: dict[str, Any], what: str) -> str:
 
 
 def _size(descriptor: dict[str, Any], what: str) -> None:
+    """Refuse what its descriptor says is too large, before a request (a read past the
+    limit is refused too, for a descriptor that lies)."""
     size = descriptor.get("size")
     if isinstance(size, int) and size > MAX_MANIFEST_BYTES:
         raise RegistryError(
             f"{what} is {size} bytes, more than the {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB "
-            "limit for one attestation"
+            "limit for one manifest or attestation"
         )
 
 
