@@ -74,10 +74,14 @@ class Pusher:
 
     def __init__(self, registry: rs.Registry) -> None:
         self.host = registry.host
+        self.auth: dict[str, str] = {}
+        if registry.username:
+            login = f"{registry.username}:{registry.password}".encode()
+            self.auth["Authorization"] = "Basic " + base64.b64encode(login).decode()
 
     def _request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None):
         conn = http.client.HTTPConnection(self.host, timeout=10)
-        conn.request(method, path, body=body, headers=headers or {})
+        conn.request(method, path, body=body, headers={**self.auth, **(headers or {})})
         response = conn.getresponse()
         data = response.read()
         conn.close()
@@ -186,6 +190,7 @@ class ReferrersProxy:
         self.page_size = page_size
         self.serve: bytes | None = None
         self.loop = False
+        self.link_host = ""  # e.g. "http://elsewhere:1": next pages on another server
         self.log: list[str] = []
         owner = self
 
@@ -273,7 +278,8 @@ class ReferrersProxy:
             page = every[start : start + self.page_size]
             body = rs.canonical({"schemaVersion": 2, "mediaType": rs.INDEX, "manifests": page})
             if start + self.page_size < len(every):
-                headers["Link"] = f'<{parts.path}?page={start + self.page_size}>; rel="next"'
+                target = f"{self.link_host}{parts.path}?page={start + self.page_size}"
+                headers["Link"] = f'<{target}>; rel="next"'
             elif self.loop:
                 headers["Link"] = f'<{parts.path}?page=0>; rel="next"'
         handler.send_response(200)
@@ -440,6 +446,38 @@ def test_referrers_api_with_link_pages(
     ]
     # The API answered: the tag schema is not asked; the skipped signature costs no request.
     assert not any(f"manifests/{digest.replace(':', '-')} " in line for line in proxy.log)
+    log_verifies(ok)
+
+
+def test_a_registry_that_wants_a_login_gets_the_flags_login(
+    reg: dict[str, Any], run: Invoke, ok: Invoke, tmp_path: Path
+) -> None:
+    """The same credentials as `deployment record --oci-ref`, for every request a pull
+    makes (resolve, listing, manifests, blobs), and never printed."""
+    user, password = "carol", "carol-secret-3"
+    registry = rs.start_registry(
+        tmp_path / "basic", auth=rs.htpasswd_auth(tmp_path / "auth", user, password)
+    )
+    registry.username, registry.password = user, password
+    try:
+        images: rs.Layouts = reg["layouts"]
+        rs.skopeo_copy(f"oci:{images.oci}:1.0", registry, "team/app:1.0", tmp_path)
+        push, digest = Pusher(registry), reg["digest"]
+        attestation = bundle(digest)
+        push.tag_index("team/app", digest, [push.referrer("team/app", reg["subject"], attestation)])
+        pull = ("attestation", "pull", "--oci-ref", f"{registry.host}/team/app:1.0", "--plain-http")
+        anonymous = run(*pull)
+        assert anonymous.exit_code == 1 and "authentication required" in anonymous.stderr
+        login = ("--registry-server", registry.host, "--registry-username", user,
+                 "--registry-password-stdin")  # fmt: skip
+        result = run(*pull, *login, "-o", "json", input=password + "\n")
+    finally:
+        registry.stop()
+    assert result.exit_code == 0, result.stderr
+    assert password not in result.stdout + result.stderr
+    assert [r["attestation"] for r in json.loads(result.stdout)["referrers"]] == [
+        sha256_digest(attestation)
+    ]
     log_verifies(ok)
 
 
@@ -639,6 +677,33 @@ def test_a_referrers_index_naming_the_image_itself_is_a_loop(
     push.tag_index("bad/app", digest, [{**reg["subject"], "artifactType": BUNDLE_V03}])
     refuse("attestation", "pull", "--oci-ref", f"{reg['registry'].host}/bad/app:1.0",
            "--plain-http", contains="as a referrer of itself: a loop")  # fmt: skip
+
+
+@pytest.mark.usefixtures("seeded_db")
+def test_a_next_page_on_another_server_is_refused(reg: dict[str, Any], refuse: Invoke) -> None:
+    """The login goes with every request of the repository: never to a host a Link names."""
+    push = reg["push"]
+    for n in range(3):
+        push.referrer(
+            "api/app", reg["subject"], bundle(reg["digest"], f"sha256:{n:02x}" + "9" * 62)
+        )
+    proxy = ReferrersProxy(reg["registry"], reg["storage"], page_size=1)
+    proxy.link_host = "http://127.0.0.2:9"
+    try:
+        elsewhere = "links the next page of referrers to another server (127.0.0.2:9)"
+        refuse("attestation", "pull", "--oci-ref", f"{proxy.host}/api/app:1.0", "--plain-http",
+               contains=elsewhere)  # fmt: skip
+    finally:
+        proxy.stop()
+    assert not any("page=" in line for line in proxy.log)
+
+
+def test_referrers_urls_carry_their_repository_for_logins() -> None:
+    """A token's scope and the login remembered per repository come from the URL."""
+    from deploytrack.registry import client
+
+    url = "https://r.example/v2/team/app/referrers/sha256:" + "a" * 64
+    assert client._repository_of(url) == "team/app"
 
 
 @pytest.mark.usefixtures("seeded_db")
