@@ -532,6 +532,61 @@ def test_layout_and_archive_referrers_by_subject(
     log_verifies(ok)
 
 
+OCI_FIXTURES = Path(__file__).parent / "fixtures" / "oci"
+
+
+def test_real_referrer_manifests_in_a_layout(run: Invoke, db_path: Path, tmp_path: Path) -> None:
+    """regclient's image index with its two referrers (an SBOM and a signature, listed by
+    the real tag-schema index's descriptors) and cosign's real bundle attached to it: the
+    two are skipped by their type without reading their layers (not in the layout), the
+    bundle is read with the import's rules and skipped, for it names another image."""
+    files = {
+        name: (OCI_FIXTURES / f"{name}.json").read_bytes()
+        for name in ("regclient-testrepo-v2-image-index",
+                     "regclient-testrepo-v2-referrers-tag-index",
+                     "regclient-testrepo-a1-sbom-referrer-manifest",
+                     "regclient-testrepo-a2-signature-referrer-manifest")
+    }  # fmt: skip
+    index = files["regclient-testrepo-v2-image-index"]
+    subject = {"mediaType": rs.INDEX, "digest": sha256_digest(index), "size": len(index)}
+    cosign = (OCI_FIXTURES / "cosign-oci-attestation.sigstore.json").read_bytes()
+    blobs = rs.Blobs()
+    for content in files.values():
+        blobs.add(content)
+    empty, layer = blobs.add(b"{}"), blobs.add(cosign)
+    bundle_manifest = rs.canonical(
+        {"schemaVersion": 2, "mediaType": rs.MANIFEST, "artifactType": BUNDLE_V03,
+         "config": {"mediaType": EMPTY, **empty},
+         "layers": [{"mediaType": BUNDLE_V03, **layer}], "subject": subject}
+    )  # fmt: skip
+    tag_index = json.loads(files["regclient-testrepo-v2-referrers-tag-index"])
+    descriptors = [
+        {**subject, "annotations": {rs.REF_NAME: "v2"}},
+        *tag_index["manifests"],
+        {"mediaType": rs.MANIFEST, **blobs.add(bundle_manifest)},
+    ]
+    folder = rs.write_layout(tmp_path / "regclient", descriptors, blobs.data)
+    body = pulled_json(run("attestation", "pull", "--oci-ref", f"oci:{folder}:v2", "-o", "json"))
+    assert body == {
+        "digest": subject["digest"],
+        "referrers": [
+            {"digest": "sha256:0484e93c23cddf24a8400547119558312023295af241d4cd1eaf1b27145c5026",
+             "artifact_type": "application/example.sbom", "source": "layout",
+             "outcome": "skipped", "reason": "not an attestation (application/example.sbom)",
+             "attestation": None},
+            {"digest": "sha256:741132f956e196c3858dab17e50ea977056f2f1ce1ad2900f11f4c8ff2d4203b",
+             "artifact_type": "application/example.signature", "source": "layout",
+             "outcome": "skipped", "reason": "not an attestation (application/example.signature)",
+             "attestation": None},
+            {"digest": sha256_digest(bundle_manifest), "artifact_type": BUNDLE_V03,
+             "source": "layout", "outcome": "skipped",
+             "reason": f"its statement does not name {subject['digest']}", "attestation": None},
+        ],
+    }  # fmt: skip
+    assert query(db_path, "SELECT count(*) AS n FROM attestation") == [{"n": 0}]
+    assert events(db_path, "attestation.pulled") == []
+
+
 # --- --pull-evidence ------------------------------------------------------------------------
 
 
