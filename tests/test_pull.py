@@ -702,6 +702,29 @@ def test_a_blob_larger_than_its_descriptor_says(reg: dict[str, Any], refuse: Inv
 
 
 @pytest.mark.usefixtures("seeded_db")
+def test_one_pull_reads_a_bounded_number_of_referrers_and_bytes(
+    reg: dict[str, Any], refuse: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bounds (1,000 referrers, 64 MiB of attestations) lowered for the test, so a few
+    referrers pass them: a registry cannot make one pull read without end."""
+    from deploytrack.registry import referrers
+
+    push, digest = reg["push"], reg["digest"]
+    attached = [bundle(digest, "sha256:" + f"{n:02x}" * 32) for n in range(3)]
+    push.tag_index(
+        "bad/app", digest, [push.referrer("bad/app", reg["subject"], a) for a in attached]
+    )
+    ref = f"{reg['registry'].host}/bad/app:1.0"
+    monkeypatch.setattr(referrers, "MAX_REFERRERS", 2)
+    too_many = "lists 3 referrers, more than the 2 deploytrack reads for one digest"
+    refuse("attestation", "pull", "--oci-ref", ref, "--plain-http", contains=too_many)
+    monkeypatch.setattr(referrers, "MAX_REFERRERS", 1000)
+    monkeypatch.setattr(referrers, "MAX_PULLED_BYTES", 2 * len(attached[0]))
+    refuse("attestation", "pull", "--oci-ref", ref, "--plain-http",
+           contains="MiB of attestations to one digest: refused")  # fmt: skip
+
+
+@pytest.mark.usefixtures("seeded_db")
 def test_a_referrer_about_another_subject(reg: dict[str, Any], refuse: Invoke) -> None:
     push, digest = reg["push"], reg["digest"]
     images: rs.Layouts = reg["layouts"]

@@ -31,6 +31,9 @@ MAX_INDEX_BYTES = 16 * 1024 * 1024  # an OCI layout's index.json
 DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"  # cosign's `.att` layers
 IN_TOTO = "application/vnd.in-toto+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
-# How deep a referrers index may nest indexes, and how many pages the referrers API may
-# answer with, before a listing is refused as a loop.
+# Bounds on what one pull reads, whatever a registry or layout says: pages of the
+# referrers API (more is taken for a loop), referrers listed, and attestation bytes in all
+# (as one `attestation import` input).
 MAX_REFERRER_PAGES = 100
+MAX_REFERRERS = 1000
+MAX_PULLED_BYTES = 64 * 1024 * 1024

@@ -31,7 +31,9 @@ from deploytrack.registry.media import (
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
     MAX_MANIFEST_BYTES,
+    MAX_PULLED_BYTES,
     MAX_REFERRER_PAGES,
+    MAX_REFERRERS,
 )
 from deploytrack.registry.reference import Reference
 
@@ -129,16 +131,37 @@ def _layers(manifest: dict[str, Any], kind: str, wanted: Wanted, what: str) -> l
     return chosen
 
 
+def _bounded(descriptors: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    if len(descriptors) > MAX_REFERRERS:
+        raise RegistryError(
+            f"{where} lists {len(descriptors)} referrers, more than the {MAX_REFERRERS} "
+            "deploytrack reads for one digest"
+        )
+    return descriptors
+
+
 class _Reader(ABC):
     """Fetches manifests and blobs from one place, each checked against its digest."""
 
     where: str
+    pulled = 0  # attestation bytes read so far
 
     @abstractmethod
     def manifest(self, digest: str) -> bytes: ...
 
     @abstractmethod
-    def blob(self, digest: str) -> bytes: ...
+    def fetch_blob(self, digest: str) -> bytes: ...
+
+    def blob(self, digest: str) -> bytes:
+        """An attestation's bytes, counted against the bound of one pull."""
+        data = self.fetch_blob(digest)
+        self.pulled += len(data)
+        if self.pulled > MAX_PULLED_BYTES:
+            raise RegistryError(
+                f"{self.where} attaches more than {MAX_PULLED_BYTES // (1024 * 1024)} MiB of "
+                "attestations to one digest: refused"
+            )
+        return data
 
     def attached(
         self, digest: str, descriptor: dict[str, Any], source: Source, wanted: Wanted
@@ -203,7 +226,7 @@ class _RegistryReader(_Reader):
             )
         return fetched.body
 
-    def blob(self, digest: str) -> bytes:
+    def fetch_blob(self, digest: str) -> bytes:
         return self.client.blob(self.ref, digest, MAX_MANIFEST_BYTES)
 
     def listing(self, digest: str) -> tuple[Source, list[dict[str, Any]]]:
@@ -257,6 +280,7 @@ def from_registry(
     """Everything attached to `digest` in `ref`'s repository (see the module docstring)."""
     reader = _RegistryReader(client, ref)
     source, descriptors = reader.listing(digest)
+    _bounded(descriptors, f"{ref.name} ({source})")
     found: list[Attached] = []
     seen: set[str] = set()
     for descriptor in descriptors:
@@ -277,7 +301,7 @@ class _LayoutReader(_Reader):
     def manifest(self, digest: str) -> bytes:
         return layout.read_blob(self.source, digest, MAX_MANIFEST_BYTES)
 
-    def blob(self, digest: str) -> bytes:
+    def fetch_blob(self, digest: str) -> bytes:
         return layout.read_blob(self.source, digest, MAX_MANIFEST_BYTES)
 
 
@@ -287,12 +311,15 @@ def from_layout(transport: str, location: str, digest: str, wanted: Wanted) -> l
     try:
         reader = _LayoutReader(source, source.where)
         found: list[Attached] = []
+        matches: list[dict[str, Any]] = []
         for descriptor in layout.descriptors(source):
             if descriptor.get("mediaType") not in MANIFEST_MEDIA_TYPES:
                 continue
-            named = _digest(descriptor, f"{source.where}: index.json")
-            if named == digest or descriptor.get("mediaType") in INDEX_MEDIA_TYPES:
+            named = normalize_sha256(str(descriptor.get("digest", "")))
+            # Other images of the layout are no concern of this pull, whatever their digest.
+            if named in (None, digest) or descriptor.get("mediaType") in INDEX_MEDIA_TYPES:
                 continue
+            assert named is not None
             _size(descriptor, f"{source.where}: manifest {named}")
             manifest = _json(reader.manifest(named), f"{source.where}: manifest {named}")
             subject = manifest.get("subject")
@@ -301,6 +328,8 @@ def from_layout(transport: str, location: str, digest: str, wanted: Wanted) -> l
                 or normalize_sha256(str(subject.get("digest", ""))) != digest
             ):
                 continue  # another image, or a referrer of something else
+            matches.append(descriptor)
+        for descriptor in _bounded(matches, source.where):
             found += reader.attached(digest, descriptor, "layout", wanted)
         return found
     finally:
