@@ -531,6 +531,19 @@ def test_layout_and_archive_referrers_by_subject(
     assert [r["outcome"] for r in again["referrers"]] == ["present"]
     log_verifies(ok)
 
+    # The pulled event and what it stored travel in an audit bundle like any other.
+    bundle_file = tmp_path / "audit.tgz"
+    ok("audit", "export", "--output", str(bundle_file))
+    copy = ["--db", str(tmp_path / "copy.db")]
+    assert run(*copy, "audit", "import", str(bundle_file)).exit_code == 0
+    assert run(*copy, "log", "verify").stdout.endswith("The log verifies.\n")
+    listed = [
+        ok("attestation", "list", "-o", "json"),
+        run(*copy, "attestation", "list", "-o", "json"),
+    ]
+    assert listed[0].stdout == listed[1].stdout
+    assert '"attestation.pulled"' in run(*copy, "log", "list", "-o", "json").stdout
+
 
 OCI_FIXTURES = Path(__file__).parent / "fixtures" / "oci"
 
