@@ -261,6 +261,9 @@ def test_every_command_escapes_what_it_prints(hostile_db: Path, tmp_path: Path) 
     scan("attestation", "create", "--project", "api", "--workflow", "w", "--material",
          f"ARTIFACT={artifact}", "--key", str(private),
          "--output-file", str(files / f"made{HOSTILE}.json"))  # fmt: skip
+    # Pushing: refused before any request (a layout, a malformed reference), names echoed.
+    scan("attestation", "push", evil_digest, "--to", f"oci:{layout}:1.0.0", code=1)
+    scan("attestation", "push", evil_digest, "--to", f"127.0.0.1:1/a:{HOSTILE}", code=1)
     downloaded = scan("artifact", "download", "--digest", evil_digest, data=True)
     assert downloaded.stdout_bytes == evil.read_bytes()
     scan("artifact", "download", "--digest", evil_digest, "--output", str(files / f"dl{HOSTILE}"))

@@ -55,6 +55,7 @@ def is_text(value: str) -> bool:
     cls=LazyGroup,
     lazy={
         "create": "deploytrack.cli.signing:attestation_create",
+        "push": "deploytrack.cli.push:attestation_push",
         "sign": "deploytrack.cli.signing:attestation_sign",
         "verify": "deploytrack.cli.signing:attestation_verify",
     },

@@ -16,6 +16,7 @@ import click
 from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import Command
 from deploytrack.cli.output import output_option, render, safe, when
+from deploytrack.cli.push import referrers_mode_option
 from deploytrack.cli.registry_options import registry_options
 from deploytrack.digests import normalize_lookup
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from deploytrack.crypto.keys import SigningKey
     from deploytrack.registry.options import RegistryOptions
+    from deploytrack.registry.push import ReferrersMode
     from deploytrack.services.views.evidence import (
         CreatedAttestation,
         SignedAttestation,
@@ -144,6 +146,16 @@ def _with_output_file(output_file: str | None, produce: Callable[[], R]) -> R:
 @_output_file_option(
     "Also write the DSSE envelope here (mode 0600; an existing file is not overwritten)."
 )
+@click.option(
+    "--push",
+    "push_to",
+    default=None,
+    metavar="REF",
+    help="Also push it to this image's registry as an OCI referrer (as 'attestation push'; "
+    "REF must be one of its subjects). Pushed before it is stored: a refused push stores "
+    "nothing.",
+)
+@referrers_mode_option
 @registry_options
 @output_option
 @pass_app
@@ -157,6 +169,8 @@ def attestation_create(
     key_file: str | None,
     key_password_stdin: bool,
     output_file: str | None,
+    push_to: str | None,
+    referrers_mode: ReferrersMode,
     output: str,
     registry: RegistryOptions | None,
 ) -> None:
@@ -171,15 +185,29 @@ def attestation_create(
 
     if key_password_stdin and key_file is None:
         raise click.UsageError("--key-password-stdin needs --key")
+    mode_source = click.get_current_context().get_parameter_source("referrers_mode")
+    if push_to is None and mode_source == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--referrers-mode needs --push")
     specs = tuple(predicate.parse_material_spec(m) for m in materials)
     pairs = tuple(predicate.parse_annotation(a) for a in annotations)
     key = _signing_key(key_file, key_password_stdin) if key_file is not None else None
     request = attest.CreateRequest(workflow, project, version, specs, pairs)
-    result = _with_output_file(
-        output_file, lambda: attest.create_attestation(app.store, request, registry, key)
-    )
+    pushed = None
+    if push_to is None:
+        result = _with_output_file(
+            output_file, lambda: attest.create_attestation(app.store, request, registry, key)
+        )
+    else:
+        from deploytrack.services import push
+
+        to = push_to
+        both = _with_output_file(
+            output_file,
+            lambda: push.create_and_push(app.store, request, registry, key, to, referrers_mode),
+        )
+        result, pushed = both.created, both.pushed
     view = CreatedAttestation(
-        result.attestation, result.signed_by, output_file, result.stored_files
+        result.attestation, result.signed_by, output_file, result.stored_files, pushed
     )
     render(view, output, text=_tell_attestation_created)
 
@@ -195,6 +223,10 @@ def _tell_attestation_created(view: CreatedAttestation) -> None:
         err=True,
     )
     _tell_output_file(view.output_file)
+    if view.pushed is not None:
+        from deploytrack.cli.push import tell_pushed
+
+        tell_pushed(view.pushed, err=True)
 
 
 def _tell_output_file(output_file: str | None) -> None:

@@ -77,6 +77,21 @@ class Manifest:
     body: bytes | None = None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A registry's answer to one `RegistryClient.call`: status, headers, bounded body."""
+
+    status: int
+    reason: str
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+    too_large: bool  # the body went on past the limit (only the limit was kept)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def _no_netrc(request: Any) -> Any:
     """Session-level no-op auth: stops requests from adding ~/.netrc logins on its own."""
     return request
@@ -550,3 +565,39 @@ class RegistryClient:
         return RegistryError(
             f"{what} not found in {ref.name}" + (f" (its tags: {shown})" if tags else "")
         )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+        limit: int = MAX_MANIFEST_BYTES,
+    ) -> Answer:
+        """One request to this registry (`path` starts with /v2/, or is a URL on this
+        registry's host, as a blob upload's Location is); any status is returned, the
+        body read up to `limit` bytes. Used to push (deploytrack/registry/push.py)."""
+        base = f"{self.scheme}://{api_host(self.registry)}"
+        url = path if path.startswith(("http://", "https://")) else base + path
+        response = self.oras.do_request(url, method, data=data, headers=headers, stream=True)
+        with response:
+            body = bytearray()
+            too_large = False
+            try:
+                if method != "HEAD":
+                    for chunk in response.iter_content(65536):
+                        body += chunk
+                        if len(body) > limit:
+                            too_large = True
+                            del body[limit:]
+                            break
+            except requests.RequestException as exc:
+                raise _transport_error(exc, self.registry, self.options.timeout) from None
+            return Answer(
+                response.status_code,
+                response.reason or "",
+                {k.lower(): v for k, v in response.headers.items()},
+                bytes(body),
+                too_large,
+            )

@@ -26,11 +26,16 @@ HELM_CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # containerd's limit for a manifest
 MAX_INDEX_BYTES = 16 * 1024 * 1024  # an OCI layout's index.json
 
-# What is attached to an image (OCI 1.1 referrers): the layer and artifact types of
-# attestations besides the Sigstore bundle spellings (deploytrack.evidence's list).
-DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"  # cosign's `.att` layers
-IN_TOTO = "application/vnd.in-toto+json"
+# Attestations as OCI 1.1 referrers (registry/push.py pushes them, registry/referrers.py
+# pulls them): the empty config every artifact manifest points to (the two bytes `{}`),
+# and the artifact types of the three attestation formats (as
+# actions/attest-build-provenance and cosign write them).
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_JSON = b"{}"
+EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+SIGSTORE_BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+INTOTO_STATEMENT = "application/vnd.in-toto+json"
 # Bounds on what one pull reads, whatever a registry or layout says: pages of the
 # referrers API (more is taken for a loop), referrers listed, and attestation bytes in all
 # (as one `attestation import` input).

@@ -12,7 +12,7 @@ gets one more signature, and the result goes through the same tail.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from deploytrack.store.models import Attestation
 
 if TYPE_CHECKING:
     from deploytrack.crypto.keys import SigningKey
-    from deploytrack.evidence.parse import Signature
+    from deploytrack.evidence.parse import ParsedAttestation, Signature
     from deploytrack.registry.options import RegistryOptions
 
 MAX_TEXT_CHARS = 256
@@ -159,8 +159,12 @@ def create_attestation(
     request: CreateRequest,
     options: RegistryOptions | None,
     key: SigningKey | None = None,
+    before_store: Callable[[ParsedAttestation], None] | None = None,
 ) -> CreateResult:
-    """Build, sign (when `key` is given), parse and store an attestation; see the module."""
+    """Build, sign (when `key` is given), parse and store an attestation; see the module.
+
+    `before_store` is called with the parsed attestation before the write transaction
+    (`attestation create --push` pushes it there): if it raises, nothing is stored."""
     workflow = _text(request.workflow, "--workflow", True)
     project = _text(request.project, "--project", True)
     version = _text(request.version, "--version", False)
@@ -200,6 +204,7 @@ def create_attestation(
         blobs=blobs,
         stored=tuple(stored),
         not_before=now,
+        before_store=before_store,
     )
 
 
@@ -246,6 +251,7 @@ def _sign_and_store(
     blobs: dict[str, bytes] | None = None,
     stored: tuple[StoredFile, ...] = (),
     not_before: int = 0,
+    before_store: Callable[[ParsedAttestation], None] | None = None,
 ) -> CreateResult:
     """The tail `attestation create` and `attestation sign` share: add `key`'s signature
     to the `existing` ones, wrap `payload` in a DSSE envelope, parse it as any import is
@@ -261,6 +267,8 @@ def _sign_and_store(
     if len(envelope) > MAX_DOCUMENT_BYTES:
         raise ServiceError(too_large)
     parsed = parse_document(envelope, name)
+    if before_store is not None:
+        before_store(parsed)
     with store.write() as log:
         # Not before the statement's own createdAt (taken before the materials were read).
         now = max(not_before, timeutil.now_us())

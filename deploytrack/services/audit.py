@@ -631,9 +631,7 @@ def _report(path: str, state: _State, replay: _BundleReplay) -> BundleReport:
         if name not in state.values:
             raise _refuse(f"the value of commitment {name}, which the log's rows name, is missing")
     values = state.wanted_values
-    rows: dict[str, int] = {}
-    for table, _ in replay.replay.rows:
-        rows[table] = rows.get(table, 0) + 1
+    rows = replay.replay.counts()
     counts = state.manifest["counts"]
     listed = {k: v for k, v in counts["rows"].items() if v}
     found = BundleCounts(state.size, dict(sorted(rows.items())), len(state.blobs), len(values))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from deploytrack import timeutil
 from deploytrack.registry import layout, referrers
-from deploytrack.registry.media import DSSE_ENVELOPE, IN_TOTO
+from deploytrack.registry.media import DSSE_ENVELOPE, INTOTO_STATEMENT
 from deploytrack.registry.reference import parse_reference
 from deploytrack.services import ServiceError, evidence
 from deploytrack.services.artifacts import (
@@ -47,7 +47,7 @@ def is_attestation_type(media_type: str) -> bool:
     from deploytrack.evidence.parse import BUNDLE_MEDIA_TYPES
 
     bundles = {referrers.media_type(t) for t in BUNDLE_MEDIA_TYPES}
-    return media_type in bundles or media_type in (DSSE_ENVELOPE, IN_TOTO)
+    return media_type in bundles or media_type in (DSSE_ENVELOPE, INTOTO_STATEMENT)
 
 
 @dataclass(frozen=True)

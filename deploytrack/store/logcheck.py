@@ -129,17 +129,16 @@ def check_state(db: peewee.Database) -> str | None:
             image = table.image(values)
             key = table.key_of(image)
             label = replay.row_label(table.name, key)
-            found = state.rows.pop(replay.key_id(table.name, key), None)
+            found = state.take(table.name, key)
             if found is None:
                 return f"{label} is in the table, but no event inserted it"
             seq, digest = found
             if replay.image_digest(image) != digest:
                 return _difference(db, table.name, key, image, seq, label)
-    if state.rows:
-        (name, key_bytes), (seq, _) = min(state.rows.items(), key=lambda item: item[1][0])
-        import json
-
-        label = replay.row_label(name, json.loads(key_bytes))
+    left = state.first_left()
+    if left is not None:
+        name, key, seq = left
+        label = replay.row_label(name, key)
         return f"{label} is missing from the table: event {seq} wrote it last, none deleted it"
     return None
 

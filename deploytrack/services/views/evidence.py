@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deploytrack.services.views.push import PushResult
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class CreatedAttestation:
     signed_by: str | None  # None: created unsigned
     output_file: str | None
     stored_files: tuple[StoredFile, ...]
+    pushed: PushResult | None = None  # what --push did (None: not asked)
 
 
 @dataclass(frozen=True)
