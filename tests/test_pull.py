@@ -219,7 +219,7 @@ class ReferrersProxy:
 
     def _upstream(self, method: str, path: str, body: bytes | None, headers: dict) -> Any:
         conn = http.client.HTTPConnection(self.upstream, timeout=10)
-        conn.request(method, path, body=body, headers={**headers, "Host": self.upstream})
+        conn.request(method, path, body=body, headers={"Host": self.upstream, **headers})
         response = conn.getresponse()
         data = response.read()
         conn.close()
@@ -228,9 +228,8 @@ class ReferrersProxy:
     def forward(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length", "0"))
         body = handler.rfile.read(length) if length else None
-        headers = {
-            k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")
-        }
+        # The client's Host goes on: the registry builds upload URLs (Location) from it.
+        headers = {k: v for k, v in handler.headers.items() if k.lower() != "connection"}
         response, data = self._upstream(handler.command, handler.path, body, headers)
         handler.send_response(response.status)
         for name, value in response.getheaders():
@@ -304,7 +303,16 @@ def reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     images.write()
     registry = rs.start_registry(work / "registry")
     try:
-        for repo in ("gh/app", "cos/app", "api/app", "bad/app", "none/app", "pol/app"):
+        for repo in (
+            "gh/app",
+            "cos/app",
+            "api/app",
+            "bad/app",
+            "none/app",
+            "pol/app",
+            "push/app",
+            "pushapi/app",
+        ):
             rs.skopeo_copy(f"oci:{images.oci}:1.0", registry, f"{repo}:1.0", work)
         yield {
             "registry": registry,
@@ -478,6 +486,44 @@ def test_a_registry_that_wants_a_login_gets_the_flags_login(
     assert [r["attestation"] for r in json.loads(result.stdout)["referrers"]] == [
         sha256_digest(attestation)
     ]
+    log_verifies(ok)
+
+
+@pytest.mark.parametrize("mode", ["tag", "api"])
+def test_pull_after_push_finds_exactly_what_was_pushed(
+    reg: dict[str, Any], run: Invoke, ok: Invoke, tmp_path: Path, mode: str
+) -> None:
+    """`attestation push` from one database, `attestation pull` into another: the same
+    bytes. `api`: both through the referrers API of the proxy; `tag`: the registry alone."""
+    digest, repo = reg["digest"], "push/app" if mode == "tag" else "pushapi/app"
+    proxy = ReferrersProxy(reg["registry"], reg["storage"]) if mode == "api" else None
+    host = proxy.host if proxy else reg["registry"].host
+    files = {"dsse": rs.canonical(envelope(digest)),
+             "bundle": bundle(digest, "sha256:" + "f4" * 32),
+             "statement": rs.statement(digest, name="pushed")}  # fmt: skip
+    source = ["--db", str(tmp_path / "source.db")]
+    try:
+        for name, data in files.items():
+            (tmp_path / f"{name}.json").write_bytes(data)
+            assert (
+                run(*source, "attestation", "import", str(tmp_path / f"{name}.json")).exit_code == 0
+            )
+            to = f"{host}/{repo}:1.0"
+            pushed = run(*source, "attestation", "push", sha256_digest(data), "--to", to,
+                         "--plain-http", "--referrers-mode", mode)  # fmt: skip
+            assert pushed.exit_code == 0, pushed.stderr
+        body = pulled_json(run("attestation", "pull", "--oci-ref", f"{host}/{repo}:1.0",
+                               "--plain-http", "-o", "json"))  # fmt: skip
+    finally:
+        if proxy:
+            proxy.stop()
+    assert {r["source"] for r in body["referrers"]} == {mode}
+    assert sorted(r["attestation"] for r in body["referrers"]) == sorted(
+        sha256_digest(d) for d in files.values()
+    )
+    for data in files.values():
+        downloaded = ok("artifact", "download", "--digest", sha256_digest(data)).stdout_bytes
+        assert downloaded == data
     log_verifies(ok)
 
 
