@@ -22,6 +22,7 @@ import http.client
 import json
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import Result
-from conftest import Invoke, query
+from conftest import Invoke, attestation, query
 from helpers import record_args, sha256_digest
 from registry import registry_support as rs
 
@@ -303,16 +304,8 @@ def reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     images.write()
     registry = rs.start_registry(work / "registry")
     try:
-        for repo in (
-            "gh/app",
-            "cos/app",
-            "api/app",
-            "bad/app",
-            "none/app",
-            "pol/app",
-            "push/app",
-            "pushapi/app",
-        ):
+        repos = ("gh", "cos", "api", "bad", "none", "pol", "push", "pushapi", "sig")
+        for repo in (f"{name}/app" for name in repos):
             rs.skopeo_copy(f"oci:{images.oci}:1.0", registry, f"{repo}:1.0", work)
         yield {
             "registry": registry,
@@ -799,11 +792,61 @@ def test_a_referrer_about_another_subject(reg: dict[str, Any], refuse: Invoke) -
 def test_a_bad_document_is_refused_with_the_imports_reason(
     reg: dict[str, Any], refuse: Invoke
 ) -> None:
+    """Chainloop's real DSSE envelope whose payload is not base64, attached as a DSSE."""
     push, digest = reg["push"], reg["digest"]
-    not_bundle = rs.canonical({"mediaType": BUNDLE_V03, "messageSignature": {}})
-    push.tag_index("bad/app", digest, [push.referrer("bad/app", reg["subject"], not_bundle)])
+    bad = attestation("chainloop-attestation-invalid-payload.json").read_bytes()
+    descriptor = push.referrer("bad/app", reg["subject"], bad, artifact_type=DSSE)
+    push.tag_index("bad/app", digest, [descriptor])
     refuse("attestation", "pull", "--oci-ref", f"{reg['registry'].host}/bad/app:1.0",
-           "--plain-http", contains="signs a plain message, not an attestation")  # fmt: skip
+           "--plain-http", contains="DSSE payload is not valid base64")  # fmt: skip
+
+
+def test_signature_bundles_are_skipped_never_refused(
+    reg: dict[str, Any], pull: Callable[..., Result], db_path: Path
+) -> None:
+    """cosign's bundle format for signatures has the attestations' artifact type: the
+    annotation says so (skipped without a fetch), or the bundle itself does."""
+    push, digest = reg["push"], reg["digest"]
+    signature = rs.canonical(
+        {"mediaType": BUNDLE_V03, "verificationMaterial": {},
+         "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": "AA=="},
+                              "signature": "AA=="}}
+    )  # fmt: skip
+    annotated = push.referrer(
+        "sig/app", reg["subject"], signature,
+        annotations={"dev.sigstore.bundle.content": "message-signature",
+                     "dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1"},
+    )  # fmt: skip
+    unannotated = signature + b"\n"
+    bare = push.referrer("sig/app", reg["subject"], unannotated)
+    push.tag_index("sig/app", digest, [annotated, bare])
+    body = pulled_json(pull(f"{reg['registry'].host}/sig/app:1.0", "-o", "json"))
+    reason = "a signature (message-signature bundle), not an attestation"
+    assert [(r["digest"], r["outcome"], r["reason"]) for r in body["referrers"]] == [
+        (annotated["digest"], "skipped", reason),
+        (bare["digest"], "skipped", reason),
+    ]
+    assert events(db_path, "attestation.pulled") == []
+    # The registry writes its access log line after the answer: wait for the last one.
+    fetched = f"GET /v2/sig/app/blobs/{sha256_digest(unannotated)} "
+    deadline = time.monotonic() + 5
+    while fetched not in (log := reg["registry"].log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fetched in log
+    assert f"GET /v2/sig/app/blobs/{sha256_digest(signature)} " not in log
+
+    # Through the referrers API, whose descriptors carry the manifests' annotations, the
+    # annotated signature costs not even its manifest.
+    proxy = ReferrersProxy(reg["registry"], reg["storage"])
+    try:
+        body = pulled_json(pull(f"{proxy.host}/sig/app:1.0", "-o", "json"))
+    finally:
+        proxy.stop()
+    assert sorted(r["digest"] for r in body["referrers"] if r["reason"] == reason) == sorted(
+        [annotated["digest"], bare["digest"]]
+    )
+    assert f"GET /v2/sig/app/manifests/{annotated['digest']}" not in proxy.log
+    assert f"GET /v2/sig/app/manifests/{bare['digest']}" in proxy.log
 
 
 @pytest.mark.usefixtures("seeded_db")

@@ -36,6 +36,10 @@ EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61
 SIGSTORE_BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
 INTOTO_STATEMENT = "application/vnd.in-toto+json"
+# What a Sigstore bundle referrer holds (the annotation GitHub and cosign set): a bundle
+# of `message-signature` content is a signature, not an attestation.
+BUNDLE_CONTENT_ANNOTATION = "dev.sigstore.bundle.content"
+MESSAGE_SIGNATURE = "message-signature"
 # Bounds on what one pull reads, whatever a registry or layout says: pages of the
 # referrers API (more is taken for a loop), referrers listed, and attestation bytes in all
 # (as one `attestation import` input).

@@ -28,12 +28,14 @@ from deploytrack import jsondoc
 from deploytrack.digests import normalize_sha256
 from deploytrack.registry import RegistryError, layout
 from deploytrack.registry.media import (
+    BUNDLE_CONTENT_ANNOTATION,
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
     MAX_MANIFEST_BYTES,
     MAX_PULLED_BYTES,
     MAX_REFERRER_PAGES,
     MAX_REFERRERS,
+    MESSAGE_SIGNATURE,
 )
 from deploytrack.registry.reference import Reference
 
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from deploytrack.registry.client import RegistryClient
 
 Source = Literal["api", "tag", "cosign", "layout"]
+SIGNATURE = "a signature (message-signature bundle), not an attestation"
 Wanted = Callable[[str], bool]
 
 
@@ -131,6 +134,15 @@ def _layers(manifest: dict[str, Any], kind: str, wanted: Wanted, what: str) -> l
     return chosen
 
 
+def _signs_a_message(item: dict[str, Any]) -> bool:
+    """A Sigstore bundle referrer annotated as holding a signature (cosign's new bundle
+    format for `cosign sign` has the attestations' artifact type)."""
+    annotations = item.get("annotations")
+    return isinstance(annotations, dict) and (
+        annotations.get(BUNDLE_CONTENT_ANNOTATION) == MESSAGE_SIGNATURE
+    )
+
+
 def _bounded(descriptors: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
     if len(descriptors) > MAX_REFERRERS:
         raise RegistryError(
@@ -184,6 +196,11 @@ class _Reader(ABC):
         if declared and not wanted(declared):
             yield Attached(manifest_digest, str(descriptor["artifactType"]), source)
             return
+        if _signs_a_message(descriptor):
+            yield Attached(
+                manifest_digest, str(descriptor.get("artifactType")), source, reason=SIGNATURE
+            )
+            return
         _size(descriptor, f"referrer manifest {manifest_digest}")
         where = f"referrer manifest {manifest_digest} in {self.where}"
         body = self.manifest(manifest_digest)
@@ -196,6 +213,9 @@ class _Reader(ABC):
                 f"subject is {named or 'missing'}"
             )
         kind = artifact_type(manifest)
+        if _signs_a_message(manifest):
+            yield Attached(manifest_digest, kind, source, reason=SIGNATURE)
+            return
         if not wanted(media_type(kind)) and not any(
             wanted(media_type(d.get("mediaType"))) for d in _list(manifest, "layers", where)
         ):

@@ -69,12 +69,33 @@ class Fetched:
     found: tuple[Found, ...]
 
 
+def _signs_a_message(data: bytes) -> bool:
+    """A Sigstore bundle that signs a message rather than carrying a DSSE envelope: what
+    `cosign sign` attaches in the bundle format, under the attestations' artifact type when
+    no annotation says otherwise. A signature, skipped; never a refusal of the pull."""
+    from deploytrack import jsondoc
+    from deploytrack.evidence.parse import BUNDLE_MEDIA_TYPES, MAX_DOCUMENT_BYTES
+
+    try:
+        doc = jsondoc.loads(data, max_bytes=MAX_DOCUMENT_BYTES)
+    except jsondoc.JSONError:
+        return False  # the import's parser says what is wrong with it
+    return (
+        isinstance(doc, dict)
+        and doc.get("mediaType") in BUNDLE_MEDIA_TYPES
+        and "messageSignature" in doc
+        and "dsseEnvelope" not in doc
+    )
+
+
 def _found(item: referrers.Attached, digest: str) -> Found:
     if item.data is None:
         reason = item.reason or f"not an attestation ({item.artifact_type or 'no type'})"
         return Found(item, None, reason)
     from deploytrack.evidence import parse_document
 
+    if _signs_a_message(item.data):
+        return Found(item, None, referrers.SIGNATURE)
     what = f"the attestation {item.blob} attached to {digest} ({item.source})"
     parsed = parse_document(item.data, what)
     if all(s.digest != digest for s in parsed.subjects):
