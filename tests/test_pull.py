@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import Result
-from conftest import Invoke, attestation, query
+from conftest import Invoke, assert_refused, attestation, query
 from helpers import record_args, sha256_digest
 from registry import registry_support as rs
 
@@ -665,14 +665,19 @@ def test_record_and_policy_check_pull_evidence_first(
     refuse(*record_args("k8s", "staging", "app"), "--oci-ref", ref, "--plain-http",
            "--pull-evidence", contains=never)  # fmt: skip
 
-    # The check pulls, keeps what it pulled, and answers.
+    # The check pulls, keeps what it pulled, and answers: a refusal in its one line...
+    refused = run("policy", "check", "--logical-env", "staging", "--oci-ref", ref,
+                  "--plain-http", "--pull-evidence")  # fmt: skip
+    assert_refused(refused, 1, never)
+    [event] = events(db_path, "attestation.pulled")
+    assert event["digests"] == [sha256_digest(attestation)]
+    # ...a pass with what the pull found on stderr.
     checked = run("policy", "check", "--logical-env", "production", "--oci-ref", ref,
                   "--plain-http", "--pull-evidence", "-o", "json")  # fmt: skip
     assert checked.exit_code == 0, checked.stderr
     assert json.loads(checked.stdout)["passed"] is True
-    assert "1 imported" in checked.stderr
-    [event] = events(db_path, "attestation.pulled")
-    assert event["digests"] == [sha256_digest(attestation)]
+    assert "0 imported, 1 already present" in checked.stderr
+    assert len(events(db_path, "attestation.pulled")) == 1
 
     # The record: pulled (already present now) and admitted in the same command.
     recorded = run(*record, "--pull-evidence", "-o", "json")

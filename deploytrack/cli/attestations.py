@@ -182,13 +182,12 @@ PULLED = Table(
     (
         Column("OUTCOME", lambda r: r.outcome),
         Column("SOURCE", lambda r: r.source),
-        Column("ARTIFACT TYPE", lambda r: r.artifact_type, 48, wide_cap=120),
-        Column("REFERRER", lambda r: short(r.digest), full=lambda r: r.digest),
+        Column("ARTIFACT TYPE", lambda r: r.artifact_type, 48),
+        Column("REFERRER", lambda r: short(r.digest)),
         Column(
             "ATTESTATION / REASON",
             lambda r: short(r.attestation) if r.attestation else r.reason,
             60,
-            full=lambda r: r.attestation or r.reason,
         ),
     ),
     empty="",

@@ -246,14 +246,14 @@ def policy_check(
 
     if (digest is None) == (oci_ref is None):
         raise click.UsageError("give exactly one of --digest and --oci-ref")
+    pulled = None
     if pull_evidence:
         if oci_ref is None:
             raise click.UsageError("--pull-evidence needs --oci-ref: it pulls from there")
-        from deploytrack.cli.attestations import tell_pulled
         from deploytrack.services import pull
 
         fetched = pull.fetch(oci_ref, registry, kind)
-        tell_pulled(pull.store_pulled(app.store, fetched), oci_ref, err=True)
+        pulled = pull.store_pulled(app.store, fetched)
         digest = fetched.digest
     elif oci_ref is not None:
         from deploytrack.services.artifacts import resolve_artifact
@@ -265,7 +265,11 @@ def policy_check(
     if not decision.passed:
         from deploytrack.services import ServiceError
 
-        raise ServiceError(decision.refusal())
+        raise ServiceError(decision.refusal())  # the one stderr line of a refusal
+    if pulled is not None:
+        from deploytrack.cli.attestations import tell_pulled
+
+        tell_pulled(pulled, oci_ref or "", err=True)
 
 
 def _tell_check(decision: Decision) -> None:
