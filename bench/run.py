@@ -9,7 +9,8 @@ calls deploytrack), measured beside its floor in the same run:
    and `record` on a log of 1,000,000 events vs one of 1,000;
 3. attestation import of 10,000 small statements in one call;
 4. record --oci-ref against a local registry vs one HEAD request by curl, and the
-   number of HTTP requests one resolve makes;
+   number of HTTP requests one resolve makes; attestation pull of an image with three
+   referrers, and the HTTP requests it makes;
 5. 8 concurrent writers: records per second and the slowest single command;
 6. the audit bundle: export, verify and import of a log of 10,000 and 100,000 events,
    time and peak memory of each (bench/audit.py).
@@ -27,6 +28,7 @@ Plain Python and public tools only (docker-registry, skopeo, curl from Debian).
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -39,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -432,7 +436,27 @@ def registry(work: Path, runs: int) -> tuple[Rows, list[str]]:
         log.flush()
         requests = _requests(work / "registry.log")[len(before) :]
 
+        # attestation pull: three referrers (a GitHub-style Sigstore bundle and an in-toto
+        # statement through the referrers tag schema, a cosign .att DSSE layer).
+        push_referrers(host, "acme/api-server", active)
+        pull = [EXE, "attestation", "pull", "--oci-ref", ref, "--plain-http"]
+        pulled = json.loads(
+            run([EXE, "--db", str(work / "pull.db"), *pull[1:], "-o", "json"]).stdout
+        )
+        assert [r["outcome"] for r in pulled["referrers"]] == ["imported"] * 3, pulled
+        log.flush()
+        before = _requests(work / "registry.log")
+        run([EXE, "--db", str(work / "pull.db"), *pull[1:]])
+        time.sleep(0.2)
+        log.flush()
+        pull_requests = _requests(work / "registry.log")[len(before) :]
+        kinds = _pull_requests(pull_requests, active)
+        # The bound: one resolve, the listing, one manifest and one blob per referrer.
+        assert kinds["resolve"] == 1 and kinds["manifest"] <= 3 and kinds["blob"] <= 3, kinds
+
         cases: dict[str, Callable[[int], Sequence[str]]] = {
+            "pull (new)": lambda i: [pull[0], "--db", str(work / f"pull-{i}.db"), *pull[1:]],
+            "pull (present)": lambda i: [pull[0], "--db", str(work / "pull.db"), *pull[1:]],
             "record --oci-ref TAG": lambda i: [*record, "--oci-ref", ref, "--plain-http"],
             "record --digest": lambda i: [*record, "--digest", active],
             "curl HEAD": lambda i: ["curl", "-sf", "-o", "/dev/null", "-I", "-H",
@@ -449,8 +473,105 @@ def registry(work: Path, runs: int) -> tuple[Rows, list[str]]:
          f"{m['curl HEAD']:.0f} ms (curl HEAD)", ratio(m["record --oci-ref TAG"], m["curl HEAD"]),
          f"{len(requests)} request(s): {', '.join(requests)}"],
         ["`record --digest` (same record)", f"{m['record --digest']:.0f} ms", "", "", "0"],
+        ["`attestation pull` (3 referrers, new database)", f"{m['pull (new)']:.0f} ms",
+         f"{m['curl HEAD']:.0f} ms (curl HEAD)", ratio(m["pull (new)"], m["curl HEAD"]),
+         f"{len(pull_requests)}: {kinds['resolve']} resolve, {kinds['listing']} listing "
+         f"({', '.join(kinds['listed'])}), {kinds['manifest']} manifest(s), "
+         f"{kinds['blob']} blob(s)"],
+        ["`attestation pull` (3 referrers, already present)", f"{m['pull (present)']:.0f} ms",
+         "", "", "the same"],
     ]  # fmt: skip
     return rows, []
+
+
+def _put(url: str, data: bytes, content_type: str) -> None:
+    request = urllib.request.Request(url, data=data, method="PUT")
+    request.add_header("Content-Type", content_type)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201, response.status
+
+
+def push_referrers(host: str, repo: str, subject_digest: str) -> None:
+    """Three attestations attached to the image, with plain distribution API calls."""
+    base = f"http://{host}/v2/{repo}"
+    request = urllib.request.Request(
+        f"{base}/manifests/{subject_digest}", headers={"Accept": ACCEPT}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+        subject = {"mediaType": response.headers["Content-Type"], "digest": subject_digest,
+                   "size": len(body)}  # fmt: skip
+
+    def blob(data: bytes) -> dict[str, Any]:
+        start = urllib.request.Request(f"{base}/blobs/uploads/", method="POST")
+        with urllib.request.urlopen(start, timeout=10) as response:
+            location = response.headers["Location"]
+        d = "sha256:" + hashlib.sha256(data).hexdigest()
+        sep = "&" if "?" in location else "?"
+        _put(urllib.parse.urljoin(base, location) + f"{sep}digest={d}", data,
+             "application/octet-stream")  # fmt: skip
+        return {"digest": d, "size": len(data)}
+
+    def manifest(reference: str, value: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(value, sort_keys=True).encode()
+        d = "sha256:" + hashlib.sha256(data).hexdigest()
+        _put(f"{base}/manifests/{reference or d}", data, value["mediaType"])
+        return {"mediaType": value["mediaType"], "digest": d, "size": len(data)}
+
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": repo, "digest": {"sha256": subject_digest[7:]}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {"buildDefinition": {"buildType": "bench"}},
+    }
+    dsse = {"payloadType": "application/vnd.in-toto+json", "signatures": [{"sig": "AA=="}],
+            "payload": base64.b64encode(json.dumps(statement).encode()).decode()}  # fmt: skip
+    bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    bundle = {"mediaType": bundle_type, "verificationMaterial": {}, "dsseEnvelope": dsse}
+    empty = {"mediaType": "application/vnd.oci.empty.v1+json", **blob(b"{}")}
+    oci_manifest = "application/vnd.oci.image.manifest.v1+json"
+    referrers = []
+    for kind, content in ((bundle_type, bundle), ("application/vnd.in-toto+json", statement)):
+        layer = blob(json.dumps(content).encode())
+        referrers.append({**manifest("", {
+            "schemaVersion": 2, "mediaType": oci_manifest, "artifactType": kind, "config": empty,
+            "layers": [{"mediaType": kind, **layer}], "subject": subject,
+        }), "artifactType": kind})  # fmt: skip
+    index = "application/vnd.oci.image.index.v1+json"
+    tag = subject_digest.replace(":", "-")
+    manifest(tag, {"schemaVersion": 2, "mediaType": index, "manifests": referrers})
+    config = blob(b'{"architecture":"","os":"","rootfs":{}}')
+    manifest(f"{tag}.att", {
+        "schemaVersion": 2, "mediaType": oci_manifest,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json",
+                    **blob(json.dumps(dsse).encode())}],
+    })  # fmt: skip
+
+
+def _pull_requests(requests: list[str], subject_digest: str) -> dict[str, Any]:
+    """One pull's requests by kind: resolve, listing (the referrers API, the tag schema's
+    index, cosign's tag), referrer manifests, blobs."""
+    tag = subject_digest.replace(":", "-")
+    kinds: dict[str, Any] = {"resolve": 0, "listing": 0, "listed": [], "manifest": 0, "blob": 0}
+    for line in requests:
+        path = line.split(" ", 1)[1]
+        if "/referrers/" in path:
+            kinds["listing"] += 1
+            kinds["listed"].append("referrers API (404)")
+        elif path.endswith(f"/manifests/{tag}"):
+            kinds["listing"] += 1
+            kinds["listed"].append("tag schema")
+        elif path.endswith(f"/manifests/{tag}.att"):
+            kinds["listing"] += 1
+            kinds["listed"].append("cosign tag")
+        elif "/manifests/sha256:" in path:
+            kinds["manifest"] += 1
+        elif "/blobs/" in path:
+            kinds["blob"] += 1
+        elif "/manifests/" in path:
+            kinds["resolve"] += 1
+    return kinds
 
 
 def _requests(log: Path) -> list[str]:

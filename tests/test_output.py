@@ -8,6 +8,7 @@ click does not strip ANSI sequences then, as on a terminal.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -80,6 +81,41 @@ def command_of(args: Sequence[str]) -> str:
 
 def statement(subjects: list[tuple[str, str]], predicate_type: str) -> bytes:
     return json.dumps(intoto_statement(subjects, predicate_type)).encode()
+
+
+def _layout_with_referrers(folder: Path) -> Path:
+    """The demo layout plus two `oras attach`-style referrers of its 1.0.0 image."""
+    shutil.copytree(DEMO / "oci-layout", folder)
+    image = next(m for m in LAYOUT_INDEX["manifests"] if m["digest"] == V1)
+    subject = {"mediaType": image["mediaType"], "digest": V1, "size": image["size"]}
+    index = json.loads((folder / "index.json").read_text())
+
+    def blob(data: bytes) -> dict[str, Any]:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (folder / "blobs" / "sha256" / digest.removeprefix("sha256:")).write_bytes(data)
+        return {"digest": digest, "size": len(data)}
+
+    kinds = {
+        f"application/x-{HOSTILE}": b"{}",
+        "application/vnd.in-toto+json": statement([(f"img{HOSTILE}", V1)], "https://e.com/p"),
+    }
+    for kind, content in kinds.items():
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": kind,
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", **blob(b"{}")},
+                "layers": [{"mediaType": kind, **blob(content)}],
+                "subject": subject,
+            }
+        ).encode()
+        index["manifests"].append(
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", **blob(manifest),
+             "artifactType": kind}
+        )  # fmt: skip
+    (folder / "index.json").write_text(json.dumps(index))
+    return folder
 
 
 def table_lines(text: str) -> list[str]:
@@ -255,6 +291,13 @@ def test_every_command_escapes_what_it_prints(hostile_db: Path, tmp_path: Path) 
     scan("status", "-o", "wide")
     # Last of the deployments: the staging slot's record carries the hostile layout path.
     scan("deployment", "decommission", "--env", "stage", "--logical-env", "staging", *slot)
+    # What is attached to a layout's image: a hostile artifact type (skipped, named) and
+    # a statement with hostile names, in a layout whose path is hostile.
+    attached = _layout_with_referrers(files / f"pull{HOSTILE}")
+    scan("attestation", "pull", "--oci-ref", f"oci:{attached}:1.0.0", *who)
+    scan("attestation", "pull", "--oci-ref", f"oci:{attached}:1.0.0", "-o", "json")
+    scan("attestation", "pull", "--oci-ref", f"oci:{layout}:1.1.0")  # nothing attached
+    scan("attestation", "pull", "--oci-ref", f"oci:{files / f'nowhere{HOSTILE}'}", code=1)
     scan("discover", V1)
     scan("discover", evil_digest)
     scan("project", "list")

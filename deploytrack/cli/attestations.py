@@ -19,10 +19,12 @@ from deploytrack.cli.output import (
     safe,
     when,
 )
+from deploytrack.cli.registry_options import registry_options
 from deploytrack.digests import normalize_lookup, short
 
 if TYPE_CHECKING:
-    from deploytrack.services.views.evidence import AttestationView, ImportResult
+    from deploytrack.registry.options import RegistryOptions
+    from deploytrack.services.views.evidence import AttestationView, ImportResult, PullResult
 
 
 def read_input(path: str, limit: int) -> bytes:
@@ -133,6 +135,80 @@ def _tell_imported(
                 f"Already imported {safe(att.digest)} from {safe(result.source)}: "
                 f"nothing added{note}."
             )
+
+
+@attestation.command("pull")
+@click.option(
+    "--oci-ref",
+    required=True,
+    metavar="REF",
+    help="The image: REGISTRY/REPO:TAG, NAME@sha256:..., oci:DIR[:TAG] or "
+    "oci-archive:FILE[:TAG], resolved as 'deployment record --oci-ref' does.",
+)
+@click.option("--project", default=None, help="Project (overrides the predicate's).")
+@click.option("--version", "version", default=None, help="Project version.")
+@click.option("--workflow", default=None, help="Workflow that produced it.")
+@registry_options
+@output_option
+@pass_app
+def attestation_pull(
+    app: App,
+    oci_ref: str,
+    project: str | None,
+    version: str | None,
+    workflow: str | None,
+    output: str,
+    registry: RegistryOptions | None,
+) -> None:
+    """Store the attestations attached to an image in its registry or OCI layout.
+
+    Looks at the OCI 1.1 referrers API (or, where the registry has none, the referrers
+    tag sha256-<hex>), cosign's sha256-<hex>.att tag, or the layout's manifests whose
+    subject is the digest. Sigstore bundles, DSSE envelopes and in-toto statements naming
+    the digest are imported with every rule of 'attestation import'; other types are
+    listed as skipped. Everything is checked before anything is stored.
+    """
+    from deploytrack.services import evidence, pull
+
+    for flag, value in (("--project", project), ("--version", version), ("--workflow", workflow)):
+        if value is not None and not is_text(value):
+            raise click.UsageError(f"{flag} is not valid UTF-8 text")
+    fetched = pull.fetch(oci_ref, registry)
+    result = pull.store_pulled(app.store, fetched, evidence.Overrides(project, version, workflow))
+    render(result, output, text=lambda done: tell_pulled(done, oci_ref))
+
+
+PULLED = Table(
+    (
+        Column("OUTCOME", lambda r: r.outcome),
+        Column("SOURCE", lambda r: r.source),
+        Column("ARTIFACT TYPE", lambda r: r.artifact_type, 48),
+        Column("REFERRER", lambda r: short(r.digest)),
+        Column(
+            "ATTESTATION / REASON",
+            lambda r: short(r.attestation) if r.attestation else r.reason,
+            60,
+        ),
+    ),
+    empty="",
+)
+
+
+def tell_pulled(result: PullResult, ref: str, *, err: bool = False) -> None:
+    """What a pull found: one sentence, and a row per referrer (on stderr for a command
+    whose own answer is something else)."""
+    counts = {o: sum(r.outcome == o for r in result.referrers) for o in ("imported", "present")}
+    skipped = len(result.referrers) - counts["imported"] - counts["present"]
+    if not result.referrers:
+        click.echo(f"Nothing is attached to {result.digest} ({safe(ref)}).", err=err)
+        return
+    click.echo(
+        f"Pulled from {safe(ref)} ({result.digest}): {counts['imported']} imported, "
+        f"{counts['present']} already present, {skipped} skipped.",
+        err=err,
+    )
+    if not err:
+        PULLED.show(result.referrers, on_stdout=True)
 
 
 @attestation.command("list")

@@ -88,6 +88,12 @@ def _short_artifact(view: DeploymentView) -> str:
     default="deployed",
     show_default=True,
 )
+@click.option(
+    "--pull-evidence",
+    is_flag=True,
+    help="First pull the attestations attached to --oci-ref (as 'attestation pull'); "
+    "they and the record are one transaction.",
+)
 @registry_options
 @output_option
 @pass_app
@@ -100,6 +106,7 @@ def deployment_record(
     digest: str | None,
     oci_ref: str | None,
     status: str,
+    pull_evidence: bool,
     output: str,
     registry: RegistryOptions | None,
 ) -> None:
@@ -113,13 +120,24 @@ def deployment_record(
 
     if (digest is None) == (oci_ref is None):
         raise click.UsageError("give exactly one of --digest and --oci-ref")
+    slot = deployments.Slot(environment, logical_environment, deployment_name, kind)
+    if pull_evidence:
+        if oci_ref is None:
+            raise click.UsageError("--pull-evidence needs --oci-ref: it pulls from there")
+        from deploytrack.cli.attestations import tell_pulled
+        from deploytrack.services import pull
+
+        fetched = pull.fetch(oci_ref, registry, kind)
+        pulled, result = pull.record_pulled(app.store, fetched, slot, status)
+        tell_pulled(pulled, oci_ref, err=True)
+        _show_result(result, output)
+        return
     artifact_ref = None
     if oci_ref is not None:
         from deploytrack.services.artifacts import resolve_artifact
 
         resolved = resolve_artifact(kind, oci_ref, registry)
         digest, artifact_ref = resolved.digest, resolved.artifact_ref
-    slot = deployments.Slot(environment, logical_environment, deployment_name, kind)
     result = deployments.record(
         app.store, slot, digest or "", artifact_ref=artifact_ref, status=status
     )

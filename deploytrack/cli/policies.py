@@ -310,6 +310,12 @@ def policy() -> None:
     show_default=True,
     help="How --oci-ref is resolved.",
 )
+@click.option(
+    "--pull-evidence",
+    is_flag=True,
+    help="First pull and store the attestations attached to --oci-ref (as 'attestation "
+    "pull'); they stay stored whatever the answer.",
+)
 @registry_options
 @output_option
 @pass_app
@@ -319,6 +325,7 @@ def policy_check(
     digest: str | None,
     oci_ref: str | None,
     kind: str,
+    pull_evidence: bool,
     output: str,
     registry: RegistryOptions | None,
 ) -> None:
@@ -326,13 +333,22 @@ def policy_check(
     Exit 0 yes, 1 no.
 
     Signatures are verified from the stored evidence, exactly as the gate of 'deployment
-    record' does; nothing is written.
+    record' does; nothing is written, but for what --pull-evidence pulls.
     """
     from deploytrack.services import policies
 
     if (digest is None) == (oci_ref is None):
         raise click.UsageError("give exactly one of --digest and --oci-ref")
-    if oci_ref is not None:
+    pulled = None
+    if pull_evidence:
+        if oci_ref is None:
+            raise click.UsageError("--pull-evidence needs --oci-ref: it pulls from there")
+        from deploytrack.services import pull
+
+        fetched = pull.fetch(oci_ref, registry, kind)
+        pulled = pull.store_pulled(app.store, fetched)
+        digest = fetched.digest
+    elif oci_ref is not None:
         from deploytrack.services.artifacts import resolve_artifact
 
         digest = resolve_artifact(kind, oci_ref, registry).digest
@@ -342,7 +358,11 @@ def policy_check(
     if not decision.passed:
         from deploytrack.services import ServiceError
 
-        raise ServiceError(decision.refusal())
+        raise ServiceError(decision.refusal())  # the one stderr line of a refusal
+    if pulled is not None:
+        from deploytrack.cli.attestations import tell_pulled
+
+        tell_pulled(pulled, oci_ref or "", err=True)
 
 
 def _tell_check(decision: Decision) -> None:

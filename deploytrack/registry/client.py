@@ -25,7 +25,7 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import oras.auth.base
 import oras.auth.utils
@@ -37,12 +37,35 @@ from oras.version import __version__ as oras_version
 from deploytrack import __version__, jsondoc
 from deploytrack.digests import normalize_sha256
 from deploytrack.registry import RegistryError
-from deploytrack.registry.media import MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES
+from deploytrack.registry.media import MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX
 from deploytrack.registry.options import Credentials, RegistryOptions
 from deploytrack.registry.reference import Reference, api_host
 
 ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 _SHOWN_TAGS = 10
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the referrers API: its body, and the absolute URL of the next, if any."""
+
+    body: bytes
+    next_url: str | None
+
+
+def _next_link(header: str, base: str) -> str | None:
+    """The `rel="next"` target of a Link header (RFC 8288), absolute; None without one."""
+    for part in header.split(","):
+        target, _, params = part.strip().partition(";")
+        target = target.strip()
+        rels = [p.strip().replace(" ", "") for p in params.split(";")]
+        if (
+            target.startswith("<")
+            and target.endswith(">")
+            and ('rel="next"' in rels or "rel=next" in rels)
+        ):
+            return urljoin(base, target[1:-1])
+    return None
 
 
 @dataclass(frozen=True)
@@ -136,11 +159,12 @@ def _content_type(response: requests.Response) -> str:
 
 
 def _repository_of(url: str) -> str:
-    """The repository a /v2/<name>/{manifests,blobs,tags}/... URL is about ("" if none)."""
+    """The repository a /v2/<name>/{manifests,blobs,tags,referrers}/... URL is about ("" if
+    none)."""
     path = urlsplit(url).path
     if not path.startswith("/v2/"):
         return ""
-    for marker in ("/manifests/", "/blobs/", "/tags/"):
+    for marker in ("/manifests/", "/blobs/", "/tags/", "/referrers/"):
         if marker in path:
             return path[4 : path.rindex(marker)]
     return ""
@@ -383,21 +407,37 @@ class RegistryClient:
 
     def fetch(self, ref: Reference) -> Manifest:
         """GET the manifest `ref` points to; its digest is the sha256 of the bytes served."""
+        found = self._fetch(ref, missing_ok=False)
+        assert found is not None
+        return found
+
+    def fetch_if_present(self, ref: Reference) -> Manifest | None:
+        """Like `fetch`, but None when the registry has no such manifest (404)."""
+        return self._fetch(ref, missing_ok=True)
+
+    def _read(self, response: requests.Response, limit: int, what: str) -> bytes:
+        """The body, refused as soon as it passes `limit` bytes."""
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(65536):
+                body += chunk
+                if len(body) > limit:
+                    raise RegistryError(
+                        f"{what}: {self.registry} served more than {limit // (1024 * 1024)} MiB"
+                    )
+        except requests.RequestException as exc:
+            raise _transport_error(exc, self.registry, self.options.timeout) from None
+        return bytes(body)
+
+    def _fetch(self, ref: Reference, *, missing_ok: bool) -> Manifest | None:
         response = self.oras.do_request(
             self.manifest_url(ref), "GET", headers={"Accept": ACCEPT}, stream=True
         )
         with response:
+            if missing_ok and response.status_code == 404:
+                return None
             self._check(response, ref)
-            body = bytearray()
-            try:
-                for chunk in response.iter_content(65536):
-                    body += chunk
-                    if len(body) > MAX_MANIFEST_BYTES:
-                        raise RegistryError(
-                            f"{ref} is not a manifest: {self.registry} served more than 4 MiB"
-                        )
-            except requests.RequestException as exc:
-                raise _transport_error(exc, self.registry, self.options.timeout) from None
+            body = self._read(response, MAX_MANIFEST_BYTES, f"{ref} is not a manifest")
             header = normalize_sha256(response.headers.get("Docker-Content-Digest", ""))
             media_type = self._media_type(_content_type(response), bytes(body), ref)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -407,6 +447,45 @@ class RegistryClient:
                 f"{header} it announced: refusing it"
             )
         return Manifest(digest, media_type, bytes(body))
+
+    def blob(self, ref: Reference, digest: str, limit: int) -> bytes:
+        """GET a blob of `ref`'s repository, refused past `limit` bytes or when its sha256
+        is not `digest` (a registry, or whatever sits in front of it, may serve anything)."""
+        url = f"{self.scheme}://{api_host(ref.registry)}/v2/{ref.repository}/blobs/{digest}"
+        shown = f"{ref.name}@{digest}"
+        response = self.oras.do_request(url, "GET", stream=True)
+        with response:
+            if response.status_code == 404:
+                raise RegistryError(f"blob {shown} is missing from {self.registry}")
+            self._check(response, Reference(ref.registry, ref.repository, None, digest))
+            body = self._read(response, limit, f"blob {shown} is too large")
+        actual = "sha256:" + hashlib.sha256(body).hexdigest()
+        if actual != digest:
+            raise RegistryError(
+                f"{self.registry} served bytes for blob {shown} whose sha256 is {actual}: "
+                "refusing them (the registry's storage is corrupt, or something altered them)"
+            )
+        return body
+
+    def referrers(self, ref: Reference, digest: str, url: str | None = None) -> Page | None:
+        """One page of the OCI 1.1 referrers API for `digest` (`url`: a next page), or None
+        when the registry has no referrers API (404, as distribution 2.8 and ghcr.io)."""
+        first = f"{self.scheme}://{api_host(ref.registry)}/v2/{ref.repository}/referrers/{digest}"
+        target = url or first
+        if urlsplit(target)[:2] != urlsplit(first)[:2]:
+            # The login goes with every request of this repository: never to another host.
+            raise RegistryError(
+                f"{self.registry} links the next page of referrers to another server "
+                f"({urlsplit(target).netloc or target[:80]}): refused"
+            )
+        response = self.oras.do_request(target, "GET", headers={"Accept": OCI_INDEX}, stream=True)
+        with response:
+            if response.status_code == 404 and url is None:
+                return None
+            self._check(response, Reference(ref.registry, ref.repository, None, digest))
+            body = self._read(response, MAX_MANIFEST_BYTES, f"the referrers of {digest}")
+            link = response.headers.get("Link", "")
+        return Page(body, _next_link(link, target))
 
     def tags(self, repository: str) -> list[str] | None:
         """The repository's tags (first page), or None when it does not exist."""

@@ -67,6 +67,9 @@ class _Folder:
         except OSError as exc:
             raise RegistryError(f"cannot read {self.path / name}: {exc.strerror}") from None
 
+    def close(self) -> None:
+        """A folder holds nothing open."""
+
 
 class _Archive:
     def __init__(self, path: Path) -> None:
@@ -187,6 +190,30 @@ def _manifest(source: _Source, descriptor: dict[str, Any]) -> LayoutManifest:
     if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
         raise RegistryError(f"{source.where} is corrupt: the blob of {digest} has another sha256")
     return LayoutManifest(digest, media_type, body, _ref_name(descriptor))
+
+
+def open_source(transport: str, location: str) -> _Folder | _Archive:
+    """The layout `oci:` (a folder) or `oci-archive:` (a tar) names; close an archive."""
+    return _Archive(Path(location)) if transport == "oci-archive" else _Folder(Path(location))
+
+
+def descriptors(source: _Source) -> list[dict[str, Any]]:
+    """The descriptors of the layout's index.json (bounded, checked to be an OCI index)."""
+    return _descriptors(source)
+
+
+def read_blob(source: _Source, digest: str, limit: int) -> bytes:
+    """A blob of the layout, refused when missing, past `limit` bytes, or of another sha256."""
+    body = source.read(f"blobs/sha256/{digest.removeprefix('sha256:')}", limit)
+    if body is None:
+        raise RegistryError(f"{source.where} is incomplete: the blob of {digest} is missing")
+    if len(body) > limit:
+        raise RegistryError(
+            f"{source.where}: the blob of {digest} is larger than {limit // (1024 * 1024)} MiB"
+        )
+    if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+        raise RegistryError(f"{source.where} is corrupt: the blob of {digest} has another sha256")
+    return body
 
 
 def resolve_folder(path: str, tag: str | None, text: str) -> LayoutManifest:

@@ -59,6 +59,7 @@ EventType = Literal[
     "logical_environment.updated",
     "logical_environment.deleted",
     "attestation.imported",
+    "attestation.pulled",
     "attestation.verified",
     "deployment.recorded",
     "deployment.superseded",

@@ -131,3 +131,21 @@ class CreatedAttestation:
     output_file: str | None
     stored_files: tuple[StoredFile, ...]
     pushed: PushResult | None = None  # what --push did (None: not asked)
+
+
+@dataclass(frozen=True)
+class PulledReferrer:
+    """One thing `attestation pull` found attached to the digest."""
+
+    digest: str  # the manifest that attaches it (for cosign, the `.att` manifest)
+    artifact_type: str
+    source: str  # api | tag | cosign | layout
+    outcome: str  # imported | present | skipped
+    reason: str | None  # why it was skipped
+    attestation: str | None  # the stored attestation's digest (None when skipped)
+
+
+@dataclass(frozen=True)
+class PullResult:
+    digest: str
+    referrers: tuple[PulledReferrer, ...]
