@@ -21,8 +21,7 @@ from deploytrack.digests import sha256_of
 from deploytrack.evidence import INTOTO_PAYLOAD_TYPE, MAX_DOCUMENT_BYTES, parse_document
 from deploytrack.evidence import predicate as pred
 from deploytrack.evidence.dsse import envelope_bytes, pae
-from deploytrack.files import NotAFile, read_at_most
-from deploytrack.services import ServiceError, trust
+from deploytrack.services import ServiceError, read_named_file, trust
 from deploytrack.services.evidence import Overrides, insert_parsed, store_blob, views_of
 from deploytrack.services.views.evidence import AttestationView, StoredFile
 from deploytrack.store import Store
@@ -69,20 +68,13 @@ def _text(value: str | None, what: str, required: bool) -> str | None:
 def read_material_file(path: str, kind: str) -> bytes:
     """The bytes of a material file, at most the kind's limit; refused with the reason."""
     limit = pred.MAX_FILE_BYTES[kind]
-    try:
-        data = read_at_most(path, limit, regular_only=True)
-    except NotAFile:
-        raise ServiceError(f"{kind} material {path} is not a regular file") from None
-    except IsADirectoryError:
-        raise ServiceError(f"{kind} material {path} is a directory: give a file") from None
-    except OSError as exc:
-        raise ServiceError(f"cannot read {kind} material {path}: {exc.strerror}") from None
-    if len(data) > limit:
-        raise ServiceError(
-            f"{kind} material {path} is larger than {limit // (1024 * 1024)} MiB, the limit "
-            "for a file kept in the evidence store"
-        )
-    return data
+    return read_named_file(
+        path,
+        f"{kind} material",
+        limit,
+        f"is larger than {limit // (1024 * 1024)} MiB, the limit for a file kept in the "
+        "evidence store",
+    )
 
 
 def _file_name(path: str) -> str:

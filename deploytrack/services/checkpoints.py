@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from deploytrack.services import ServiceError
+from deploytrack.services import ServiceError, read_named_file
 from deploytrack.store import Store, eventlog
 
 if TYPE_CHECKING:
@@ -72,17 +72,7 @@ def verifiers(paths: Sequence[str], origin: str) -> list[Verifier]:
 def read_file(path: str, what: str) -> bytes:
     """The bytes of a file the user named (a checkpoint, a proof, an event), at most
     1 MiB; `what` names it in messages. FIFOs and devices are refused, never waited on."""
-    from deploytrack.files import NotAFile, read_at_most
-
-    try:
-        data = read_at_most(path, MAX_FILE_BYTES, regular_only=True)
-    except NotAFile:
-        raise ServiceError(f"{what} {path} is not a regular file") from None
-    except OSError as exc:
-        raise ServiceError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ServiceError(f"{what} {path} is larger than 1 MiB: it is not a {what}")
-    return data
+    return read_named_file(path, what, MAX_FILE_BYTES, f"is larger than 1 MiB: it is not a {what}")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploytrack import jsondoc
 from deploytrack.digests import sha256_of
-from deploytrack.services import ServiceError
+from deploytrack.services import ServiceError, read_named_file
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -119,19 +119,13 @@ def public_good_root() -> TrustedRootFile:
 
 def read_root(path: str) -> TrustedRootFile:
     """A trusted_root.json file, bounded and checked to be one (one line when it is not)."""
-    from deploytrack.files import NotAFile, read_at_most
-
-    try:
-        raw = read_at_most(path, MAX_TRUSTED_ROOT_BYTES, regular_only=True)
-    except NotAFile:
-        raise ServiceError(f"trusted root {path} is not a regular file") from None
-    except OSError as exc:
-        raise ServiceError(f"cannot read trusted root {path}: {exc.strerror}") from None
-    if len(raw) > MAX_TRUSTED_ROOT_BYTES:
-        raise ServiceError(
-            f"trusted root {path} is larger than {MAX_TRUSTED_ROOT_BYTES // 1024} KiB: "
-            "a Sigstore trusted_root.json is a few kilobytes"
-        )
+    raw = read_named_file(
+        path,
+        "trusted root",
+        MAX_TRUSTED_ROOT_BYTES,
+        f"is larger than {MAX_TRUSTED_ROOT_BYTES // 1024} KiB: a Sigstore trusted_root.json "
+        "is a few kilobytes",
+    )
     root = TrustedRootFile(sha256_of(raw), raw, path)
     _load_root(root)
     return root
