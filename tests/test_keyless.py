@@ -34,8 +34,9 @@ A_TXT = sha256_digest((CASES / "a.txt").read_bytes())
 INVALID_SIG = CASES / "dsse-invalid-sig_fail" / "bundle.sigstore.json"
 GITHUB_BUNDLE = attestation("chainloop-slsa_provenance.sigstore.json")
 
-# Every case of the suite (in its upstream folder: ../shared/fixtures) whose bundle carries a
-# DSSE envelope; the message-signature cases are not attestations (refused at import).
+# Every case of the suite (copied with attribution into tests/fixtures/sigstore-conformance)
+# whose bundle carries a DSSE envelope; the message-signature cases are not attestations
+# (refused at import).
 DSSE_CASES = [
     "dsse-invalid-sig_fail",
     "dsse-mismatch-sig_fail",
