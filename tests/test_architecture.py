@@ -1,9 +1,9 @@
 """The import graph of deploytrack/ (scripts/import_graph.py): no circle, no upward import.
 
-Layers, top to bottom: cli → services → store | evidence | registry | crypto | tlog, over the
-shared modules at the package's root (errors, timeutil, digests, jsondoc). An import may
-go down or sideways, never up, whether it runs on import, inside a function or only for
-the type checker.
+Layers, top to bottom: cli → services → store | evidence | registry | crypto | tlog |
+observe, over the shared modules at the package's root (errors, timeutil, digests,
+jsondoc). An import may go down or sideways, never up, whether it runs on import, inside a
+function or only for the type checker.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import_graph = _load()
 # only through that function-level import.
 LAZY_MODELS = ["deploytrack.store.lazy_models", "deploytrack.store.models"]
 
-ADAPTERS = ("store", "evidence", "registry", "crypto", "tlog")
+ADAPTERS = ("store", "evidence", "registry", "crypto", "tlog", "observe")
 
 
 def layer(module: str) -> int:
