@@ -806,3 +806,68 @@ def test_garbage_never_raises_anything_but_observe_error(
 def test_garbage_bytes_never_raise_anything_but_observe_error(data: bytes) -> None:
     with contextlib.suppress(ObserveError):
         kubectl.parse(data)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found += _paths(inner, (*prefix, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            found += _paths(inner, (*prefix, index))
+    return found
+
+
+def _real_list() -> dict[str, Any]:
+    """A real two-container pod with an init container (grafana, from the kubelet), its
+    ReplicaSet and Deployment: every field the parser reads is somewhere in it."""
+    pod = json.loads(fixture("honeycomb-kubelet-pods.json"))["items"][5]
+    pod["metadata"].pop("managedFields")
+    pod["kind"] = "Pod"
+    rs = controller("ReplicaSet", "grafana-7db5dff8ff", namespace="olly",
+                    owner=("Deployment", "grafana"), revision="3")  # fmt: skip
+    return {
+        "kind": "List",
+        "items": [pod, rs, controller("Deployment", "grafana", namespace="olly")],
+    }
+
+
+REAL = _real_list()
+REAL_PATHS = _paths(REAL)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(REAL_PATHS), VALUE), min_size=1, max_size=4))
+def test_a_real_list_with_any_field_replaced_never_raises_but_observe_error(
+    changes: list[tuple[tuple[Any, ...], Any]],
+) -> None:
+    doc: Any = copy.deepcopy(REAL)
+    for path, value in changes:
+        if not path:
+            doc = value
+            continue
+        parent = doc
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier change removed the path
+    try:
+        observed = kubectl.parse(json.dumps(doc).encode())
+    except ObserveError as exc:
+        assert "\n" not in str(exc)
+        return
+    for item in observed:
+        assert (item.digest is None) != (item.skip is None)
+
+
+def test_the_real_list_unchanged_is_read_through_its_replica_set() -> None:
+    """The document the test above alters: its pod is traced through the ReplicaSet."""
+    observed = kubectl.parse(json.dumps(REAL).encode())
+    assert [(o.deployment_name, o.digest is not None) for o in observed] == [
+        ("olly.grafana.grafana", True),
+        ("olly.grafana.grafana-sc-dashboard", True),
+        ("olly.grafana.grafana-sc-datasources", False),
+    ]
