@@ -37,9 +37,6 @@ _HASH_HEX = 10
 REVISION = "deployment.kubernetes.io/revision"
 TEMPLATE_HASH = "pod-template-hash"
 _ASK = "give the output of 'kubectl get pods -A -o json'"
-# Owner chains longer than this are not what Kubernetes builds (Pod → ReplicaSet →
-# Deployment → an operator's resource or two); the bound also ends a chain that loops.
-_MAX_OWNER_DEPTH = 16
 # How many different skip reasons one (workload, container) lists before "and N more".
 _MAX_REASONS = 3
 _SHOWN = 100
@@ -78,9 +75,7 @@ def _document(data: bytes) -> tuple[str, list[dict[str, Any]]]:
     except jsondoc.JSONError as exc:
         raise ObserveError(f"the kubectl input is {exc}: {_ASK}") from None
     if not isinstance(doc, dict):
-        raise ObserveError(
-            f"the kubectl input is a JSON {type(doc).__name__}, not a pod list: {_ASK}"
-        )
+        raise ObserveError(f"the kubectl input is a JSON {_json_type(doc)}, not a pod list: {_ASK}")
     kind = doc.get("kind")
     if kind not in ("List", "PodList"):
         what = f"a {_text(kind)}" if isinstance(kind, str) else "a JSON object without kind"
@@ -94,6 +89,16 @@ def _document(data: bytes) -> tuple[str, list[dict[str, Any]]]:
         if not isinstance(item, dict):
             raise ObserveError(f"the kubectl input's items[{index}] is not a JSON object: {_ASK}")
     return kind, items
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    return "null" if value is None else "number"
 
 
 def _is_pod(item: dict[str, Any], list_kind: str) -> bool:
@@ -154,11 +159,11 @@ class _Owners:
         if ref is None or ref.kind == "Node":
             return _Ref("Pod", pod), None
         revision: int | None = None
-        seen = {ref}
-        for depth in range(_MAX_OWNER_DEPTH):
+        seen = {ref}  # owner references can loop in a hand-edited list
+        while True:
             owner = self.find(namespace, ref)
             if owner is None:
-                if ref.kind == "ReplicaSet" and depth == 0:
+                if ref.kind == "ReplicaSet" and len(seen) == 1:
                     template_hash = _str(_obj(metadata.get("labels")).get(TEMPLATE_HASH))
                     suffix = "-" + (template_hash or "")
                     if template_hash and ref.name.endswith(suffix) and ref.name != suffix:
