@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploytrack.observe import Observed, ObserveError, kubectl
+from deploytrack.services import validate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kubernetes"
 ASK = "give the output of 'kubectl get pods -A -o json'"
@@ -672,6 +673,21 @@ def test_the_default_name_fits_any_kubernetes_names() -> None:
         assert name.replace(".", "").replace("-", "").isalnum()
     short = one(as_list(make_pod("p", owner=("StatefulSet", "s"))))
     assert short.deployment_name == "shop.s.app"
+
+
+def test_default_names_pass_the_deployment_name_rule() -> None:
+    """services/validate.py's rule, the one `deployment record` applies, on every name the
+    real files give and on names as long as Kubernetes allows."""
+    files = [*FIXTURES.glob("*pods*.json"), FIXTURES / "kubectl-neat-list1-raw.json"]
+    names = [o.deployment_name for path in files for o in kubectl.parse(path.read_bytes())]
+    longest = as_list(
+        make_pod("p", namespace="n" * 63, owner=("Deployment", "w" * 126 + "." + "x" * 126),
+                 containers=[("c" * 63, "x")])
+    )  # fmt: skip
+    names += [o.deployment_name for o in kubectl.parse(longest)]
+    assert len(names) == 30
+    for name in names:
+        assert name is not None and validate.deployment_name(name) == name
 
 
 # --- inputs that are not a pod list --------------------------------------------------------------
