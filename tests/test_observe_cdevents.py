@@ -318,6 +318,14 @@ def test_a_deploytrack_export_reads_back_as_its_records(ok: Invoke, tmp_path: Pa
     times = [o.time for o in seen]
     assert times == sorted(times)  # type: ignore[type-var]
 
+    # One logical environment at a time, as a sync applies them.
+    staging = cdevents.parse(exported, env_from_event=True, logical_environment="staging")
+    assert [o.digest for o in staging if o.action == "record" and o.skip is None] == [
+        r["digest"] for r in records if r["logical_environment"] == "staging"
+    ]
+    other = [o.skip for o in staging if o.source["type"].startswith("dev.cdevents.service.")]
+    assert "the event is of logical environment 'production' (its customData)" in other
+
 
 def test_export_custom_data_is_taken_only_when_it_agrees_with_the_purl() -> None:
     ours = event(artifact=purl(V1))
@@ -329,6 +337,19 @@ def test_export_custom_data_is_taken_only_when_it_agrees_with_the_purl() -> None
         ("HELM_CHART", V1, "oci://r/c:1.0"),
         ("CONTAINER_IMAGE", V1, None),
     ]
+
+
+def test_only_deploytrack_events_of_another_logical_environment_are_skipped() -> None:
+    ours = event(artifact=purl(V1))
+    ours["customData"] = {"logical_environment": "staging", "digest": V1}
+    theirs = event(artifact=purl(V1))  # Argo CD says nothing of logical environments
+    seen = cdevents.parse(lines(ours, theirs), logical_environment="production")
+    assert [o.skip for o in seen] == [
+        "the event is of logical environment 'staging' (its customData)",
+        None,
+    ]
+    assert all(o.skip is None for o in cdevents.parse(lines(ours), logical_environment="staging"))
+    assert all(o.skip is None for o in cdevents.parse(lines(ours)))
 
 
 # --- garbage ----------------------------------------------------------------------------

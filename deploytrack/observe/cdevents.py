@@ -53,10 +53,14 @@ class _Skip(Exception):
     """This line becomes a skipped Observed with this reason."""
 
 
-def parse(data: bytes, *, env_from_event: bool = False) -> list[Observed]:
+def parse(
+    data: bytes, *, env_from_event: bool = False, logical_environment: str | None = None
+) -> list[Observed]:
     """The events of `data`, oldest first. With `env_from_event`, each event's
     `subject.content.environment.id` is its Observed's environment (an event without one
-    is skipped)."""
+    is skipped). With `logical_environment`, an event deploytrack exported for another
+    logical environment (its customData says which) is skipped: an export holds them all,
+    a sync applies to one."""
     if len(data) > MAX_INPUT_BYTES:
         raise ObserveError(f"the CDEvents input is larger than {MAX_INPUT_BYTES >> 20} MiB")
     out: list[Observed] = []
@@ -66,7 +70,8 @@ def parse(data: bytes, *, env_from_event: bool = False) -> list[Observed]:
         if not line.strip():
             continue
         try:
-            out.append(_observe(number, _event(number, line), env_from_event))
+            found = _observe(number, _event(number, line), env_from_event, logical_environment)
+            out.append(found)
             events += 1
         except _Skip as exc:
             out.append(
@@ -110,7 +115,9 @@ def _shown(value: Any) -> str:
     return repr(value if len(value) <= 80 else value[:80] + "...")
 
 
-def _observe(number: int, event: dict[str, Any], env_from_event: bool) -> Observed:
+def _observe(
+    number: int, event: dict[str, Any], env_from_event: bool, logical_environment: str | None
+) -> Observed:
     context: dict[str, Any] = event["context"]
     source: dict[str, Any] = {
         "line": number,
@@ -158,6 +165,9 @@ def _observe(number: int, event: dict[str, Any], env_from_event: bool) -> Observ
         environment = env.get("id") if isinstance(env, dict) else None
         if not isinstance(environment, str) or not environment:
             return skipped("the event names no environment (subject.content.environment.id)")
+    stage = ours.get("logical_environment")
+    if logical_environment is not None and stage is not None and stage != logical_environment:
+        return skipped(f"the event is of logical environment {_shown(stage)} (its customData)")
     action = _ACTIONS[matched[2]]
     if action == "decommission":
         return Observed(
@@ -181,8 +191,8 @@ def _observe(number: int, event: dict[str, Any], env_from_event: bool) -> Observ
 
 
 def _deploytrack_data(event: dict[str, Any]) -> dict[str, Any]:
-    """kind, digest and artifact_ref from the customData deploytrack's export writes (only
-    those well-formed), or nothing."""
+    """kind, digest, artifact_ref and logical_environment from the customData deploytrack's
+    export writes (only those well-formed), or nothing."""
     data = event.get("customData")
     if not isinstance(data, dict):
         return {}
@@ -191,8 +201,9 @@ def _deploytrack_data(event: dict[str, Any]) -> dict[str, Any]:
         found["kind"] = data["kind"]
     if isinstance(data.get("digest"), str):
         found["digest"] = data["digest"]
-    if isinstance(data.get("artifact_ref"), str) and data["artifact_ref"]:
-        found["artifact_ref"] = data["artifact_ref"]
+    for key in ("artifact_ref", "logical_environment"):
+        if isinstance(data.get(key), str) and data[key]:
+            found[key] = data[key]
     return found
 
 
