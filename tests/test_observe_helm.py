@@ -56,6 +56,8 @@ def test_the_real_list_is_one_chart_to_find_by_name_and_version() -> None:
         ("ingress-nginx-4.11.3+build.7", ("ingress-nginx", "4.11.3+build.7")),
         ("cert-manager-v1.15.0", ("cert-manager", "v1.15.0")),
         ("a-1.0.0-rc-1", ("a", "1.0.0-rc-1")),
+        # Ambiguous (helm joins the two with a dash): the last dash that starts one wins.
+        ("a-1.0.0-2.0.0", ("a-1.0.0", "2.0.0")),
         ("chart", None),
         ("chart-1.0", None),
         ("-1.0.0", None),
