@@ -181,6 +181,8 @@ def test_lookups_read_only_and_work_inside_a_callers_transaction(
     before = snapshot(db_path)
     with store.read():
         assert find_chart(store, "mychart", "0.1.0") == found(D1)
+    with store.write():  # a sync looks charts up inside its one transaction
+        assert find_chart(store, "mychart", "0.1.0") == found(D1)
     resolve = chart_resolver(store)
     assert resolve("mychart", "0.1.0") == found(D1)
     assert resolve("mychart", "0.2.0") == unattested(version="0.2.0")
@@ -191,3 +193,22 @@ def test_lookups_read_only_and_work_inside_a_callers_transaction(
 def test_a_chart_repo_that_is_not_oci_is_refused_once(store: Store, repo: str) -> None:
     with pytest.raises(ServiceError, match="use oci://REGISTRY/PATH"):
         chart_resolver(store, repo)
+
+
+def test_a_sync_looks_each_chart_up_once(
+    attest: Any, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deploytrack.services import charts
+
+    attest([("mychart-0.1.0.tgz", D1)])
+    asked: list[tuple[str, str]] = []
+
+    def counted(given: Store, name: str, version: str) -> ChartMatch:
+        asked.append((name, version))
+        return find_chart(given, name, version)
+
+    monkeypatch.setattr(charts, "find_chart", counted)
+    resolve = chart_resolver(store)
+    assert [resolve("mychart", "0.1.0") for _ in range(50)] == [found(D1)] * 50
+    assert resolve("mychart", "0.2.0") == unattested(version="0.2.0")
+    assert asked == [("mychart", "0.1.0"), ("mychart", "0.2.0")]

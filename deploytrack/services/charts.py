@@ -154,21 +154,33 @@ def chart_resolver(
 ) -> Callable[[str, str], ChartMatch]:
     """One function for a whole sync: (name, version) to a ChartMatch, from the registry
     when `repo` is given (one client per registry for every release), else the evidence
-    store. A registry refusal is that release's `skipped` reason, never the whole sync's."""
+    store. Each chart is looked up once however many releases run it (one chart in fifty
+    namespaces is common). A registry refusal is that release's `skipped` reason, never
+    the whole sync's."""
+    known: dict[tuple[str, str], ChartMatch] = {}
     if repo is None:
-        return lambda name, version: find_chart(store, name, version)
-    chart_reference(repo, "chart", "0.0.0")  # a malformed --chart-repo fails the sync once
-    from deploytrack.services.artifacts import ArtifactResolver
 
-    resolver = ArtifactResolver(options)
+        def look_up(name: str, version: str) -> ChartMatch:
+            return find_chart(store, name, version)
+
+    else:
+        chart_reference(repo, "chart", "0.0.0")  # a malformed --chart-repo fails the sync once
+        from deploytrack.services.artifacts import ArtifactResolver
+
+        resolver = ArtifactResolver(options)
+
+        def look_up(name: str, version: str) -> ChartMatch:
+            reference = chart_reference(repo, name, version)
+            try:
+                digest = resolver.resolve(HELM_CHART, reference).digest
+            except DeploytrackError as exc:
+                return ChartMatch(None, "skipped", str(exc))
+            return ChartMatch(digest, "found", f"{reference} is {digest}")
 
     def resolve(name: str, version: str) -> ChartMatch:
-        reference = chart_reference(repo, name, version)
-        try:
-            digest = resolver.resolve(HELM_CHART, reference).digest
-        except DeploytrackError as exc:
-            return ChartMatch(None, "skipped", str(exc))
-        return ChartMatch(digest, "found", f"{reference} is {digest}")
+        if (name, version) not in known:
+            known[name, version] = look_up(name, version)
+        return known[name, version]
 
     return resolve
 

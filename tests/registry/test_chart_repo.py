@@ -5,12 +5,14 @@ chart found in the evidence store once `attestation create` names it from there.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from conftest import Invoke
 
 from deploytrack.registry import RegistryError
 from deploytrack.registry.options import RegistryOptions
+from deploytrack.services.artifacts import ArtifactResolver
 from deploytrack.services.charts import ChartMatch, chart_resolver, find_chart, resolve_chart_repo
 from deploytrack.store import open_store
 
@@ -38,8 +40,12 @@ def test_what_is_no_chart_in_the_repository_is_refused(
         resolve_chart_repo(f"oci://{plain_registry.host}/{repo}", name, version, PLAIN)
 
 
+def _unreachable(*args: object) -> NoReturn:
+    raise AssertionError("the registry was asked twice for one chart")
+
+
 def test_the_resolver_of_a_sync_tells_each_release_apart(
-    plain_registry: rs.Registry, ok: Invoke, db_path: Path
+    plain_registry: rs.Registry, ok: Invoke, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ok("environment", "list")
     store = open_store(db_path)
@@ -53,6 +59,10 @@ def test_the_resolver_of_a_sync_tells_each_release_apart(
         missing = resolve("mychart", "9.9.9")  # one release's refusal, not the sync's
         assert missing.digest is None and missing.outcome == "skipped"
         assert "tag 9.9.9 not found" in missing.reason
+        # Asked again (the same chart in another namespace): the answer, not the registry.
+        monkeypatch.setattr(ArtifactResolver, "resolve", _unreachable)
+        assert resolve("mychart", "0.1.0").digest == digest
+        assert resolve("mychart", "9.9.9") == missing
     finally:
         store.close()
 
