@@ -135,6 +135,15 @@ def test_the_same_release_name_in_two_namespaces_gets_two_default_names() -> Non
         assert name is not None and validate.deployment_name(name) == name
 
 
+def test_a_reason_quotes_a_long_value_shortened() -> None:
+    seen = helm.parse(listed(release(status="x" * 10_000), release(chart="y" * 10_000)))
+    assert [o.skip for o in seen] == [
+        f"release status is {'x' * 80}..., not deployed",
+        f"chart '{'y' * 79}... is not NAME-VERSION with a SemVer version",
+    ]
+    assert seen[1].source["chart"] == "y" * 10_000
+
+
 def test_a_revision_is_read_as_a_number_from_either_spelling() -> None:
     seen = helm.parse(listed(release(revision=7), release(revision="12"), release(revision="x")))
     assert [o.source["revision"] for o in seen] == [7, 12, None]

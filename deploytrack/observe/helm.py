@@ -102,6 +102,12 @@ def parse(
     ]
 
 
+def _short(text: str) -> str:
+    """A value from the input as a reason quotes it: a reason is one line, however long
+    the value (the row's source keeps it whole)."""
+    return text if len(text) <= 80 else text[:80] + "..."
+
+
 def _text(entry: dict[str, Any], key: str) -> str | None:
     value = entry.get(key)
     return value if isinstance(value, str) and value else None
@@ -139,13 +145,15 @@ def _observe(
         chart_name = split[0] if split is not None else ""
         name = template.format(namespace=namespace, release=release, chart=chart_name)
     if wanted and namespace not in wanted:
-        return skipped(f"namespace {namespace} is not one of --namespace", source, name)
+        return skipped(f"namespace {_short(namespace)} is not one of --namespace", source, name)
     status = entry.get("status")
     if status != _DEPLOYED:
-        shown = status if isinstance(status, str) else "missing"
+        shown = _short(status) if isinstance(status, str) else "missing"
         return skipped(f"release status is {shown}, not deployed", source, name)
     if split is None:
-        return skipped(f"chart {chart!r} is not NAME-VERSION with a SemVer version", source, name)
+        return skipped(
+            f"chart {_short(repr(chart))} is not NAME-VERSION with a SemVer version", source, name
+        )
     return Observed(name, "HELM_CHART", None, None, source, chart=split)
 
 
