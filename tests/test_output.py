@@ -571,7 +571,8 @@ def test_describe_sections_go_to_stdout(ok: Invoke, tmp_path: Path) -> None:
 def test_a_long_reference_is_cut_before_its_digest(seeded: None, ok: Invoke) -> None:
     from conftest import NGINX_FULL
 
-    repository = "acme/" + "very-long-service-name-" * 4 + "x"
+    # 90 characters with its registry: -o wide shows it whole within the 300 of a row.
+    repository = "acme/" + "very-long-service-name-" * 3 + "xxxxxxxxxxx"
     ok("deployment", "record", "--env", "cluster", "--logical-env", "production",
        "--deployment-name", "api", "--kind", "CONTAINER_IMAGE",
        "--oci-ref", f"ghcr.io/{repository}@{NGINX_FULL}")  # fmt: skip

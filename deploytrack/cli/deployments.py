@@ -286,6 +286,7 @@ DEPLOYMENTS = Table(
         Column("DEPLOYED AT", lambda v: when(v.created_at)),
         Column("LAST SEEN", lambda v: when(v.last_seen_at), wide=True),
         Column("ENDED AT", lambda v: when(v.ended_at) if v.ended_at else None, wide=True),
+        Column("SOURCE", lambda v: v.source, wide=True),
     ),
     empty="No deployments match.",
 )
@@ -341,6 +342,7 @@ def _tell_detail(detail: DeploymentDetail) -> None:
             ("Superseded by", view.superseded_by),
             ("Promoted from", view.promoted_from),
             ("Rollback of", view.rollback_of),
+            ("Source", view.source),
         ]
     )
     show_admission(detail)  # the stage policy that admitted the record
@@ -348,3 +350,4 @@ def _tell_detail(detail: DeploymentDetail) -> None:
     for att in detail.attestations:
         click.echo("")
         show_attestation(att)
+

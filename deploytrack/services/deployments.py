@@ -26,12 +26,14 @@ if TYPE_CHECKING:
 
     from peewee import Expression
 
-    from deploytrack.services.views.deployments import Kind, Status
+    from deploytrack.services.views.deployments import Kind, Source, Status
     from deploytrack.services.views.detail import DeploymentDetail
 
 DEPLOYED = "deployed"
 SUPERSEDED = "superseded"
 DECOMMISSIONED = "decommissioned"
+DECLARED = "declared"
+OBSERVED = "observed"
 
 
 # Inputs are NamedTuples (immutable, typed, and ~0.1 ms to define where a frozen
@@ -66,6 +68,7 @@ def _view(row: Deployment, environment: str, logical_environment: str) -> Deploy
         policy_id=row.policy_id,
         promoted_from=row.promoted_from,
         rollback_of=row.rollback_of,
+        source=cast("Source", row.source),
     )
 
 
@@ -83,11 +86,13 @@ def record(
     status: str = DEPLOYED,
     promoted_from: int | None = None,
     rollback_of: int | None = None,
+    source: str = DECLARED,
 ) -> RecordResult:
     """Record that `digest` runs at `slot` (or, with status decommissioned, that it stopped).
 
-    `promoted_from` / `rollback_of` (lineage: promote, rollback) are stored on the record
-    this call creates; a heartbeat keeps the active record as it is.
+    `promoted_from` / `rollback_of` (lineage: promote, rollback) and `source` (declared,
+    or observed by `deployment sync`) are stored on the record this call creates; a
+    heartbeat keeps the active record as it is.
     """
     validate.kind(slot.kind)
     validate.deployment_name(slot.deployment_name)
@@ -96,7 +101,9 @@ def record(
         raise ServiceError("a decommissioning is neither a promotion nor a rollback")
 
     with store.write() as log:
-        result = _record(store, slot, digest, artifact_ref, status, promoted_from, rollback_of)
+        result = _record(
+            store, slot, digest, artifact_ref, status, promoted_from, rollback_of, source
+        )
         if result.action in ("created", "superseded"):
             if promoted_from is not None:
                 log.log("deployment.promoted")
@@ -121,6 +128,7 @@ def _record(
     status: str,
     promoted_from: int | None,
     rollback_of: int | None,
+    source: str = DECLARED,
 ) -> RecordResult:
     """record()'s rules, inside its transaction."""
     env = environments.get(store, slot.environment)
@@ -188,6 +196,7 @@ def _record(
         policy_id=decision.policy.id if decision is not None and decision.policy else None,
         promoted_from=promoted_from,
         rollback_of=rollback_of,
+        source=source,
     ).execute()
     if decision is not None:
         policies.remember_admission(new_id, decision, now)
