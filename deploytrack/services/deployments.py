@@ -36,6 +36,11 @@ DECLARED = "declared"
 OBSERVED = "observed"
 
 
+class NotInEvidence(ServiceError):
+    """record()'s refusal of a digest no attestation names: `deployment sync` reports it as
+    the outcome `unattested`, apart from the refusals of a stage policy."""
+
+
 # Inputs are NamedTuples (immutable, typed, and ~0.1 ms to define where a frozen
 # dataclass takes ~0.7 ms): this module is on the path of every `deployment record`.
 class Slot(NamedTuple):
@@ -134,7 +139,7 @@ def _record(
     env = environments.get(store, slot.environment)
     stage = logical_environments.get(store, slot.logical_environment)
     if not queries.digest_in_evidence(digest):
-        raise ServiceError(f"{digest} {validate.NOT_IN_EVIDENCE}")
+        raise NotInEvidence(f"{digest} {validate.NOT_IN_EVIDENCE}")
     # Taken under the write lock, so times follow commit order across processes.
     now = timeutil.now_us()
     of_slot = queries.in_slot(env.id, stage.id, slot.deployment_name, slot.kind)
