@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
+from deploytrack.digests import short
 from deploytrack.errors import DeploytrackError
 from deploytrack.services import ServiceError, deployments, validate
 from deploytrack.services.catalog import environments, logical_environments
@@ -36,8 +37,7 @@ if TYPE_CHECKING:
 # be reached) skips that release with the error's words.
 ChartResolver = Callable[[str, str], tuple[str | None, str]]
 
-# How many of the colliding observations a refusal names, in order.
-_SHOWN = 2
+UNATTESTED = "no attestation names this digest: import one that does, then sync again"
 
 
 class _DryRun(Exception):
@@ -240,14 +240,15 @@ def _one(
         result = deployments.record(
             store, slot, digest, artifact_ref=obs.artifact_ref, source=OBSERVED
         )
-    except deployments.NotInEvidence as exc:
-        return row("unattested", str(exc), digest=digest)
+    except deployments.NotInEvidence:
+        # The digest is in its own column: the reason says what to do.
+        return row("unattested", UNATTESTED, digest=digest)
     except ServiceError as exc:
         return row("refused", str(exc), digest=digest)
     outcome = cast("Outcome", result.action)
     reason = None
     if result.previous is not None:
-        reason = f"supersedes deployment {result.previous.id} ({result.previous.digest})"
+        reason = f"supersedes deployment {result.previous.id} ({short(result.previous.digest)})"
     return row(outcome, reason, digest=digest, deployment_id=result.deployment.id)
 
 
