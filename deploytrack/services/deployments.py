@@ -143,7 +143,7 @@ def _record(
     # Taken under the write lock, so times follow commit order across processes.
     now = timeutil.now_us()
     of_slot = queries.in_slot(env.id, stage.id, slot.deployment_name, slot.kind)
-    active = queries.active_in(of_slot)
+    active = queries.active_of(env.id, stage.id, slot.deployment_name, slot.kind)
 
     def view(row: Deployment) -> DeploymentView:
         return _view(row, env.name, stage.name)

@@ -79,6 +79,38 @@ def active_in(of_slot: Any) -> Deployment | None:
     return Deployment.get_or_none(of_slot & (Deployment.status == "deployed"))
 
 
+def active_of(
+    environment_id: int, logical_environment_id: int, name: str, kind: str
+) -> Deployment | None:
+    """The active record of one slot, or None. In a transaction.
+
+    `active_in(in_slot(...))` written out: it is asked once per observed artifact by
+    `deployment sync` (and by every `record`), and peewee takes ~0.3 ms to build this
+    statement where reading it takes ~0.02. The literal status lets SQLite read the
+    partial index `deployment_one_active`.
+    """
+    rows = Deployment.raw(
+        "SELECT * FROM deployment WHERE environment_id = ? AND logical_environment_id = ?"
+        " AND deployment_name = ? AND kind = ? AND status = 'deployed'",
+        environment_id,
+        logical_environment_id,
+        name,
+        kind,
+    )
+    for row in rows:
+        found: Deployment = row
+        return found
+    return None
+
+
+def by_name(model: Any, name: str) -> Any:
+    """The row of a named catalogue entry (environment, logical environment), or None: one
+    statement written out, for the same reason as `active_of` (asked per artifact by sync)."""
+    for row in model.raw(f'SELECT * FROM "{model._meta.table_name}" WHERE name = ?', name):
+        return row
+    return None
+
+
 def newest_in(of_slot: Any) -> Deployment | None:
     """The newest record of a slot: its active one, or the one that ended it (a superseded
     record always has a newer one). In a transaction."""
@@ -157,6 +189,8 @@ __all__ = [
     "active_at",
     "active_in",
     "active_now",
+    "active_of",
+    "by_name",
     "digest_in_evidence",
     "naming",
     "newest_first",
