@@ -12,8 +12,6 @@ import heapq
 import itertools
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from peewee import fn
-
 from deploytrack import timeutil
 from deploytrack.services import ServiceError, validate
 from deploytrack.services.catalog import environments, logical_environments
@@ -168,7 +166,7 @@ def _record(
         decision = policies.admit(stage, digest)
     # The successor's id is known before it exists: the active record must point at it
     # when it stops being `deployed` (the partial unique index allows one at a time).
-    new_id = (Deployment.select(fn.MAX(Deployment.id)).scalar() or 0) + 1
+    new_id = queries.next_record_id()
     previous = None
     if active is None:
         # Records of a slot never overlap in time, even when the clock stepped
@@ -186,7 +184,7 @@ def _record(
         Deployment.update(status=SUPERSEDED, ended_at=now, superseded_by=new_id).where(
             Deployment.id == active.id
         ).execute()
-        previous = Deployment.get_by_id(active.id)
+        previous = queries.record_by_id(active.id)
     Deployment.insert(
         id=new_id,
         environment=env.id,
@@ -205,7 +203,7 @@ def _record(
     ).execute()
     if decision is not None:
         policies.remember_admission(new_id, decision, now)
-    created = Deployment.get_by_id(new_id)
+    created = queries.record_by_id(new_id)
     if previous is None:
         return RecordResult("created", view(created))
     return RecordResult("superseded", view(created), view(previous))
@@ -244,7 +242,7 @@ def _decommission(
         Deployment.update(status=DECOMMISSIONED, ended_at=ended).where(
             Deployment.id == active.id
         ).execute()
-        return RecordResult("decommissioned", view(Deployment.get_by_id(active.id)))
+        return RecordResult("decommissioned", view(queries.record_by_id(active.id)))
     newest = queries.newest_in(of_slot)
     if (
         active is None

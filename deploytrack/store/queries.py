@@ -103,6 +103,21 @@ def active_of(
     return None
 
 
+def record_by_id(deployment_id: int) -> Deployment:
+    """A record read back after a write, by its id (which exists): written out, as
+    `active_of`, because every record and sync reads one back."""
+    for row in Deployment.raw("SELECT * FROM deployment WHERE id = ?", deployment_id):
+        found: Deployment = row
+        return found
+    raise LookupError(f"no deployment record {deployment_id}")
+
+
+def next_record_id() -> int:
+    """The id the next record gets (one more than the largest)."""
+    cursor = Deployment._meta.database.execute_sql("SELECT coalesce(max(id), 0) FROM deployment")
+    return int(cursor.fetchone()[0]) + 1
+
+
 def by_name(model: Any, name: str) -> Any:
     """The row of a named catalogue entry (environment, logical environment), or None: one
     statement written out, for the same reason as `active_of` (asked per artifact by sync)."""
@@ -195,6 +210,8 @@ __all__ = [
     "naming",
     "newest_first",
     "newest_in",
+    "next_record_id",
+    "record_by_id",
     "started_between",
     "verified_by",
     "verified_identities",
