@@ -13,7 +13,9 @@ calls deploytrack), measured beside its floor in the same run:
    referrers, and the HTTP requests it makes;
 5. 8 concurrent writers: records per second and the slowest single command;
 6. the audit bundle: export, verify and import of a log of 10,000 and 100,000 events,
-   time and peak memory of each (bench/audit.py).
+   time and peak memory of each (bench/audit.py);
+7. `deployment sync` of a synthetic cluster of 10,000 pods, first sync and the next
+   (bench/sync.py).
 
     python bench/run.py [--runs N] [--scale-records N] [--skip-scale] [--skip-registry]
                         [--only-hot] [--only-scale]
@@ -56,6 +58,7 @@ FLOOR = str(HERE / "floor.py")
 SCALE = str(HERE / "scale.py")
 AUDIT = str(HERE / "audit.py")
 EVENTS = str(HERE / "events.py")
+SYNC = str(HERE / "sync.py")
 # Built databases are kept here between runs (`make clean` removes them), under a name
 # that changes with the code that builds them or the schema and log they hold.
 CACHE = REPO / "build" / "bench"
@@ -384,6 +387,26 @@ def audit_bundle(work: Path, sizes: Sequence[int] = (10_000, 100_000)) -> Rows:
     return rows
 
 
+# --- 7. sync --------------------------------------------------------------------------------
+
+
+def cluster_sync(work: Path, pods: int = 10_000) -> Rows:
+    """bench/sync.py in its own process: the PodList, the evidence, two syncs as the CLI;
+    once with one pod per Deployment (10,000 artifacts: the worst case), once with five."""
+    rows = []
+    for replicas in (1, 5):
+        argv = [PY, SYNC, str(work / f"sync-{replicas}"), "--pods", str(pods)]
+        found = json.loads(run([*argv, "--replicas", str(replicas)]).stdout)
+        mib = found["bytes"] / 2**20
+        size = f"{found['pods']:,} pods ({mib:.0f} MiB), {found['observed']:,} observed"
+        first, again = f"{found['first']:.1f} s", f"{found['again']:.1f} s"
+        rows += [
+            ["`deployment sync --from-kubectl` (all created)", size, first, "< 10 s"],
+            ["the same again (all heartbeats)", size, again, "< 10 s"],
+        ]
+    return rows
+
+
 # --- 4. registry ----------------------------------------------------------------------------
 
 
@@ -702,6 +725,8 @@ def main() -> None:
         print(table(["what", "wall time", "throughput", "latency"], writers(work)) + "\n")
         print("## 6. Audit bundle\n")
         print(table(["command", "events", "time", "peak RSS", "target"], audit_bundle(work)))
+        print("\n## 7. Sync\n")
+        print(table(["command", "input", "time", "target"], cluster_sync(work)))
 
 
 if __name__ == "__main__":

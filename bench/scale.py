@@ -146,6 +146,7 @@ def build(path: Path, envs: int, stages: int, names: int, depth: int) -> dict[st
                     "last_seen_at": at,
                     "ended_at": None if last else at + STEP_US,
                     "superseded_by": None if last else record_id + len(keys),
+                    "source": "declared",
                 }
             )
             written += 1

@@ -46,10 +46,11 @@ def secrets_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def history(ok: Invoke, secrets_key: Path, seeded: None) -> dict[str, str]:
+def history(ok: Invoke, secrets_key: Path, seeded: None, db_path: Path) -> dict[str, str]:
     """A database with a little of everything: evidence and environment cluster (`seeded`),
     one more environment, supersedes,
-    a heartbeat, a decommission, a stage policy, plain, secret and redacted variables.
+    a heartbeat, a decommission, an observed record (sync), a stage policy, plain, secret
+    and redacted variables.
     Returns times to ask `--at` about."""
     ok("environment", "create", "--name", "edge", "--type", "server", "--description", "edge")
     ok("logical-environment", "create", "--name", "canary")
@@ -61,6 +62,17 @@ def history(ok: Invoke, secrets_key: Path, seeded: None) -> dict[str, str]:
     ok(*record_args("cluster", "production", "api"), "--digest", NGINX_GIT)  # heartbeat
     ok(*record_args("edge", "canary", "web"), "--digest", NGINX_FULL)
     ok(*record_args("edge", "canary", "web"), "--digest", NGINX_FULL, "--status", "decommissioned")
+    # A record `deployment sync` observed (source observed), through the sync service.
+    from deploytrack.observe import Observed
+    from deploytrack.services import sync
+    from deploytrack.store import open_store
+
+    store = open_store(db_path)
+    try:
+        seen = Observed("web", "CONTAINER_IMAGE", NGINX_GIT, None, {"namespace": "shop"})
+        assert sync.sync(store, "edge", "staging", [seen]).rows[0].outcome == "created"
+    finally:
+        store.close()
     ok(
         "logical-environment",
         "policy",
@@ -253,7 +265,7 @@ def test_verify_needs_no_database_and_tells_what_ran_where(
     assert report["origin"].startswith("deploytrack.local/")
     assert report["signed_by"] == [] and report["checkpoints"] == []
     assert report["counts"]["blobs"] == 3 and report["counts"]["values"] == 1
-    assert report["counts"]["rows"]["deployment"] == 4
+    assert report["counts"]["rows"]["deployment"] == 5
     running = [
         (r["environment"], r["logical_environment"], r["deployment_name"], r["digest"])
         for r in report["running"]
@@ -261,6 +273,7 @@ def test_verify_needs_no_database_and_tells_what_ran_where(
     assert running == [
         ("cluster", "production", "api", NGINX_GIT),
         ("cluster", "staging", "api", NGINX_FULL),
+        ("edge", "staging", "web", NGINX_GIT),
     ]
     assert report["running"][0]["created_at"].endswith("Z")
     verify = json.loads(ok("log", "verify", "-o", "json").stdout)
@@ -516,6 +529,8 @@ def test_import_answers_exactly_as_the_source(
     for question in questions:
         source, copy = ok_on(db_path, *question), ok_on(target, *question)
         assert source.stdout == copy.stdout, question
+    listed = json.loads(ok_on(target, "deployment", "list", "-o", "json").stdout)
+    assert {d["source"] for d in listed} == {"declared", "observed"}
     revealed = ok_on(
         target,
         "variable",

@@ -46,6 +46,7 @@ DEPLOYMENT_FIELDS = [
     "policy_id",  # admission by a stage policy
     "promoted_from",  # lineage
     "rollback_of",  # lineage
+    "source",  # declared (record, promote, rollback) or observed (sync)
 ]
 TABLE_COLUMNS = ["ID", "ENVIRONMENT", "LOGICAL ENV", "NAME", "ARTIFACT", "STATUS", "DEPLOYED AT"]
 WIDE_COLUMNS = [
@@ -60,6 +61,7 @@ WIDE_COLUMNS = [
     "DEPLOYED AT",
     "LAST SEEN",
     "ENDED AT",
+    "SOURCE",
 ]
 MUTABLE = {"status", "ended_at", "superseded_by", "last_seen_at"}
 NOT_IN_STORE = "is not in the evidence store: import an attestation that names it first"

@@ -86,7 +86,7 @@ def test_promote_records_the_source_digest_with_promoted_from(
     assert (made["environment"], made["logical_environment"]) == ("prod-cluster", "production")
     assert (made["deployment_name"], made["kind"], made["digest"]) == ("api", KIND, V1)
     assert (made["promoted_from"], made["rollback_of"]) == (source["id"], None)
-    assert list(made)[-3:] == LINEAGE_FIELDS
+    assert list(made)[-4:-1] == LINEAGE_FIELDS
     stored = rows(db_path)[made["id"]]
     assert (stored["promoted_from"], stored["rollback_of"]) == (source["id"], None)
     assert stored["artifact_ref"] == rows(db_path)[source["id"]]["artifact_ref"]
@@ -383,7 +383,7 @@ def test_lineage_fields_end_the_deployment_json(ok: Invoke) -> None:
     rec(ok, V1, env="stage-cluster", stage="staging")
     promote(ok, "--to-env", "prod-cluster")
     for body in listed(ok, "--history"):
-        assert list(body)[-3:] == LINEAGE_FIELDS
+        assert list(body)[-4:-1] == LINEAGE_FIELDS
 
 
 def test_lineage_is_immutable_even_on_an_active_record(ok: Invoke, db_path: Path) -> None:

@@ -782,13 +782,21 @@ def test_a_database_of_the_previous_release_is_brought_into_the_log(
     logged = json.loads(old_ok("log", "list", "--limit", "100000", "-o", "json").stdout)
     assert logged[0]["type"] == "log.started"
     assert logged[0]["event"]["origin"].startswith("deploytrack.local/")
-    imported = logged[1:]
+    imported = logged[1 : len(order) + 1]
     assert [e["type"] for e in imported] == ["imported"] * len(order)
     assert all(e["event"]["imported"] is True for e in imported)
     assert [(c["table"], c["op"], c["key"]) for e in imported for c in e["event"]["changes"]] == [
         (table, "insert", key) for table, key in order
     ]
-    assert [e["seq"] for e in logged] == list(range(1, len(order) + 2))
+    # m010 then gave every record its source (declared), one event each with its new image.
+    migrated = logged[len(order) + 1 :]
+    records = [key for table, key in order if table == "deployment"]
+    assert [e["type"] for e in migrated] == ["schema.migrated"] * len(records)
+    assert [(c["table"], c["op"], c["key"], c["row"]["source"]) for e in migrated
+            for c in e["event"]["changes"]] == [
+        ("deployment", "update", key, "declared") for key in records
+    ]  # fmt: skip
+    assert [e["seq"] for e in logged] == list(range(1, len(order) + len(records) + 2))
     verified = old_ok("log", "verify")
     assert verified.stdout.endswith("The log verifies.\n")
     doctor = CliRunner().invoke(cli, ["--db", str(old), "doctor"])

@@ -26,6 +26,8 @@ SCHEMA_AT_M006 = FIXTURES / "schema-m006.json"
 # After m007-m009: keyless verifications, trusted identities of stage policies, and which
 # keyless verification admitted a record.
 SCHEMA_AT_M009 = FIXTURES / "schema-m009.json"
+# After m010: where a record came from (declared or observed), immutable.
+SCHEMA_AT_M010 = FIXTURES / "schema-m010.json"
 
 
 def schema(path: Path) -> list[list[Any]]:
@@ -70,6 +72,7 @@ def test_migrations_are_registered_in_definition_order() -> None:
         "m007_identity_verification",
         "m008_stage_policy_identity",
         "m009_admission_identity",
+        "m010_deployment_source",
     ]
     assert [m.__name__ for m in migrations.MIGRATIONS] == migrations.names()
 
@@ -135,6 +138,15 @@ def test_the_schema_of_keyless_verification_is_the_one_it_shipped_with(
     """m007-m009 as they shipped (the fixture was captured from them)."""
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:9])
     expected = json.loads(SCHEMA_AT_M009.read_text(encoding="utf-8"))
+    assert schema(fresh(tmp_path)) == expected
+
+
+def test_the_schema_of_the_record_source_is_the_one_it_shipped_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """m010 as it shipped (the fixture was captured from it)."""
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:10])
+    expected = json.loads(SCHEMA_AT_M010.read_text(encoding="utf-8"))
     assert schema(fresh(tmp_path)) == expected
 
 

@@ -215,7 +215,9 @@ def hostile_db(tmp_path: Path) -> Path:
     return tmp_path / f"db{HOSTILE}.sqlite"
 
 
-def test_every_command_escapes_what_it_prints(hostile_db: Path, tmp_path: Path) -> None:
+def test_every_command_escapes_what_it_prints(
+    hostile_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     scan = Scan(hostile_db)
     files = tmp_path / "files"
     files.mkdir()
@@ -289,6 +291,30 @@ def test_every_command_escapes_what_it_prints(hostile_db: Path, tmp_path: Path) 
     scan("deployment", "diff", *diff, "-o", "wide")
     scan("status")
     scan("status", "-o", "wide")
+    # Sync: an input file with a hostile name, and observations whose sources, reasons and
+    # warnings are hostile (a stand-in for the kubectl parser, which its tests cover).
+    import sys
+    import types
+
+    from deploytrack.observe import Observed
+
+    def parse(data: bytes, **_: Any) -> list[Observed]:
+        where = {"namespace": f"ns{HOSTILE}", "workload": f"w{HOSTILE}", "container": "c"}
+        return [
+            Observed("api", "CONTAINER_IMAGE", V1, None, where, warning=f"also {HOSTILE}"),
+            Observed("other", "CONTAINER_IMAGE", V2, None, where),
+            Observed(None, "CONTAINER_IMAGE", None, None, where, skip=f"no pod {HOSTILE}"),
+        ]
+
+    observed = types.ModuleType("deploytrack.observe.kubectl")
+    observed.parse = parse  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "deploytrack.observe.kubectl", observed)
+    pods = files / f"pods{HOSTILE}.json"
+    pods.write_text("{}")
+    sync = ("deployment", "sync", "--env", "prod", "--logical-env", "staging")
+    scan(*sync, "--from-kubectl", str(pods), "--dry-run")
+    scan(*sync, "--from-kubectl", str(pods), "-o", "json")
+    scan(*sync, "--from-kubectl", str(files / f"missing{HOSTILE}.json"), code=1)
     # Last of the deployments: the staging slot's record carries the hostile layout path.
     scan("deployment", "decommission", "--env", "stage", "--logical-env", "staging", *slot)
     # What is attached to a layout's image: a hostile artifact type (skipped, named) and
@@ -571,7 +597,8 @@ def test_describe_sections_go_to_stdout(ok: Invoke, tmp_path: Path) -> None:
 def test_a_long_reference_is_cut_before_its_digest(seeded: None, ok: Invoke) -> None:
     from conftest import NGINX_FULL
 
-    repository = "acme/" + "very-long-service-name-" * 4 + "x"
+    # 90 characters with its registry: -o wide shows it whole within the 300 of a row.
+    repository = "acme/" + "very-long-service-name-" * 3 + "xxxxxxxxxxx"
     ok("deployment", "record", "--env", "cluster", "--logical-env", "production",
        "--deployment-name", "api", "--kind", "CONTAINER_IMAGE",
        "--oci-ref", f"ghcr.io/{repository}@{NGINX_FULL}")  # fmt: skip

@@ -1,4 +1,4 @@
-"""`deployment` commands: record, decommission, list, describe."""
+"""`deployment` commands: record, decommission, list, describe, sync."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ from deploytrack.cli.output import (
 from deploytrack.cli.params import (
     DEPLOYMENT_NAME,
     DIGEST,
+    ENVIRONMENT,
     ID,
     KIND,
     LIMIT,
+    STAGE,
     STATUS,
     filter_options,
     slot_options,
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from deploytrack.registry.options import RegistryOptions
     from deploytrack.services.views.deployments import DeploymentView, RecordResult
     from deploytrack.services.views.detail import DeploymentDetail
+    from deploytrack.services.views.sync import SyncResult, SyncRow
 
 
 @click.group(
@@ -286,6 +289,7 @@ DEPLOYMENTS = Table(
         Column("DEPLOYED AT", lambda v: when(v.created_at)),
         Column("LAST SEEN", lambda v: when(v.last_seen_at), wide=True),
         Column("ENDED AT", lambda v: when(v.ended_at) if v.ended_at else None, wide=True),
+        Column("SOURCE", lambda v: v.source, wide=True),
     ),
     empty="No deployments match.",
 )
@@ -341,6 +345,7 @@ def _tell_detail(detail: DeploymentDetail) -> None:
             ("Superseded by", view.superseded_by),
             ("Promoted from", view.promoted_from),
             ("Rollback of", view.rollback_of),
+            ("Source", view.source),
         ]
     )
     show_admission(detail)  # the stage policy that admitted the record
@@ -348,3 +353,213 @@ def _tell_detail(detail: DeploymentDetail) -> None:
     for att in detail.attestations:
         click.echo("")
         show_attestation(att)
+
+
+# The parser of each --from-* source (deploytrack/observe/), imported only when it runs.
+_SOURCES = {
+    "kubectl": "deploytrack.observe.kubectl",
+    "helm": "deploytrack.observe.helm",
+    "cdevents": "deploytrack.observe.cdevents",
+}
+
+
+@deployment.command("sync")
+@click.option(
+    "--env",
+    "environment",
+    type=ENVIRONMENT,
+    default=None,
+    help="Environment the input shows (required but with --env-from-event).",
+)
+@click.option(
+    "--logical-env", "logical_environment", type=STAGE, required=True, help="Logical environment."
+)
+@click.option(
+    "--from-kubectl",
+    metavar="FILE|-",
+    default=None,
+    help="The JSON of 'kubectl get pods -A -o json' ('-': stdin).",
+)
+@click.option(
+    "--from-helm", metavar="FILE|-", default=None, help="The JSON of 'helm list -A -o json'."
+)
+@click.option(
+    "--from-cdevents",
+    metavar="FILE|-",
+    default=None,
+    help="CDEvents, one JSON object a line (service.deployed, upgraded, rolledback, removed).",
+)
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Only this namespace (repeatable; kubectl and helm): the others are skipped.",
+)
+@click.option(
+    "--name-template",
+    default=None,
+    metavar="T",
+    help="Deployment name of each artifact, e.g. '{namespace}-{workload}-{container}' "
+    "(kubectl) or '{namespace}-{release}' (helm).",
+)
+@click.option(
+    "--chart-repo",
+    default=None,
+    metavar="oci://REGISTRY/PATH",
+    help="Helm: resolve each release's chart as oci://REGISTRY/PATH/NAME:VERSION through "
+    "the registry instead of by the evidence store.",
+)
+@click.option(
+    "--env-from-event",
+    is_flag=True,
+    help="CDEvents: the environment is each event's subject.content.environment.id.",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Decommission the active records of the environment and logical environment "
+    "that the input does not show (kubectl and helm).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 1 when any outcome is not a heartbeat (drift), after printing.",
+)
+@registry_options
+@output_option
+@pass_app
+def deployment_sync(
+    app: App,
+    environment: str | None,
+    logical_environment: str,
+    from_kubectl: str | None,
+    from_helm: str | None,
+    from_cdevents: str | None,
+    namespaces: tuple[str, ...],
+    name_template: str | None,
+    chart_repo: str | None,
+    env_from_event: bool,
+    prune: bool,
+    dry_run: bool,
+    exit_code: bool,
+    output: str,
+    registry: RegistryOptions | None,
+) -> None:
+    """Record what actually runs, from kubectl, helm or CDEvents output.
+
+    Each observed artifact becomes what 'deployment record' would do with it (evidence
+    required, stage policy, heartbeat, supersede), with source 'observed', in one
+    transaction; each ends in one outcome: heartbeat, created, superseded, unattested,
+    refused, skipped or (--prune, CDEvents service.removed) decommissioned. Only input
+    that cannot be read fails the run, and then nothing is written.
+    """
+    given = {
+        name: path
+        for name, path in (
+            ("kubectl", from_kubectl),
+            ("helm", from_helm),
+            ("cdevents", from_cdevents),
+        )
+        if path is not None
+    }
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --from-kubectl, --from-helm, --from-cdevents")
+    ((source, path),) = given.items()
+    if source == "cdevents":
+        if namespaces or name_template is not None:
+            raise click.UsageError(
+                "--namespace and --name-template read kubectl and helm output: an event "
+                "names its deployment itself"
+            )
+        if prune:
+            raise click.UsageError(
+                "--prune needs a snapshot of everything that runs (kubectl, helm): events "
+                "say only what changed"
+            )
+    elif env_from_event:
+        raise click.UsageError("--env-from-event reads CDEvents (--from-cdevents)")
+    if chart_repo is not None and source != "helm":
+        raise click.UsageError("--chart-repo resolves helm charts (--from-helm)")
+    if environment is None and not env_from_event:
+        raise click.UsageError("give --env (or, with --from-cdevents, --env-from-event)")
+    import importlib
+
+    from deploytrack.observe import MAX_INPUT_BYTES
+    from deploytrack.services import sync
+
+    data = _read_observed(path, MAX_INPUT_BYTES)
+    # By name: each parser is another engineer's module, typed where it is defined.
+    parser = importlib.import_module(_SOURCES[source])
+    if source == "cdevents":
+        observed = parser.parse(data, env_from_event=env_from_event)
+    else:
+        observed = parser.parse(data, namespaces=namespaces, name_template=name_template)
+    resolve = sync.chart_resolver(app.store, chart_repo, registry) if source == "helm" else None
+    result = sync.sync(
+        app.store,
+        environment,
+        logical_environment,
+        observed,
+        prune=prune,
+        dry_run=dry_run,
+        resolve_chart=resolve,
+    )
+    render(result, output, text=_tell_sync)
+    if exit_code and result.drift:
+        click.get_current_context().exit(1)
+
+
+def _read_observed(path: str, limit: int) -> bytes:
+    """The input, bounded: stdin for '-', else a regular file (never waited on)."""
+    if path == "-":
+        import sys
+
+        data: bytes = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise click.ClickException(
+                f"stdin is larger than {limit // 2**20} MiB: give the output of one cluster"
+            )
+        return data
+    from deploytrack.services import read_named_file
+
+    return read_named_file(
+        path, "input", limit, f"is larger than {limit // 2**20} MiB: give the output of one cluster"
+    )
+
+
+def _observed_at(row: SyncRow) -> str:
+    """Where a row was seen, in one cell: the source's values joined by '/'."""
+    return "/".join(str(v) for v in row.source.values() if isinstance(v, (str, int)))
+
+
+def _note(row: SyncRow) -> str | None:
+    if row.warning is None:
+        return row.reason
+    return row.warning if row.reason is None else f"{row.reason}; {row.warning}"
+
+
+SYNC_ROWS = Table(
+    (
+        Column("OUTCOME", lambda r: r.outcome),
+        Column("NAME", lambda r: r.deployment_name, 32),
+        Column("KIND", lambda r: r.kind),
+        Column("DIGEST", lambda r: short(r.digest) if r.digest else None),
+        Column("OBSERVED AT", _observed_at, 40),
+        Column("REASON", _note, 60),
+    ),
+    empty="Nothing was observed.",
+)
+
+
+def _tell_sync(result: SyncResult) -> None:
+    SYNC_ROWS.show(result.rows)
+    counts = ", ".join(f"{n} {outcome}" for outcome, n in result.counts.items() if n)
+    where = (
+        f"{safe(result.environment)}/{safe(result.logical_environment)}"
+        if result.environment is not None
+        else f"the events' environments/{safe(result.logical_environment)}"
+    )
+    verb = "Dry run, nothing written: would sync" if result.dry_run else "Synced"
+    click.echo(f"{verb} {len(result.rows)} row(s) into {where}: {counts or 'nothing'}.")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from deploytrack import timeutil
 from deploytrack.services import ServiceError, validate
-from deploytrack.store import Store, models
+from deploytrack.store import Store, models, queries
 from deploytrack.store.models import Environment, LogicalEnvironment
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Catalog(Generic[V]):
         self.events = events
 
     def _get(self, name: str) -> Any:
-        row = self.model.get_or_none(self.model.name == name)
+        row = queries.by_name(self.model, name)
         if row is None:
             raise ServiceError(
                 f"{self.label} {name!r} does not exist: see 'deploytrack {self.command} list'"

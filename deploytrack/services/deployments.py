@@ -12,8 +12,6 @@ import heapq
 import itertools
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from peewee import fn
-
 from deploytrack import timeutil
 from deploytrack.services import ServiceError, validate
 from deploytrack.services.catalog import environments, logical_environments
@@ -26,12 +24,19 @@ if TYPE_CHECKING:
 
     from peewee import Expression
 
-    from deploytrack.services.views.deployments import Kind, Status
+    from deploytrack.services.views.deployments import Kind, Source, Status
     from deploytrack.services.views.detail import DeploymentDetail
 
 DEPLOYED = "deployed"
 SUPERSEDED = "superseded"
 DECOMMISSIONED = "decommissioned"
+DECLARED = "declared"
+OBSERVED = "observed"
+
+
+class NotInEvidence(ServiceError):
+    """record()'s refusal of a digest no attestation names: `deployment sync` reports it as
+    the outcome `unattested`, apart from the refusals of a stage policy."""
 
 
 # Inputs are NamedTuples (immutable, typed, and ~0.1 ms to define where a frozen
@@ -66,6 +71,7 @@ def _view(row: Deployment, environment: str, logical_environment: str) -> Deploy
         policy_id=row.policy_id,
         promoted_from=row.promoted_from,
         rollback_of=row.rollback_of,
+        source=cast("Source", row.source),
     )
 
 
@@ -83,11 +89,13 @@ def record(
     status: str = DEPLOYED,
     promoted_from: int | None = None,
     rollback_of: int | None = None,
+    source: str = DECLARED,
 ) -> RecordResult:
     """Record that `digest` runs at `slot` (or, with status decommissioned, that it stopped).
 
-    `promoted_from` / `rollback_of` (lineage: promote, rollback) are stored on the record
-    this call creates; a heartbeat keeps the active record as it is.
+    `promoted_from` / `rollback_of` (lineage: promote, rollback) and `source` (declared,
+    or observed by `deployment sync`) are stored on the record this call creates; a
+    heartbeat keeps the active record as it is.
     """
     validate.kind(slot.kind)
     validate.deployment_name(slot.deployment_name)
@@ -96,7 +104,9 @@ def record(
         raise ServiceError("a decommissioning is neither a promotion nor a rollback")
 
     with store.write() as log:
-        result = _record(store, slot, digest, artifact_ref, status, promoted_from, rollback_of)
+        result = _record(
+            store, slot, digest, artifact_ref, status, promoted_from, rollback_of, source
+        )
         if result.action in ("created", "superseded"):
             if promoted_from is not None:
                 log.log("deployment.promoted")
@@ -121,16 +131,17 @@ def _record(
     status: str,
     promoted_from: int | None,
     rollback_of: int | None,
+    source: str = DECLARED,
 ) -> RecordResult:
     """record()'s rules, inside its transaction."""
     env = environments.get(store, slot.environment)
     stage = logical_environments.get(store, slot.logical_environment)
     if not queries.digest_in_evidence(digest):
-        raise ServiceError(f"{digest} {validate.NOT_IN_EVIDENCE}")
+        raise NotInEvidence(f"{digest} {validate.NOT_IN_EVIDENCE}")
     # Taken under the write lock, so times follow commit order across processes.
     now = timeutil.now_us()
     of_slot = queries.in_slot(env.id, stage.id, slot.deployment_name, slot.kind)
-    active = queries.active_in(of_slot)
+    active = queries.active_of(env.id, stage.id, slot.deployment_name, slot.kind)
 
     def view(row: Deployment) -> DeploymentView:
         return _view(row, env.name, stage.name)
@@ -155,7 +166,7 @@ def _record(
         decision = policies.admit(stage, digest)
     # The successor's id is known before it exists: the active record must point at it
     # when it stops being `deployed` (the partial unique index allows one at a time).
-    new_id = (Deployment.select(fn.MAX(Deployment.id)).scalar() or 0) + 1
+    new_id = queries.next_record_id()
     previous = None
     if active is None:
         # Records of a slot never overlap in time, even when the clock stepped
@@ -173,7 +184,7 @@ def _record(
         Deployment.update(status=SUPERSEDED, ended_at=now, superseded_by=new_id).where(
             Deployment.id == active.id
         ).execute()
-        previous = Deployment.get_by_id(active.id)
+        previous = queries.record_by_id(active.id)
     Deployment.insert(
         id=new_id,
         environment=env.id,
@@ -188,10 +199,11 @@ def _record(
         policy_id=decision.policy.id if decision is not None and decision.policy else None,
         promoted_from=promoted_from,
         rollback_of=rollback_of,
+        source=source,
     ).execute()
     if decision is not None:
         policies.remember_admission(new_id, decision, now)
-    created = Deployment.get_by_id(new_id)
+    created = queries.record_by_id(new_id)
     if previous is None:
         return RecordResult("created", view(created))
     return RecordResult("superseded", view(created), view(previous))
@@ -230,7 +242,7 @@ def _decommission(
         Deployment.update(status=DECOMMISSIONED, ended_at=ended).where(
             Deployment.id == active.id
         ).execute()
-        return RecordResult("decommissioned", view(Deployment.get_by_id(active.id)))
+        return RecordResult("decommissioned", view(queries.record_by_id(active.id)))
     newest = queries.newest_in(of_slot)
     if (
         active is None

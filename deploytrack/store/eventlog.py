@@ -52,6 +52,7 @@ Op = Literal["insert", "update", "delete"]
 EventType = Literal[
     "log.started",
     "imported",
+    "schema.migrated",
     "environment.created",
     "environment.updated",
     "environment.deleted",

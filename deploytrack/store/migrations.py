@@ -703,6 +703,42 @@ def m009_admission_identity(db: peewee.Database) -> None:
     )
 
 
+@migration
+def m010_deployment_source(db: peewee.Database) -> None:
+    """Where a record came from: `declared` (record, promote, rollback: what a pipeline
+    said it deployed) or `observed` (`deployment sync`: what a cluster was seen running).
+    Set on insert and never changed, like the record's other columns; a record from before
+    this migration was declared, as nothing else wrote records then.
+
+    Adding the column changes every existing record's image, so each one gets an event
+    with its new image (`log verify` replays it), as m006 imported the rows it found.
+    """
+    from deploytrack.store import eventlog
+
+    statements = [
+        """ALTER TABLE deployment ADD COLUMN source TEXT NOT NULL DEFAULT 'declared'
+            CHECK (source IN ('declared', 'observed'))""",
+        # m001's deployment_immutable shipped and does not know this column: this one does.
+        """CREATE TRIGGER deployment_source_immutable BEFORE UPDATE ON deployment
+            WHEN NEW.source IS NOT OLD.source
+            BEGIN SELECT RAISE(ABORT, 'deployment records are immutable history'); END""",
+    ]
+    for sql in statements:
+        db.execute_sql(sql)
+    table = eventlog.state_tables(db)["deployment"]
+    cursor = db.connection().execute("SELECT * FROM deployment ORDER BY id")
+    appended = False
+    # Row by row from the cursor: a large history is never held in memory whole.
+    for values in cursor:
+        image = table.image(values)
+        change = {"table": "deployment", "op": "update", "key": table.key_of(image)}
+        change["row"] = image
+        eventlog.append(db, "schema.migrated", [change], migration="m010_deployment_source")
+        appended = True
+    if appended:
+        eventlog.seal(db)
+
+
 def applied(db: peewee.Database) -> list[str] | None:
     """Names of applied migrations, or None when the database has no migration table."""
     try:

@@ -136,6 +136,9 @@ class Deployment(BaseModel):
     rollback_of = IntegerField(null=True)
     # Admission (m002_evidence_trust): the stage policy version that admitted the record.
     policy_id = IntegerField(null=True)
+    # Where it came from (m010_deployment_source): declared (record, promote, rollback) or
+    # observed (sync), set once on insert.
+    source = CharField(default="declared")
 
     if TYPE_CHECKING:  # peewee adds these at runtime
         id: AutoField[int]

@@ -18,6 +18,9 @@ Kind = Literal["CONTAINER_IMAGE", "HELM_CHART"]
 # newer record of the slot.
 Status = Literal["deployed", "superseded", "decommissioned"]
 Action = Literal["created", "superseded", "heartbeat", "decommissioned", "unchanged"]
+# Where a record came from: declared (record, promote, rollback: what a pipeline said it
+# deployed) or observed (`deployment sync`: what was seen running).
+Source = Literal["declared", "observed"]
 
 
 class DeploymentView(NamedTuple):
@@ -37,6 +40,7 @@ class DeploymentView(NamedTuple):
     # Lineage: the record a promotion copied / the earlier record a rollback restored.
     promoted_from: int | None
     rollback_of: int | None
+    source: Source
 
 
 class RecordResult(NamedTuple):
