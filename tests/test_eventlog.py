@@ -277,3 +277,29 @@ def test_only_what_the_schema_allows_is_captured(store: Store) -> None:
     }
     expected = {f"deploytrack_capture_{t.name}_{op}" for t in tables.values() for op in t.captured}
     assert names == expected
+
+
+def test_a_migration_that_adds_a_column_logs_each_row_again(store: Store, tmp_path: Path) -> None:
+    """What m009 and m010 do for the rows they give a new column: without the events,
+    the log no longer replays to the table; with them (one `schema.migrated` per row), it
+    does."""
+    from deploytrack.store import logcheck
+
+    for name in ("e1", "e2"):
+        environments.create(store, name)
+    with store.write():  # as a migration would: the column, its default on every row
+        store.db.execute_sql("ALTER TABLE environment ADD COLUMN region TEXT DEFAULT 'eu'")
+    store.log._tables = None  # the schema changed under this store (a migration's own)
+    with store.read():
+        assert logcheck.check_state(store.db) == (
+            'environment 1: region is "eu" in the table but absent in event 5'
+        )
+    with store.write():
+        eventlog.log_rows_again(store.db, "environment", "m999_example")
+    added = events(tmp_path / "log.db")[-2:]
+    assert [(e["type"], e["migration"], e["changes"][0]["row"]["region"]) for e in added] == [
+        ("schema.migrated", "m999_example", "eu"),
+        ("schema.migrated", "m999_example", "eu"),
+    ]
+    with store.read():
+        assert logcheck.check_state(store.db) is None

@@ -291,26 +291,33 @@ def test_every_command_escapes_what_it_prints(
     scan("deployment", "diff", *diff, "-o", "wide")
     scan("status")
     scan("status", "-o", "wide")
-    # Sync: an input file with a hostile name, and observations whose sources, reasons and
-    # warnings are hostile (a stand-in for the kubectl parser, which its tests cover).
-    import sys
-    import types
 
-    from deploytrack.observe import Observed
+    # Sync: an input file with a hostile name, holding pods whose names, images and reasons
+    # are hostile (the real kubectl parser reads it: its own tests cover the rules).
+    def pod(name: str, image: str, ready: bool, waiting: str | None = None) -> dict[str, Any]:
+        state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}
+        return {
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": image}]},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [
+                    {"name": "c", "ready": ready, "image": image, "imageID": image, "state": state}
+                ],
+            },
+        }
 
-    def parse(data: bytes, **_: Any) -> list[Observed]:
-        where = {"namespace": f"ns{HOSTILE}", "workload": f"w{HOSTILE}", "container": "c"}
-        return [
-            Observed("api", "CONTAINER_IMAGE", V1, None, where, warning=f"also {HOSTILE}"),
-            Observed("other", "CONTAINER_IMAGE", V2, None, where),
-            Observed(None, "CONTAINER_IMAGE", None, None, where, skip=f"no pod {HOSTILE}"),
-        ]
-
-    observed = types.ModuleType("deploytrack.observe.kubectl")
-    observed.parse = parse  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "deploytrack.observe.kubectl", observed)
     pods = files / f"pods{HOSTILE}.json"
-    pods.write_text("{}")
+    listing = {
+        "kind": "List",
+        "items": [
+            pod("api", f"registry.example/api@{V1}", True),
+            pod(f"bad{HOSTILE}", f"registry.example/x{HOSTILE}@{V2}", True),
+            pod("waiting", f"registry.example/w@{V2}", False, waiting=f"Crash{HOSTILE}"),
+        ],
+    }
+    pods.write_text(json.dumps(listing))
     sync = ("deployment", "sync", "--env", "prod", "--logical-env", "staging")
     scan(*sync, "--from-kubectl", str(pods), "--dry-run")
     scan(*sync, "--from-kubectl", str(pods), "-o", "json")

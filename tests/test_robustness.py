@@ -419,13 +419,29 @@ def test_hostile_attestation_files_are_refused_in_bounded_time_and_memory(
     assert peak_mb < MEMORY_LIMIT_MB, peak_mb
 
 
+# Runs the command from a small process and prints its peak RSS (kilobytes): Linux starts
+# a forked child's high-water mark at its parent's size, and pytest grows to hundreds of
+# megabytes over the suite; a child of this launcher starts from ~10 MB.
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, _, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss)
+"""
+
+
 def _peak_memory_mb(argv: list[str]) -> float:
-    """The child's peak resident memory. An upper bound: Linux starts a forked child's
-    high-water mark at its parent's size (pytest's), so the bound is generous; the README
-    gives the figures measured from a small parent (70 MB for the 50 MB file)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, _, usage = os.wait4(proc.pid, 0)
-    return usage.ru_maxrss / 1024  # kilobytes on Linux
+    """The command's peak resident memory, measured from a small launcher (above), so that
+    what the test process itself holds does not count."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.strip()) / 1024  # kilobytes on Linux
 
 
 # --- broken database files ---------------------------------------------------------------------

@@ -334,11 +334,17 @@ def test_a_dry_run_is_the_real_runs_plan_and_writes_nothing(
 def test_a_chart_is_resolved_by_the_callable_the_command_passes(
     store: Store, db_path: Path
 ) -> None:
-    found = {("web", "1.0.0"): (V1, "web-1.0.0.tgz"), ("api", "2.0.0"): (None, "no match")}
+    from deploytrack.services.charts import ChartMatch
 
-    def resolve(name: str, version: str) -> tuple[str | None, str]:
-        if name == "two":
-            raise ServiceError("two charts match two 1.0.0: sha256:aa…, sha256:bb…")
+    found = {
+        ("web", "1.0.0"): ChartMatch(V1, "found", "web-1.0.0.tgz"),
+        ("api", "2.0.0"): ChartMatch(None, "unattested", "no match"),
+        ("two", "1.0.0"): ChartMatch(
+            None, "skipped", "two charts match two 1.0.0: sha256:aa…, sha256:bb…"
+        ),
+    }
+
+    def resolve(name: str, version: str) -> ChartMatch:
         return found[(name, version)]
 
     def release(name: str, version: str) -> Observed:
@@ -418,6 +424,11 @@ def kubectl_parser(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     module = types.ModuleType("deploytrack.observe.kubectl")
     module.parse = parse  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "deploytrack.observe.kubectl", module)
+    # `from deploytrack.observe import kubectl` reads the package's attribute first: set
+    # once the real parser was imported by an earlier test.
+    import deploytrack.observe
+
+    monkeypatch.setattr(deploytrack.observe, "kubectl", module, raising=False)
     return calls
 
 
@@ -527,6 +538,11 @@ def test_a_parser_refusal_is_one_line_and_writes_nothing(
     module = types.ModuleType("deploytrack.observe.kubectl")
     module.parse = parse  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "deploytrack.observe.kubectl", module)
+    # `from deploytrack.observe import kubectl` reads the package's attribute first: set
+    # once the real parser was imported by an earlier test.
+    import deploytrack.observe
+
+    monkeypatch.setattr(deploytrack.observe, "kubectl", module, raising=False)
     before = snapshot(db_path)
     result = run(*SYNC, "--from-kubectl", "-", input=b"not json")
     assert_refused(result, contains="not JSON")

@@ -37,6 +37,7 @@ from deploytrack.cli.times import TIME, TIME_END
 from deploytrack.digests import normalize_lookup, short
 
 if TYPE_CHECKING:
+    from deploytrack.observe import Observed
     from deploytrack.registry.options import RegistryOptions
     from deploytrack.services.views.deployments import DeploymentView, RecordResult
     from deploytrack.services.views.detail import DeploymentDetail
@@ -355,14 +356,6 @@ def _tell_detail(detail: DeploymentDetail) -> None:
         show_attestation(att)
 
 
-# The parser of each --from-* source (deploytrack/observe/), imported only when it runs.
-_SOURCES = {
-    "kubectl": "deploytrack.observe.kubectl",
-    "helm": "deploytrack.observe.helm",
-    "cdevents": "deploytrack.observe.cdevents",
-}
-
-
 @deployment.command("sync")
 @click.option(
     "--env",
@@ -484,18 +477,11 @@ def deployment_sync(
         raise click.UsageError("--chart-repo resolves helm charts (--from-helm)")
     if environment is None and not env_from_event:
         raise click.UsageError("give --env (or, with --from-cdevents, --env-from-event)")
-    import importlib
-
     from deploytrack.observe import MAX_INPUT_BYTES
     from deploytrack.services import sync
 
     data = _read_observed(path, MAX_INPUT_BYTES)
-    # By name: each parser is another engineer's module, typed where it is defined.
-    parser = importlib.import_module(_SOURCES[source])
-    if source == "cdevents":
-        observed = parser.parse(data, env_from_event=env_from_event)
-    else:
-        observed = parser.parse(data, namespaces=namespaces, name_template=name_template)
+    observed = _parse(source, data, namespaces, name_template, env_from_event, logical_environment)
     resolve = sync.chart_resolver(app.store, chart_repo, registry) if source == "helm" else None
     result = sync.sync(
         app.store,
@@ -509,6 +495,31 @@ def deployment_sync(
     render(result, output, text=_tell_sync)
     if exit_code and result.drift:
         click.get_current_context().exit(1)
+
+
+def _parse(
+    source: str,
+    data: bytes,
+    namespaces: tuple[str, ...],
+    name_template: str | None,
+    env_from_event: bool,
+    logical_environment: str,
+) -> list[Observed]:
+    """The input read by its source's parser (each loaded only when its flag is given)."""
+    if source == "kubectl":
+        from deploytrack.observe import kubectl
+
+        return kubectl.parse(data, namespaces=namespaces, name_template=name_template)
+    if source == "helm":
+        from deploytrack.observe import helm
+
+        return helm.parse(data, namespaces=namespaces, name_template=name_template)
+    from deploytrack.observe import cdevents
+
+    # A deploytrack export holds every logical environment: only this one's events apply.
+    return cdevents.parse(
+        data, env_from_event=env_from_event, logical_environment=logical_environment
+    )
 
 
 def _read_observed(path: str, limit: int) -> bytes:

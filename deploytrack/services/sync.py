@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from deploytrack.digests import short
-from deploytrack.errors import DeploytrackError
 from deploytrack.services import ServiceError, deployments, validate
 from deploytrack.services.catalog import environments, logical_environments
 from deploytrack.services.deployments import DECOMMISSIONED, OBSERVED, Slot
@@ -27,15 +26,15 @@ from deploytrack.store.models import Deployment
 if TYPE_CHECKING:
     from deploytrack.observe import Observed
     from deploytrack.registry.options import RegistryOptions
+    from deploytrack.services.charts import ChartMatch
     from deploytrack.services.views.deployments import Kind
     from deploytrack.services.views.sync import Outcome
 
-# How a chart release (name, version) becomes a digest: the evidence store's match
-# (services/charts.py find_chart) or the registry's (--chart-repo). The digest, or None
-# with the reason (then the release is `unattested`: no evidence names one chart of that
-# name and version). A DeploytrackError it raises (two candidates, a registry that cannot
-# be reached) skips that release with the error's words.
-ChartResolver = Callable[[str, str], tuple[str | None, str]]
+# How a chart release (name, version) becomes a digest: services/charts.py's lookup, in
+# the evidence store or (--chart-repo) the registry. Its ChartMatch says the outcome of a
+# release it cannot give one digest for: `unattested` (nothing names the chart) or
+# `skipped` (several digests do, or the registry could not answer), with the reason.
+ChartResolver = Callable[[str, str], "ChartMatch"]
 
 UNATTESTED = "no attestation names this digest: import one that does, then sync again"
 
@@ -222,12 +221,10 @@ def _one(
     if digest is None and obs.chart is not None:
         if resolve_chart is None:
             return row("skipped", "no digest, and no way to find the chart's (a helm input)")
-        try:
-            digest, why = resolve_chart(*obs.chart)
-        except DeploytrackError as exc:
-            return row("skipped", str(exc))
-        if digest is None:
-            return row("unattested", why)
+        match = resolve_chart(*obs.chart)
+        if match.digest is None:
+            return row("skipped" if match.outcome == "skipped" else "unattested", match.reason)
+        digest = match.digest
     if digest is None:
         return row("skipped", "no digest")
     try:
@@ -277,20 +274,6 @@ def chart_resolver(
 ) -> ChartResolver:
     """How `deployment sync --from-helm` finds a release's chart digest: by the evidence
     store, or with `chart_repo` through the registry (services/charts.py)."""
-    import importlib
+    from deploytrack.services import charts
 
-    # By name: services/charts.py is the helm engineer's module, typed where it is defined.
-    charts = importlib.import_module("deploytrack.services.charts")
-    if chart_repo is None:
-
-        def from_evidence(name: str, version: str) -> tuple[str | None, str]:
-            found: tuple[str | None, str] = charts.find_chart(store, name, version)
-            return found
-
-        return from_evidence
-
-    def from_registry(name: str, version: str) -> tuple[str | None, str]:
-        digest: str = charts.resolve_chart_repo(chart_repo, name, version, registry)
-        return digest, f"{chart_repo.rstrip('/')}/{name}:{version}"
-
-    return from_registry
+    return charts.chart_resolver(store, chart_repo, registry)

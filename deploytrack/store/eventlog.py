@@ -419,6 +419,24 @@ def events(
 # -- setting up ----------------------------------------------------------------------
 
 
+def log_rows_again(db: peewee.Database, table_name: str, migration: str) -> None:
+    """For a migration that changed every row's image of a table (a column added): one
+    `schema.migrated` event per existing row with its new image, so that the log still
+    replays to the table. Row by row from the cursor: a large history is never held in
+    memory whole."""
+    table = state_tables(db)[table_name]
+    order = ", ".join(f'"{k}"' for k in table.key)
+    appended = False
+    for values in _sql(db, f'SELECT * FROM "{table_name}" ORDER BY {order}'):
+        image = table.image(values)
+        change = {"table": table_name, "op": "update", "key": table.key_of(image)}
+        change["row"] = image
+        append(db, "schema.migrated", [change], migration=migration)
+        appended = True
+    if appended:
+        seal(db)
+
+
 def start(db: peewee.Database, new_origin: str) -> None:
     """The log's first event: its origin, which every checkpoint names. Then one
     `imported` event per row that existed before the log (a new database's default

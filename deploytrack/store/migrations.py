@@ -695,12 +695,18 @@ def m008_stage_policy_identity(db: peewee.Database) -> None:
 def m009_admission_identity(db: peewee.Database) -> None:
     """Which keyless verification admitted a record: a rule met by a trusted identity names
     the verification made at admission (identity, issuer, trusted root), as a rule met by a
-    trusted key names the key. Never both."""
+    trusted key names the key. Never both.
+
+    The new column changes the image of every existing admission: each is logged anew.
+    """
+    from deploytrack.store import eventlog
+
     db.execute_sql(
         """ALTER TABLE deployment_admission ADD COLUMN identity_verification_id INTEGER
             REFERENCES attestation_identity_verification (id)
             CHECK (identity_verification_id IS NULL OR public_key_id IS NULL)"""
     )
+    eventlog.log_rows_again(db, "deployment_admission", "m009_admission_identity")
 
 
 @migration
@@ -725,18 +731,7 @@ def m010_deployment_source(db: peewee.Database) -> None:
     ]
     for sql in statements:
         db.execute_sql(sql)
-    table = eventlog.state_tables(db)["deployment"]
-    cursor = db.connection().execute("SELECT * FROM deployment ORDER BY id")
-    appended = False
-    # Row by row from the cursor: a large history is never held in memory whole.
-    for values in cursor:
-        image = table.image(values)
-        change = {"table": "deployment", "op": "update", "key": table.key_of(image)}
-        change["row"] = image
-        eventlog.append(db, "schema.migrated", [change], migration="m010_deployment_source")
-        appended = True
-    if appended:
-        eventlog.seal(db)
+    eventlog.log_rows_again(db, "deployment", "m010_deployment_source")
 
 
 def applied(db: peewee.Database) -> list[str] | None:
