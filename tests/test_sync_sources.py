@@ -123,6 +123,8 @@ def test_prune_decommissions_what_the_cluster_no_longer_runs(
 ) -> None:
     evidence(ok, tmp_path, "alpine", ("docker.io/library/alpine", ALPINE))
     sync(run, "--from-kubectl", str(K3S_DEFAULT))
+    plan = ok("deployment", "sync", *WHERE, "--from-kubectl", str(NEAT), "--prune", "--dry-run")
+    assert "not seen (record 1)" in plan.stdout  # a pruned record was seen nowhere
     _, report = sync(run, "--from-kubectl", str(NEAT), "--prune")
     assert sorted(outcomes(report)) == [
         ("decommissioned", "default.cpu-intensive-app.cpu-burner"),

@@ -541,7 +541,10 @@ def _read_observed(path: str, limit: int) -> bytes:
 
 
 def _observed_at(row: SyncRow) -> str:
-    """Where a row was seen, in one cell: the source's values joined by '/'."""
+    """Where a row was seen, in one cell: the source's values joined by '/' (a record that
+    --prune ended was seen nowhere: its record is named)."""
+    if set(row.source) == {"deployment_id"}:
+        return f"not seen (record {row.source['deployment_id']})"
     return "/".join(str(v) for v in row.source.values() if isinstance(v, (str, int)))
 
 
