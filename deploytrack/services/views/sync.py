@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from deploytrack.services.views.deployments import Kind
 
@@ -17,15 +17,7 @@ Outcome = Literal[
     "skipped",
     "decommissioned",
 ]
-OUTCOMES: Final[tuple[Outcome, ...]] = (
-    "heartbeat",
-    "created",
-    "superseded",
-    "unattested",
-    "refused",
-    "skipped",
-    "decommissioned",
-)
+OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
 
 
 @dataclass(frozen=True)
