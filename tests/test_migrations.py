@@ -114,40 +114,28 @@ def test_a_duplicate_name_is_refused_when_the_module_is_imported(tmp_path: Path)
         migrations.MIGRATIONS[:] = before
 
 
-def test_a_fresh_schema_is_byte_identical_to_the_one_before_the_helpers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("applied", "fixture"),
+    [
+        # m001-m004 as the code before `@migration` and `append_only()` set them up.
+        (4, SCHEMA_AT_M004),
+        # m005 and m006: value salts and the event log.
+        (6, SCHEMA_AT_M006),
+        # m007-m009: keyless verification and identity policies.
+        (9, SCHEMA_AT_M009),
+        # m010: a record's source.
+        (10, SCHEMA_AT_M010),
+    ],
+    ids=["m004", "m006", "m009", "m010"],
+)
+def test_each_shipped_schema_is_byte_identical_to_the_one_it_shipped_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, applied: int, fixture: Path
 ) -> None:
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
-    expected = json.loads(SCHEMA_AT_M004.read_text(encoding="utf-8"))
-    assert schema(fresh(tmp_path)) == expected
-
-
-def test_the_schema_of_the_event_log_is_byte_identical_to_the_one_it_shipped_with(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """m005 and m006 as they shipped: a change to their SQL would leave databases that
-    applied them with another schema than new ones."""
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:6])
-    expected = json.loads(SCHEMA_AT_M006.read_text(encoding="utf-8"))
-    assert schema(fresh(tmp_path)) == expected
-
-
-def test_the_schema_of_keyless_verification_is_the_one_it_shipped_with(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """m007-m009 as they shipped (the fixture was captured from them)."""
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:9])
-    expected = json.loads(SCHEMA_AT_M009.read_text(encoding="utf-8"))
-    assert schema(fresh(tmp_path)) == expected
-
-
-def test_the_schema_of_the_record_source_is_the_one_it_shipped_with(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """m010 as it shipped (the fixture was captured from it)."""
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:10])
-    expected = json.loads(SCHEMA_AT_M010.read_text(encoding="utf-8"))
-    assert schema(fresh(tmp_path)) == expected
+    """A change to a shipped migration's SQL would leave the databases that applied it
+    with another schema than new ones: each fixture was captured when its migrations
+    shipped."""
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:applied])
+    assert schema(fresh(tmp_path)) == json.loads(fixture.read_text(encoding="utf-8"))
 
 
 def test_the_schema_m003_made_is_byte_identical_to_the_one_it_shipped_with(
