@@ -490,6 +490,8 @@ def test_import_answers_exactly_as_the_source(
     target = tmp_path / "imported.db"
     result = json.loads(ok_on(target, "audit", "import", str(bundle), "-o", "json").stdout)
     assert result["database"] == str(target)
+    resolve = ("variable", "resolve", "--logical-env", "production", "--env", "cluster",
+               "--deployment-name", "api", "--reveal")  # fmt: skip
     questions = [
         ("deployment", "list", "--history", "-o", "json"),
         ("deployment", "list", "--at", history["first"], "-o", "json"),
@@ -512,37 +514,14 @@ def test_import_answers_exactly_as_the_source(
         ("logical-environment", "policy", "show", "--name", "production", "-o", "json"),
         ("log", "list", "-o", "json"),
         ("log", "verify", "-o", "json"),
-        (
-            "variable",
-            "resolve",
-            "--logical-env",
-            "production",
-            "--env",
-            "cluster",
-            "--deployment-name",
-            "api",
-            "--reveal",
-            "-o",
-            "json",
-        ),
+        (*resolve, "-o", "json"),
     ]
     for question in questions:
         source, copy = ok_on(db_path, *question), ok_on(target, *question)
         assert source.stdout == copy.stdout, question
     listed = json.loads(ok_on(target, "deployment", "list", "-o", "json").stdout)
     assert {d["source"] for d in listed} == {"declared", "observed"}
-    revealed = ok_on(
-        target,
-        "variable",
-        "resolve",
-        "--logical-env",
-        "production",
-        "--env",
-        "cluster",
-        "--deployment-name",
-        "api",
-        "--reveal",
-    ).stdout
+    revealed = ok_on(target, *resolve).stdout
     assert "s3cret-value" in revealed
     # The events are the source's, byte for byte; the secret is still only ciphertext.
     from conftest import query

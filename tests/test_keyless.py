@@ -593,31 +593,14 @@ def test_one_issuer_serves_every_identity_and_each_can_have_its_own(
     cluster: str, ok: Invoke
 ) -> None:
     google = "https://accounts.google.com"
-    change = _set(
-        ok,
-        "--trusted-identity",
-        "a@example.com",
-        "--trusted-identity-regexp",
-        ".*@example.org",
-        "--trusted-issuer",
-        google,
-        "--trusted-issuer",
-        GITHUB,
-    )
+    identities = ("--trusted-identity", "a@example.com",
+                  "--trusted-identity-regexp", ".*@example.org",
+                  "--trusted-issuer", google, "--trusted-issuer", GITHUB)  # fmt: skip
+    change = _set(ok, *identities)
     pairs = {(i["identity"], i["match"], i["issuer"])
              for i in change["policy"]["trusted_identities"]}  # fmt: skip
     assert pairs == {("a@example.com", "exact", google), (".*@example.org", "regexp", GITHUB)}
-    again = _set(
-        ok,
-        "--trusted-identity",
-        "a@example.com",
-        "--trusted-identity-regexp",
-        ".*@example.org",
-        "--trusted-issuer",
-        google,
-        "--trusted-issuer",
-        GITHUB,
-    )
+    again = _set(ok, *identities)
     assert again["changed"] is False
     both = _set(ok, "--trusted-identity", "a@example.com", "--trusted-identity", "b@example.com",
                 "--trusted-issuer", google)  # fmt: skip
