@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -135,14 +135,19 @@ def _views(rows: Sequence[Attestation]) -> list[AttestationView]:
     ]
 
 
-def parse_sources(sources: Iterable[Source]) -> list[tuple[str, ParsedAttestation]]:
-    """Parse every input before anything is stored: one bad file refuses the whole import."""
+def parse_sources(
+    sources: Iterable[Source], progress: Callable[[int], None] | None = None
+) -> list[tuple[str, ParsedAttestation]]:
+    """Parse every input before anything is stored: one bad file refuses the whole import.
+    `progress(1)` after each source parsed."""
     from deploytrack.evidence import parse_input
 
     parsed: list[tuple[str, ParsedAttestation]] = []
     for source in sources:
         for item in parse_input(source.data, source.name, jsonl=source.jsonl):
             parsed.append((source.name, item))
+        if progress is not None:
+            progress(1)
     return parsed
 
 
