@@ -183,12 +183,15 @@ def screen(raw: bytes) -> list[str]:
     return lines
 
 
-def assert_bar(ran: Ran, label: str) -> None:
-    """Drawn, filled to the end, erased: the screen keeps nothing of it."""
+def assert_bar(ran: Ran, *labels: str) -> None:
+    """Each bar drawn in turn, filled to its end, erased: the screen keeps nothing of them."""
     assert ran.code == 0, (ran.stdout, ran.stderr)
-    assert DRAWN + label.encode() in ran.stderr, ran.stderr
-    last = ran.stderr.rsplit(DRAWN, 1)[1]
-    assert last.startswith(label.encode()) and b"100%" in last, ran.stderr
+    drawn = ran.stderr.split(DRAWN)[1:]
+    for label in labels:
+        mine = [line for line in drawn if line.startswith(label.encode())]
+        assert mine and b"100%" in mine[-1], (label, ran.stderr)
+    shown = [next(x for x in labels if line.startswith(x.encode())) for line in drawn]
+    assert shown == sorted(shown, key=labels.index), ran.stderr  # one bar after the other
     assert screen(ran.stderr) == [], ran.stderr
 
 
@@ -197,7 +200,7 @@ def test_attestation_import_draws_a_bar_on_a_terminal_and_nothing_on_a_pipe(
 ) -> None:
     args = ("attestation", "import", *map(str, files))
     ran = on_terminal(entry_point, tmp_path / "tty.db", *args)
-    assert_bar(ran, "Reading attestations")
+    assert_bar(ran, "Reading attestations", "Storing attestations")
     assert ran.stdout.count("Imported sha256:") == COUNT
     piped = on_pipe(entry_point, tmp_path / "pipe.db", *args)
     assert piped.code == 0 and piped.stderr == b""
@@ -360,12 +363,14 @@ class Counter:
         self.calls += 1
 
 
-def test_log_verify_counts_each_event_in_each_pass(store: Store) -> None:
+def test_log_verify_counts_each_event_of_each_pass_and_each_row(store: Store) -> None:
     from deploytrack.services import log
 
     counter = Counter()
     assert log.verify(store, progress=counter).ok
-    assert counter.done == log.verify_units(store) > 2 * COUNT
+    # Each of the 300 attestations is a row of attestation, blob and attestation_subject;
+    # each synced record a row of deployment: all compared with the replay.
+    assert counter.done == log.verify_units(store) > 2 * COUNT + 4 * COUNT
 
 
 def test_audit_counts_events_blobs_and_bytes(store: Store, tmp_path: Path) -> None:
@@ -398,13 +403,25 @@ def test_sync_counts_each_observed_artifact(store: Store, pods: Path) -> None:
     assert counter.done == counter.calls == len(observed) == COUNT
 
 
-def test_parsing_counts_each_file(files: list[Path]) -> None:
+def test_an_import_counts_each_file_then_each_attestation_twice(
+    files: list[Path], db_path: Path
+) -> None:
     from deploytrack.services import evidence
 
     sources = [evidence.Source(str(path), path.read_bytes()) for path in files]
     counter = Counter()
-    assert len(evidence.parse_sources(sources, progress=counter)) == COUNT
-    assert counter.done == counter.calls == COUNT
+    parsed = evidence.parse_sources(sources, progress=counter)
+    assert len(parsed) == counter.done == counter.calls == COUNT
+    store = open_store(db_path)
+    try:
+        # New, then stored already: the bar of either ends full.
+        for created in (COUNT, 0):
+            stored = Counter()
+            results = evidence.store_parsed(store, parsed, evidence.Overrides(), progress=stored)
+            assert sum(r.created for r in results) == created
+            assert stored.done == 2 * len(parsed)
+    finally:
+        store.close()
 
 
 def test_an_unchanged_database_after_a_refusal_on_a_terminal(

@@ -104,9 +104,9 @@ def attestation_import(
     # not even a new, empty database file.
     with progress("Reading attestations", len(paths)) as advance:
         parsed = evidence.parse_sources(sources, progress=advance)
-    results = evidence.store_parsed(
-        app.store, parsed, evidence.Overrides(project, version, workflow)
-    )
+    overrides = evidence.Overrides(project, version, workflow)
+    with progress("Storing attestations", 2 * len(parsed)) as advance:
+        results = evidence.store_parsed(app.store, parsed, overrides, progress=advance)
     render(results, output, text=lambda done: _tell_imported(done, project, version, workflow))
 
 

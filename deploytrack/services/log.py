@@ -94,9 +94,10 @@ def list_events(
 
 
 def verify_units(store: Store) -> int:
-    """What `verify` reports progress in: each event, checked in the tree, then replayed."""
+    """What `verify` reports progress in: each event, checked in the tree, then replayed;
+    each row of the tables compared with the replay."""
     with store.read():
-        return 2 * eventlog.size(store.db) if logcheck.has_log(store.db) else 0
+        return logcheck.units(store.db) if logcheck.has_log(store.db) else 0
 
 
 def verify(
@@ -110,7 +111,7 @@ def verify(
     given, that each kept checkpoint is this log's, signed by one of the keys when keys are
     given, and extended by the log (check `checkpoints`, after the tree is found sound:
     its consistency proofs are made from the nodes the tree check verified).
-    `progress(1)` after each event of each pass (verify_units in all)."""
+    `progress(1)` after each event of each pass and each row (verify_units in all)."""
     # A file that cannot be read or is no checkpoint is refused before the long checks.
     kept = [checkpoints.load(path) for path in checkpoint_files]
     checks: list[LogCheck] = []

@@ -60,6 +60,14 @@ def has_log(db: peewee.Database) -> bool:
     return row is not None
 
 
+def units(db: peewee.Database) -> int:
+    """The progress `check_tree` then `check_state` report in all: each event in the tree,
+    each event replayed, each row of the tables compared with the replay (as long as the
+    replay itself on a big log)."""
+    rows = sum(_count(db, name) for name in eventlog.state_tables(db))
+    return 2 * eventlog.size(db) + rows
+
+
 def check_tree(db: peewee.Database, progress: Callable[[int], None] | None = None) -> TreeCheck:
     """The tree against its events; `progress(1)` after each event checked."""
     heads = db.execute_sql("SELECT size, root FROM log_tree_head ORDER BY size").fetchall()
@@ -115,12 +123,12 @@ def check_tree(db: peewee.Database, progress: Callable[[int], None] | None = Non
 
 
 def _count(db: peewee.Database, table: str) -> int:
-    return int(db.execute_sql(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return int(db.execute_sql(f'SELECT count(*) FROM "{table}"').fetchone()[0])
 
 
 def check_state(db: peewee.Database, progress: Callable[[int], None] | None = None) -> str | None:
     """Replay the log and compare with the tables; the first difference, or None.
-    `progress(1)` after each event replayed."""
+    `progress(1)` after each event replayed and each row compared."""
     state = replay.Replay()
     try:
         for seq, _time, _type, body, _leaf in eventlog.events(db):
@@ -133,6 +141,8 @@ def check_state(db: peewee.Database, progress: Callable[[int], None] | None = No
         order = ", ".join(f'"{k}"' for k in table.key)
         cursor = db.execute_sql(f'SELECT * FROM "{table.name}" ORDER BY {order}')
         while (values := cursor.fetchone()) is not None:
+            if progress is not None:
+                progress(1)
             image = table.image(values)
             key = table.key_of(image)
             label = replay.row_label(table.name, key)
