@@ -70,10 +70,11 @@ class BundleError(ServiceError):
     """The bundle is malformed, incomplete, or does not verify."""
 
 
-# -- exporting ---------------------------------------------------------------------------
-
-
+# What the commands draw a bar with (cli/progress.py): called with the units just done.
 Progress = Callable[[int], None]
+
+
+# -- exporting ---------------------------------------------------------------------------
 
 
 class _EventStream(io.RawIOBase):
