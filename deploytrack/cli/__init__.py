@@ -211,6 +211,7 @@ COMMANDS = {
     "doctor": "deploytrack.cli.doctor:doctor",
     "log": "deploytrack.cli.log:log",
     "audit": "deploytrack.cli.audit:audit",
+    "metrics": "deploytrack.cli.metrics:metrics",
 }
 cli.lazy.update(COMMANDS)
 
