@@ -257,6 +257,21 @@ def test_months_and_weeks_count_what_falls_in_them(history: History, clock: Cloc
     assert sum(weeks.values()) == 3
 
 
+def test_windows_at_the_ends_of_time(history: History) -> None:
+    # The default start is 90 days before --until, but never before year 1.
+    early = history.metrics("--until", "0001-02-01T00:00:00Z")
+    assert early["since"] == "0001-01-01T00:00:00.000000Z"
+    assert early["deployment_frequency"]["per_interval"][0]["start"] == early["since"]
+    # December 9999 is a whole month, though no month follows it.
+    late = history.metrics("--since", "9999-12-01T00:00:00Z", "--until", "9999-12-31T23:59:59Z",
+                           "--interval", "month")  # fmt: skip
+    assert late["deployment_frequency"]["per_interval"] == [
+        {"start": "9999-12-01T00:00:00.000000Z", "count": 0}
+    ]
+    # 100 years of 365 days, as for durations, is the longest window.
+    history.metrics("--since", "1926-12-15T09:00:00Z", "--until", "2026-11-20T09:00:00Z")
+
+
 def test_an_environment_narrows_the_selection(history: History) -> None:
     history.record(V1, env="prod")
     history.at(hours=1)
@@ -579,6 +594,7 @@ def test_the_table_tells_each_metric(history: History, ok: Invoke) -> None:
         (("--since", "2026-11-20T00:00:00Z", "--until", "2026-11-20T00:00:00Z"), 1,
          "--since is not before --until"),
         (("--since", "1d", "--until", "2d"), 1, "--since is not before --until"),
+        (("--since", "1900-01-01T00:00:00Z"), 1, "the window is longer than 100 years"),
         (("--logical-env", "nowhere"), 1, "logical environment 'nowhere' does not exist"),
         (("--env", "nowhere"), 1, "environment 'nowhere' does not exist"),
         (("--interval", "day"), 2, "'day' is not one of 'week', 'month'"),

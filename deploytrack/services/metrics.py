@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 DAY_US = 86_400 * 1_000_000
 DEFAULT_WINDOW_US = 90 * DAY_US
 DEFAULT_FAILURE_WINDOW_US = 24 * 3600 * 1_000_000
+# 0001-01-01T00:00:00Z, the first instant a time can be written for (a Monday).
+FIRST_US = -62_135_596_800 * 1_000_000
 # Rows per `IN (...)` list: well under SQLite's and PostgreSQL's parameter limits.
 _CHUNK = 500
 HALF = Fraction(1, 2)
@@ -98,9 +100,14 @@ _COLUMNS = (
 def compute(store: Store, query: MetricsQuery) -> Metrics:
     """The metrics of `query`'s selection over [since, until)."""
     until = timeutil.now_us() if query.until is None else query.until
-    since = until - DEFAULT_WINDOW_US if query.since is None else query.since
+    # The default start stays within the times RFC 3339 can print (year 1 on).
+    since = max(until - DEFAULT_WINDOW_US, FIRST_US) if query.since is None else query.since
     if since >= until:
         raise ServiceError("--since is not before --until: give a window that ends after it starts")
+    if until - since > timeutil.MAX_DURATION_US:
+        # Every day and interval of the window is walked and listed: a window of millennia
+        # would take seconds and megabytes to say nothing more.
+        raise ServiceError("the window is longer than 100 years: give a later --since")
     if query.failure_window_us < 0:
         raise ServiceError("the failure window is negative: give a duration such as 24h")
     with store.read():
@@ -370,9 +377,12 @@ def _month_start(us: int) -> int:
 
 
 def _next_month(start: int) -> int:
+    """The first of the next month, counted in days: after December 9999 there is no date,
+    but the window's end may be in it."""
+    import calendar
+
     moment = timeutil.from_us(start)
-    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    return timeutil.to_us(moment.replace(year=year, month=month))
+    return start + calendar.monthrange(moment.year, moment.month)[1] * DAY_US
 
 
 def per_interval(
