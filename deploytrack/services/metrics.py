@@ -225,16 +225,23 @@ def _failures(
 
 
 def _next_in_slot(record: _Record, selected: Expression) -> int | None:
-    """When the first record after a decommissioned one started in its slot, or None."""
-    later = _records(
-        selected
-        & (Deployment.environment == record.environment_id)
-        & (Deployment.deployment_name == record.deployment_name)
-        & (Deployment.kind == record.kind)
-        & (Deployment.created_at >= record.created_at)
-        & (Deployment.id != record.id)
+    """When the first record after a decommissioned one started in its slot, or None.
+    Records of a slot never overlap and get increasing ids: the next one is the oldest with
+    a larger id."""
+    later = (
+        Deployment.select(Deployment.created_at)
+        .where(
+            selected
+            & (Deployment.environment == record.environment_id)
+            & (Deployment.deployment_name == record.deployment_name)
+            & (Deployment.kind == record.kind)
+            & (Deployment.id > record.id)
+        )
+        .order_by(Deployment.id)
+        .limit(1)
+        .scalar()
     )
-    return later[0].created_at if later else None
+    return None if later is None else int(later)
 
 
 # --- lead time for changes -------------------------------------------------------------
@@ -266,7 +273,7 @@ def _lead_times(
             continue
         start = built.get(record.digest)
         if start is None:
-            continue  # evidence removed by hand: nothing to measure from
+            continue  # no evidence names it (the schema refuses such a record)
         moment, from_evidence = start
         from_import += not from_evidence
         # A build time after the deployment (clocks that disagree) counts as no wait.
