@@ -606,3 +606,29 @@ def test_refusals(
     history: History, refuse: Invoke, args: tuple[str, ...], code: int, message: str
 ) -> None:
     refuse("metrics", *args, code=code, contains=message)
+
+
+# --- from Python, as the report calls it ---------------------------------------------------
+
+
+def test_compute_gives_the_report_its_samples(history: History, db_path: Path) -> None:
+    from deploytrack.services import ServiceError
+    from deploytrack.services.metrics import MetricsQuery, compute
+    from deploytrack.store import open_store
+
+    now = history.clock.now
+    history.attest(V2, SLSA_V1, built(now - 3 * HOUR * US))
+    history.record(V2)  # 3 hours after its build
+    history.at(hours=2)
+    history.record(V1)  # 2 hours after its import (the fixture's, no build time)
+    history.at(hours=1)
+    store = open_store(str(db_path))
+    try:
+        found = compute(store, MetricsQuery())
+        assert found.lead_time_samples == (3 * HOUR, 2 * HOUR)
+        assert found.lead_time.from_import_time == 1
+        assert (found.until, found.since) == (now + 3 * HOUR * US, now - (90 * DAY - 3 * HOUR) * US)
+        with pytest.raises(ServiceError, match="the failure window is negative"):
+            compute(store, MetricsQuery(failure_window_us=-1))
+    finally:
+        store.close()
