@@ -232,6 +232,7 @@ COMMANDS = {
     "log": "deploytrack.cli.log:log",
     "audit": "deploytrack.cli.audit:audit",
     "db": "deploytrack.cli.db:db",
+    "metrics": "deploytrack.cli.metrics:metrics",
 }
 cli.lazy.update(COMMANDS)
 
