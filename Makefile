@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 BENCH_VENV := .venv-bench
+# `make demo DB=postgresql`: the demo against a throwaway PostgreSQL server.
+DB ?= sqlite
 
 .PHONY: demo test lint bench clean system-deps docs
 
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) demo/run.py
+	$(PY) demo/run.py --backend $(DB)
 
 system-deps:
 	@sh scripts/system-deps.sh

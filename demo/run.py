@@ -6,16 +6,25 @@ written there, followed by what it printed; a command that exits otherwise than 
 README says (0, or the `# exit N` of its comment) stops the demo. Then a few more looks.
 It uses only files shipped in demo/ and needs no network; the database and the secrets
 key live in a temporary folder that is removed at the end.
+
+`make demo DB=postgresql` (`python demo/run.py --backend postgresql`) runs the same
+workflow against a throwaway PostgreSQL server started by scripts/pgtemp.py (Debian's
+`postgresql`, as the tests start it): the README's `export DEPLOYTRACK_DB=...` line
+becomes the server's URL, followed by `deploytrack db migrate` (a server database is
+never migrated by opening it), and the server is stopped and removed at the end.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import re
 import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SECTION = "## The typical workflow"
 BIN = Path(sys.executable).parent  # the venv's bin: `deploytrack` is installed there
+SCRIPTS = ROOT / "scripts"
+# The README's first command chooses the database; on PostgreSQL it is replaced.
+CHOOSE_DB = "export DEPLOYTRACK_DB="
 
 MORE_LOOKS = [
     "deploytrack deployment diff --from-env k8s-staging --from-logical-env staging"
@@ -90,11 +102,59 @@ def script(all_steps: list[Step]) -> str:
     return "\n".join(out) + "\n"
 
 
+def on_server(all_steps: list[Step], url: str) -> list[Step]:
+    """The workflow on a PostgreSQL database: the README's choice of a database file
+    becomes the server's URL, then `db migrate` sets up its schema."""
+    at = [i for i, step in enumerate(all_steps) if step.text.startswith(CHOOSE_DB)]
+    if len(at) != 1:
+        raise SystemExit(f"the README's workflow no longer starts with one {CHOOSE_DB}...")
+    server = [
+        Step(
+            "# A throwaway PostgreSQL server (scripts/pgtemp.py) instead of a file:", comment=True
+        ),
+        Step(CHOOSE_DB + shlex.quote(url)),
+        Step("deploytrack db migrate"),
+    ]
+    return all_steps[: at[0]] + server + all_steps[at[0] + 1 :]
+
+
+@contextlib.contextmanager
+def postgresql() -> Iterator[str]:
+    """A throwaway server with one empty database; its URL. Stopped and removed after."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import pgtemp
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    server = pgtemp.start()
+    try:
+        print(f"# PostgreSQL started on port {server.port}, data in {server.folder}", flush=True)
+        subprocess.run(
+            [pgtemp._bin("createdb"), "-h", "127.0.0.1", "-p", str(server.port),
+             "-U", server.user, "demo"],
+            check=True,
+        )  # fmt: skip
+        yield server.url_for("demo")
+    finally:
+        server.stop()
+        print(f"# PostgreSQL stopped; {server.folder} removed", flush=True)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    args = parser.parse_args()
     blocks = workflow_blocks(README.read_text(encoding="utf-8"))
     all_steps = [step for block in blocks for step in steps(block)]
     all_steps.append(Step("# --- A few more looks", comment=True))
     all_steps += [Step(command) for command in MORE_LOOKS]
+    with contextlib.ExitStack() as stack:
+        if args.backend == "postgresql":
+            all_steps = on_server(all_steps, stack.enter_context(postgresql()))
+        run(all_steps, args.backend)
+
+
+def run(all_steps: list[Step], backend: str) -> None:
     with tempfile.TemporaryDirectory(prefix="deploytrack-demo-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOYTRACK_")}
         env.update(
@@ -104,7 +164,12 @@ def main() -> None:
             TMPDIR=tmp,
             DEPLOYTRACK_SECRETS_KEY_FILE=str(Path(tmp) / "secrets.key"),
         )
-        print(f"# The typical workflow of README.md, on a throwaway database in {tmp}\n")
+        if backend == "postgresql":
+            print(
+                f"# The typical workflow of README.md, on a throwaway PostgreSQL (files in {tmp})\n"
+            )
+        else:
+            print(f"# The typical workflow of README.md, on a throwaway database in {tmp}\n")
         sys.stdout.flush()
         done = subprocess.run(["sh", "-c", script(all_steps)], cwd=ROOT, env=env, check=False)
         if done.returncode:

@@ -16,8 +16,10 @@ import importlib.util
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -267,12 +269,14 @@ def test_readme_workflow_runs_as_printed_on_a_fresh_database(tmp_path: Path) -> 
     assert sorted(p.name for p in work.iterdir()) == ["demo"]
 
 
-def test_make_demo_runs_the_readme_commands(tmp_path: Path) -> None:
-    env = _user_env(tmp_path)
+def _demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """`demo/run.py ARGS` as `make demo` runs it; its output, once it ran every README
+    command in order (but the one choosing the database, which `--backend postgresql`
+    replaces)."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "demo" / "run.py")],
+        [sys.executable, str(ROOT / "demo" / "run.py"), *args],
         cwd=ROOT,
-        env=env,
+        env=env or _user_env(tmp_path),
         capture_output=True,
         text=True,
         check=False,
@@ -280,12 +284,50 @@ def test_make_demo_runs_the_readme_commands(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     position = 0
     for command in _runnable():
+        if args and command.startswith("export DEPLOYTRACK_DB="):
+            continue
         found = done.stdout.find(f"\n$ {command}\n", position)
         assert found >= 0, f"make demo does not run this README command (in order):\n{command}"
         position = found + 1
+    return done.stdout
+
+
+def test_make_demo_runs_the_readme_commands(tmp_path: Path) -> None:
+    _demo(tmp_path)
     # Its database and secrets key went with its temporary folder.
     assert list((tmp_path / "tmp").iterdir()) == []
     assert not (tmp_path / "home" / "config" / "deploytrack").exists()
+
+
+@pytest.mark.xfail(
+    reason="doctor and audit export on PostgreSQL are ported by pgstore: remove at its merge",
+    strict=True,
+)
+def test_make_demo_db_postgresql_runs_the_readme_commands_on_a_throwaway_server(
+    tmp_path: Path,
+) -> None:
+    env = _user_env(tmp_path)
+    # The server's folder is made in TMPDIR, and run as root its files belong to the
+    # `postgres` user, who must reach them: a folder of its own under /tmp, not tmp_path.
+    tmp = Path(tempfile.mkdtemp(prefix="deploytrack-demo-test-"))
+    tmp.chmod(0o755)
+    try:
+        out = _demo(tmp_path, "--backend", "postgresql", env={**env, "TMPDIR": str(tmp)})
+        chosen = re.findall(r"^\$ export DEPLOYTRACK_DB=(\S+)$", out, flags=re.M)
+        assert chosen and all(url.startswith("postgresql://") for url in chosen), chosen
+        assert (
+            out.index(f"$ export DEPLOYTRACK_DB={chosen[0]}\n")
+            < out.index("\n$ deploytrack db migrate\nApplied ")
+            < out.index("\n$ deploytrack attestation import ")
+        )
+        port = int(chosen[0].rsplit(":", 1)[1].split("/")[0])
+        # The server was stopped and its files removed, the demo's own with them.
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        assert list(tmp.iterdir()) == []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not list((tmp_path / "home").rglob("deploytrack.db"))
 
 
 def test_readme_set_up_and_development_blocks_name_what_exists() -> None:
