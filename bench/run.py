@@ -6,31 +6,35 @@ calls deploytrack), measured beside its floor in the same run:
 1. hot path: record (new, heartbeat), list, status vs a Python + sqlite3 floor script,
    and vs the import of the stack alone (click, peewee; tabulate for tables);
 2. scale: the same commands on 1,000,000 records over 10,000 slots vs 1,000 records,
-   and `record` on a log of 1,000,000 events vs one of 1,000;
+   and `record` on a log of 1,000,000 events vs one of 1,000; on SQLite, and on
+   PostgreSQL (the same databases, copied into a throwaway server by bench/pgload.py);
 3. attestation import of 10,000 small statements in one call;
 4. record --oci-ref against a local registry vs one HEAD request by curl, and the
    number of HTTP requests one resolve makes; attestation pull of an image with three
    referrers, and the HTTP requests it makes;
-5. 8 concurrent writers: records per second and the slowest single command;
+5. 8 concurrent writers: records per second and the slowest single command, on SQLite
+   and on PostgreSQL, and the ratio of the two;
 6. the audit bundle: export, verify and import of a log of 10,000 and 100,000 events,
    time and peak memory of each (bench/audit.py);
 7. `deployment sync` of a synthetic cluster of 10,000 pods, first sync and the next
    (bench/sync.py).
 
     python bench/run.py [--runs N] [--scale-records N] [--skip-scale] [--skip-registry]
-                        [--only-hot] [--only-scale]
+                        [--skip-postgresql] [--only-hot] [--only-scale]
 
 (`make bench BENCH_ARGS=--only-hot` runs section 1 alone, in about a minute; the big
 databases of section 2 are built once into build/bench and reused while the code that
-builds them, and the store's, is unchanged.)
+builds them, and the store's, is unchanged; their PostgreSQL copies as pg_dump files.)
 
-Plain Python and public tools only (docker-registry, skopeo, curl from Debian).
+Plain Python and public tools only (docker-registry, skopeo, curl, postgresql from Debian:
+scripts/pgtemp.py starts the throwaway server, as the tests do).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -45,7 +49,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,7 @@ SCALE = str(HERE / "scale.py")
 AUDIT = str(HERE / "audit.py")
 EVENTS = str(HERE / "events.py")
 SYNC = str(HERE / "sync.py")
+PGLOAD = str(HERE / "pgload.py")
 # Built databases are kept here between runs (`make clean` removes them), under a name
 # that changes with the code that builds them or the schema and log they hold.
 CACHE = REPO / "build" / "bench"
@@ -253,11 +258,70 @@ def build(path: Path, script: str = SCALE, **shape: int) -> dict[str, Any]:
         facts.write_text(facts_text)
     info: dict[str, Any] = json.loads(facts.read_text())
     info["reused"] = reused
+    info["cache"] = str(cached)
     shutil.copyfile(cached, path)
     return info
 
 
-def scale(work: Path, runs: int, big_records: int) -> tuple[Rows, list[str]]:
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+def pgtemp() -> Any:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import pgtemp as module
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return module
+
+
+@contextlib.contextmanager
+def pg_server() -> Iterator[Any]:
+    """A throwaway PostgreSQL (scripts/pgtemp.py), stopped and removed after."""
+    server = pgtemp().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def pg_database(server: Any, name: str) -> str:
+    """A new, empty database on the bench's server; its URL."""
+    run([pgtemp()._bin("createdb"), "-h", "127.0.0.1", "-p", str(server.port),
+         "-U", server.user, name])  # fmt: skip
+    return str(server.url_for(name))
+
+
+def pg_copy(server: Any, built: dict[str, Any], name: str) -> dict[str, Any]:
+    """The SQLite database `build()` made, as a PostgreSQL database `name` on `server`
+    (bench/pgload.py), or restored from the pg_dump file a previous run kept beside it;
+    its URL is info["url"]."""
+    tools = pgtemp()
+    cached = Path(built["cache"])
+    code = hashlib.sha256(Path(PGLOAD).read_bytes()).hexdigest()[:8]
+    dump = cached.with_name(f"{cached.stem}-pg{code}.pgdump")
+    facts = dump.with_suffix(".pgjson")
+    url = pg_database(server, name)
+    started = time.monotonic()
+    reused = dump.exists() and facts.exists()
+    if reused:
+        run([tools._bin("pg_restore"), "--no-owner", "-j", "2", "-d", url, str(dump)])
+        # A dump carries no planner statistics: gather them, as after the first load.
+        run([tools._bin("psql"), "-q", "-c", "ANALYZE", url])
+    else:
+        for stale in CACHE.glob(f"{cached.stem}-pg*"):
+            stale.unlink()
+        loaded = json.loads(run([PY, PGLOAD, str(cached), url]).stdout)
+        building = dump.with_suffix(".building")
+        run([tools._bin("pg_dump"), "-Fc", "-f", str(building), url])
+        building.rename(dump)
+        facts.write_text(json.dumps(loaded))
+    info: dict[str, Any] = json.loads(facts.read_text())
+    info.update(url=url, reused=reused, restored=time.monotonic() - started)
+    return info
+
+
+def scale(work: Path, runs: int, big_records: int, server: Any) -> tuple[Rows, list[str]]:
     small_db, big_db = work / "small.db", work / "big.db"
     depth = 100
     keys = max(20, big_records // depth)
@@ -271,13 +335,26 @@ def scale(work: Path, runs: int, big_records: int) -> tuple[Rows, list[str]]:
     built = time.monotonic() - started
     # The small log must be one `log verify` accepts: the bulk events are real ones.
     run([EXE, "--db", str(small_log), "log", "verify"])
+    on_pg: dict[str, dict[str, Any]] = {}
+    if server is not None:
+        started = time.monotonic()
+        for name, info in (("small", small), ("big", big), ("small_log", small_events),
+                           ("big_log", big_events)):  # fmt: skip
+            on_pg[name] = pg_copy(server, info, f"bench_{name}")
+        pg_built = time.monotonic() - started
+        # The copy is the same database: its log verifies with the same root.
+        roots = [
+            re.search(r"^Root: (\S+)$", run([EXE, "--db", db, "log", "verify"]).stdout, re.M)
+            for db in (str(small_log), on_pg["small_log"]["url"])
+        ]
+        assert roots[0] and roots[1] and roots[0][1] == roots[1][1], roots
     at = "2025-01-02T01:30:00Z"  # inside both histories (versions 25 of each)
     slice_ = ["--env", "e0", "--logical-env", "production"]
 
-    def commands(db: Path) -> dict[str, Callable[[int], Sequence[str]]]:
-        dt = [EXE, "--db", str(db)]
+    def commands(db: str, small: bool) -> dict[str, Callable[[int], Sequence[str]]]:
+        dt = [EXE, "--db", db]
         rec = [*dt, "deployment", "record", *slice_, "--kind", "CONTAINER_IMAGE"]
-        last = 49 if db == small_db else depth - 1
+        last = 49 if small else depth - 1
         return {
             "record (heartbeat)": lambda i: [*rec, "--deployment-name", "svc-0",
                                              "--digest", digest(f"svc-0@{last}")],
@@ -291,8 +368,8 @@ def scale(work: Path, runs: int, big_records: int) -> tuple[Rows, list[str]]:
                                           "--to-logical-env", "production"],
         }  # fmt: skip
 
-    def log_commands(db: Path) -> dict[str, Callable[[int], Sequence[str]]]:
-        rec = [EXE, "--db", str(db), "deployment", "record", *slice_, "--kind",
+    def log_commands(db: str, small: bool) -> dict[str, Callable[[int], Sequence[str]]]:
+        rec = [EXE, "--db", db, "deployment", "record", *slice_, "--kind",
                "CONTAINER_IMAGE"]  # fmt: skip
         return {
             "record (new), event log": lambda i: [
@@ -302,24 +379,35 @@ def scale(work: Path, runs: int, big_records: int) -> tuple[Rows, list[str]]:
                 *rec, "--deployment-name", "svc-0", "--digest", digest("svc-0")],
         }  # fmt: skip
 
-    # One set of turns for all databases, so a burst of load elsewhere hits them alike.
-    pairs = [(small_db, big_db, commands), (small_log, big_log, log_commands)]
+    # One set of turns for all databases (of both backends), so a burst of load elsewhere
+    # hits them alike.
+    pairs = [(str(small_db), str(big_db), commands), (str(small_log), str(big_log), log_commands)]
+    if on_pg:
+        pairs += [
+            (on_pg["small"]["url"], on_pg["big"]["url"], commands),
+            (on_pg["small_log"]["url"], on_pg["big_log"]["url"], log_commands),
+        ]
     both = {
-        (db, name): make
-        for small_path, big_path, cases in pairs
-        for db in (small_path, big_path)
-        for name, make in cases(db).items()
+        f"{db} {name}": make
+        for small_db_, big_db_, cases in pairs
+        for db, small_one in ((small_db_, True), (big_db_, False))
+        for name, make in cases(db, small_one).items()
     }
-    m = medians({f"{db.name} {name}": make for (db, name), make in both.items()}, runs)
+    m = medians(both, runs)
+
+    def held(small_db_: str, big_db_: str, name: str) -> list[str]:
+        low, high = m[f"{small_db_} {name}"], m[f"{big_db_} {name}"]
+        ratio_ = high / low
+        return [f"{low:.0f} ms", f"{high:.0f} ms",
+                f"{ratio_:.2f}x {'met' if ratio_ <= SCALE_TARGET else 'MISSED'}"]  # fmt: skip
+
     rows = []
-    for small_path, big_path, cases in pairs:
-        for name in cases(small_path):
-            low, high = m[f"{small_path.name} {name}"], m[f"{big_path.name} {name}"]
-            held = high / low
-            rows.append([
-                f"`{name}`", f"{low:.0f} ms", f"{high:.0f} ms", f"{held:.2f}x",
-                f"≤ {SCALE_TARGET:.2f}x: {'met' if held <= SCALE_TARGET else 'MISSED'}",
-            ])  # fmt: skip
+    for k, (small_db_, big_db_, cases) in enumerate(pairs[:2]):
+        for name in cases(small_db_, True):
+            row = [f"`{name}`", *held(small_db_, big_db_, name)]
+            if on_pg:
+                row += held(pairs[k + 2][0], pairs[k + 2][1], name)
+            rows.append(row)
 
     def how(info: dict[str, Any]) -> str:
         built = f"built in {info['seconds']:.0f} s"
@@ -338,7 +426,22 @@ def scale(work: Path, runs: int, big_records: int) -> tuple[Rows, list[str]]:
         "events included)",
         "every command is limited to the slice e0/production (10 slots, present in both): "
         "the rows printed are the same, only the history around them differs",
+        f"target: big ≤ {SCALE_TARGET:.2f}x small, on each backend",
     ]
+    if on_pg:
+        pg = on_pg["big"]
+        how_pg = (
+            f"restored from its pg_dump in build/bench in {pg['restored']:.0f} s (copied once "
+            f"in {pg['seconds']:.0f} s)"
+            if pg["reused"]
+            else f"copied in {pg['seconds']:.0f} s"
+        )
+        notes.append(
+            f"PostgreSQL: the same four databases, copied row for row into a throwaway server "
+            f"(bench/pgload.py; the big one {pg['rows']:,} rows, {how_pg}; "
+            f"{pg['bytes'] / 1e6:.0f} MB on the server); all four took {pg_built:.0f} s; "
+            "the small log's copy verifies with the SQLite log's root"
+        )
     return rows, notes
 
 
@@ -623,10 +726,24 @@ print(json.dumps(lat))
 """
 
 
-def writers(work: Path, count: int = 8, each: int = 50) -> Rows:
-    db = work / "writers.db"
+def concurrent(work: Path, server: Any) -> Rows:
+    """8 writers on SQLite, then on PostgreSQL, and the ratio of their throughputs."""
+    sqlite_row, sqlite_rate = writers(work / "sqlite", str(work / "writers.db"), "SQLite")
+    if server is None:
+        return [sqlite_row]
+    url = pg_database(server, "bench_writers")
+    run([EXE, "--db", url, "db", "migrate"])
+    pg_row, pg_rate = writers(work / "postgresql", url, "PostgreSQL")
+    return [sqlite_row, pg_row,
+            ["PostgreSQL / SQLite", "", f"{pg_rate / sqlite_rate:.2f}x", ""]]  # fmt: skip
+
+
+def writers(
+    work: Path, db: str, backend: str, count: int = 8, each: int = 50
+) -> tuple[list[str], float]:
+    work.mkdir()
     labels = [f"w-{w}-{i}" for w in range(count) for i in range(each)]
-    dt = [EXE, "--db", str(db)]
+    dt = [EXE, "--db", db]
     run([*dt, "attestation", "import", str(evidence_file(work / "w.json", labels))])
     run([*dt, "environment", "create", "--name", "e"])
     driver = work / "driver.py"
@@ -653,9 +770,10 @@ def writers(work: Path, count: int = 8, each: int = 50) -> Rows:
         latencies += json.loads(out)
     wall = time.perf_counter() - start
     total = count * each
-    return [[f"{count} concurrent writers × {each} `record` commands", f"{wall:.1f} s",
-             f"{total / wall:.1f} records/s", f"slowest command {max(latencies) * 1000:.0f} ms, "
-             f"median {statistics.median(latencies) * 1000:.0f} ms"]]  # fmt: skip
+    return [f"{backend}: {count} concurrent writers × {each} `record` commands",
+            f"{wall:.1f} s", f"{total / wall:.1f} records/s",
+            f"slowest command {max(latencies) * 1000:.0f} ms, "
+            f"median {statistics.median(latencies) * 1000:.0f} ms"], total / wall  # fmt: skip
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -680,10 +798,13 @@ def machine() -> str:
     )
 
 
-def print_scale(work: Path, runs: int, records: int) -> None:
-    rows, notes = scale(work, runs, records)
+def print_scale(work: Path, runs: int, records: int, server: Any) -> None:
+    rows, notes = scale(work, runs, records, server)
     print("## 2. Scale: big database against a small one\n")
-    print(table(["command", "small", "big", "ratio", "target"], rows))
+    headers = ["command", "SQLite small", "SQLite big", "ratio"]
+    if server is not None:
+        headers += ["PostgreSQL small", "PostgreSQL big", "ratio"]
+    print(table(headers, rows))
     print("\n" + "\n".join(f"- {n}" for n in notes) + "\n", flush=True)
 
 
@@ -694,6 +815,9 @@ def main() -> None:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-registry", action="store_true")
     parser.add_argument(
+        "--skip-postgresql", action="store_true", help="no PostgreSQL columns (no server started)"
+    )
+    parser.add_argument(
         "--only-hot", action="store_true", help="only the hot path (section 1), for iterating"
     )
     parser.add_argument(
@@ -703,9 +827,24 @@ def main() -> None:
 
     print(f"deploytrack benchmark, {datetime.now(UTC):%Y-%m-%d}, {machine()}\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="deploytrack-bench-") as tmp:
-        work = Path(tmp)
+        sections(Path(tmp), args)
+
+
+def sections(work: Path, args: argparse.Namespace) -> None:
+    with contextlib.ExitStack() as stack:
+        started: list[Any] = []
+
+        def server() -> Any:
+            """The throwaway PostgreSQL, started when first needed (after the hot path,
+            which it would otherwise share the cores with)."""
+            if args.skip_postgresql:
+                return None
+            if not started:
+                started.append(stack.enter_context(pg_server()))
+            return started[0]
+
         if args.only_scale:
-            print_scale(work, max(5, args.runs // 2), args.scale_records)
+            print_scale(work, max(5, args.runs // 2), args.scale_records, server())
             return
         print("## 1. Hot path: whole process against its stack and its floor\n")
         print(table(["command", "deploytrack", "floor", "vs floor", "vs stack", "target"],
@@ -713,7 +852,7 @@ def main() -> None:
         if args.only_hot:
             return
         if not args.skip_scale:
-            print_scale(work, max(5, args.runs // 2), args.scale_records)
+            print_scale(work, max(5, args.runs // 2), args.scale_records, server())
         print("## 3. Bulk import\n")
         print(table(["what", "time", "rate"], bulk_import(work)) + "\n", flush=True)
         if not args.skip_registry:
@@ -722,7 +861,8 @@ def main() -> None:
             print(table(["command", "deploytrack", "floor", "ratio", "HTTP requests"], rows))
             print(flush=True)
         print("## 5. Concurrent writers\n")
-        print(table(["what", "wall time", "throughput", "latency"], writers(work)) + "\n")
+        rows = concurrent(work, server())
+        print(table(["what", "wall time", "throughput", "latency"], rows) + "\n", flush=True)
         print("## 6. Audit bundle\n")
         print(table(["command", "events", "time", "peak RSS", "target"], audit_bundle(work)))
         print("\n## 7. Sync\n")
