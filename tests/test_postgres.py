@@ -43,7 +43,10 @@ def tables(url: str) -> list[str]:
     ("sql", "expected"),
     [
         ("SELECT ?", "SELECT %s"),
-        ("SELECT a FROM t WHERE a = ? AND b LIKE '%'", "SELECT a FROM t WHERE a = %s AND b LIKE '%%'"),  # noqa: E501
+        (
+            "SELECT a FROM t WHERE a = ? AND b LIKE '%'",
+            "SELECT a FROM t WHERE a = %s AND b LIKE '%%'",
+        ),  # noqa: E501
         ("SELECT '?' || ?", "SELECT '?' || %s"),
         ('SELECT "odd?name" FROM t WHERE x = ?', 'SELECT "odd?name" FROM t WHERE x = %s'),
         ("SELECT 'it''s ?', ?", "SELECT 'it''s ?', %s"),
@@ -226,6 +229,16 @@ def test_a_refused_login_says_where_to_put_the_password_and_never_shows_it(
     result = invoke(wrong, "environment", "list")
     assert_refused(result, contains="postgresql://deploytrack:***@127.0.0.1")
     assert "wrong-pass-456" not in result.output + result.stderr
+
+
+def test_a_user_without_a_role_is_a_refused_login_not_an_unreachable_server(
+    pg_empty: str,
+) -> None:
+    url = pg_empty.replace("deploytrack@", "nobody-here:s3cret-pw@")
+    result = invoke(url, "environment", "list")
+    assert_refused(result, contains="refused the login to postgresql://nobody-here:***@")
+    assert "has no role on the server" in result.stderr
+    assert "s3cret-pw" not in result.output + result.stderr
 
 
 def test_pgpassword_pgpass_and_the_url_all_log_in(password_server: Any, tmp_path: Path) -> None:

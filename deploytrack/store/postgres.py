@@ -17,6 +17,7 @@ writer. `db migrate` takes its own advisory lock (`MIGRATE_LOCK`).
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from typing import Any
 
@@ -206,6 +207,12 @@ def translate(exc: BaseException, url: str) -> StoreError:
         return StoreError(
             f"PostgreSQL refused the login to {shown}: check the user, and the password in "
             "PGPASSWORD or ~/.pgpass"
+        )
+    if re.search(r'\brole "[^"]*" does not exist', text):
+        # Said at connect time, inside "connection failed": not a server to look for.
+        return StoreError(
+            f"PostgreSQL refused the login to {shown}: the user in the URL has no role on "
+            "the server (create it: docs/postgresql.md)"
         )
     if "does not exist" in low and "database" in low:
         return StoreError(
