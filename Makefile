@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# On PostgreSQL the demo needs Debian's postgresql, which system-deps installs.
+demo: $(STAMP) $(if $(filter postgresql,$(DB)),system-deps)
 	$(PY) demo/run.py --backend $(DB)
 
 system-deps:

@@ -126,7 +126,10 @@ def postgresql() -> Iterator[str]:
         import pgtemp
     finally:
         sys.path.remove(str(SCRIPTS))
-    server = pgtemp.start()
+    try:
+        server = pgtemp.start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"cannot start a throwaway PostgreSQL: {exc}") from None
     try:
         print(f"# PostgreSQL started on port {server.port}, data in {server.folder}", flush=True)
         subprocess.run(
