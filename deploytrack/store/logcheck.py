@@ -14,6 +14,7 @@ Both stream the log: memory grows with the number of rows, not with the log's le
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import peewee
@@ -35,16 +36,16 @@ class _Nodes:
 
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
-        self.cursors: dict[int, Any] = {}  # sqlite3 cursors
+        self.cursors: dict[int, Any] = {}
         self.count = 0
 
     def next(self, level: int) -> tuple[int, bytes] | None:
         cursor = self.cursors.get(level)
         if cursor is None:
-            cursor = self.cursors[level] = self.db.execute_sql(
-                "SELECT idx, hash FROM log_node WHERE level = ? ORDER BY idx", (level,)
+            cursor = self.cursors[level] = eventlog.stream(
+                self.db, "SELECT idx, hash FROM log_node WHERE level = ? ORDER BY idx", (level,)
             )
-        row = cursor.fetchone()
+        row = next(cursor, None)
         if row is None:
             return None
         self.count += 1
@@ -53,13 +54,24 @@ class _Nodes:
 
 def has_log(db: peewee.Database) -> bool:
     """False on a database opened as found (doctor) before m006 set the log up."""
+    if not isinstance(db, peewee.SqliteDatabase):
+        return db.execute_sql("SELECT to_regclass('log_event')").fetchone()[0] is not None
     row = db.execute_sql(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_event'"
     ).fetchone()
     return row is not None
 
 
-def check_tree(db: peewee.Database) -> TreeCheck:
+def units(db: peewee.Database) -> int:
+    """The progress `check_tree` then `check_state` report in all: each event in the tree,
+    each event replayed, each row of the tables compared with the replay (as long as the
+    replay itself on a big log)."""
+    rows = sum(_count(db, name) for name in eventlog.state_tables(db))
+    return 2 * eventlog.size(db) + rows
+
+
+def check_tree(db: peewee.Database, progress: Callable[[int], None] | None = None) -> TreeCheck:
+    """The tree against its events; `progress(1)` after each event checked."""
     heads = db.execute_sql("SELECT size, root FROM log_tree_head ORDER BY size").fetchall()
     head_at = {int(size): bytes(root) for size, root in heads}
     stored_origin = db.execute_sql("SELECT origin FROM log_origin").fetchone()
@@ -95,6 +107,8 @@ def check_tree(db: peewee.Database) -> TreeCheck:
                     f"{(index << level) + 1}-{(index + 1) << level} hash to"
                 )
         frontier.append((level, current))
+        if progress is not None:
+            progress(1)
         expected = head_at.pop(size, None)
         if expected is not None and expected != result(None).root:
             return result(f"the tree head of size {size} does not match the events")
@@ -111,21 +125,25 @@ def check_tree(db: peewee.Database) -> TreeCheck:
 
 
 def _count(db: peewee.Database, table: str) -> int:
-    return int(db.execute_sql(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return int(db.execute_sql(f'SELECT count(*) FROM "{table}"').fetchone()[0])
 
 
-def check_state(db: peewee.Database) -> str | None:
-    """Replay the log and compare with the tables; the first difference, or None."""
+def check_state(db: peewee.Database, progress: Callable[[int], None] | None = None) -> str | None:
+    """Replay the log and compare with the tables; the first difference, or None.
+    `progress(1)` after each event replayed and each row compared."""
     state = replay.Replay()
     try:
         for seq, _time, _type, body, _leaf in eventlog.events(db):
             state.apply(replay.parse_event(body, seq))
+            if progress is not None:
+                progress(1)
     except LogFormatError as exc:
         return str(exc)
     for table in eventlog.state_tables(db).values():
         order = ", ".join(f'"{k}"' for k in table.key)
-        cursor = db.execute_sql(f'SELECT * FROM "{table.name}" ORDER BY {order}')
-        while (values := cursor.fetchone()) is not None:
+        for values in eventlog.stream(db, f'SELECT * FROM "{table.name}" ORDER BY {order}'):
+            if progress is not None:
+                progress(1)
             image = table.image(values)
             key = table.key_of(image)
             label = replay.row_label(table.name, key)
