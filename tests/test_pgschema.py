@@ -31,6 +31,7 @@ from deploytrack.store import (
     migrations,
     open_store,
     pgmigrate,
+    pgrefusal,
     pgschema,
     postgres,
 )
@@ -445,7 +446,7 @@ class Case:
     whose function raised, or the constraint or index named by the error. `message` is
     what the user reads on both: SQLite's, whitespace collapsed (SQLite names a CHECK by
     its text, a key by its columns), and on PostgreSQL the same, in a trigger's own
-    words or as `pgschema.sqlite_message` words a constraint."""
+    words or as `pgrefusal.sqlite_message` words a constraint."""
 
     id: str
     statements: list[Statement]
@@ -469,7 +470,7 @@ SLOTS = "SELECT id, environment_id, logical_environment_id, deployment_name, kin
 
 def check(id: str, rule: str, *statements: Statement, **kw: Any) -> Case:
     """A statement breaking the CHECK `rule`: SQLite names it by its text."""
-    message = f"CHECK constraint failed: {pgschema.SQLITE_CHECKS[rule]}"
+    message = f"CHECK constraint failed: {pgrefusal.SQLITE_CHECKS[rule]}"
     return Case(id, list(statements), rule=rule, message=message, **kw)
 
 
@@ -1249,6 +1250,8 @@ def test_every_rule_has_a_case(catalogues: Any, pg_server: Any, pg_migrated_temp
     # max + 1, never below 1): the CHECK is there for a log whose trigger was dropped.
     covered = {case.rule for case in CASES} | {"log_event_seq_check"}
     assert checks - covered == set()
+    # ...and every CHECK has SQLite's text, for its refusal in SQLite's words.
+    assert set(pgrefusal.SQLITE_CHECKS) == checks
     assert refusing - covered == set()
 
 
@@ -1291,3 +1294,25 @@ def test_ids_are_max_plus_one_without_gaps(database: peewee.Database) -> None:
         " VALUES (NULL, 'e', 'custom', 1, 1)"
     )
     assert ids(database) == [1, 10, 11, 12, 13]
+
+
+def test_two_redactions_of_one_value_in_one_statement(database: peewee.Database) -> None:
+    """Refused on both, by a different rule: SQLite runs an AFTER trigger after each row
+    (the first redaction blanks the value, so the second names no plain value), PostgreSQL
+    at the end of the statement (both rows pass the BEFORE trigger and the unique index
+    refuses the second). docs/database.md lists this difference."""
+    run(database, BASE)
+    text, params = redaction()
+    two = text.replace("?)", "?), (" + ", ".join("?" * len(params)) + ")")
+    with pytest.raises(peewee.IntegrityError) as refused:
+        run(database, [(two, params + params)])
+    line, rule = refusal(database, refused.value)
+    if isinstance(database, peewee.SqliteDatabase):
+        assert line == f"the database refused the change: {REDACTION}"
+    else:
+        assert rule == "variable_event_one_redaction"
+        assert (
+            line
+            == "the database refused the change: UNIQUE constraint failed: variable_event.redacts"
+        )
+    assert database.execute_sql("SELECT count(*) FROM variable_event").fetchone()[0] == 1

@@ -199,7 +199,7 @@ def translate(exc: BaseException, url: str) -> StoreError:
     if state.startswith("23"):
         # A constraint in SQLite's words (a trigger's refusal already is): the same line
         # on both backends, and no row values (PostgreSQL's DETAIL would show them).
-        from deploytrack.store.pgschema import sqlite_message
+        from deploytrack.store.pgrefusal import sqlite_message
 
         text = (sqlite_message(diag) if diag is not None else None) or text
         return StoreError(f"the database refused the change: {text}")
