@@ -318,6 +318,7 @@ def pg_copy(server: Any, built: dict[str, Any], name: str) -> dict[str, Any]:
         loaded = json.loads(run([PY, PGLOAD, str(cached), url]).stdout)
         building = dump.with_suffix(".building")
         run([tools._bin("pg_dump"), "-Fc", "-f", str(building), url])
+        building.chmod(0o600)  # the database's rows, as private as the SQLite copies
         building.rename(dump)
         facts.write_text(json.dumps(loaded))
     info: dict[str, Any] = json.loads(facts.read_text())
