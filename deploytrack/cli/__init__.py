@@ -211,6 +211,7 @@ COMMANDS = {
     "doctor": "deploytrack.cli.doctor:doctor",
     "log": "deploytrack.cli.log:log",
     "audit": "deploytrack.cli.audit:audit",
+    "report": "deploytrack.cli.report:report",
 }
 cli.lazy.update(COMMANDS)
 
