@@ -26,6 +26,14 @@ class MetricsQuery:
 
 
 @dataclass(frozen=True)
+class Selection:
+    logical_environment: str
+    environment: str | None
+    interval: str
+    failure_window_seconds: int
+
+
+@dataclass(frozen=True)
 class Interval:
     start: int
     count: int
@@ -43,6 +51,7 @@ class LeadTime:
     count: int
     median_seconds: int | None
     p90_seconds: int | None
+    from_import_time: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,7 @@ class Recovery:
 class Metrics:
     since: int
     until: int
-    selection: dict[str, str | None]
+    selection: Selection
     deployment_frequency: Frequency
     lead_time: LeadTime
     change_failure_rate: FailureRate
@@ -114,12 +123,14 @@ def compute(store: Store, query: MetricsQuery) -> Metrics:
     return Metrics(
         since=since,
         until=until,
-        selection={
-            "logical_environment": query.logical_environment,
-            "environment": query.environment,
-        },
+        selection=Selection(
+            query.logical_environment,
+            query.environment,
+            query.interval,
+            query.failure_window_us // 1_000_000,
+        ),
         deployment_frequency=Frequency(len(rows), "weekly" if rows else None, per),
-        lead_time=LeadTime(len(samples), pct(samples, 0.5), pct(samples, 0.9)),
+        lead_time=LeadTime(len(samples), pct(samples, 0.5), pct(samples, 0.9), len(samples)),
         change_failure_rate=FailureRate(
             len(failed), len(rows), len(failed) / len(rows) if rows else None
         ),

@@ -98,8 +98,17 @@ def test_the_metrics_are_the_metrics_service_s(made: str, db_path: Path) -> None
     assert f"Deployment frequency {frequency.count} deployments" in shown
     failures = found.change_failure_rate
     assert f"({failures.failed} of {failures.total})" in shown
-    for interval in frequency.per_interval:
-        assert f": {interval.count} deployments</title>" in section(made, "metrics")
+    # One column per interval, labelled with its first day, its count on hover.
+    titles = re.findall(r"<title>([^<]*) deployments</title>", section(made, "metrics"))
+    intervals = [f"{timeutil.short(i.start)[:10]}: {i.count}" for i in frequency.per_interval]
+    assert titles[: len(intervals)] == intervals
+    lead = found.lead_time
+    if lead.count:
+        median = timeutil.age(lead.median_seconds * 1_000_000)
+        p90 = timeutil.age(lead.p90_seconds * 1_000_000)
+        assert f"median {median}, 90th percentile {p90} ({lead.count} measured" in shown
+    # The distribution: every measured lead time in one column.
+    assert sum(int(t.rsplit(": ", 1)[1]) for t in titles[len(intervals) :]) == lead.count
 
 
 def test_the_log_state_is_log_verify_s(made: str, ok: Invoke) -> None:

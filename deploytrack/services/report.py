@@ -361,7 +361,7 @@ def _metrics(store: Store, stage: str, env: str | None, since: int, until: int) 
         environment=env,
         since=since,
         until=until,
-        interval="week",
+        interval=found.selection.interval,
         deployments=frequency.count,
         band=frequency.band,
         frequency=_chart(
@@ -370,6 +370,7 @@ def _metrics(store: Store, stage: str, env: str | None, since: int, until: int) 
         lead_time_count=lead.count,
         lead_time_median_seconds=lead.median_seconds,
         lead_time_p90_seconds=lead.p90_seconds,
+        lead_time_from_import=lead.from_import_time,
         lead_time=_chart(_distribution(found.lead_time_samples)),
         failed=failures.failed,
         total=failures.total,

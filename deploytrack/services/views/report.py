@@ -126,6 +126,7 @@ class MetricsPanel:
     lead_time_count: int
     lead_time_median_seconds: int | None
     lead_time_p90_seconds: int | None
+    lead_time_from_import: int  # of those, measured from an attestation's import time
     lead_time: Chart
     failed: int
     total: int
