@@ -298,10 +298,17 @@ def test_the_file_is_private_and_the_command_says_what_it_wrote(
 
 
 def test_a_regular_install_ships_the_template(tmp_path: Path) -> None:
-    # `make bench` and users install a wheel: the template must be inside it.
+    # `make bench` and users install a wheel: the template must be inside it. Built from a
+    # copy as fresh as a clone: a build folder or egg-info left here would list it anyway.
+    source = tmp_path / "clone"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests", "*.db"),
+    )
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-         "-w", str(tmp_path), str(ROOT)],
+         "-w", str(tmp_path), str(source)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
