@@ -22,7 +22,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
+BIN_DIRS = [
+    "/usr/lib/postgresql/15/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/17/bin",
+]
 SUPERUSER = "deploytrack"
 
 
@@ -69,8 +73,11 @@ class Server:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(*, max_connections: int = 200) -> Server:
-    """Start a server; the caller stops it (`Server.stop`)."""
+def start(*, max_connections: int = 200, password: str | None = None) -> Server:
+    """Start a server; the caller stops it (`Server.stop`).
+
+    With `password`, connections over TCP must log in with it (scram-sha-256), as on a
+    real server; without, they are trusted."""
     folder = tempfile.mkdtemp(prefix="deploytrack-pg-")
     as_user: list[str] = []
     if os.geteuid() == 0:
@@ -82,10 +89,27 @@ def start(*, max_connections: int = 200) -> Server:
     data = os.path.join(folder, "data")
     server = Server(folder, 0, _as_user=as_user)
     try:
+        auth = ["-A", "trust"]
+        if password is not None:
+            pwfile = os.path.join(folder, "pw")
+            with open(pwfile, "w") as f:
+                f.write(password + "\n")
+            if as_user:
+                os.chown(pwfile, info.pw_uid, info.pw_gid)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
         subprocess.run(
             [
-                *as_user, _bin("initdb"), "-D", data, "-A", "trust", "-U", SUPERUSER,
-                "--no-sync", "-E", "UTF8", "--locale=C.UTF-8",
+                *as_user,
+                _bin("initdb"),
+                "-D",
+                data,
+                *auth,
+                "-U",
+                SUPERUSER,
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
             ],
             capture_output=True,
             check=True,
@@ -99,8 +123,20 @@ def start(*, max_connections: int = 200) -> Server:
                 f" -c max_connections={max_connections}"
             )
             done = subprocess.run(
-                [*as_user, _bin("pg_ctl"), "-D", data, "-o", options,
-                 "-l", os.path.join(folder, "log"), "-w", "-t", "30", "start"],
+                [
+                    *as_user,
+                    _bin("pg_ctl"),
+                    "-D",
+                    data,
+                    "-o",
+                    options,
+                    "-l",
+                    os.path.join(folder, "log"),
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ],
                 capture_output=True,
                 check=False,
             )

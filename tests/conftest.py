@@ -10,7 +10,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +206,49 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock(timeutil.to_us(datetime(2026, 11, 20, 9, 0, tzinfo=UTC)))
     monkeypatch.setattr(timeutil, "now_us", fake)
     return fake
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One throwaway PostgreSQL for the session (scripts/pgtemp.py: Debian's postgresql,
+    installed by `make test`), started on first use. Never skipped: a missing server is a
+    failure, as a missing registry is."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import pgtemp
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    server = pgtemp.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_pg_databases = iter(range(1, 1_000_000))
+
+
+def pg_admin(server: Any) -> Any:
+    """An autocommit connection to the server's maintenance database."""
+    from deploytrack.store.postgres import psycopg_module
+
+    return psycopg_module().connect(server.url, autocommit=True)
+
+
+@pytest.fixture
+def pg_empty(pg_server: Any) -> Iterator[str]:
+    """The URL of a new, empty database (no schema: `db migrate` has not run), dropped
+    after the test."""
+    name = f"t{os.getpid()}_{next(_pg_databases)}"
+    with pg_admin(pg_server) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_server.url_for(name)
+    finally:
+        with pg_admin(pg_server) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

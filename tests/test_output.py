@@ -364,6 +364,8 @@ def test_every_command_escapes_what_it_prints(
     scan("policy", "check", "--logical-env", "production", "--oci-ref",
          f"oci:{files / f'nowhere{HOSTILE}'}", code=1)  # fmt: skip
     scan("doctor", code=None)
+    scan("db", "migrate")
+    scan("db", "migrate", "-o", "json")
     # The log shows what was recorded, hostile names included, in its CHANGED column and
     # its events (JSON).
     scan("log", "list")

@@ -68,6 +68,9 @@ def _fail(message: str, code: int) -> None:
 # found no reader did change the database.
 EXIT_CLOSED_PIPE = 141
 
+# Attempts of a command refused by a deadlock or serialization failure (PostgreSQL).
+RETRIES = 5
+
 # click >= 8.2 raises this for a group called without a subcommand; 8.1 prints the help.
 _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
@@ -139,7 +142,7 @@ class DeploytrackGroup(LazyGroup):
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
             try:
-                code = super().main(args, prog_name, complete_var, False, **extra)
+                code = self._main_retrying(args, prog_name, complete_var, **extra)
             except _NO_ARGS_IS_HELP as exc:
                 # A bare group (`deploytrack`, `deploytrack deployment`) shows its help, as
                 # kubectl does: on stdout, exit 0, with its usual line breaks.
@@ -167,6 +170,23 @@ class DeploytrackGroup(LazyGroup):
             self._internal_error(exc)
         sys.exit(code if isinstance(code, int) else 0)
 
+    def _main_retrying(self, args: Any, prog_name: Any, complete_var: Any, **extra: Any) -> Any:
+        """Run the command; again, a few times, after a deadlock or serialization failure
+        on PostgreSQL (store/postgres.py's `Retry`: the transaction wrote nothing).
+
+        Such a refusal comes from inside a transaction, before the command printed its
+        result, so running the whole command again is safe."""
+        import time
+
+        for attempt in range(RETRIES):
+            try:
+                return super().main(args, prog_name, complete_var, False, **extra)
+            except DeploytrackError as exc:
+                if not getattr(exc, "retryable", False) or attempt == RETRIES - 1:
+                    raise
+            time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     @staticmethod
     def _internal_error(exc: BaseException) -> None:
         if os.environ.get(DEBUG_ENV):
@@ -183,9 +203,9 @@ class DeploytrackGroup(LazyGroup):
     "--db",
     "db",
     type=DB_PATH,
-    metavar="PATH",
-    help="Database file. Default: $DEPLOYTRACK_DB (when set and not empty), else "
-    "deploytrack.db in the user data folder.",
+    metavar="PATH|URL",
+    help="Database file, or a postgresql://USER@HOST:PORT/DBNAME URL. Default: "
+    "$DEPLOYTRACK_DB (when set and not empty), else deploytrack.db in the user data folder.",
 )
 @click.version_option(__version__, prog_name="deploytrack")
 @click.pass_context
@@ -211,6 +231,7 @@ COMMANDS = {
     "doctor": "deploytrack.cli.doctor:doctor",
     "log": "deploytrack.cli.log:log",
     "audit": "deploytrack.cli.audit:audit",
+    "db": "deploytrack.cli.db:db",
     "report": "deploytrack.cli.report:report",
 }
 cli.lazy.update(COMMANDS)
@@ -236,8 +257,17 @@ def _buffer_stdout() -> None:
         )
 
 
+def _hide_postgres_driver() -> None:
+    """peewee imports psycopg (~115 ms) at its own import when it is installed; an SQLite
+    command must not pay for it. Hidden from peewee here, in the process's entry point;
+    store/postgres.py brings it back when a PostgreSQL URL is opened."""
+    for name in ("psycopg", "psycopg2"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def main() -> None:
     _buffer_stdout()
+    _hide_postgres_driver()
     try:
         cli.main(prog_name="deploytrack")
     finally:

@@ -24,7 +24,7 @@ def doctor(app: App, output: str) -> None:
     from deploytrack.store import resolve_path
 
     path = resolve_path(app.db_option)
-    if not os.path.isfile(path):
+    if not path.startswith(("postgresql://", "postgres://")) and not os.path.isfile(path):
         raise click.ClickException(f"no database at {path}: nothing to check")
     # As found: a missing migration is reported, not applied behind the user's back.
     report = service.diagnose(app.open_store(migrate=False), service.secrets_key_path())

@@ -183,13 +183,22 @@ def _touching(store: Store, table: str, key: int) -> list[tuple[int, int, str, b
     """(seq, time, type, body) of every event whose changes touch the row of `table` with
     primary key id `key`. SQLite's JSON functions read the events where they are stored:
     one pass over the log, in C."""
-    rows = store.db.execute_sql(
-        "SELECT DISTINCT e.seq, e.time, e.type, e.body"
-        " FROM log_event e, json_each(CAST(e.body AS TEXT), '$.changes') c"
-        " WHERE json_extract(c.value, '$.table') = ? AND json_extract(c.value, '$.key.id') = ?"
-        " ORDER BY e.seq",
-        (table, key),
-    ).fetchall()
+    if store.postgresql:  # the same pass in PostgreSQL's JSON functions
+        sql = (
+            "SELECT DISTINCT e.seq, e.time, e.type, e.body FROM log_event e,"
+            " jsonb_array_elements(convert_from(e.body, 'UTF8')::jsonb -> 'changes') c"
+            " WHERE c ->> 'table' = ? AND c -> 'key' ->> 'id' = ? ORDER BY e.seq"
+        )
+        params: tuple[object, ...] = (table, str(key))
+    else:
+        sql = (
+            "SELECT DISTINCT e.seq, e.time, e.type, e.body"
+            " FROM log_event e, json_each(CAST(e.body AS TEXT), '$.changes') c"
+            " WHERE json_extract(c.value, '$.table') = ? AND json_extract(c.value, '$.key.id') = ?"
+            " ORDER BY e.seq"
+        )
+        params = (table, key)
+    rows = store.db.execute_sql(sql, params).fetchall()
     return [(int(seq), int(time), str(type_), bytes(body)) for seq, time, type_, body in rows]
 
 

@@ -8,13 +8,13 @@ import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import peewee
 
 from deploytrack import locations
 from deploytrack.errors import DeploytrackError
-from deploytrack.store.binding import TransactionMisuse, bound, require
+from deploytrack.store.binding import DATABASE, TransactionMisuse, bound, require
 from deploytrack.store.errors import BUSY_TIMEOUT_S, StoreError, translate
 
 if TYPE_CHECKING:
@@ -31,6 +31,15 @@ StrPath = str | os.PathLike[str]
 def resolve_path(explicit: str | None) -> str:
     """--db, else $DEPLOYTRACK_DB, else the per-user data folder."""
     return locations.database_path(explicit)
+
+
+def display(target: str) -> str:
+    """The database as messages show it: a path, or a URL with its password masked."""
+    if target.startswith(("postgresql://", "postgres://")):
+        from deploytrack.store.postgres import mask
+
+        return mask(target)
+    return target
 
 
 def _ensure_file(path: str) -> None:
@@ -88,11 +97,39 @@ class Store:
     `binding`): a transaction is the way in, for reads as for writes.
     """
 
-    def __init__(self, db: peewee.Database, path: str) -> None:
+    def __init__(self, db: peewee.Database, path: str, backend: str = "sqlite") -> None:
         self.db = db
+        # The file's path, or the server's URL with its password masked: what messages show.
         self.path = path
+        self.backend = backend
         self._log: EventLog | None = None
         self._depth = threading.local()
+        if backend == "postgresql":
+            from deploytrack.store import postgres
+
+            self._errors: tuple[type[BaseException], ...] = (
+                peewee.PeeweeException,
+                postgres.psycopg_module().Error,
+            )
+            self._translate: Any = postgres.translate
+            self._url = getattr(db, "database", path)
+        else:
+            self._errors = (peewee.PeeweeException, sqlite3.Error)
+            self._translate = translate
+            self._url = path
+
+    @property
+    def postgresql(self) -> bool:
+        return self.backend == "postgresql"
+
+    def _begin_write(self) -> Any:
+        """The outermost write transaction: BEGIN IMMEDIATE on SQLite (the write lock up
+        front: a deferred transaction that reads and then writes fails with "database is
+        locked" when another writer got in between); on PostgreSQL a transaction whose
+        first statement takes the write lock (store/postgres.py)."""
+        if self.postgresql:
+            return self.db.atomic()
+        return self.db.atomic("IMMEDIATE")
 
     @property
     def log(self) -> EventLog:
@@ -112,10 +149,8 @@ class Store:
 
         Nested, it is a savepoint of the outer transaction, which logs and seals."""
         depth = getattr(self._depth, "n", 0)
-        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
-        # then writes fails with "database is locked" when another writer got in between.
         try:
-            with bound(self.db), self.db.atomic("IMMEDIATE"):
+            with bound(self.db), self._begin_write() if depth == 0 else self.db.atomic():
                 self._depth.n = depth + 1
                 try:
                     if depth == 0:
@@ -136,17 +171,22 @@ class Store:
                     raise
                 finally:
                     self._depth.n = depth
-        except (peewee.PeeweeException, sqlite3.Error) as exc:
-            raise translate(exc, self.path) from None
+        except self._errors as exc:
+            raise self._translate(exc, self._url) from None
 
     @contextmanager
     def read(self) -> Iterator[None]:
-        """A read transaction: several queries see one consistent snapshot."""
+        """A read transaction: several queries see one consistent snapshot (on
+        PostgreSQL: REPEATABLE READ, which never waits for a writer)."""
         try:
-            with bound(self.db), self.db.atomic():
+            if self.postgresql and DATABASE.obj is not self.db:
+                transaction = self.db.atomic(isolation_level="REPEATABLE READ")
+            else:
+                transaction = self.db.atomic()
+            with bound(self.db), transaction:
                 yield
-        except (peewee.PeeweeException, sqlite3.Error) as exc:
-            raise translate(exc, self.path) from None
+        except self._errors as exc:
+            raise self._translate(exc, self._url) from None
 
     def require_transaction(self) -> None:
         """Raise TransactionMisuse unless a transaction of this store is open (models
@@ -185,10 +225,16 @@ def _read_only_uri(path: str) -> str | None:
 
 
 def open_store(path: StrPath, *, migrate: bool = True) -> Store:
-    """Open (creating if needed) the database at `path` and bring its schema up to date."""
+    """Open (creating if needed) the database at `path` and bring its schema up to date.
+
+    A `postgresql://` URL opens a PostgreSQL database instead, whose schema is never
+    changed on open: `migrate` there only means "refuse an old schema" (`db migrate`
+    brings it up to date, see `migrate_store`)."""
     from deploytrack.store import migrations
 
     path = os.fspath(path)
+    if path.startswith(("postgresql://", "postgres://")):
+        return _open_postgresql(path, check=migrate)
     _ensure_file(path)
     uri = _read_only_uri(path)
     if migrate and uri is None:  # setting up; doctor (migrate=False) changes nothing
@@ -218,3 +264,52 @@ def open_store(path: StrPath, *, migrate: bool = True) -> Store:
         store.close()
         raise
     return store
+
+
+def _open_postgresql(url: str, *, check: bool) -> Store:
+    from deploytrack.store import pgmigrate, postgres
+
+    db = postgres.open_database(url)
+    store = Store(db, postgres.mask(url), backend="postgresql")
+    try:
+        db.connect()
+        if check:
+            pgmigrate.ensure_current(db, store.path)
+    except store._errors as exc:
+        store.close()
+        raise postgres.translate(exc, url) from None
+    except DeploytrackError:
+        store.close()
+        raise
+    return store
+
+
+def migrate_store(path: StrPath) -> list[str]:
+    """Bring the schema of the database at `path` up to date; the names of the migrations
+    applied (none when it was current). `db migrate` runs this: on PostgreSQL it is the
+    only way a schema changes, under an advisory lock, so hosts migrating at once apply
+    each step once; on SQLite every command does it on open (this is the same step)."""
+    from deploytrack.store import migrations
+
+    path = os.fspath(path)
+    if path.startswith(("postgresql://", "postgres://")):
+        from deploytrack.store import pgmigrate, postgres
+
+        store = _open_postgresql(path, check=False)
+        try:
+            return pgmigrate.migrate(store.db)
+        except store._errors as exc:
+            raise postgres.translate(exc, path) from None
+        finally:
+            store.close()
+    store = open_store(path, migrate=False)
+    try:
+        _adopt_empty(path)
+        before = migrations.applied(store.db) or []
+        migrations.ensure_current(store.db, path)
+        migrations.ensure_wal(store.db)
+        return migrations.pending(before)
+    except (peewee.PeeweeException, sqlite3.Error) as exc:
+        raise translate(exc, path) from None
+    finally:
+        store.close()

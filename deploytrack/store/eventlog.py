@@ -28,7 +28,7 @@ string.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -134,6 +134,8 @@ def commitment(salt: str | None, value: str | None) -> dict[str, str] | None:
 def state_tables(db: peewee.Database) -> dict[str, Table]:
     """Every state table of the database, by name, in the order they were created (which
     is an order their foreign keys allow). One query: this runs on every write command."""
+    if not isinstance(db, peewee.SqliteDatabase):
+        return _pg_state_tables(db)
     rows = (
         db.connection()
         .execute(
@@ -143,23 +145,55 @@ def state_tables(db: peewee.Database) -> dict[str, Table]:
         )
         .fetchall()
     )
-    columns: dict[str, list[tuple[Any, ...]]] = {}
-    for name, *info in rows:
-        if name not in NOT_STATE:
-            columns.setdefault(name, []).append(tuple(info))
     # The triggers `migrations.no_update` / `no_delete` make: they refuse every UPDATE or
     # DELETE of their table, unconditionally (no WHEN).
     refusing = db.connection().execute(
         "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'"
         " AND (name GLOB '*_no_update' OR name GLOB '*_no_delete') AND sql NOT LIKE '%WHEN%'"
     )
+    return _tables(rows, refusing.fetchall())
+
+
+def _tables(rows: Sequence[Sequence[Any]], refusing: Sequence[Sequence[Any]]) -> dict[str, Table]:
+    columns: dict[str, list[tuple[Any, ...]]] = {}
+    for name, *info in rows:
+        if name not in NOT_STATE:
+            columns.setdefault(name, []).append(tuple(info))
     refused: dict[str, set[str]] = {}
-    for table, trigger in refusing.fetchall():
+    for table, trigger in refusing:
         if trigger in (f"{table}_no_update", f"{table}_no_delete"):
             refused.setdefault(table, set()).add(trigger.rsplit("_", 1)[1])
     return {
         name: Table(name, info, frozenset(refused.get(name, ()))) for name, info in columns.items()
     }
+
+
+def _pg_state_tables(db: peewee.Database) -> dict[str, Table]:
+    """`state_tables` on PostgreSQL, from its catalogue, in the PRAGMA table_info shape:
+    tables in creation (oid) order, columns in order, bytea as BLOB, the position of each
+    column in the primary key. PostgreSQL's append-only triggers (store/pgschema.py) have
+    the same names as SQLite's and refuse unconditionally too."""
+    rows = db.execute_sql(
+        "SELECT c.relname, a.attnum, a.attname,"
+        " CASE WHEN a.atttypid = 'bytea'::regtype THEN 'BLOB' ELSE 'INTEGER' END,"
+        " a.attnotnull, NULL, coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY"
+        " AS k(att, n) WHERE k.att = a.attnum), 0)"
+        " FROM pg_class AS c"
+        " JOIN pg_namespace AS n ON n.oid = c.relnamespace AND n.nspname = current_schema()"
+        " JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        " LEFT JOIN pg_index AS i ON i.indrelid = c.oid AND i.indisprimary"
+        " WHERE c.relkind = 'r' ORDER BY c.oid, a.attnum"
+    ).fetchall()
+    refusing = db.execute_sql(
+        "SELECT c.relname, t.tgname FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid"
+        " JOIN pg_namespace AS n ON n.oid = c.relnamespace AND n.nspname = current_schema()"
+        " WHERE NOT t.tgisinternal"
+        " AND (t.tgname LIKE '%\\_no\\_update' OR t.tgname LIKE '%\\_no\\_delete')"
+    ).fetchall()
+    return _tables(rows, refusing)
+
+
+Change = tuple[str, str, tuple[Any, ...]]
 
 
 class Capture:
@@ -170,16 +204,30 @@ class Capture:
         self._local = threading.local()
 
     @property
-    def changes(self) -> list[tuple[str, str, tuple[Any, ...]]]:
-        changes: list[tuple[str, str, tuple[Any, ...]]] | None = getattr(
-            self._local, "changes", None
-        )
+    def changes(self) -> list[Change]:
+        changes: list[Change] | None = getattr(self._local, "changes", None)
         if changes is None:
             changes = self._local.changes = []
         return changes
 
     def __call__(self, table: str, op: str, *key: Any) -> None:
         self.changes.append((table, op, key))
+
+    def begin(self, db: peewee.Database, tables: dict[str, Table]) -> None:
+        self.install(db, tables)
+        self.changes.clear()
+
+    def take(self, db: peewee.Database) -> list[Change]:
+        """The changes reported since the last call, in the order they happened."""
+        taken = list(self.changes)
+        self.changes.clear()
+        return taken
+
+    def pending(self, db: peewee.Database) -> list[str]:
+        return sorted({table for table, _, _ in self.changes})
+
+    def clear(self) -> None:
+        self.changes.clear()
 
     def install(self, db: peewee.Database, tables: dict[str, Table]) -> None:
         """Create the TEMP triggers on this thread's connection, unless they are there.
@@ -210,12 +258,83 @@ class Capture:
                 )
 
 
+# PostgreSQL has no TEMP triggers: its capture triggers are part of the schema (installed
+# by `db migrate`, `install_pg_capture`) and report only where a session asked for it,
+# into that session's TEMP table, in the order rows changed. Another program's writes are
+# not captured, as on SQLite: `log verify` finds them.
+_PG_CAPTURE_FUNCTION = """CREATE OR REPLACE FUNCTION deploytrack_capture() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    image jsonb;
+    k jsonb;
+BEGIN
+    IF coalesce(current_setting('deploytrack.capture', true), '') <> 'on' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN image := to_jsonb(OLD); ELSE image := to_jsonb(NEW); END IF;
+    SELECT jsonb_agg(image -> a.col ORDER BY a.n) INTO k
+        FROM unnest(TG_ARGV) WITH ORDINALITY AS a(col, n);
+    INSERT INTO deploytrack_change (tbl, op, key) VALUES (TG_TABLE_NAME, lower(TG_OP), k);
+    RETURN NULL;
+END $$"""
+
+# `_dt_capture_...`: PostgreSQL fires a table's AFTER triggers in name order, and the
+# capture must come first (the row, then what the schema's own triggers did with it: a
+# deployment slot, a redaction), as SQLite's TEMP triggers do.
+PG_CAPTURE_PREFIX = "_dt_capture_"
+
+
+def install_pg_capture(db: peewee.Database) -> None:
+    """Create (or replace) the capture triggers of every state table: after migrations."""
+    db.execute_sql(_PG_CAPTURE_FUNCTION)
+    for table in _pg_state_tables(db).values():
+        for op in table.captured:
+            args = ", ".join(f"'{k}'" for k in table.key)
+            db.execute_sql(
+                f'CREATE OR REPLACE TRIGGER "{PG_CAPTURE_PREFIX}{table.name}_{op}"'
+                f' AFTER {op.upper()} ON "{table.name}" FOR EACH ROW'
+                f" EXECUTE FUNCTION deploytrack_capture({args})"
+            )
+
+
+class PgCapture:
+    """The capture on PostgreSQL: the schema's triggers write this session's changes into
+    a TEMP table while `deploytrack.capture` is on (set for the transaction only)."""
+
+    def begin(self, db: peewee.Database, tables: dict[str, Table]) -> None:
+        from deploytrack.store.postgres import WRITE_LOCK
+
+        # One round trip: the write lock first (writes are serialised: store/postgres.py),
+        # then the session's change table (gone if an earlier transaction that created it
+        # rolled back) and the switch, both for this transaction.
+        db.connection().execute(
+            f"SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+            " CREATE TEMP TABLE IF NOT EXISTS deploytrack_change"
+            " (n bigserial PRIMARY KEY, tbl text NOT NULL, op text NOT NULL, key jsonb)"
+            " ON COMMIT DELETE ROWS;"
+            " SELECT set_config('deploytrack.capture', 'on', true)"
+        )
+
+    def take(self, db: peewee.Database) -> list[Change]:
+        rows = db.execute_sql("DELETE FROM deploytrack_change RETURNING n, tbl, op, key")
+        return [(str(t), str(o), tuple(k)) for _, t, o, k in sorted(rows.fetchall())]
+
+    def pending(self, db: peewee.Database) -> list[str]:
+        rows = db.execute_sql("SELECT DISTINCT tbl FROM deploytrack_change").fetchall()
+        return sorted(str(r[0]) for r in rows)
+
+    def clear(self) -> None:
+        """Nothing to do: the rows go with the transaction."""
+
+
 class EventLog:
     """The log of one store: capture and append (inside the store's write transaction)."""
 
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
-        self.capture = Capture()
+        self.capture: Capture | PgCapture = (
+            Capture() if isinstance(db, peewee.SqliteDatabase) else PgCapture()
+        )
         self._tables: dict[str, Table] | None = None
         self._local = threading.local()
 
@@ -230,17 +349,16 @@ class EventLog:
     def begin(self) -> None:
         """At the start of an outermost write transaction (inside it): the capture
         triggers, created if they are not there."""
-        self.capture.install(self.db, self.tables)
-        self.capture.changes.clear()
+        self.capture.begin(self.db, self.tables)
         self._local.appended = False
 
     def abort(self) -> None:
-        self.capture.changes.clear()
+        self.capture.clear()
         self._local.appended = False
 
     def unlogged(self) -> list[str]:
         """The tables changed since the last event (empty when every change is logged)."""
-        return sorted({table for table, _, _ in self.capture.changes})
+        return self.capture.pending(self.db)
 
     def finish(self) -> None:
         """Before the outermost write transaction commits: seal the events it appended
@@ -252,15 +370,14 @@ class EventLog:
     def log(self, type: EventType, **fields: Any) -> int | None:
         """Append the changes captured since the last event as one event of `type`; the
         new event's sequence number, or None when nothing changed."""
-        changes = self._coalesce(self.capture.changes)
-        self.capture.changes.clear()
+        changes = self._coalesce(self.capture.take(self.db))
         if not changes:
             return None
         seq = append(self.db, type, changes, **fields)
         self._local.appended = True
         return seq
 
-    def _coalesce(self, raw: list[tuple[str, str, tuple[Any, ...]]]) -> list[dict[str, Any]]:
+    def _coalesce(self, raw: list[Change]) -> list[dict[str, Any]]:
         """One change per row, in the order rows were first touched, with the row's image
         as it is now (a row inserted and deleted again, or inserted in a savepoint that
         rolled back, is no change)."""
@@ -270,7 +387,7 @@ class EventLog:
         out: list[dict[str, Any]] = []
         for (name, key), op in first.items():
             table = self.tables[name]
-            where = " AND ".join(f'"{k}" IS ?' for k in table.key)
+            where = " AND ".join(f'"{k}" = ?' for k in table.key)
             values = _sql(self.db, f'SELECT * FROM "{name}" WHERE {where}', key).fetchone()
             key_dict = dict(zip(table.key, key, strict=True))
             if values is None:
@@ -292,11 +409,32 @@ class EventLog:
 # -- appending ---------------------------------------------------------------------
 
 
-def _sql(db: peewee.Database, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+def _sql(db: peewee.Database, sql: str, params: Sequence[Any] = ()) -> Any:
     """A statement on the connection itself: these run on every write command, and
-    peewee's execute_sql adds ~20 us to each. The store translates sqlite3's errors."""
-    cursor: sqlite3.Cursor = db.connection().execute(sql, params)
-    return cursor
+    peewee's execute_sql adds ~20 us to each. The store translates sqlite3's errors.
+    (PostgreSQL's goes through execute_sql, which turns `?` into psycopg's `%s`.)"""
+    if isinstance(db, peewee.SqliteDatabase):
+        return db.connection().execute(sql, params)
+    return db.execute_sql(sql, params)
+
+
+_cursor_names = itertools.count(1)
+
+
+def stream(db: peewee.Database, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
+    """The rows of a query as they are read, for passes over a whole table or log:
+    sqlite3's cursors already do; psycopg's plain cursors fetch every row at once, so on
+    PostgreSQL this is a server-side cursor (inside the transaction that reads), closed
+    when the rows run out or the iterator is dropped (DDL waits for no open cursor)."""
+    if isinstance(db, peewee.SqliteDatabase):
+        yield from db.connection().execute(sql, params)
+        return
+    from deploytrack.store.postgres import convert
+
+    with db.connection().cursor(name=f"deploytrack_stream_{next(_cursor_names)}") as cursor:
+        cursor.itersize = 2000
+        cursor.execute(convert(sql), params)
+        yield from cursor
 
 
 def size(db: peewee.Database) -> int:
@@ -427,7 +565,7 @@ def log_rows_again(db: peewee.Database, table_name: str, migration: str) -> None
     table = state_tables(db)[table_name]
     order = ", ".join(f'"{k}"' for k in table.key)
     appended = False
-    for values in _sql(db, f'SELECT * FROM "{table_name}" ORDER BY {order}'):
+    for values in stream(db, f'SELECT * FROM "{table_name}" ORDER BY {order}'):
         image = table.image(values)
         change = {"table": table_name, "op": "update", "key": table.key_of(image)}
         change["row"] = image
@@ -447,7 +585,7 @@ def start(db: peewee.Database, new_origin: str) -> None:
     append(db, "log.started", [], time=now, origin=new_origin)
     for table in state_tables(db).values():
         order = ", ".join(f'"{k}"' for k in table.key)
-        cursor = _sql(db, f'SELECT * FROM "{table.name}" ORDER BY {order}')
+        cursor = stream(db, f'SELECT * FROM "{table.name}" ORDER BY {order}')
         # Row by row from the cursor, not fetchall(): an old database's largest table
         # would otherwise be held in memory whole while its events are written.
         for values in cursor:

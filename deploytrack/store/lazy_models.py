@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from peewee import (
     BigIntegerField,
     BlobField,
-    BooleanField,
     CharField,
     CompositeKey,
     ForeignKeyField,
@@ -27,6 +26,7 @@ from deploytrack.store.models import (
     Deployment,
     DeploymentSlot,
     Environment,
+    FlagField,
     LogicalEnvironment,
     StagePolicy,
 )
@@ -51,13 +51,13 @@ class VariableEvent(BaseModel):
     deployment_name = TextField(null=True)
     name = TextField()
     action = CharField()
-    is_secret = BooleanField(default=False)
+    is_secret = FlagField(default=False)
     value = TextField(null=True)
     value_salt = CharField(null=True)  # m005: the salt of the event log's commitment to value
     ciphertext = BlobField(null=True)
     key_id = CharField(null=True)
     created_at = BigIntegerField()
-    redacted = BooleanField(default=False)  # a plain value removed by a later 'redacted' line
+    redacted = FlagField(default=False)  # a plain value removed by a later 'redacted' line
     redacts = IntegerField(null=True)  # on a 'redacted' line: the entry whose value it removed
 
     if TYPE_CHECKING:  # peewee adds these at runtime

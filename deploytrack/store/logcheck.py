@@ -35,16 +35,16 @@ class _Nodes:
 
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
-        self.cursors: dict[int, Any] = {}  # sqlite3 cursors
+        self.cursors: dict[int, Any] = {}
         self.count = 0
 
     def next(self, level: int) -> tuple[int, bytes] | None:
         cursor = self.cursors.get(level)
         if cursor is None:
-            cursor = self.cursors[level] = self.db.execute_sql(
-                "SELECT idx, hash FROM log_node WHERE level = ? ORDER BY idx", (level,)
+            cursor = self.cursors[level] = eventlog.stream(
+                self.db, "SELECT idx, hash FROM log_node WHERE level = ? ORDER BY idx", (level,)
             )
-        row = cursor.fetchone()
+        row = next(cursor, None)
         if row is None:
             return None
         self.count += 1
@@ -53,6 +53,8 @@ class _Nodes:
 
 def has_log(db: peewee.Database) -> bool:
     """False on a database opened as found (doctor) before m006 set the log up."""
+    if not isinstance(db, peewee.SqliteDatabase):
+        return db.execute_sql("SELECT to_regclass('log_event')").fetchone()[0] is not None
     row = db.execute_sql(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_event'"
     ).fetchone()
@@ -124,8 +126,7 @@ def check_state(db: peewee.Database) -> str | None:
         return str(exc)
     for table in eventlog.state_tables(db).values():
         order = ", ".join(f'"{k}"' for k in table.key)
-        cursor = db.execute_sql(f'SELECT * FROM "{table.name}" ORDER BY {order}')
-        while (values := cursor.fetchone()) is not None:
+        for values in eventlog.stream(db, f'SELECT * FROM "{table.name}" ORDER BY {order}'):
             image = table.image(values)
             key = table.key_of(image)
             label = replay.row_label(table.name, key)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from peewee import (
     BigIntegerField,
-    BooleanField,
     CharField,
     ForeignKeyField,
     IntegerField,
@@ -39,6 +38,18 @@ if TYPE_CHECKING:
     from deploytrack.store.lazy_models import StagePolicyIdentity as StagePolicyIdentity
     from deploytrack.store.lazy_models import StagePolicyKey as StagePolicyKey
     from deploytrack.store.lazy_models import VariableEvent as VariableEvent
+
+
+class FlagField(IntegerField):
+    """A yes/no column stored as 0 or 1 (INTEGER with a CHECK, on both backends: the event
+    log's row images carry the number, so they are the same bytes everywhere); reads as
+    a bool. peewee's BooleanField would send PostgreSQL a boolean for an integer column."""
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else int(bool(value))
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else bool(value)
 
 
 class BaseModel(Model):
@@ -66,7 +77,7 @@ class Environment(BaseModel):
 
 class LogicalEnvironment(BaseModel):
     name, description, created_at, updated_at = _catalog_columns()
-    is_default = BooleanField(default=False)
+    is_default = FlagField(default=False)
 
     if TYPE_CHECKING:  # peewee adds these at runtime
         id: AutoField[int]

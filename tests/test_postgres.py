@@ -1,0 +1,283 @@
+"""The PostgreSQL backend itself: choosing it, `db migrate`, bad URLs and servers, logins,
+and the SQLite path left as it was. (Every other test runs on both backends.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import SCRIPTS, assert_refused
+
+from deploytrack.cli import cli
+from deploytrack.store import migrations
+from deploytrack.store.postgres import convert, mask
+
+
+def invoke(db: str, *args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(cli, ["--db", db, *args], env=env)
+
+
+def tables(url: str) -> list[str]:
+    from deploytrack.store.postgres import psycopg_module
+
+    with psycopg_module().connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+# -- pure rules ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT ?", "SELECT %s"),
+        ("SELECT a FROM t WHERE a = ? AND b LIKE '%'", "SELECT a FROM t WHERE a = %s AND b LIKE '%%'"),  # noqa: E501
+        ("SELECT '?' || ?", "SELECT '?' || %s"),
+        ('SELECT "odd?name" FROM t WHERE x = ?', 'SELECT "odd?name" FROM t WHERE x = %s'),
+        ("SELECT 'it''s ?', ?", "SELECT 'it''s ?', %s"),
+        ("SELECT 100 % 7", "SELECT 100 %% 7"),
+    ],
+)
+def test_placeholders_become_psycopgs(sql: str, expected: str) -> None:
+    assert convert(sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://alice:s3cret@db:5432/dt", "postgresql://alice:***@db:5432/dt"),
+        ("postgresql://alice@db/dt", "postgresql://alice@db/dt"),
+        ("postgres://a:p%40ss@h/d?sslmode=require", "postgres://a:***@h/d?sslmode=require"),
+        ("postgresql://h/d?user=a&password=s3cret", "postgresql://h/d?user=a&password=***"),
+        ("postgresql://a:b:c@h/d", "postgresql://a:***@h/d"),
+    ],
+)
+def test_a_url_shown_back_has_its_password_masked(url: str, shown: str) -> None:
+    assert mask(url) == shown
+
+
+# -- db migrate ---------------------------------------------------------------------------
+
+
+def test_commands_refuse_a_database_without_the_schema_and_say_to_migrate(pg_empty: str) -> None:
+    result = invoke(pg_empty, "environment", "list")
+    assert_refused(result, contains="db migrate")
+    assert tables(pg_empty) == []
+
+
+def test_db_migrate_applies_every_step_once_then_is_up_to_date(pg_empty: str) -> None:
+    first = invoke(pg_empty, "db", "migrate", "-o", "json")
+    assert first.exit_code == 0, first.output + first.stderr
+    done = json.loads(first.stdout)
+    assert done["backend"] == "postgresql"
+    assert done["applied"] == migrations.names()
+    again = invoke(pg_empty, "db", "migrate")
+    assert again.exit_code == 0
+    assert "is up to date" in again.stdout
+    listed = invoke(pg_empty, "logical-environment", "list", "-o", "json")
+    names = [e["name"] for e in json.loads(listed.stdout)]
+    assert names == ["development", "production", "staging"]
+
+
+def test_commands_refuse_an_older_schema(pg_empty: str) -> None:
+    assert invoke(pg_empty, "db", "migrate").exit_code == 0
+    with pg_admin_for(pg_empty) as conn:
+        conn.execute("DELETE FROM deploytrack_migration WHERE name = %s", (migrations.names()[-1],))
+    result = invoke(pg_empty, "environment", "list")
+    assert_refused(result, contains="older deploytrack schema (1 migration(s) to apply)")
+
+
+def test_a_database_of_another_application_is_refused_and_left_alone(pg_empty: str) -> None:
+    with pg_admin_for(pg_empty) as conn:
+        conn.execute("CREATE TABLE invoices (id int)")
+    for args in (("environment", "list"), ("db", "migrate")):
+        result = invoke(pg_empty, *args)
+        assert_refused(result, contains="another application")
+    assert tables(pg_empty) == ["invoices"]
+
+
+def test_a_database_migrated_by_a_newer_deploytrack_is_refused(pg_empty: str) -> None:
+    assert invoke(pg_empty, "db", "migrate").exit_code == 0
+    with pg_admin_for(pg_empty) as conn:
+        conn.execute("INSERT INTO deploytrack_migration VALUES ('m999_future', 0)")
+    for args in (("environment", "list"), ("db", "migrate")):
+        assert_refused(invoke(pg_empty, *args), contains="newer deploytrack")
+
+
+def test_db_migrate_on_sqlite_sets_up_a_file_and_then_is_up_to_date(tmp_path: Path) -> None:
+    path = str(tmp_path / "d.db")
+    first = invoke(path, "db", "migrate", "-o", "json")
+    assert json.loads(first.stdout)["applied"] == migrations.names()
+    assert "is up to date" in invoke(path, "db", "migrate").stdout
+
+
+def test_eight_hosts_migrating_a_new_database_at_once_apply_each_step_once(
+    pg_empty: str, entry_point: str
+) -> None:
+    procs = [
+        subprocess.Popen(
+            [entry_point, "--db", pg_empty, "db", "migrate", "-o", "json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, outcomes
+    applied = [json.loads(out)["applied"] for out, _ in outcomes]
+    assert sorted(applied, key=len) == [[]] * 7 + [migrations.names()]
+    with pg_admin_for(pg_empty) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM deploytrack_migration").fetchall()]
+        events = conn.execute("SELECT count(*) FROM log_event WHERE type = 'log.started'")
+        assert events.fetchone()[0] == 1
+    assert sorted(names) == sorted(migrations.names())
+
+
+# -- URLs, servers and logins -------------------------------------------------------------
+
+
+def pg_admin_for(url: str) -> Any:
+    from deploytrack.store.postgres import psycopg_module
+
+    return psycopg_module().connect(url, autocommit=True)
+
+
+def test_a_url_that_does_not_parse_is_one_error_line() -> None:
+    result = invoke("postgresql://[::1", "environment", "list")
+    assert_refused(result, contains="is not a PostgreSQL URL")
+
+
+def test_a_server_that_refuses_connections_is_named() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = invoke(f"postgresql://u:pw123secret@127.0.0.1:{port}/dt", "environment", "list")
+    assert_refused(result, contains="cannot reach PostgreSQL at postgresql://u:***@127.0.0.1")
+    assert "pw123secret" not in result.stderr
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections and never answers."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    try:
+        yield s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def test_a_server_that_does_not_answer_is_given_up_on_after_the_connect_timeout(
+    silent_server: int,
+) -> None:
+    url = f"postgresql://u@127.0.0.1:{silent_server}/dt?connect_timeout=1"
+    started = time.monotonic()
+    result = invoke(url, "environment", "list")
+    assert time.monotonic() - started < 8
+    assert_refused(result, contains="did not answer within the connect timeout")
+
+
+def test_the_default_connect_timeout_is_ten_seconds() -> None:
+    from deploytrack.store import postgres
+
+    assert postgres.CONNECT_TIMEOUT_S == 10
+
+
+@pytest.fixture(scope="module")
+def password_server() -> Iterator[Any]:
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import pgtemp
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    server = pgtemp.start(password="right-horse-battery")
+    try:
+        with pg_admin_for(server.url.replace("@", ":right-horse-battery@")) as conn:
+            conn.execute("CREATE DATABASE dt")
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_refused_login_says_where_to_put_the_password_and_never_shows_it(
+    password_server: Any,
+) -> None:
+    url = password_server.url_for("dt")
+    for env in ({"PGPASSWORD": "wrong-pass-123"}, {}):
+        result = invoke(url, "environment", "list", env=env)
+        assert_refused(result, contains="refused the login")
+        assert "PGPASSWORD or ~/.pgpass" in result.stderr
+        assert "wrong-pass-123" not in result.output + result.stderr
+    wrong = url.replace("deploytrack@", "deploytrack:wrong-pass-456@")
+    result = invoke(wrong, "environment", "list")
+    assert_refused(result, contains="postgresql://deploytrack:***@127.0.0.1")
+    assert "wrong-pass-456" not in result.output + result.stderr
+
+
+def test_pgpassword_pgpass_and_the_url_all_log_in(password_server: Any, tmp_path: Path) -> None:
+    url = password_server.url_for("dt")
+    with_password = url.replace("deploytrack@", "deploytrack:right-horse-battery@")
+    migrated = invoke(with_password, "db", "migrate")
+    assert migrated.exit_code == 0, migrated.stderr
+    assert "right-horse-battery" not in migrated.output
+    assert "deploytrack:***@" in migrated.stdout
+    by_env = invoke(url, "environment", "list", env={"PGPASSWORD": "right-horse-battery"})
+    assert by_env.exit_code == 0, by_env.stderr
+    pgpass = Path(os.environ["HOME"]) / ".pgpass"
+    pgpass.parent.mkdir(parents=True, exist_ok=True)
+    pgpass.write_text(f"127.0.0.1:{password_server.port}:dt:deploytrack:right-horse-battery\n")
+    pgpass.chmod(0o600)
+    by_file = invoke(url, "environment", "list")
+    assert by_file.exit_code == 0, by_file.stderr
+
+
+# -- the SQLite path does not change ------------------------------------------------------
+
+
+def test_an_sqlite_command_never_imports_psycopg_even_when_it_is_installed(
+    entry_point: str, tmp_path: Path
+) -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("psycopg") is not None  # the extra is installed here
+    db = str(tmp_path / "d.db")
+    for args in (("deployment", "list"), ("environment", "list")):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", entry_point, "--db", db, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+        assert "peewee" in imported
+        # peewee's `import psycopg` is still tried (and fails at once, listed with a few
+        # microseconds): none of psycopg's modules is loaded.
+        loaded = {m for m in imported if m.startswith(("psycopg.", "psycopg_", "psycopg2."))}
+        assert not loaded
+
+
+def test_a_postgresql_command_in_a_process_that_imported_peewee_first(pg_empty: str) -> None:
+    """peewee found no psycopg when it was imported (cli.main hides it): opening a URL
+    afterwards still works."""
+    code = (
+        "import sys; sys.modules['psycopg'] = None; import peewee; del sys.modules['psycopg'];"
+        "from deploytrack.services import database;"
+        f"print(database.migrate({pg_empty!r}).applied[-1])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == migrations.names()[-1]
