@@ -55,7 +55,7 @@ def test_the_timeline_tells_how_each_record_started_and_ended(made: str) -> None
     assert rows[7] == f"{full} 2026-11-20T14:00:00Z decommissioned 2026-11-20T15:00:00Z"
     timeline = section(made, "timeline")
     # Slots in order: environment, then the lifecycle's order of logical environments.
-    headings = re.findall(r"<h3>(.*?)</h3>", timeline)
+    headings = re.findall(r"<h3 id=\"s\d+\">(.*?)</h3>", timeline)
     assert [text(h) for h in headings] == [
         "api (CONTAINER_IMAGE) in cluster/staging",
         "api (CONTAINER_IMAGE) in cluster/production",
