@@ -292,6 +292,10 @@ def test_every_command_escapes_what_it_prints(
     scan("deployment", "diff", *diff, "-o", "wide")
     scan("status")
     scan("status", "-o", "wide")
+    # Metrics of the history above: its names in the table's first line, its JSON whole.
+    scan("metrics", "--env", "prod")
+    scan("metrics", "--logical-env", "staging", "--interval", "month", "-o", "json")
+    scan("metrics", "--env", f"no{HOSTILE}", code=2)
 
     # Sync: an input file with a hostile name, holding pods whose names, images and reasons
     # are hostile (the real kubectl parser reads it: its own tests cover the rules).

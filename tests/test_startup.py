@@ -45,6 +45,8 @@ NEVER_ON_THE_HOT_PATH = {
     "deploytrack.cli.policies",
     "deploytrack.cli.signing",
     "deploytrack.cli.variables",
+    # Progress bars: only the long commands (sync, imports, audit, log verify) draw one.
+    "deploytrack.cli.progress",
     # The lazy models: the ones no hot command uses (evidence bytes, keys, admissions, variables).
     "deploytrack.store.lazy_models",
 }

@@ -232,6 +232,7 @@ COMMANDS = {
     "log": "deploytrack.cli.log:log",
     "audit": "deploytrack.cli.audit:audit",
     "db": "deploytrack.cli.db:db",
+    "metrics": "deploytrack.cli.metrics:metrics",
     "report": "deploytrack.cli.report:report",
 }
 cli.lazy.update(COMMANDS)

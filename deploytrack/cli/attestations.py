@@ -88,20 +88,25 @@ def attestation_import(
     for flag, value in (("--project", project), ("--version", version), ("--workflow", workflow)):
         if value is not None and not is_text(value):
             raise click.UsageError(f"{flag} is not valid UTF-8 text")
-    sources = [
+    from deploytrack.cli.progress import progress
+
+    # Read as parsed (a generator): the bar moves file by file, and one file's bytes at a
+    # time are held before they are parsed.
+    sources = (
         evidence.Source(
             name="stdin" if path == "-" else path,
             data=read_input(path, MAX_INPUT_BYTES),
             jsonl=path.lower().endswith(".jsonl"),
         )
         for path in paths
-    ]
+    )
     # Parse everything before the database is opened: a refused import leaves no trace,
     # not even a new, empty database file.
-    parsed = evidence.parse_sources(sources)
-    results = evidence.store_parsed(
-        app.store, parsed, evidence.Overrides(project, version, workflow)
-    )
+    with progress("Reading attestations", len(paths)) as advance:
+        parsed = evidence.parse_sources(sources, progress=advance)
+    overrides = evidence.Overrides(project, version, workflow)
+    with progress("Storing attestations", 2 * len(parsed)) as advance:
+        results = evidence.store_parsed(app.store, parsed, overrides, progress=advance)
     render(results, output, text=lambda done: _tell_imported(done, project, version, workflow))
 
 

@@ -64,7 +64,11 @@ def audit_export(
         key = checkpoints.signer(key_file, password)
     elif key_password_stdin:
         raise click.UsageError("--key-password-stdin needs --key")
-    result = service.export(app.store, output_file, key)
+    from deploytrack.cli.progress import progress
+
+    store = app.store
+    with progress("Exporting the log", lambda: service.export_units(store)) as advance:
+        result = service.export(store, output_file, key, progress=advance)
     # --output names the bundle here, so there is no -o: what was written is told in words.
     render(result, "table", text=_tell_exported)
 
@@ -116,9 +120,11 @@ def audit_verify(
     checkpoint, each blob hashes to its name, every blob the rows name is there, the
     events replay without contradiction. Then print what ran where at its end. Exit 1
     naming the first problem."""
+    from deploytrack.cli.progress import progress
     from deploytrack.services import audit as service
 
-    report = service.verify(bundle_file, keys, checkpoints)
+    with progress("Verifying the bundle", lambda: service.bundle_units(bundle_file)) as advance:
+        report = service.verify(bundle_file, keys, checkpoints, progress=advance)
     render(report, output, text=_tell_bundle)
 
 
@@ -160,9 +166,12 @@ def audit_import(app: App, bundle_file: str, output: str) -> None:
     """Build a new database (--db) from an audit bundle, verified first: the same events,
     root and rows. Refused into a database that holds anything; a bad bundle writes
     nothing."""
+    from deploytrack.cli.progress import progress
     from deploytrack.services import audit as service
 
-    result = service.import_bundle(app.open_store, bundle_file)
+    # Read twice: verified before the database is touched, then loaded.
+    with progress("Importing the bundle", lambda: 2 * service.bundle_units(bundle_file)) as advance:
+        result = service.import_bundle(app.open_store, bundle_file, progress=advance)
     render(result, output, text=_tell_loaded)
 
 

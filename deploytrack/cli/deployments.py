@@ -482,16 +482,20 @@ def deployment_sync(
 
     data = _read_observed(path, MAX_INPUT_BYTES)
     observed = _parse(source, data, namespaces, name_template, env_from_event, logical_environment)
+    from deploytrack.cli.progress import progress
+
     resolve = sync.chart_resolver(app.store, chart_repo, registry) if source == "helm" else None
-    result = sync.sync(
-        app.store,
-        environment,
-        logical_environment,
-        observed,
-        prune=prune,
-        dry_run=dry_run,
-        resolve_chart=resolve,
-    )
+    with progress("Syncing", len(observed)) as advance:
+        result = sync.sync(
+            app.store,
+            environment,
+            logical_environment,
+            observed,
+            prune=prune,
+            dry_run=dry_run,
+            resolve_chart=resolve,
+            progress=advance,
+        )
     render(result, output, text=_tell_sync)
     if exit_code and result.drift:
         click.get_current_context().exit(1)

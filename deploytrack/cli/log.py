@@ -120,7 +120,11 @@ def log_verify(
 
     if key_files and not checkpoint_files:
         raise click.UsageError("--key checks the signatures of --checkpoint files: give some")
-    report = service.verify(app.store, checkpoint_files, key_files)
+    from deploytrack.cli.progress import progress
+
+    store = app.store
+    with progress("Verifying the log", lambda: service.verify_units(store)) as advance:
+        report = service.verify(store, checkpoint_files, key_files, progress=advance)
     render(report, output, text=_tell_verify)
     if not report.ok:
         problem = next(c.problem for c in report.checks if c.problem)

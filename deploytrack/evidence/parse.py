@@ -340,6 +340,21 @@ def parse_document(raw: bytes, what: str) -> ParsedAttestation:
     )
 
 
+def statement_of(raw: bytes, what: str) -> dict[str, Any]:
+    """The in-toto statement inside a stored document (bare, in a DSSE envelope or in a
+    Sigstore bundle's envelope), as a JSON object; raises EvidenceError like parse_document."""
+    doc = _loads(raw, what)
+    if isinstance(doc, dict) and "mediaType" in doc:
+        doc = _envelope(doc.get("dsseEnvelope"), what)
+    elif isinstance(doc, dict) and ("payloadType" in doc or "payload" in doc):
+        doc = _envelope(doc, what)
+    if isinstance(doc, Envelope):
+        doc = _loads(doc.payload, f"{what}: DSSE payload")
+    if not isinstance(doc, dict):
+        raise EvidenceError(f"{what} is not an in-toto statement: expected a JSON object")
+    return doc
+
+
 def _split_lines(data: bytes) -> list[tuple[int, bytes]]:
     out = []
     for number, line in enumerate(data.split(b"\n"), start=1):

@@ -70,15 +70,22 @@ class BundleError(ServiceError):
     """The bundle is malformed, incomplete, or does not verify."""
 
 
+# What the commands draw a bar with (cli/progress.py): called with the units just done.
+Progress = Callable[[int], None]
+
+
 # -- exporting ---------------------------------------------------------------------------
 
 
 class _EventStream(io.RawIOBase):
     """events.jsonl as a file tarfile can copy: bodies and newlines, a batch at a time."""
 
-    def __init__(self, events: Iterator[tuple[int, int, str, bytes, bytes]]) -> None:
+    def __init__(
+        self, events: Iterator[tuple[int, int, str, bytes, bytes]], progress: Progress | None
+    ) -> None:
         self._events = events
         self._buffer = b""
+        self._progress = progress
 
     def readable(self) -> bool:
         return True
@@ -89,6 +96,8 @@ class _EventStream(io.RawIOBase):
             if event is None:
                 break
             self._buffer += event[3] + b"\n"
+            if self._progress is not None:
+                self._progress(1)
         if size < 0:
             size = len(self._buffer)
         out, self._buffer = self._buffer[:size], self._buffer[size:]
@@ -107,9 +116,24 @@ def _info(name: str, size: int) -> Any:
     return info
 
 
-def export(store: Store, output: str, key: Ed25519PrivateKey | None = None) -> ExportResult:
+def export_units(store: Store) -> int:
+    """What `export` reports progress in: each event, blob and value it writes."""
+    from deploytrack.store import bundle, eventlog
+
+    with store.read():
+        _, blob_count, value_count = bundle.counts(store.db)
+        return eventlog.size(store.db) + blob_count + value_count
+
+
+def export(
+    store: Store,
+    output: str,
+    key: Ed25519PrivateKey | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
     """Write the bundle to `output` (a new file, 0600): to a temporary file beside it,
-    renamed into place only when complete, so a failed export leaves nothing."""
+    renamed into place only when complete, so a failed export leaves nothing.
+    `progress(1)` after each event, blob and value written (export_units in all)."""
     import gzip
     import json
     import tarfile
@@ -169,12 +193,16 @@ def export(store: Store, output: str, key: Ed25519PrivateKey | None = None) -> E
                         tar.addfile(_info(name, len(data)), io.BytesIO(data))
                     tar.addfile(
                         _info(EVENTS, bundle.events_size(db)),
-                        _EventStream(eventlog.events(db)),
+                        _EventStream(eventlog.events(db), progress),
                     )
                     for name, data in bundle.blobs(db):
                         tar.addfile(_info(BLOB_PREFIX + name, len(data)), io.BytesIO(data))
+                        if progress is not None:
+                            progress(1)
                     for name, data in bundle.values(db):
                         tar.addfile(_info(VALUE_PREFIX + name, len(data)), io.BytesIO(data))
+                        if progress is not None:
+                            progress(1)
                 # On disk before it gets its name: a crash never leaves a partial bundle
                 # under the name the user gave.
                 raw.flush()
@@ -215,6 +243,38 @@ def _publish(temporary: str, output: str) -> None:
 
 
 # -- reading -----------------------------------------------------------------------------
+
+
+class _Reported(io.RawIOBase):
+    """The bundle file as read, each read told to `progress` in bytes: a bundle's work is
+    its bytes (one blob may be 256 MiB where an event is a few hundred bytes)."""
+
+    def __init__(self, inner: IO[bytes], progress: Progress) -> None:
+        self.inner = inner
+        self.progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        if data:
+            self.progress(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def bundle_units(path: str) -> int:
+    """What `verify` reports progress in: the bundle file's bytes (0 when it cannot be
+    read: the read itself then says why)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 class _Bounded(io.RawIOBase):
@@ -325,6 +385,7 @@ def _read(
     keys: Sequence[str] = (),
     kept: Sequence[tuple[str, Checkpoint]] = (),
     loader: Loader | None = None,
+    progress: Progress | None = None,
 ) -> BundleReport:
     """Read and check the bundle at `path` in one pass; with `loader`, load it too."""
     import gzip
@@ -344,7 +405,8 @@ def _read(
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise BundleError(f"{path} is not a regular file")
-        bounded = _Bounded(gzip.GzipFile(fileobj=handle, mode="rb"), MAX_TOTAL_BYTES)
+        source: IO[bytes] | _Reported = handle if progress is None else _Reported(handle, progress)
+        bounded = _Bounded(gzip.GzipFile(fileobj=source, mode="rb"), MAX_TOTAL_BYTES)
         state = _State()
         replay = _BundleReplay()
         try:
@@ -720,11 +782,15 @@ def _signed_kept(file: str, data: bytes, checkpoint: Checkpoint, keys: Sequence[
 
 
 def verify(
-    path: str, keys: Sequence[str] = (), checkpoint_files: Sequence[str] = ()
+    path: str,
+    keys: Sequence[str] = (),
+    checkpoint_files: Sequence[str] = (),
+    progress: Progress | None = None,
 ) -> BundleReport:
-    """Verify a bundle offline: no database is opened."""
+    """Verify a bundle offline: no database is opened. `progress(n)` for each n bytes of
+    the file read (bundle_units in all)."""
     kept = _kept_checkpoints(checkpoint_files, keys)
-    report = _read(path, keys, kept)
+    report = _read(path, keys, kept, progress=progress)
     from dataclasses import replace
 
     return replace(
@@ -735,16 +801,19 @@ def verify(
     )
 
 
-def import_bundle(open_store: Callable[[], Store], path: str) -> ImportResult:
+def import_bundle(
+    open_store: Callable[[], Store], path: str, progress: Progress | None = None
+) -> ImportResult:
     """Verify the bundle (no database touched), then build the database from it in one
-    transaction, reading the bundle again and checking it as it loads."""
+    transaction, reading the bundle again and checking it as it loads. `progress(n)` for
+    each n bytes of the file read, in both readings (twice bundle_units in all)."""
     from deploytrack.store import StoreError, bundle
 
-    report = _read(path)
+    report = _read(path, progress=progress)
     store = open_store()
     try:
         with bundle.Loading(store.db, store.path) as loader:
-            again = _read(path, loader=loader)
+            again = _read(path, loader=loader, progress=progress)
             if again.root != report.root or again.size != report.size:
                 raise BundleError(f"{path} changed while it was imported")
             loader.finish(again.origin)
@@ -767,4 +836,13 @@ def import_bundle(open_store: Callable[[], Store], path: str) -> ImportResult:
     )
 
 
-__all__ = ["FORMAT", "VERSION", "BundleError", "export", "import_bundle", "verify"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "BundleError",
+    "bundle_units",
+    "export",
+    "export_units",
+    "import_bundle",
+    "verify",
+]

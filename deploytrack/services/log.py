@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
 from deploytrack import timeutil
@@ -93,14 +93,25 @@ def list_events(
     return out
 
 
+def verify_units(store: Store) -> int:
+    """What `verify` reports progress in: each event, checked in the tree, then replayed;
+    each row of the tables compared with the replay."""
+    with store.read():
+        return logcheck.units(store.db) if logcheck.has_log(store.db) else 0
+
+
 def verify(
-    store: Store, checkpoint_files: Sequence[str] = (), key_files: Sequence[str] = ()
+    store: Store,
+    checkpoint_files: Sequence[str] = (),
+    key_files: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
 ) -> LogReport:
     """Check the tree (every event hashes to its leaf, nodes and tree heads match), the
     state (replaying the events reproduces every row of the tables) and, when files are
     given, that each kept checkpoint is this log's, signed by one of the keys when keys are
     given, and extended by the log (check `checkpoints`, after the tree is found sound:
-    its consistency proofs are made from the nodes the tree check verified)."""
+    its consistency proofs are made from the nodes the tree check verified).
+    `progress(1)` after each event of each pass and each row (verify_units in all)."""
     # A file that cannot be read or is no checkpoint is refused before the long checks.
     kept = [checkpoints.load(path) for path in checkpoint_files]
     checks: list[LogCheck] = []
@@ -112,7 +123,7 @@ def verify(
             )
             check = LogCheck("tree", False, "the event log", problem)
             return LogReport(None, 0, "", False, (check,))
-        tree = logcheck.check_tree(store.db)
+        tree = logcheck.check_tree(store.db, progress)
         checks.append(
             LogCheck(
                 "tree",
@@ -122,7 +133,7 @@ def verify(
             )
         )
         if tree.problem is None:
-            state_problem = logcheck.check_state(store.db)
+            state_problem = logcheck.check_state(store.db, progress)
             checks.append(
                 LogCheck(
                     "state",

@@ -56,8 +56,10 @@ def sync(
     prune: bool = False,
     dry_run: bool = False,
     resolve_chart: ChartResolver | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> SyncResult:
-    """Apply `observed` to (environment, logical environment) in one transaction.
+    """Apply `observed` to (environment, logical environment) in one transaction;
+    `progress(1)` after each observed artifact (len(observed) in all).
 
     `environment` may be None only when every observation names its own (CDEvents with
     --env-from-event); an observation's own environment wins. With `prune`, the records
@@ -83,7 +85,14 @@ def sync(
         # Every change is named by record()'s own events, in the savepoints below.
         with store.write():
             result = _apply(
-                store, environment, logical_environment, observed, prune, dry_run, resolve_chart
+                store,
+                environment,
+                logical_environment,
+                observed,
+                prune,
+                dry_run,
+                resolve_chart,
+                progress,
             )
             if dry_run:
                 raise _DryRun(result)
@@ -122,6 +131,7 @@ def _apply(
     prune: bool,
     dry_run: bool,
     resolve_chart: ChartResolver | None,
+    progress: Callable[[int], None] | None,
 ) -> SyncResult:
     """The sync inside its transaction."""
     stage = logical_environments.get(store, logical_environment)
@@ -143,6 +153,8 @@ def _apply(
         if obs.deployment_name is not None and where == environment:
             seen.add((obs.deployment_name, obs.kind))
         rows.append(_one(store, obs, where, logical_environment, resolve_chart, known_envs))
+        if progress is not None:
+            progress(1)
     for (name, kind), row in sorted(before.items()):
         if (name, kind) in seen:
             continue

@@ -14,6 +14,7 @@ Both stream the log: memory grows with the number of rows, not with the log's le
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import peewee
@@ -61,7 +62,16 @@ def has_log(db: peewee.Database) -> bool:
     return row is not None
 
 
-def check_tree(db: peewee.Database) -> TreeCheck:
+def units(db: peewee.Database) -> int:
+    """The progress `check_tree` then `check_state` report in all: each event in the tree,
+    each event replayed, each row of the tables compared with the replay (as long as the
+    replay itself on a big log)."""
+    rows = sum(_count(db, name) for name in eventlog.state_tables(db))
+    return 2 * eventlog.size(db) + rows
+
+
+def check_tree(db: peewee.Database, progress: Callable[[int], None] | None = None) -> TreeCheck:
+    """The tree against its events; `progress(1)` after each event checked."""
     heads = db.execute_sql("SELECT size, root FROM log_tree_head ORDER BY size").fetchall()
     head_at = {int(size): bytes(root) for size, root in heads}
     stored_origin = db.execute_sql("SELECT origin FROM log_origin").fetchone()
@@ -97,6 +107,8 @@ def check_tree(db: peewee.Database) -> TreeCheck:
                     f"{(index << level) + 1}-{(index + 1) << level} hash to"
                 )
         frontier.append((level, current))
+        if progress is not None:
+            progress(1)
         expected = head_at.pop(size, None)
         if expected is not None and expected != result(None).root:
             return result(f"the tree head of size {size} does not match the events")
@@ -113,20 +125,25 @@ def check_tree(db: peewee.Database) -> TreeCheck:
 
 
 def _count(db: peewee.Database, table: str) -> int:
-    return int(db.execute_sql(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return int(db.execute_sql(f'SELECT count(*) FROM "{table}"').fetchone()[0])
 
 
-def check_state(db: peewee.Database) -> str | None:
-    """Replay the log and compare with the tables; the first difference, or None."""
+def check_state(db: peewee.Database, progress: Callable[[int], None] | None = None) -> str | None:
+    """Replay the log and compare with the tables; the first difference, or None.
+    `progress(1)` after each event replayed and each row compared."""
     state = replay.Replay()
     try:
         for seq, _time, _type, body, _leaf in eventlog.events(db):
             state.apply(replay.parse_event(body, seq))
+            if progress is not None:
+                progress(1)
     except LogFormatError as exc:
         return str(exc)
     for table in eventlog.state_tables(db).values():
         order = ", ".join(f'"{k}"' for k in table.key)
         for values in eventlog.stream(db, f'SELECT * FROM "{table.name}" ORDER BY {order}'):
+            if progress is not None:
+                progress(1)
             image = table.image(values)
             key = table.key_of(image)
             label = replay.row_label(table.name, key)
