@@ -1,28 +1,15 @@
-"""What the report's tests share: a history with every way a record starts and ends, the
-text of a report's rows, and the metrics service while it is written on another branch."""
+"""What the report's tests share: a history with every way a record starts and ends, and
+ways to read a report."""
 
 from __future__ import annotations
 
 import html
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import NGINX_FULL, NGINX_GIT, Clock, Invoke
 from helpers import record_args, slot_args
-
-METRICS = "deploytrack.services.metrics"
-
-
-def use_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
-    """services/metrics.py, or the stand-in of its interface until it lands on main."""
-    if importlib.util.find_spec(METRICS) is None:
-        import metrics_standin
-
-        monkeypatch.setitem(sys.modules, METRICS, metrics_standin)
 
 
 def history(ok: Invoke, clock: Clock) -> None:
@@ -83,7 +70,6 @@ def png_size(path: Path) -> tuple[int, int]:
 def compute_metrics(db_path: Path, stage: str, since: int, until: int) -> Any:
     """What the metrics service says of the selection, to compare the report with."""
     from deploytrack.services.metrics import MetricsQuery, compute
-
     from deploytrack.store import open_store
 
     store = open_store(db_path)

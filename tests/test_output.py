@@ -24,7 +24,6 @@ from click.testing import CliRunner, Result
 from conftest import Invoke
 from helpers import intoto_statement
 from keyutil import ed25519_pair
-from report_support import use_metrics
 
 from deploytrack.cli import cli
 from deploytrack.cli.output import MAX_ROW, print_table, safe, short_ref
@@ -404,7 +403,6 @@ def test_every_command_escapes_what_it_prints(
     copy("audit", "import", str(bundle))
     scan.problems += copy.problems
     # The report names the file it wrote, and refuses one that exists, in its words.
-    use_metrics(monkeypatch)
     report = files / f"report{HOSTILE}.html"
     scan("report", "--output", str(report), "--env", "prod")
     scan("report", "--output", str(report), code=1)

@@ -253,6 +253,26 @@ def test_audit_export_verify_import_draw_bars(
     assert piped.code == 0 and piped.stderr == b""
 
 
+def test_report_draws_a_bar_while_it_verifies_the_log(
+    entry_point: str, history: None, db_path: Path, tmp_path: Path
+) -> None:
+    tty_report, pipe_report = tmp_path / "tty.html", tmp_path / "pipe.html"
+    ran = on_terminal(entry_point, db_path, "report", "--output", str(tty_report))
+    assert_bar(ran, "Writing the report")
+    assert ran.stdout.startswith(f"Wrote {tty_report} (")
+    piped = on_pipe(entry_point, db_path, "report", "--output", str(pipe_report))
+    assert piped.code == 0 and piped.stderr == b""
+    assert f"{COUNT} record(s) in {COUNT} slot(s)" in piped.stdout
+
+
+def test_report_counts_the_units_of_log_verify(store: Store, tmp_path: Path) -> None:
+    from deploytrack.services import log, report
+
+    done: list[int] = []
+    report.write(store, str(tmp_path / "r.html"), progress=done.append)
+    assert sum(done) == log.verify_units(store) > 0
+
+
 def _tampered(bundle: Path, out: Path) -> Path:
     """The bundle with one event changed and gzip written again (its CRC right)."""
     data = gzip.decompress(bundle.read_bytes())

@@ -19,16 +19,11 @@ from pathlib import Path
 import pytest
 from conftest import NGINX_FULL, NGINX_GIT, Clock, Invoke
 from helpers import intoto_statement, record_args
-from report_support import compute_metrics, history, record_rows, section, text, use_metrics
+from report_support import compute_metrics, history, record_rows, section, text
 from test_log import tamper
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKUP = "<script>alert(1)</script>"
-
-
-@pytest.fixture(autouse=True)
-def _metrics(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_metrics(monkeypatch)
 
 
 @pytest.fixture

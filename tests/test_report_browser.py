@@ -18,16 +18,11 @@ from typing import Any
 import pytest
 from conftest import NGINX_FULL, NGINX_GIT, Clock, Invoke
 from helpers import intoto_statement
-from report_support import history, png_size, use_metrics
+from report_support import history, png_size
 
 CHROMIUM = "/usr/bin/chromium"
 MARKUP = "<script>alert(1)</script>"
 MAX_BYTES = 2 * 1024 * 1024
-
-
-@pytest.fixture(autouse=True)
-def _metrics(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_metrics(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +186,6 @@ def big_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     total, day = 10_000, 86_400_000_000
     clock = [end - 89 * day]
     with pytest.MonkeyPatch.context() as patch:
-        use_metrics(patch)
         patch.setattr(timeutil, "now_us", lambda: clock[0])
         store = open_store(folder / "big.db")
         try:

@@ -57,9 +57,16 @@ def report(
     """Write one self-contained HTML file: what runs where now, a timeline per slot, the
     delivery metrics with their charts, and the event log's state (verified as `log verify`
     does). Nothing in it is fetched from anywhere: it opens offline."""
+    from deploytrack.cli.progress import progress
+    from deploytrack.services import log
     from deploytrack.services import report as service
 
-    result = service.write(app.store, output_file, logical_environments, environments, since, until)
+    store = app.store
+    # The long part is `log verify`: the bar counts its units.
+    with progress("Writing the report", lambda: log.verify_units(store)) as advance:
+        result = service.write(
+            store, output_file, logical_environments, environments, since, until, progress=advance
+        )
     # --output names the file here, so there is no -o: what was written is told in words.
     render(result, "table", text=_tell_written)
 

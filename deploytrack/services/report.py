@@ -48,6 +48,8 @@ from deploytrack.store.models import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from deploytrack.services.views.deployments import DeploymentView
 
 DAY_US = 86_400 * 1_000_000
@@ -81,12 +83,14 @@ def build(
     since: int | None = None,
     until: int | None = None,
     now: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Everything the report shows, read in one snapshot.
 
     The grid and the timeline cover the selected environments and logical environments
     (all when none is named); the metrics are computed once per logical environment
     selected (production when none is), and per environment when environments are named.
+    `progress` is `log.verify`'s (its units: `log.verify_units`), the one long part.
     """
     now = timeutil.now_us() if now is None else now
     until = now if until is None else until
@@ -107,7 +111,7 @@ def build(
             for stage in stages or ("production",)
             for env in envs or (None,)
         )
-        log = _log_state(store)
+        log = _log_state(store, progress)
     return Report(
         generated_at=now,
         since=since,
@@ -343,10 +347,7 @@ def _ticks(since: int, until: int, count: int = TICKS) -> tuple[Tick, ...]:
 
 def _metrics(store: Store, stage: str, env: str | None, since: int, until: int) -> MetricsPanel:
     """`deploytrack metrics` of one selection, with its two charts."""
-    from deploytrack.services.metrics import (  # type: ignore[import-not-found]
-        MetricsQuery,
-        compute,
-    )
+    from deploytrack.services.metrics import MetricsQuery, compute
 
     found = compute(
         store,
@@ -415,11 +416,11 @@ def _chart(values: Sequence[tuple[str, int]]) -> Chart:
 # --- the event log -------------------------------------------------------------------------
 
 
-def _log_state(store: Store) -> LogState:
+def _log_state(store: Store, progress: Callable[[int], None] | None) -> LogState:
     """`log verify` now, and the checkpoint of the log it verified."""
     from deploytrack.services import log
 
-    report = log.verify(store)
+    report = log.verify(store, progress=progress)
     checkpoint = log.checkpoint(store, None)
     return LogState(
         origin=report.origin,
@@ -494,12 +495,20 @@ def write(
     environments_selected: Sequence[str] = (),
     since: int | None = None,
     until: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ReportResult:
     """Build and render the report, then write it to `path`: a new file, 0600, created
     only once the page is whole (a refusal leaves nothing behind)."""
     from deploytrack.files import create_output
 
-    report = build(store, logical_environments_selected, environments_selected, since, until)
+    report = build(
+        store,
+        logical_environments_selected,
+        environments_selected,
+        since,
+        until,
+        progress=progress,
+    )
     data = render(report).encode("utf-8")
     with os.fdopen(create_output(path), "wb") as handle:
         handle.write(data)
