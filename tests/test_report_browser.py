@@ -88,7 +88,7 @@ def serious(page: Any) -> list[str]:
 
 
 @pytest.fixture
-def report_of_history(seeded: None, ok: Invoke, clock: Clock, tmp_path: Path) -> Path:
+def report_of_history(clock: Clock, seeded: None, ok: Invoke, tmp_path: Path) -> Path:
     history(ok, clock)
     out = tmp_path / "report.html"
     ok("report", "--output", str(out), "--since", "2026-11-20T00:00:00Z")
