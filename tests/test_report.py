@@ -345,3 +345,55 @@ def test_a_regular_install_ships_the_template(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("deploytrack-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert "deploytrack/services/templates/report.html.j2" in archive.namelist()
+
+
+def test_the_grid_says_what_verified_the_evidence_and_which_policy_admitted_it(
+    ok: Invoke, tmp_path: Path
+) -> None:
+    from keyutil import ed25519_pair
+
+    private, public = ed25519_pair(tmp_path, "release")
+    statement = tmp_path / "s.json"
+    statement.write_text(json.dumps(intoto_statement([("img", NGINX_FULL)], "https://e.com/p")))
+    ok("attestation", "sign", str(statement), "--key", str(private), "--project", "api")
+    ok("environment", "create", "--name", "cluster")
+    policy = json.loads(
+        ok("logical-environment", "policy", "set", "--name", "production",
+           "--trusted-key", str(public), "-o", "json").stdout
+    )  # fmt: skip
+    ok(*record_args("cluster", "production", "api"), "--digest", NGINX_FULL)
+    out = tmp_path / "r.html"
+    ok("report", "--output", str(out))
+    grid = text(section(out.read_text(), "now"))
+    (key,) = policy["policy"]["trusted_keys"]
+    assert f"evidence verified by {key['fingerprint']}" in grid
+    assert f"admitted by stage policy {policy['policy']['id']}" in grid
+
+
+def test_the_selection_narrows_the_grid_the_timeline_and_the_metrics(
+    made: str, ok: Invoke, tmp_path: Path
+) -> None:
+    out = tmp_path / "staging.html"
+    ok("report", "--output", str(out), "--logical-env", "staging", "--env", "cluster",
+       "--env", "edge", "--since", "2026-11-20T00:00:00Z")  # fmt: skip
+    page = out.read_text()
+    assert re.findall(r"<th scope=\"col\">(.*?)</th>", section(page, "now")) == [
+        "environment",
+        "staging",
+    ]
+    assert sorted(record_rows(page)) == [1, 5]
+    # The metrics: once per (logical environment, environment) named.
+    panels = re.findall(r"<h3>(.*?)</h3>", section(page, "metrics"))
+    assert panels == ["staging in cluster", "staging in edge"]
+
+
+def test_a_slot_s_table_names_the_repository_its_references_share_once() -> None:
+    from deploytrack.services.report import _repository
+
+    assert _repository(["ghcr.io/acme/api:1.0.0", "ghcr.io/acme/api:1.1.0"]) == (
+        "ghcr.io/acme/api:"
+    )
+    assert _repository(["ghcr.io/acme/api:1.0", "ghcr.io/acme/app:1.0"]) == "ghcr.io/acme/"
+    # One reference, or none in common: nothing to factor out.
+    assert _repository(["ghcr.io/acme/api:1.0.0"]) == ""
+    assert _repository(["a.io/x:1", "b.io/x:1"]) == ""
