@@ -10,8 +10,6 @@ accepted on both.
 
 from __future__ import annotations
 
-import itertools
-import os
 import re
 import shutil
 import sqlite3
@@ -23,58 +21,17 @@ from typing import Any
 
 import peewee
 import pytest
-from conftest import pg_admin
 
 from deploytrack.store import (
     errors,
     eventlog,
     migrations,
     open_store,
-    pgmigrate,
     pgrefusal,
     pgschema,
     postgres,
 )
 from deploytrack.store.postgres import open_database as pg_database
-
-# -- databases ------------------------------------------------------------------------
-
-_names = itertools.count(1)
-
-
-def _create_database(server: Any, template: str | None = None) -> str:
-    name = f"pgschema{os.getpid()}_{next(_names)}"
-    # FILE_COPY: a small template is copied faster than its WAL is replayed.
-    clone = f" TEMPLATE {template} STRATEGY FILE_COPY" if template else ""
-    with pg_admin(server) as admin:
-        admin.execute(f"CREATE DATABASE {name}{clone}")
-    return name
-
-
-def _drop_database(server: Any, name: str) -> None:
-    with pg_admin(server) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture(scope="session")
-def pg_migrated_template(pg_server: Any) -> Iterator[str]:
-    """A database `db migrate` set up (store/pgmigrate.py: every step of store/pgschema.py,
-    then the event log's capture), to clone: cloning takes a fraction of migrating."""
-    name = _create_database(pg_server)
-    db = pg_database(pg_server.url_for(name))
-    with db.connection_context():
-        assert pgmigrate.migrate(db) == migrations.names()
-    yield name
-    _drop_database(pg_server, name)
-
-
-@pytest.fixture
-def pg_migrated_url(pg_server: Any, pg_migrated_template: str) -> Iterator[str]:
-    """A fresh database with the whole PostgreSQL schema, dropped after the test."""
-    name = _create_database(pg_server, template=pg_migrated_template)
-    yield pg_server.url_for(name)
-    _drop_database(pg_server, name)
-
 
 # -- catalogue parity -----------------------------------------------------------------
 
@@ -248,11 +205,10 @@ def pg_catalogue(url: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def catalogues(
-    sqlite_template: Path, pg_server: Any, pg_migrated_template: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    return sqlite_catalogue(sqlite_template), pg_catalogue(pg_server.url_for(pg_migrated_template))
+@pytest.fixture
+def catalogues(sqlite_template: Path, pg_migrated: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A fresh database's catalogue on each backend (PostgreSQL's set up by `db migrate`)."""
+    return sqlite_catalogue(sqlite_template), pg_catalogue(pg_migrated)
 
 
 def test_same_tables_and_columns_in_the_same_order(catalogues: Any) -> None:
@@ -1191,14 +1147,15 @@ def refusal(db: peewee.Database, exc: peewee.IntegrityError) -> tuple[str, str |
     return line, raised[1] if raised else None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
-    """A fresh database with the whole schema, of either backend, connected."""
-    if request.param == "sqlite":
+@pytest.fixture
+def database(backend: str, request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
+    """A fresh database with the whole schema, of the test's backend, connected (raw:
+    peewee's database only, none of the store's transactions or event log)."""
+    if backend == "sqlite":
         path = request.getfixturevalue("sqlite_path")
         db: peewee.Database = peewee.SqliteDatabase(str(path), pragmas={"foreign_keys": 1})
     else:
-        db = pg_database(request.getfixturevalue("pg_migrated_url"))
+        db = pg_database(request.getfixturevalue("pg_migrated"))
     db.connect()
     yield db
     db.close()
@@ -1227,11 +1184,11 @@ def test_rule(database: peewee.Database, case: Case) -> None:
         assert rule == case.rule
 
 
-def test_every_rule_has_a_case(catalogues: Any, pg_server: Any, pg_migrated_template: str) -> None:
+def test_every_rule_has_a_case(catalogues: Any, pg_migrated: str) -> None:
     """Every CHECK, key, foreign key and refusing trigger of the PostgreSQL schema is the
     rule of a case above (so each has a statement it refuses, on both backends)."""
     _, pg = catalogues
-    db = pg_database(pg_server.url_for(pg_migrated_template))
+    db = pg_database(pg_migrated)
     with db.connection_context():
         checks = {
             row[0]
