@@ -672,6 +672,19 @@ CASES = [
             ],
         ),
     ),
+    # NOT NULL (on PostgreSQL the rule is table.column).
+    Case(
+        "environment-without-name",
+        [sql("INSERT INTO environment (type, created_at, updated_at) VALUES ('ecs', 1, 1)")],
+        rule="environment.name",
+        message="NOT NULL constraint failed: environment.name",
+    ),
+    Case(
+        "blob-without-content",
+        [sql("INSERT INTO blob (digest, size, created_at) VALUES (?, 0, 1)", "sha256:" + "f" * 64)],
+        rule="blob.content",
+        message="NOT NULL constraint failed: blob.content",
+    ),
     # Evidence and trust CHECKs.
     check(
         "blob-digest",
@@ -1141,6 +1154,8 @@ def refusal(db: peewee.Database, exc: peewee.IntegrityError) -> tuple[str, str |
         return str(errors.translate(exc, str(db.database))), None
     line = str(postgres.translate(exc, str(db.database)))
     diag = exc.orig.diag  # type: ignore[attr-defined]
+    if diag.sqlstate == "23502":  # NOT NULL is no named constraint before PostgreSQL 18
+        return line, f"{diag.table_name}.{diag.column_name}"
     if diag.constraint_name:
         return line, str(diag.constraint_name)
     raised = re.search(r"PL/pgSQL function (\w+)\(\) line \d+ at RAISE", diag.context or "")
@@ -1273,3 +1288,20 @@ def test_two_redactions_of_one_value_in_one_statement(database: peewee.Database)
             == "the database refused the change: UNIQUE constraint failed: variable_event.redacts"
         )
     assert database.execute_sql("SELECT count(*) FROM variable_event").fetchone()[0] == 1
+
+
+def test_a_blob_without_digest_is_refused_on_postgresql_only(database: peewee.Database) -> None:
+    """SQLite lets a TEXT PRIMARY KEY be NULL (a quirk it keeps for compatibility), and the
+    digest CHECK passes NULL; a PostgreSQL key never is. deploytrack always writes the
+    digest; docs/database.md lists this difference."""
+    statement = sql(
+        "INSERT INTO blob (digest, size, content, created_at) VALUES (NULL, 1, ?, 1)", b"x"
+    )
+    if isinstance(database, peewee.SqliteDatabase):
+        run(database, [statement])
+        return
+    with pytest.raises(peewee.IntegrityError) as refused:
+        run(database, [statement])
+    assert refusal(database, refused.value)[0] == (
+        "the database refused the change: NOT NULL constraint failed: blob.digest"
+    )
