@@ -67,6 +67,11 @@ PENDING_PGSTORE: dict[str, set[str] | None] = {
     "test_doctor.py": None,
     "test_audit.py": None,
     "test_variable_redaction.py": None,
+    "test_progress.py": {
+        "test_audit_export_verify_import_draw_bars",
+        "test_a_refusal_erases_the_bar_before_its_error_line",
+        "test_audit_counts_events_blobs_and_bytes",
+    },
 }
 
 

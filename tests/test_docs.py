@@ -270,11 +270,12 @@ def test_readme_workflow_runs_as_printed_on_a_fresh_database(tmp_path: Path) -> 
 
 
 def _demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """`demo/run.py ARGS` as `make demo` runs it; its output, once it ran every README
-    command in order (but the one choosing the database, which `--backend postgresql`
-    replaces)."""
+    """`demo/run.py --report tmp_path/out/demo-report.html ARGS` as `make demo` runs it;
+    its output, once it ran every README command in order (but the one choosing the
+    database, which `--backend postgresql` replaces) and wrote its report."""
+    report = tmp_path / "out" / "demo-report.html"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "demo" / "run.py"), *args],
+        [sys.executable, str(ROOT / "demo" / "run.py"), "--report", str(report), *args],
         cwd=ROOT,
         env=env or _user_env(tmp_path),
         capture_output=True,
@@ -289,6 +290,14 @@ def _demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
         found = done.stdout.find(f"\n$ {command}\n", position)
         assert found >= 0, f"make demo does not run this README command (in order):\n{command}"
         position = found + 1
+    # It ends by writing the report of its database, which outlives it, and says where.
+    assert (
+        f'\n$ deploytrack report --output "$DEMO_REPORT" --since "$DEMO_START"\nWrote {report} ('
+        in done.stdout
+    )
+    assert done.stdout.endswith(f"The demo's report: {report}\n")
+    page = report.read_text(encoding="utf-8")
+    assert "api-server (CONTAINER_IMAGE) in k8s-prod/production" in page
     return done.stdout
 
 

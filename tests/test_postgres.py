@@ -46,7 +46,7 @@ def tables(url: str) -> list[str]:
         (
             "SELECT a FROM t WHERE a = ? AND b LIKE '%'",
             "SELECT a FROM t WHERE a = %s AND b LIKE '%%'",
-        ),  # noqa: E501
+        ),
         ("SELECT '?' || ?", "SELECT '?' || %s"),
         ('SELECT "odd?name" FROM t WHERE x = ?', 'SELECT "odd?name" FROM t WHERE x = %s'),
         ("SELECT 'it''s ?', ?", "SELECT 'it''s ?', %s"),
