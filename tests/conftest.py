@@ -57,13 +57,73 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("DOCKER_CONFIG", raising=False)
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "deploytrack.db"
+BACKENDS = ("sqlite", "postgresql")
+# Test files whose PostgreSQL variants wait for code another branch (pgstore) ports: health
+# and doctor, audit export/import, redaction's scrub. Their PostgreSQL failures are expected
+# (strict: one that passes fails the run, so the list stays honest). Delete this line, and
+# its use in pytest_collection_modifyitems, when pgstore is merged.
+# A file name maps to None (every test in it) or to the names of its tests that wait.
+PENDING_PGSTORE: dict[str, set[str] | None] = {
+    "test_doctor.py": None,
+    "test_audit.py": None,
+    "test_variable_redaction.py": None,
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(reason): the test is about SQLite itself (the file, its locking, "
+        "completion's reads); it runs on SQLite only, and the reason is required",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses the database (through `backend`: db_path, run, ok, refuse,
+    record, seeded...) runs once on SQLite and once on PostgreSQL, unless it is marked
+    `sqlite_only(reason=...)`."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("sqlite_only")
+    backends: tuple[str, ...] = BACKENDS
+    if marker is not None:
+        reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+        if not isinstance(reason, str) or not reason.strip():
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid}: sqlite_only needs a reason "
+                "(why the test cannot run on PostgreSQL)"
+            )
+        backends = ("sqlite",)
+    metafunc.parametrize("backend", backends, indirect=True, ids=list(backends))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("backend") != "postgresql":
+            continue
+        names = PENDING_PGSTORE.get(item.path.name, set())
+        if names is None or item.originalname in (names or ()):  # type: ignore[attr-defined]
+            item.add_marker(pytest.mark.xfail(reason="ported by pgstore", strict=True))
 
 
 @pytest.fixture
-def run(db_path: Path) -> Invoke:
+def backend(request: pytest.FixtureRequest) -> str:
+    """ "sqlite" or "postgresql": which backend this variant of the test runs on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def db_path(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    """The test's database: on SQLite a file path (not created yet); on PostgreSQL the URL
+    (a str) of a fresh database, already migrated (a copy of the session's template)."""
+    if backend == "sqlite":
+        return tmp_path / "deploytrack.db"
+    return request.getfixturevalue("pg_migrated")
+
+
+@pytest.fixture
+def run(db_path: Path | str) -> Invoke:
     """Invoke the CLI with --db pointing at this test's database."""
     runner = CliRunner()
 
@@ -85,13 +145,52 @@ def ok(run: Invoke) -> Invoke:
     return invoke
 
 
-def snapshot(path: Path) -> list[str]:
-    """Every row of every table, to assert that a refused command changed nothing."""
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
+def is_pg(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def _pg_connect(url: str) -> Any:
+    from deploytrack.store.postgres import psycopg_module
+
+    return psycopg_module().connect(url, autocommit=True)
+
+
+def snapshot(target: Path | str) -> list[str]:
+    """Every row of every table (and the schema), to assert that a refused command changed
+    nothing. On PostgreSQL: the tables, columns, indexes and triggers, then every row of
+    every table in a total order."""
+    if not is_pg(target):
+        conn = sqlite3.connect(target)
+        try:
+            return list(conn.iterdump())
+        finally:
+            conn.close()
+    out: list[str] = []
+    with _pg_connect(str(target)) as conn:
+        schema = [
+            "SELECT table_name, column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns WHERE table_schema = current_schema()"
+            " ORDER BY 1, ordinal_position",
+            "SELECT tablename, indexdef FROM pg_indexes"
+            " WHERE schemaname = current_schema() ORDER BY 1, 2",
+            "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t"
+            " JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal ORDER BY 1, 2",
+        ]
+        for sql in schema:
+            out.extend(repr(row) for row in conn.execute(sql))
+        tables = [
+            (str(r[0]), int(r[1]))
+            for r in conn.execute(
+                "SELECT c.relname, c.relnatts FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.relkind = 'r' AND n.nspname = current_schema() ORDER BY 1"
+            )
+        ]
+        for table, width in tables:
+            order = ", ".join(str(i) for i in range(1, width + 1))
+            rows = conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}')
+            out.extend(f"{table}: {row!r}" for row in rows)
+    return out
 
 
 def assert_refused(result: Result, code: int = 1, contains: str = "") -> None:
@@ -105,7 +204,7 @@ def assert_refused(result: Result, code: int = 1, contains: str = "") -> None:
 
 
 @pytest.fixture
-def refuse(run: Invoke, db_path: Path) -> Invoke:
+def refuse(run: Invoke, db_path: Path | str) -> Invoke:
     """Like `run`, but the command must be refused (see assert_refused, whose `code` and
     `contains` it takes) and leave every row of the database as it was."""
 
@@ -127,14 +226,51 @@ def entry_point() -> str:
     return str(path)
 
 
-def query(path: Path, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
-    """Rows of a raw SQL query on the database file, as dicts."""
-    conn = sqlite3.connect(path)
+def query(target: Path | str, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+    """Rows of a raw SQL query (SQLite's `?` placeholders) on either backend, as dicts."""
+    if is_pg(target):
+        from psycopg.rows import dict_row
+
+        from deploytrack.store.postgres import convert
+
+        with _pg_connect(str(target)) as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            cursor.execute(convert(sql), tuple(params))
+            return list(cursor.fetchall()) if cursor.description else []
+    conn = sqlite3.connect(target)
     conn.row_factory = sqlite3.Row
     try:
         return [dict(row) for row in conn.execute(sql, tuple(params))]
     finally:
         conn.close()
+
+
+def execute(target: Path | str, sql: str, params: Sequence[object] = ()) -> None:
+    """Run SQL past deploytrack's code (as a user with the database's credentials could),
+    committed, on either backend: for tests that prove the schema itself, or `log verify`,
+    catches what it changes. The database's own refusal is raised as is (sqlite3.Error or
+    psycopg.Error: catch `DB_ERRORS`)."""
+    if is_pg(target):
+        from deploytrack.store.postgres import convert
+
+        with _pg_connect(str(target)) as conn:
+            conn.execute(convert(sql), tuple(params))
+        return
+    conn = sqlite3.connect(target)
+    try:
+        with conn:
+            conn.execute(sql, tuple(params))
+    finally:
+        conn.close()
+
+
+def _db_errors() -> tuple[type[BaseException], ...]:
+    from deploytrack.store.postgres import psycopg_module
+
+    return (sqlite3.Error, psycopg_module().Error)
+
+
+DB_ERRORS = _db_errors()
 
 
 @pytest.fixture
@@ -240,15 +376,59 @@ def pg_admin(server: Any) -> Any:
     return psycopg_module().connect(server.url, autocommit=True)
 
 
+def _new_database(server: Any, template: str | None = None) -> str:
+    name = f"t{os.getpid()}_{next(_pg_databases)}"
+    with pg_admin(server) as admin:
+        if template is None:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        else:
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+    return name
+
+
+def _drop_database(server: Any, name: str) -> None:
+    with pg_admin(server) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def pg_empty(pg_server: Any) -> Iterator[str]:
     """The URL of a new, empty database (no schema: `db migrate` has not run), dropped
     after the test."""
-    name = f"t{os.getpid()}_{next(_pg_databases)}"
-    with pg_admin(pg_server) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    name = _new_database(pg_server)
     try:
         yield pg_server.url_for(name)
     finally:
-        with pg_admin(pg_server) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: Any) -> str:
+    """A database migrated once per session with `deploytrack db migrate`, then closed to
+    connections: each test's database is a copy of it (a copy costs a few ms, a migration
+    about a second)."""
+    name = "deploytrack_template"
+    with pg_admin(pg_server) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    result = CliRunner().invoke(cli, ["--db", pg_server.url_for(name), "db", "migrate"])
+    assert result.exit_code == 0, (result.output, result.stderr, result.exception)
+    with pg_admin(pg_server) as admin:
+        # CREATE DATABASE ... TEMPLATE needs the template to have no session at all.
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        admin.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+    return name
+
+
+@pytest.fixture
+def pg_migrated(pg_server: Any, pg_template: str) -> Iterator[str]:
+    """The URL of a new database with deploytrack's schema (a copy of the template),
+    dropped after the test (WITH FORCE: a connection left open does not keep it)."""
+    name = _new_database(pg_server, pg_template)
+    try:
+        yield pg_server.url_for(name)
+    finally:
+        _drop_database(pg_server, name)

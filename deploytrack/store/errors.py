@@ -42,5 +42,6 @@ def translate(exc: peewee.PeeweeException | sqlite3.Error, path: str) -> StoreEr
     if "unable to open" in low or "disk i/o" in low:
         return StoreError(f"cannot open database {path}: check that it exists and is readable")
     if isinstance(exc, (peewee.IntegrityError, sqlite3.IntegrityError)):
-        return StoreError(f"the database refused the change: {text}")
+        # One line: SQLite quotes a CHECK as written, across lines.
+        return StoreError(f"the database refused the change: {' '.join(text.split())}")
     return StoreError(f"database error on {path}: {text}")

@@ -21,8 +21,8 @@ A migration that changes rows of a state table (anything but the log's tables an
 bookkeeping) after m006 must append events for them with `eventlog.append`, as m006's
 `eventlog.start` does: `log verify` would otherwise find rows changed outside the log.
 
-The DDL is SQLite's. A PostgreSQL backend would bring the same named steps in its own
-dialect (identity columns instead of INTEGER PRIMARY KEY, trigger functions).
+The DDL is SQLite's. store/pgschema.py holds each step's PostgreSQL twin, under the same
+name: a new migration here needs its twin there (tests/test_pgschema.py fails without it).
 """
 
 from __future__ import annotations

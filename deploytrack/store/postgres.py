@@ -197,6 +197,11 @@ def translate(exc: BaseException, url: str) -> StoreError:
             f"waits up to {BUSY_TIMEOUT_S} s for a writer); retry when it has finished"
         )
     if state.startswith("23"):
+        # A constraint in SQLite's words (a trigger's refusal already is): the same line
+        # on both backends, and no row values (PostgreSQL's DETAIL would show them).
+        from deploytrack.store.pgrefusal import sqlite_message
+
+        text = (sqlite_message(diag) if diag is not None else None) or text
         return StoreError(f"the database refused the change: {text}")
     if (
         "password authentication failed" in low
