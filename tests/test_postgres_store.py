@@ -197,46 +197,6 @@ def test_a_disabled_capture_trigger_and_an_invalid_index(pg: str) -> None:
     ]
 
 
-def test_a_record_pointing_at_a_missing_stage(pg: str) -> None:
-    """The same line as on SQLite (tests/test_doctor.py), from an anti-join."""
-    seed(pg)
-    sql(pg, "UPDATE deployment SET logical_environment_id = 99 WHERE id = 2")
-    code, data = report(pg)
-    assert code == 1
-    assert failing(data)["foreign_keys"] == [
-        "foreign key: deployment record 2 points at a missing logical_environment "
-        "(logical_environment_id 99)"
-    ]
-
-
-def test_two_active_records_in_one_slot(pg: str) -> None:
-    seed(pg)
-    sql(
-        pg,
-        "DROP INDEX deployment_one_active",
-        "UPDATE deployment SET status = 'deployed', ended_at = NULL, superseded_by = NULL",
-    )
-    data = report(pg)[1]
-    assert list(failing(data)) == ["one_active_per_slot", "timeline"]
-    assert failing(data)["one_active_per_slot"] == [
-        "invariant: 2 deployed records for api (CONTAINER_IMAGE) in environment cluster, "
-        "logical environment production: records 1, 2"
-    ]
-
-
-def test_a_superseded_record_must_name_the_record_that_follows_it(pg: str) -> None:
-    """timeline's null-safe comparison (SQLite's IS NOT, PostgreSQL's IS DISTINCT FROM)."""
-    seed(pg)
-    ok_on(pg, *record_args("cluster", "production", "api"), "--digest", NGINX_FULL)
-    sql(pg, "UPDATE deployment SET superseded_by = 3 WHERE id = 1")
-    timeline = failing(report(pg)[1])["timeline"]
-    assert timeline == [
-        "timeline: superseded record 1 of api (CONTAINER_IMAGE) in environment cluster, "
-        "logical environment production names record 3 as its successor, but record 2 "
-        "follows it"
-    ]
-
-
 def test_tls_is_a_problem_only_off_the_host() -> None:
     from deploytrack.services.doctor import tls_check
 
@@ -457,47 +417,3 @@ def test_progress_totals_on_postgresql(tmp_path: Path, pg: str, secrets_key: Pat
         assert log.verify_units(store) == 2 * counts["events"] + sum(counts["rows"].values())
     finally:
         store.close()
-
-
-# -- redaction ------------------------------------------------------------------------------
-
-
-def heap_holds(url: str, data: bytes) -> bool:
-    """Whether variable_event's heap file on disk holds `data` (after a CHECKPOINT writes
-    the server's buffers out): what is left for someone who reads the files."""
-    with connect(url) as conn:
-        conn.execute("CHECKPOINT")
-        path = conn.execute("SELECT pg_relation_filepath('variable_event')").fetchone()[0]
-        content = conn.execute("SELECT pg_read_binary_file(?)".replace("?", "%s"), (path,))
-        return data in bytes(content.fetchone()[0])
-
-
-def test_redaction_leaves_no_old_row_version_in_the_table(pg: str) -> None:
-    value = "hunter2-redact-me-on-postgresql"
-    ok_on(pg, "variable", "set", "TOKEN", value, "--logical-env", "production")
-    assert heap_holds(pg, value.encode())
-    result = ok_on(pg, "variable", "redact", "--id", "1")
-    assert "its value is gone from the database's tables (VACUUM)" in result.stdout
-    assert result.stderr == ""
-    assert not heap_holds(pg, value.encode())
-
-
-def test_a_transaction_older_than_the_redaction_is_reported_not_hidden(pg: str) -> None:
-    value = "hunter2-kept-by-an-old-snapshot"
-    ok_on(pg, "variable", "set", "TOKEN", value, "--logical-env", "production")
-    reader = connect(pg)
-    try:
-        reader.autocommit = False
-        reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        assert reader.execute("SELECT count(*) FROM variable_event").fetchone()[0] == 1
-        result = ok_on(pg, "variable", "redact", "--id", "1")
-        assert "gone" not in result.stdout
-        assert result.stderr.startswith("Warning: ")
-        assert "run VACUUM variable_event on the server once it has ended" in result.stderr
-        # The reader may still read the old version: PostgreSQL keeps it for it.
-        assert heap_holds(pg, value.encode())
-    finally:
-        reader.close()
-    with connect(pg) as conn:
-        conn.execute("VACUUM variable_event")
-    assert not heap_holds(pg, value.encode())

@@ -286,8 +286,8 @@ def variable_redact(app: App, entry: int) -> None:
     erased = ""
     if done.scrubbed:
         erased = (
-            ": its value is gone from the database's tables (VACUUM); the server's WAL and "
-            "backups keep it until their retention ends"
+            ": its value is gone from the database's tables (VACUUM FULL); the server's WAL "
+            "and backups keep it until their retention ends"
             if postgresql
             else ": its value is gone from the database file and its WAL"
         )
@@ -304,8 +304,8 @@ def variable_redact(app: App, entry: int) -> None:
         click.echo(
             f"Warning: {app.store.path} keeps the old row version, value included, in its "
             "table for now (a transaction that began before the redaction is still open, "
-            "or VACUUM could not run): run VACUUM variable_event on the server once it "
-            "has ended.",
+            "or VACUUM could not run): run VACUUM (FULL) variable_event on the server once "
+            "it has ended.",
             err=True,
         )
     elif not done.scrubbed:

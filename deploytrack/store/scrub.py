@@ -7,13 +7,17 @@ file and the WAL is truncated). A scrubbing write closes the first; `checkpoint_
 the second.
 
 PostgreSQL. An UPDATE writes a new row version and leaves the old one, value included, in
-the table's heap until VACUUM removes it, which it can only do once no transaction that
-began before the change is still open (such a transaction may still read the old
-version). `checkpoint_truncate` runs `VACUUM variable_event` once the redaction has
-committed (VACUUM cannot run inside a transaction block), after checking that no other
-session's snapshot is older than the redaction. The server's WAL, its archive, replicas
-and backups keep their own copies under PostgreSQL's retention, which is the DBA's to
-manage (docs/variables.md).
+the table's heap (and a long value's chunks in its TOAST table) until VACUUM removes it,
+which it can only do once no transaction that began before the change is still open (such
+a transaction may still read the old version). A plain VACUUM marks the space free but
+leaves the bytes of a page it empties; `VACUUM (FULL)` writes the table and its TOAST
+table anew and drops the old files. So `checkpoint_truncate` runs `VACUUM (FULL)
+variable_event` once the redaction has committed (VACUUM cannot run inside a transaction
+block), after checking that no other session's snapshot is older than the redaction. It
+holds the table's ACCESS EXCLUSIVE lock while it rewrites it: variable commands wait for
+it, and it waits for them no longer than the connection's lock_timeout. The server's WAL,
+its archive, replicas and backups keep their own copies under PostgreSQL's retention,
+which is the DBA's to manage (docs/variables.md).
 """
 
 from __future__ import annotations
@@ -72,9 +76,9 @@ def checkpoint_truncate(store: Store) -> bool:
     CHECKPOINT_TIMEOUT_S (the WAL then keeps its old frames until the last connection to
     the database closes, when SQLite checkpoints and removes it).
 
-    On PostgreSQL: VACUUM the table the redaction changed, so the old row version leaves
-    the heap; False when another session's snapshot began before the redaction committed
-    (VACUUM must keep the old version for it: run VACUUM variable_event once it ended).
+    On PostgreSQL: VACUUM (FULL) the table the redaction changed, so the old row version
+    leaves its files; False when another session's snapshot began before the redaction
+    committed (VACUUM must keep the old version for it), or VACUUM could not run.
     """
     if store.postgresql:
         return _vacuum(store)
@@ -104,7 +108,7 @@ def _vacuum(store: Store) -> bool:
                 " AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age(?::xid8::xid)",
                 (xid,),
             ).fetchone()
-            db.execute_sql(f"VACUUM {_SCRUBBED_TABLE}")
+            db.execute_sql(f"VACUUM (FULL) {_SCRUBBED_TABLE}")
     except StoreError:
         # The redaction stands (it committed); the warning says what is left to do. A
         # VACUUM waits for a lock no longer than a writer does (lock_timeout).
