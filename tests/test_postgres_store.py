@@ -120,6 +120,26 @@ def test_doctor_names_the_backend_and_runs_every_check(pg: str) -> None:
     assert "ok    tls: the connection is not encrypted, but local (127.0.0.1)" in text
 
 
+def test_doctor_on_a_database_db_migrate_has_not_set_up(pg_empty: str) -> None:
+    """Changes nothing, and says what to run; the triggers of a schema not there yet are
+    the schema check's to report, not listed one by one."""
+    code, data = report(pg_empty)
+    assert code == 1
+    problems = failing(data)
+    assert problems["schema"] == [
+        "schema: no migration table: run 'deploytrack --db URL db migrate' to set the database up"
+    ]
+    assert problems["log_tree"] == [
+        "the database has no event log yet: run 'deploytrack --db URL db migrate' to set it up"
+    ]
+    assert "integrity" not in problems
+    with connect(pg_empty) as conn:
+        assert (
+            conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
+            == 0
+        )
+
+
 def test_doctor_on_sqlite_names_its_library_version(tmp_path: Path) -> None:
     db = tmp_path / "dt.db"
     ok_on(db, "environment", "list")
