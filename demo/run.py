@@ -5,11 +5,14 @@ section, so the demo runs exactly what a newcomer reads. Every command is printe
 written there, followed by what it printed; a command that exits otherwise than the
 README says (0, or the `# exit N` of its comment) stops the demo. Then a few more looks.
 It uses only files shipped in demo/ and needs no network; the database and the secrets
-key live in a temporary folder that is removed at the end.
+key live in a temporary folder that is removed at the end. The demo ends by writing the
+report of its database (`deploytrack report`), which outlives it: by default
+build/demo-report.html (replaced on each run), or the path given with --report.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
@@ -17,12 +20,14 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SECTION = "## The typical workflow"
 BIN = Path(sys.executable).parent  # the venv's bin: `deploytrack` is installed there
+REPORT = ROOT / "build" / "demo-report.html"
 
 MORE_LOOKS = [
     "deploytrack deployment diff --from-env k8s-staging --from-logical-env staging"
@@ -90,11 +95,24 @@ def script(all_steps: list[Step]) -> str:
     return "\n".join(out) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--report", type=Path, default=REPORT, help=f"where the report goes (default: {REPORT})"
+    )
+    report = parser.parse_args(argv).report.resolve()
     blocks = workflow_blocks(README.read_text(encoding="utf-8"))
     all_steps = [step for block in blocks for step in steps(block)]
     all_steps.append(Step("# --- A few more looks", comment=True))
     all_steps += [Step(command) for command in MORE_LOOKS]
+    # The report of the demo's whole history, which took seconds: its window starts with it.
+    all_steps.append(
+        Step("# --- The report of this database, to open in any browser", comment=True)
+    )
+    all_steps.append(Step('deploytrack report --output "$DEMO_REPORT" --since "$DEMO_START"'))
+    report.parent.mkdir(parents=True, exist_ok=True)
+    # `report` never writes over a file: the previous demo's report goes first.
+    report.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="deploytrack-demo-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOYTRACK_")}
         env.update(
@@ -103,6 +121,8 @@ def main() -> None:
             # the secrets key is not the user's: both go when the demo ends.
             TMPDIR=tmp,
             DEPLOYTRACK_SECRETS_KEY_FILE=str(Path(tmp) / "secrets.key"),
+            DEMO_REPORT=str(report),
+            DEMO_START=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         print(f"# The typical workflow of README.md, on a throwaway database in {tmp}\n")
         sys.stdout.flush()
@@ -110,6 +130,7 @@ def main() -> None:
         if done.returncode:
             sys.exit(done.returncode)
     print("Demo finished: the database and the secrets key were thrown away.")
+    print(f"The demo's report: {report}")
 
 
 if __name__ == "__main__":

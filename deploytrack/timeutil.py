@@ -139,3 +139,18 @@ def parse_time_span(text: str, now: int | None = None) -> tuple[int, int]:
     except OverflowError:
         raise ValueError(f"invalid time {text[:40]!r}: out of range") from None
     return first, first + length
+
+
+def age(us: int) -> str:
+    """A duration for people (tables, the report): `45s`, `12m`, `3h 5m`, `2d 4h`."""
+    seconds = max(us, 0) // 1_000_000
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h" if hours else f"{days}d"

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages the tests use as real parts, when they are missing:
-#   docker-registry (CNCF distribution registry), skopeo, apache2-utils (htpasswd), openssl.
-# The registry tests start these as real parts and fail (never skip) when one is missing.
+#   docker-registry (CNCF distribution registry), skopeo, apache2-utils (htpasswd), openssl;
+#   chromium, the browser the report's tests drive through Playwright (Playwright's own
+#   browser downloads are not used: /usr/bin/chromium is its executable).
+# The tests start these as real parts and fail (never skip) when one is missing.
 # CI runs as root; elsewhere sudo is used. Nothing is installed when all are present.
 set -eu
 missing=""
@@ -9,6 +11,7 @@ command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 command -v skopeo >/dev/null 2>&1 || missing="$missing skopeo"
 command -v htpasswd >/dev/null 2>&1 || missing="$missing apache2-utils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -z "$missing" ] && exit 0
 echo "Installing test packages:$missing"
 if ! command -v apt-get >/dev/null 2>&1; then

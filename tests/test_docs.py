@@ -269,8 +269,9 @@ def test_readme_workflow_runs_as_printed_on_a_fresh_database(tmp_path: Path) -> 
 
 def test_make_demo_runs_the_readme_commands(tmp_path: Path) -> None:
     env = _user_env(tmp_path)
+    report = tmp_path / "out" / "demo-report.html"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "demo" / "run.py")],
+        [sys.executable, str(ROOT / "demo" / "run.py"), "--report", str(report)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -283,6 +284,14 @@ def test_make_demo_runs_the_readme_commands(tmp_path: Path) -> None:
         found = done.stdout.find(f"\n$ {command}\n", position)
         assert found >= 0, f"make demo does not run this README command (in order):\n{command}"
         position = found + 1
+    # It ends by writing the report of its database, which outlives it, and says where.
+    assert (
+        f'\n$ deploytrack report --output "$DEMO_REPORT" --since "$DEMO_START"\nWrote {report} ('
+        in done.stdout
+    )
+    assert done.stdout.endswith(f"The demo's report: {report}\n")
+    page = report.read_text(encoding="utf-8")
+    assert "api-server (CONTAINER_IMAGE) in k8s-prod/production" in page
     # Its database and secrets key went with its temporary folder.
     assert list((tmp_path / "tmp").iterdir()) == []
     assert not (tmp_path / "home" / "config" / "deploytrack").exists()

@@ -402,6 +402,10 @@ def test_every_command_escapes_what_it_prints(
     copy = Scan(tmp_path / f"copy{HOSTILE}.db")
     copy("audit", "import", str(bundle))
     scan.problems += copy.problems
+    # The report names the file it wrote, and refuses one that exists, in its words.
+    report = files / f"report{HOSTILE}.html"
+    scan("report", "--output", str(report), "--env", "prod")
+    scan("report", "--output", str(report), code=1)
 
     assert scan.problems == [], "\n".join(
         f"{' '.join(map(repr, args))} -> {stream}: {text!r}" for args, stream, text in scan.problems

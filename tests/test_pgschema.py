@@ -10,8 +10,6 @@ accepted on both.
 
 from __future__ import annotations
 
-import itertools
-import os
 import re
 import shutil
 import sqlite3
@@ -23,58 +21,17 @@ from typing import Any
 
 import peewee
 import pytest
-from conftest import pg_admin
 
 from deploytrack.store import (
     errors,
     eventlog,
     migrations,
     open_store,
-    pgmigrate,
     pgrefusal,
     pgschema,
     postgres,
 )
 from deploytrack.store.postgres import open_database as pg_database
-
-# -- databases ------------------------------------------------------------------------
-
-_names = itertools.count(1)
-
-
-def _create_database(server: Any, template: str | None = None) -> str:
-    name = f"pgschema{os.getpid()}_{next(_names)}"
-    # FILE_COPY: a small template is copied faster than its WAL is replayed.
-    clone = f" TEMPLATE {template} STRATEGY FILE_COPY" if template else ""
-    with pg_admin(server) as admin:
-        admin.execute(f"CREATE DATABASE {name}{clone}")
-    return name
-
-
-def _drop_database(server: Any, name: str) -> None:
-    with pg_admin(server) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture(scope="session")
-def pg_migrated_template(pg_server: Any) -> Iterator[str]:
-    """A database `db migrate` set up (store/pgmigrate.py: every step of store/pgschema.py,
-    then the event log's capture), to clone: cloning takes a fraction of migrating."""
-    name = _create_database(pg_server)
-    db = pg_database(pg_server.url_for(name))
-    with db.connection_context():
-        assert pgmigrate.migrate(db) == migrations.names()
-    yield name
-    _drop_database(pg_server, name)
-
-
-@pytest.fixture
-def pg_migrated_url(pg_server: Any, pg_migrated_template: str) -> Iterator[str]:
-    """A fresh database with the whole PostgreSQL schema, dropped after the test."""
-    name = _create_database(pg_server, template=pg_migrated_template)
-    yield pg_server.url_for(name)
-    _drop_database(pg_server, name)
-
 
 # -- catalogue parity -----------------------------------------------------------------
 
@@ -248,11 +205,10 @@ def pg_catalogue(url: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def catalogues(
-    sqlite_template: Path, pg_server: Any, pg_migrated_template: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    return sqlite_catalogue(sqlite_template), pg_catalogue(pg_server.url_for(pg_migrated_template))
+@pytest.fixture
+def catalogues(sqlite_template: Path, pg_migrated: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A fresh database's catalogue on each backend (PostgreSQL's set up by `db migrate`)."""
+    return sqlite_catalogue(sqlite_template), pg_catalogue(pg_migrated)
 
 
 def test_same_tables_and_columns_in_the_same_order(catalogues: Any) -> None:
@@ -715,6 +671,19 @@ CASES = [
                 (3, 1, 1, "web", "HELM_CHART"),
             ],
         ),
+    ),
+    # NOT NULL (on PostgreSQL the rule is table.column).
+    Case(
+        "environment-without-name",
+        [sql("INSERT INTO environment (type, created_at, updated_at) VALUES ('ecs', 1, 1)")],
+        rule="environment.name",
+        message="NOT NULL constraint failed: environment.name",
+    ),
+    Case(
+        "blob-without-content",
+        [sql("INSERT INTO blob (digest, size, created_at) VALUES (?, 0, 1)", "sha256:" + "f" * 64)],
+        rule="blob.content",
+        message="NOT NULL constraint failed: blob.content",
     ),
     # Evidence and trust CHECKs.
     check(
@@ -1185,20 +1154,23 @@ def refusal(db: peewee.Database, exc: peewee.IntegrityError) -> tuple[str, str |
         return str(errors.translate(exc, str(db.database))), None
     line = str(postgres.translate(exc, str(db.database)))
     diag = exc.orig.diag  # type: ignore[attr-defined]
+    if diag.sqlstate == "23502":  # NOT NULL is no named constraint before PostgreSQL 18
+        return line, f"{diag.table_name}.{diag.column_name}"
     if diag.constraint_name:
         return line, str(diag.constraint_name)
     raised = re.search(r"PL/pgSQL function (\w+)\(\) line \d+ at RAISE", diag.context or "")
     return line, raised[1] if raised else None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
-    """A fresh database with the whole schema, of either backend, connected."""
-    if request.param == "sqlite":
+@pytest.fixture
+def database(backend: str, request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
+    """A fresh database with the whole schema, of the test's backend, connected (raw:
+    peewee's database only, none of the store's transactions or event log)."""
+    if backend == "sqlite":
         path = request.getfixturevalue("sqlite_path")
         db: peewee.Database = peewee.SqliteDatabase(str(path), pragmas={"foreign_keys": 1})
     else:
-        db = pg_database(request.getfixturevalue("pg_migrated_url"))
+        db = pg_database(request.getfixturevalue("pg_migrated"))
     db.connect()
     yield db
     db.close()
@@ -1227,11 +1199,11 @@ def test_rule(database: peewee.Database, case: Case) -> None:
         assert rule == case.rule
 
 
-def test_every_rule_has_a_case(catalogues: Any, pg_server: Any, pg_migrated_template: str) -> None:
+def test_every_rule_has_a_case(catalogues: Any, pg_migrated: str) -> None:
     """Every CHECK, key, foreign key and refusing trigger of the PostgreSQL schema is the
     rule of a case above (so each has a statement it refuses, on both backends)."""
     _, pg = catalogues
-    db = pg_database(pg_server.url_for(pg_migrated_template))
+    db = pg_database(pg_migrated)
     with db.connection_context():
         checks = {
             row[0]
@@ -1316,3 +1288,20 @@ def test_two_redactions_of_one_value_in_one_statement(database: peewee.Database)
             == "the database refused the change: UNIQUE constraint failed: variable_event.redacts"
         )
     assert database.execute_sql("SELECT count(*) FROM variable_event").fetchone()[0] == 1
+
+
+def test_a_blob_without_digest_is_refused_on_postgresql_only(database: peewee.Database) -> None:
+    """SQLite lets a TEXT PRIMARY KEY be NULL (a quirk it keeps for compatibility), and the
+    digest CHECK passes NULL; a PostgreSQL key never is. deploytrack always writes the
+    digest; docs/database.md lists this difference."""
+    statement = sql(
+        "INSERT INTO blob (digest, size, content, created_at) VALUES (NULL, 1, ?, 1)", b"x"
+    )
+    if isinstance(database, peewee.SqliteDatabase):
+        run(database, [statement])
+        return
+    with pytest.raises(peewee.IntegrityError) as refused:
+        run(database, [statement])
+    assert refusal(database, refused.value)[0] == (
+        "the database refused the change: NOT NULL constraint failed: blob.digest"
+    )

@@ -43,7 +43,10 @@ def tables(url: str) -> list[str]:
     ("sql", "expected"),
     [
         ("SELECT ?", "SELECT %s"),
-        ("SELECT a FROM t WHERE a = ? AND b LIKE '%'", "SELECT a FROM t WHERE a = %s AND b LIKE '%%'"),  # noqa: E501
+        (
+            "SELECT a FROM t WHERE a = ? AND b LIKE '%'",
+            "SELECT a FROM t WHERE a = %s AND b LIKE '%%'",
+        ),
         ("SELECT '?' || ?", "SELECT '?' || %s"),
         ('SELECT "odd?name" FROM t WHERE x = ?', 'SELECT "odd?name" FROM t WHERE x = %s'),
         ("SELECT 'it''s ?', ?", "SELECT 'it''s ?', %s"),

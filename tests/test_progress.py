@@ -18,6 +18,7 @@ import os
 import re
 import select
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -125,7 +126,7 @@ def _read_all(fd: int, proc: subprocess.Popen[bytes], deadline: float) -> bytes:
 def on_terminal(entry_point: str, db: Path, *args: str, env: dict[str, str] | None = None) -> Ran:
     """Run the entry point with stderr on a pseudo-terminal (stdout to a file)."""
     master, slave = os.openpty()
-    with open(db.parent / "stdout.txt", "w+b") as out:
+    with tempfile.TemporaryFile() as out:  # db may be a PostgreSQL URL: no folder beside it
         try:
             proc = subprocess.Popen(
                 [entry_point, "--db", str(db), *args],
@@ -251,6 +252,26 @@ def test_audit_export_verify_import_draw_bars(
     assert_bar(ran, "Importing the bundle")
     piped = on_pipe(entry_point, tmp_path / "pipe-copy.db", "audit", "import", str(tty_bundle))
     assert piped.code == 0 and piped.stderr == b""
+
+
+def test_report_draws_a_bar_while_it_verifies_the_log(
+    entry_point: str, history: None, db_path: Path, tmp_path: Path
+) -> None:
+    tty_report, pipe_report = tmp_path / "tty.html", tmp_path / "pipe.html"
+    ran = on_terminal(entry_point, db_path, "report", "--output", str(tty_report))
+    assert_bar(ran, "Writing the report")
+    assert ran.stdout.startswith(f"Wrote {tty_report} (")
+    piped = on_pipe(entry_point, db_path, "report", "--output", str(pipe_report))
+    assert piped.code == 0 and piped.stderr == b""
+    assert f"{COUNT} record(s) in {COUNT} slot(s)" in piped.stdout
+
+
+def test_report_counts_the_units_of_log_verify(store: Store, tmp_path: Path) -> None:
+    from deploytrack.services import log, report
+
+    done: list[int] = []
+    report.write(store, str(tmp_path / "r.html"), progress=done.append)
+    assert sum(done) == log.verify_units(store) > 0
 
 
 def _tampered(bundle: Path, out: Path) -> Path:

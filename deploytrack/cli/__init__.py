@@ -233,6 +233,7 @@ COMMANDS = {
     "audit": "deploytrack.cli.audit:audit",
     "db": "deploytrack.cli.db:db",
     "metrics": "deploytrack.cli.metrics:metrics",
+    "report": "deploytrack.cli.report:report",
 }
 cli.lazy.update(COMMANDS)
 

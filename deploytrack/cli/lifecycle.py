@@ -28,8 +28,9 @@ from deploytrack.cli.params import (
     filter_options,
     slot_options,
 )
-from deploytrack.cli.times import DURATION, TIME_END, age
+from deploytrack.cli.times import DURATION, TIME_END
 from deploytrack.digests import short
+from deploytrack.timeutil import age
 
 if TYPE_CHECKING:
     from deploytrack.services.views.deployments import DeploymentView

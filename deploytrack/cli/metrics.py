@@ -10,7 +10,8 @@ from deploytrack.cli import App, pass_app
 from deploytrack.cli.lazy import Command
 from deploytrack.cli.output import output_option, print_table, render, safe, when
 from deploytrack.cli.params import ENVIRONMENT, STAGE, Choice
-from deploytrack.cli.times import DURATION, TIME, age
+from deploytrack.cli.times import DURATION, TIME
+from deploytrack.timeutil import age
 
 if TYPE_CHECKING:
     from deploytrack.services.views.metrics import Metrics

@@ -51,18 +51,3 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic from c
 TIME = TimeType()
 TIME_END = TimeType(last=True)
 DURATION = DurationType()
-
-
-def age(us: int) -> str:
-    """A duration for people: `45s`, `12m`, `3h 5m`, `2d 4h`."""
-    seconds = max(us, 0) // 1_000_000
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h" if hours else f"{days}d"

@@ -603,6 +603,17 @@ RETURN NULL;""",
     _run(db, statements)
 
 
+_REDACTION_INVALID = """NEW.action = 'redacted' AND NOT EXISTS (
+            SELECT 1 FROM variable_event AS r
+            WHERE r.id = NEW.redacts AND r.action = 'set' AND r.is_secret = 0
+              AND r.redacted = 0
+              AND r.logical_environment_id = NEW.logical_environment_id
+              AND r.environment_id IS NOT DISTINCT FROM NEW.environment_id
+              AND r.deployment_name IS NOT DISTINCT FROM NEW.deployment_name
+              AND r.name = NEW.name
+              AND r.created_at <= NEW.created_at)"""
+
+
 @migration
 def m004_variable_redaction(db: peewee.Database) -> None:
     """Variable redaction: a plain value set by mistake can be redacted, and that is the only
@@ -648,17 +659,6 @@ def m004_variable_redaction(db: peewee.Database) -> None:
         *_only_redaction(salted=False),
     ]
     _run(db, statements)
-
-
-_REDACTION_INVALID = """NEW.action = 'redacted' AND NOT EXISTS (
-            SELECT 1 FROM variable_event AS r
-            WHERE r.id = NEW.redacts AND r.action = 'set' AND r.is_secret = 0
-              AND r.redacted = 0
-              AND r.logical_environment_id = NEW.logical_environment_id
-              AND r.environment_id IS NOT DISTINCT FROM NEW.environment_id
-              AND r.deployment_name IS NOT DISTINCT FROM NEW.deployment_name
-              AND r.name = NEW.name
-              AND r.created_at <= NEW.created_at)"""
 
 
 @migration
