@@ -58,21 +58,6 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 BACKENDS = ("sqlite", "postgresql")
-# Test files whose PostgreSQL variants wait for code another branch (pgstore) ports: health
-# and doctor, audit export/import, redaction's scrub. Their PostgreSQL failures are expected
-# (strict: one that passes fails the run, so the list stays honest). Delete this line, and
-# its use in pytest_collection_modifyitems, when pgstore is merged.
-# A file name maps to None (every test in it) or to the names of its tests that wait.
-PENDING_PGSTORE: dict[str, set[str] | None] = {
-    "test_doctor.py": None,
-    "test_audit.py": None,
-    "test_variable_redaction.py": None,
-    "test_progress.py": {
-        "test_audit_export_verify_import_draw_bars",
-        "test_a_refusal_erases_the_bar_before_its_error_line",
-        "test_audit_counts_events_blobs_and_bytes",
-    },
-}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -100,16 +85,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             )
         backends = ("sqlite",)
     metafunc.parametrize("backend", backends, indirect=True, ids=list(backends))
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is None or callspec.params.get("backend") != "postgresql":
-            continue
-        names = PENDING_PGSTORE.get(item.path.name, set())
-        if names is None or item.originalname in (names or ()):  # type: ignore[attr-defined]
-            item.add_marker(pytest.mark.xfail(reason="ported by pgstore", strict=True))
 
 
 @pytest.fixture

@@ -12,12 +12,27 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from conftest import NGINX_FULL, NGINX_GIT, Invoke, Record, assert_refused
+from conftest import NGINX_FULL, NGINX_GIT, Invoke, Record, assert_refused, is_pg, query
 
 from deploytrack.timeutil import rfc3339
 
 
-def sql(db: Path, *statements: str) -> None:
+def sql(db: Path | str, *statements: str) -> None:
+    """A hand edit past the schema's guard. On SQLite the statements drop the triggers and
+    turn the foreign keys off themselves; on PostgreSQL the edit runs as the server's
+    superuser with session_replication_role = replica, which sets every trigger aside,
+    foreign keys included, for this session (DROP TRIGGER and PRAGMA are SQLite's: skipped
+    there). tests/test_postgres_store.py plants what only PostgreSQL's integrity check
+    sees: a trigger dropped or disabled for good, a constraint not validated."""
+    if is_pg(db):
+        from deploytrack.store.postgres import psycopg_module
+
+        with psycopg_module().connect(str(db), autocommit=True) as conn:
+            conn.execute("SET session_replication_role = replica")
+            for statement in statements:
+                if not statement.startswith(("DROP TRIGGER", "PRAGMA")):
+                    conn.execute(statement)
+        return
     with closing(sqlite3.connect(db)) as conn:
         for statement in statements:
             conn.execute(statement)
@@ -118,7 +133,12 @@ def test_recorded_digest_without_evidence(run: Invoke, db_path: Path, history: N
 
 
 def test_a_blob_that_does_not_hash_to_its_digest(run: Invoke, db_path: Path, history: None) -> None:
-    sql(db_path, "DROP TRIGGER blob_no_update", "UPDATE blob SET content = X'00' WHERE rowid = 1")
+    byte = "'\\x00'::bytea" if is_pg(db_path) else "X'00'"
+    sql(
+        db_path,
+        "DROP TRIGGER blob_no_update",
+        f"UPDATE blob SET content = {byte} WHERE digest = (SELECT min(digest) FROM blob)",
+    )
     code, data = report(run)
     assert code == 1
     assert (
@@ -130,8 +150,7 @@ def test_a_blob_that_does_not_hash_to_its_digest(run: Invoke, db_path: Path, his
 def test_a_migration_not_applied_is_reported_not_applied(
     run: Invoke, db_path: Path, history: None
 ) -> None:
-    with closing(sqlite3.connect(db_path)) as conn:
-        last = conn.execute("SELECT name FROM deploytrack_migration ORDER BY rowid DESC").fetchone()
+    last = [query(db_path, "SELECT max(name) AS name FROM deploytrack_migration")[0]["name"]]
     sql(db_path, f"DELETE FROM deploytrack_migration WHERE name = '{last[0]}'")
     code, data = report(run)
     assert code == 1
@@ -140,6 +159,7 @@ def test_a_migration_not_applied_is_reported_not_applied(
     assert code == 1
 
 
+@pytest.mark.sqlite_only(reason="the database file's mode; PostgreSQL's files are the server's")
 def test_permissions_wider_than_0600(run: Invoke, ok: Invoke, db_path: Path, history: None) -> None:
     ok("environment", "list")
     db_path.chmod(0o644)
@@ -167,6 +187,10 @@ def test_secrets_key_permissions(
     ]
 
 
+@pytest.mark.sqlite_only(
+    reason="a damaged page of the SQLite file; PostgreSQL's integrity check (triggers, "
+    "constraints, indexes): tests/test_postgres_store.py"
+)
 def test_integrity_damage_is_reported(run: Invoke, db_path: Path, seeded: None) -> None:
     # Damage an index page's b-tree header: the tables stay readable, the index does not.
     with closing(sqlite3.connect(db_path)) as conn:
@@ -195,6 +219,10 @@ def test_problems_end_with_one_error_line(
     assert "FAIL  permissions" in result.stdout
 
 
+@pytest.mark.sqlite_only(
+    reason="a path with no file; a PostgreSQL database that does not exist is refused by "
+    "every command alike (tests/test_postgres.py)"
+)
 def test_no_database_is_not_created(run: Invoke, db_path: Path) -> None:
     assert_refused(run("doctor"), contains="no database at")
     assert not db_path.exists()
@@ -207,9 +235,8 @@ SLOT = "api (CONTAINER_IMAGE) in environment cluster, logical environment produc
 
 
 def times(db: Path) -> dict[int, tuple[int, int | None]]:
-    with closing(sqlite3.connect(db)) as conn:
-        rows = conn.execute("SELECT id, created_at, ended_at FROM deployment").fetchall()
-    return {r[0]: (r[1], r[2]) for r in rows}
+    rows = query(db, "SELECT id, created_at, ended_at FROM deployment")
+    return {r["id"]: (r["created_at"], r["ended_at"]) for r in rows}
 
 
 def forge(db: Path, *updates: str) -> None:

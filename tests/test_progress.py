@@ -18,8 +18,8 @@ import os
 import re
 import select
 import subprocess
-import tempfile
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator

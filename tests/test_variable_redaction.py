@@ -11,7 +11,7 @@ from typing import Any
 
 import peewee
 import pytest
-from conftest import Invoke, assert_refused, query, snapshot
+from conftest import Invoke, assert_refused, execute, is_pg, query, snapshot
 
 STAGE = ("--logical-env", "production")
 ENV = (*STAGE, "--env", "prod-cluster")
@@ -71,6 +71,10 @@ def resolved(ok: Invoke) -> dict[str, str]:
     return {name: v["value"] for name, v in body.items()}
 
 
+@pytest.mark.sqlite_only(
+    reason="what SQLite's WAL holds while a connection keeps it; the files on both "
+    "backends: test_redaction_leaves_no_piece_of_the_value_in_the_files"
+)
 @pytest.mark.parametrize("size", ["short", "overflow"])
 def test_redaction_erases_the_bytes_from_db_wal_and_shm(
     ok: Invoke, db_path: Path, holder: sqlite3.Connection, size: str
@@ -168,6 +172,10 @@ def test_refused_redactions(ok: Invoke, run: Invoke, db_path: Path) -> None:
     assert snapshot(db_path) == before
 
 
+@pytest.mark.sqlite_only(
+    reason="the schema's refusals through sqlite3; tests/test_pgschema.py proves the same "
+    "rules on PostgreSQL"
+)
 def test_the_schema_accepts_the_redaction_and_no_other_change(ok: Invoke, db_path: Path) -> None:
     ok("variable", "set", "URL", "http://a", *STAGE)  # 1
     ok("variable", "set", "TOKEN", "s", *STAGE, "--secret")  # 2
@@ -244,34 +252,50 @@ def test_doctor_is_healthy_after_a_redaction(ok: Invoke) -> None:
     assert report["healthy"] is True
 
 
-def test_a_reader_holding_the_wal_is_reported_not_hidden(
-    ok: Invoke, db_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_reader_older_than_the_redaction_is_reported_not_hidden(
+    ok: Invoke, db_path: Path | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The checkpoint cannot finish while a reader holds an older snapshot: the redaction
-    stands, and a warning says where the old bytes still are and until when."""
+    """A reader holding a snapshot older than the redaction keeps the old bytes where it
+    can read them (SQLite: the WAL the checkpoint cannot finish; PostgreSQL: the old row
+    version VACUUM must keep): the redaction stands, and a warning says where the old
+    bytes still are and until when."""
     from deploytrack.store import scrub
 
     monkeypatch.setattr(scrub, "CHECKPOINT_TIMEOUT_S", 0.2)
     ok("variable", "set", "URL", MISTAKE, *STAGE)
-    reader = sqlite3.connect(db_path, isolation_level=None)
-    try:
+    if is_pg(db_path):
+        from conftest import _pg_connect
+
+        reader = _pg_connect(str(db_path))
+        reader.autocommit = False
+        reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        warning = f"Warning: {db_path} keeps the old row version, value included, in its table"
+        until = "run VACUUM (FULL) variable_event on the server once it has ended"
+    else:
+        reader = sqlite3.connect(db_path, isolation_level=None)
         reader.execute("BEGIN")
+        warning = f"Warning: another process is reading {db_path}, "
+        until = "stay in it and in its -wal until the last process"
+    try:
         reader.execute("SELECT count(*) FROM variable_event").fetchall()  # holds a snapshot
         result = ok("variable", "redact", "--id", "1")
         assert result.stdout.startswith("Redacted entry 1 (URL at production, set ")
         assert "gone" not in result.stdout
-        assert result.stderr.startswith(f"Warning: another process is reading {db_path}, ")
-        assert "stay in it and in its -wal until the last process" in result.stderr
-        assert MISTAKE.encode() in raw(db_path)  # the warning is true
-        reader.execute("COMMIT")
+        assert result.stderr.startswith(warning)
+        assert until in result.stderr
+        assert MISTAKE.encode() in stored(db_path)  # the warning is true
+        reader.commit()
     finally:
         reader.close()
-    # Once the reader is gone, the last connection to close checkpoints and removes the WAL.
     assert [c["change"] for c in history(ok)] == [
         "set (value redacted)",
         "redacted the value set by entry 1",
     ]
-    assert leftovers(raw(db_path), MISTAKE) == set()
+    # Once the reader is gone: SQLite's last connection to close checkpoints and removes
+    # the WAL; on PostgreSQL, what the warning says to run.
+    if is_pg(db_path):
+        execute(db_path, "VACUUM (FULL) variable_event")
+    assert leftovers(stored(db_path), MISTAKE) == set()
 
 
 def test_redaction_zeroes_the_freed_bytes_even_where_secure_delete_is_off(
@@ -361,3 +385,58 @@ def test_a_database_from_before_redaction_is_migrated_and_redactable(tmp_path: P
     data = raw(path)
     assert leftovers(data, MISTAKE) == set()
     assert CONTROL.encode() in data
+
+
+# -- the database's files, on both backends -----------------------------------------------
+
+
+def pg_files(url: str) -> bytes:
+    """Every byte of variable_event's files and its TOAST table's on the server, once a
+    CHECKPOINT has written the server's buffers out: what is left for whoever reads the
+    data folder (the test's role is the server's superuser)."""
+    from conftest import _pg_connect
+
+    with _pg_connect(url) as conn:
+        conn.execute("CHECKPOINT")
+        paths = conn.execute(
+            "SELECT pg_relation_filepath(oid) FROM pg_class WHERE oid = 'variable_event'::regclass"
+            " OR oid = (SELECT reltoastrelid FROM pg_class WHERE oid = 'variable_event'::regclass)"
+        ).fetchall()
+        return b"".join(
+            bytes(conn.execute("SELECT pg_read_binary_file(%s)", (p[0],)).fetchone()[0])
+            for p in paths
+        )
+
+
+def stored(db_path: Path | str) -> bytes:
+    """The database's bytes where a value can be left: SQLite's file, -wal and -shm, or
+    PostgreSQL's table files."""
+    return pg_files(str(db_path)) if is_pg(db_path) else raw(Path(db_path))
+
+
+@pytest.mark.parametrize("size", ["short", "long"])
+def test_redaction_leaves_no_piece_of_the_value_in_the_files(
+    ok: Invoke, db_path: Path | str, size: str
+) -> None:
+    """With no other reader. A long value lives in overflow pages (SQLite) or TOAST chunks
+    (PostgreSQL); a later long value keeps the pages it frees from being the file's last
+    (a plain VACUUM would truncate those, and leave the bytes of the others)."""
+    import os
+
+    mistake = MISTAKE if size == "short" else MISTAKE + os.urandom(6000).hex()
+    later = "later-" + os.urandom(6000).hex()
+    ok("variable", "set", "CONTROL", CONTROL, *STAGE)
+    ok("variable", "set", "DATABASE_URL", mistake, *STAGE)
+    ok("variable", "set", "LATER", later, *STAGE)
+    assert leftovers(stored(db_path), mistake)  # the search finds what is there
+    result = ok("variable", "redact", "--id", "2")
+    gone = (
+        "its value is gone from the database's tables (VACUUM FULL)"
+        if is_pg(db_path)
+        else "its value is gone from the database file and its WAL"
+    )
+    assert gone in result.stdout
+    assert result.stderr == ""
+    data = stored(db_path)
+    assert leftovers(data, mistake) == set()
+    assert CONTROL.encode() in data and leftovers(data, later)

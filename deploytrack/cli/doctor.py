@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 @output_option
 @pass_app
 def doctor(app: App, output: str) -> None:
-    """Check integrity, schema, every invariant and file permissions; exit 1 on problems."""
+    """Check integrity, schema, every invariant and file permissions (on PostgreSQL: TLS);
+    exit 1 on problems."""
     from deploytrack.services import doctor as service
     from deploytrack.store import resolve_path
 
@@ -36,6 +37,8 @@ def doctor(app: App, output: str) -> None:
 
 def _tell_report(report: Report) -> None:
     click.echo(f"Database: {safe(report.database)}")
+    name = "PostgreSQL" if report.backend == "postgresql" else "SQLite"
+    click.echo(f"Backend: {name} {safe(report.backend_version)}")
     click.echo(f"Log origin: {safe(report.origin)}")
     for check in report.checks:
         click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {safe(check.detail)}")

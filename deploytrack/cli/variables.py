@@ -282,7 +282,15 @@ def variable_redact(app: App, entry: int) -> None:
 
     done = variables.redact(app.store, entry)
     gone = done.redacted
-    erased = ": its value is gone from the database file and its WAL" if done.scrubbed else ""
+    postgresql = app.store.postgresql
+    erased = ""
+    if done.scrubbed:
+        erased = (
+            ": its value is gone from the database's tables (VACUUM FULL); the server's WAL "
+            "and backups keep it until their retention ends"
+            if postgresql
+            else ": its value is gone from the database file and its WAL"
+        )
     click.echo(
         f"Redacted entry {gone.id} ({gone.name} at {gone.scope}, set "
         f"{when(gone.changed_at)}){erased}."
@@ -292,7 +300,15 @@ def variable_redact(app: App, entry: int) -> None:
             f"It was the current value: {gone.name} has no value at {gone.scope} any more "
             "(less specific scopes apply); set the right one with 'deploytrack variable set'."
         )
-    if not done.scrubbed:
+    if not done.scrubbed and postgresql:
+        click.echo(
+            f"Warning: {app.store.path} keeps the old row version, value included, in its "
+            "table for now (a transaction that began before the redaction is still open, "
+            "or VACUUM could not run): run VACUUM (FULL) variable_event on the server once "
+            "it has ended.",
+            err=True,
+        )
+    elif not done.scrubbed:
         # The new page is only in the WAL until a checkpoint copies it over the old one.
         click.echo(
             f"Warning: another process is reading {app.store.path}, so old copies of the "

@@ -807,26 +807,15 @@ def import_bundle(
     """Verify the bundle (no database touched), then build the database from it in one
     transaction, reading the bundle again and checking it as it loads. `progress(n)` for
     each n bytes of the file read, in both readings (twice bundle_units in all)."""
-    from deploytrack.store import StoreError, bundle
+    from deploytrack.store import bundle
 
     report = _read(path, progress=progress)
     store = open_store()
-    try:
-        with bundle.Loading(store.db, store.path) as loader:
-            again = _read(path, loader=loader, progress=progress)
-            if again.root != report.root or again.size != report.size:
-                raise BundleError(f"{path} changed while it was imported")
-            loader.finish(again.origin)
-    except StoreError:
-        raise
-    except Exception as exc:
-        import peewee
-
-        if isinstance(exc, peewee.PeeweeException):
-            from deploytrack.store.connection import translate
-
-            raise translate(exc, store.path) from None
-        raise
+    with store.translated(), bundle.Loading(store.db, store.path) as loader:
+        again = _read(path, loader=loader, progress=progress)
+        if again.root != report.root or again.size != report.size:
+            raise BundleError(f"{path} changed while it was imported")
+        loader.finish(again.origin)
     return ImportResult(
         database=store.path,
         origin=report.origin,

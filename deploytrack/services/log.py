@@ -118,7 +118,11 @@ def verify(
     with store.read():
         if not logcheck.has_log(store.db):
             problem = (
-                "the database has no event log yet: any deploytrack command but doctor "
+                # PostgreSQL's schema changes only by `db migrate` (store/pgmigrate.py).
+                "the database has no event log yet: run 'deploytrack --db URL db migrate' "
+                "to set it up"
+                if store.postgresql
+                else "the database has no event log yet: any deploytrack command but doctor "
                 "sets it up (the schema is brought up to date when the database is opened)"
             )
             check = LogCheck("tree", False, "the event log", problem)

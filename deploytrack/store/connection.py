@@ -188,6 +188,15 @@ class Store:
         except self._errors as exc:
             raise self._translate(exc, self._url) from None
 
+    @contextmanager
+    def translated(self) -> Iterator[None]:
+        """Driver errors raised inside as the store's one line (StoreError), for work
+        that runs its own transaction (audit import)."""
+        try:
+            yield
+        except self._errors as exc:
+            raise self._translate(exc, self._url) from None
+
     def require_transaction(self) -> None:
         """Raise TransactionMisuse unless a transaction of this store is open (models
         would otherwise reach no database, or another store's)."""

@@ -26,14 +26,195 @@ def guarded(name: str, check: Callable[[], T], failed: T) -> tuple[T, list[str]]
         return check(), []
     # peewee wraps errors of execute(), not of fetching rows: catch the driver's too.
     except (peewee.DatabaseError, sqlite3.DatabaseError) as exc:
-        return failed, [f"{name}: the check could not run: {exc}"]
+        return failed, [f"{name}: the check could not run: {_first_line(exc)}"]
+    except Exception as exc:
+        from deploytrack.store import postgres
+
+        if not postgres.is_error(exc):
+            raise
+        return failed, [f"{name}: the check could not run: {_first_line(exc)}"]
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver's message as one line (PostgreSQL's add LINE and HINT lines)."""
+    return str(exc).strip().split("\n")[0]
+
+
+def is_postgresql(db: peewee.Database) -> bool:
+    return not isinstance(db, peewee.SqliteDatabase)
 
 
 def integrity(db: peewee.Database) -> list[str]:
+    if is_postgresql(db):
+        return _pg_integrity(db)
     rows = [r[0] for r in db.execute_sql("PRAGMA integrity_check").fetchall()]
     if rows == ["ok"]:
         return []
     return [f"integrity check: {row}" for row in rows[:20]]
+
+
+# The triggers the PostgreSQL schema's steps (store/pgschema.py) leave, by table: the
+# rules they enforce are the schema's, so one dropped or disabled is a problem. The
+# event log's capture triggers come on top (eventlog.install_pg_capture), one per state
+# table and change it captures. tests/test_doctor.py compares this with a database
+# `db migrate` made.
+PG_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "attestation": ("assign_id", "no_delete", "no_update"),
+    "attestation_identity_verification": ("assign_id", "no_delete", "no_update"),
+    "attestation_material": ("assign_id", "no_delete", "no_update"),
+    "attestation_subject": ("assign_id", "no_delete", "no_update"),
+    "attestation_verification": ("assign_id", "no_delete", "no_update"),
+    "blob": ("no_delete", "no_update"),
+    "deployment": (
+        "assign_id", "immutable", "lineage_immutable", "lineage_valid", "needs_evidence",
+        "no_delete", "policy_immutable", "policy_in_force", "slot_track", "source_immutable",
+    ),
+    "deployment_admission": ("assign_id", "no_delete", "no_update"),
+    "deployment_slot": ("assign_id", "no_delete", "no_update"),
+    "environment": ("assign_id",),
+    "log_event": ("dense", "no_delete", "no_update"),
+    "log_node": ("no_delete", "no_update"),
+    "log_origin": ("assign_id", "no_delete", "no_update"),
+    "log_tree_head": ("no_delete", "no_update"),
+    "logical_environment": ("assign_id", "policy_history"),
+    "public_key": ("assign_id", "no_delete", "no_update"),
+    "stage_policy": ("assign_id", "no_delete", "no_update"),
+    "stage_policy_identity": ("no_delete", "no_update"),
+    "stage_policy_key": ("no_delete", "no_update"),
+    "variable_event": (
+        "assign_id", "no_delete", "only_redaction", "redact", "redaction_valid", "salted",
+    ),
+}  # fmt: skip
+
+
+def pg_expected_triggers(db: peewee.Database) -> dict[str, str]:
+    """Every trigger the schema needs on PostgreSQL: name -> table."""
+    from deploytrack.store import eventlog
+
+    expected = {
+        f"{table}_{suffix}": table for table, suffixes in PG_TRIGGERS.items() for suffix in suffixes
+    }
+    # Captured: every change but those an append-only trigger refuses (by the schema's
+    # list, not the database's: a dropped no_update trigger is not a capture less).
+    for name in eventlog.state_tables(db):
+        refused = {s.removeprefix("no_") for s in PG_TRIGGERS.get(name, ()) if s.startswith("no_")}
+        for op in ("insert", "update", "delete"):
+            if op not in refused:
+                expected[f"{eventlog.PG_CAPTURE_PREFIX}{name}_{op}"] = name
+    return expected
+
+
+_PG_SCHEMA = "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+
+
+def _pg_integrity(db: peewee.Database) -> list[str]:
+    """PostgreSQL keeps its pages whole itself (checksums, WAL): what can be broken is the
+    schema's guard. Every constraint is validated (a NOT VALID one holds for new rows
+    only), every index is valid (a failed concurrent build leaves one that enforces and
+    finds nothing), and every trigger the schema needs is there and enabled."""
+    problems = []
+    for table, name in db.execute_sql(
+        "SELECT c.relname, k.conname FROM pg_constraint AS k JOIN pg_class AS c"
+        f" ON c.oid = k.conrelid WHERE k.connamespace = {_PG_SCHEMA} AND NOT k.convalidated"
+        " ORDER BY c.relname, k.conname"
+    ).fetchall():
+        problems.append(
+            f"integrity check: constraint {name} of {table} is not validated, so rows may "
+            f"break it: run ALTER TABLE {table} VALIDATE CONSTRAINT {name}"
+        )
+    for table, name in db.execute_sql(
+        "SELECT t.relname, c.relname FROM pg_index AS i JOIN pg_class AS c ON c.oid ="
+        " i.indexrelid JOIN pg_class AS t ON t.oid = i.indrelid WHERE c.relnamespace ="
+        f" {_PG_SCHEMA} AND NOT (i.indisvalid AND i.indisready) ORDER BY t.relname, c.relname"
+    ).fetchall():
+        problems.append(
+            f"integrity check: index {name} of {table} is not valid, so it enforces and "
+            f"finds nothing: run REINDEX INDEX {name}"
+        )
+    from deploytrack.store import pgmigrate
+
+    done = pgmigrate.applied(db)
+    if done is None or migrations.pending(done):
+        # The schema check names what is missing: the triggers of a step not applied are
+        # not this check's to list one by one.
+        return problems[:20]
+    present = {
+        str(name): (str(table), str(enabled))
+        for name, table, enabled in db.execute_sql(
+            "SELECT t.tgname, c.relname, t.tgenabled FROM pg_trigger AS t JOIN pg_class AS c"
+            f" ON c.oid = t.tgrelid WHERE c.relnamespace = {_PG_SCHEMA} AND NOT t.tgisinternal"
+        ).fetchall()
+    }
+    for name, table in sorted(pg_expected_triggers(db).items(), key=lambda t: (t[1], t[0])):
+        found = present.get(name)
+        if found is None or found[0] != table:
+            problems.append(
+                f"integrity check: trigger {name} on {table} is missing, so the rule it "
+                "enforces is not enforced: restore the database from a backup, or rebuild "
+                "it with audit export and audit import"
+            )
+        # 'O' fires in ordinary sessions, 'A' always; 'D' is disabled, 'R' replicas only.
+        elif found[1] not in ("O", "A"):
+            problems.append(
+                f"integrity check: trigger {name} on {table} is disabled, so the rule it "
+                f"enforces is not enforced: run ALTER TABLE {table} ENABLE TRIGGER {name}"
+            )
+    return problems[:20]
+
+
+def pg_foreign_key_check(db: peewee.Database) -> list[tuple[str, object, str, str, object]]:
+    """PRAGMA foreign_key_check on PostgreSQL: (table, row, parent, column, value) of
+    at most 20 rows whose reference points nowhere, each foreign key checked with an
+    anti-join (PostgreSQL enforces them, unless its triggers were set aside: a
+    superuser's session_replication_role, or ALTER TABLE ... DISABLE TRIGGER ALL). The
+    row is named by its primary key, as SQLite's rowid names it."""
+    keys = db.execute_sql(
+        "SELECT c.relname, p.relname, k.conkey, k.confkey,"
+        " (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute AS a"
+        "  WHERE a.attrelid = c.oid AND a.attnum = ANY (k.conkey)),"
+        " (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute AS a"
+        "  WHERE a.attrelid = p.oid AND a.attnum = ANY (k.confkey)),"
+        " (SELECT array_agg(a.attname ORDER BY array_position(i.indkey::int2[], a.attnum))"
+        "  FROM pg_index AS i JOIN pg_attribute AS a ON a.attrelid = i.indrelid"
+        "  AND a.attnum = ANY (i.indkey) WHERE i.indrelid = c.oid AND i.indisprimary)"
+        " FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid"
+        " JOIN pg_class AS p ON p.oid = k.confrelid"
+        f" WHERE k.contype = 'f' AND k.connamespace = {_PG_SCHEMA} ORDER BY c.oid, k.oid"
+    ).fetchall()
+    found: list[tuple[str, object, str, str, object]] = []
+    for table, parent, conkey, confkey, columns, parent_columns, pk in keys:
+        if len(found) >= 20:
+            break
+        # The columns in the constraint's order (conkey), matched with the parent's.
+        by_num = dict(zip(sorted(conkey), columns, strict=True))
+        parent_by_num = dict(zip(sorted(confkey), parent_columns, strict=True))
+        child = [by_num[n] for n in conkey]
+        referenced = [parent_by_num[n] for n in confkey]
+        key = list(pk or ["ctid"])
+        match = " AND ".join(
+            f"p.{_quoted(r)} = c.{_quoted(k)}" for k, r in zip(child, referenced, strict=True)
+        )
+        rows = db.execute_sql(
+            f"SELECT {', '.join('c.' + _quoted(k) for k in key)},"
+            f" {', '.join('c.' + _quoted(k) for k in child)} FROM {_quoted(table)} AS c"
+            f" WHERE {' AND '.join('c.' + _quoted(k) + ' IS NOT NULL' for k in child)}"
+            f" AND NOT EXISTS (SELECT 1 FROM {_quoted(parent)} AS p WHERE {match})"
+            f" ORDER BY {', '.join('c.' + _quoted(k) for k in key)} LIMIT ?",
+            (20 - len(found),),
+        ).fetchall()
+        for row in rows:
+            ident = row[: len(key)]
+            values = row[len(key) :]
+            found.append(
+                (
+                    str(table),
+                    ident[0] if len(ident) == 1 else ", ".join(str(v) for v in ident),
+                    str(parent),
+                    ", ".join(child),
+                    values[0] if len(values) == 1 else ", ".join(str(v) for v in values),
+                )
+            )
+    return found
 
 
 def _quoted(name: str) -> str:
@@ -41,6 +222,11 @@ def _quoted(name: str) -> str:
 
 
 def foreign_keys(db: peewee.Database) -> list[str]:
+    if is_postgresql(db):
+        return [
+            _foreign_key_problem(table, row, parent, column, value)
+            for table, row, parent, column, value in pg_foreign_key_check(db)
+        ]
     rows = db.execute_sql("PRAGMA foreign_key_check").fetchall()[:20]
     problems = []
     for table, rowid, parent, fkid in rows:
@@ -60,16 +246,32 @@ def foreign_keys(db: peewee.Database) -> list[str]:
                 f"SELECT {_quoted(column)} FROM {_quoted(table)} WHERE rowid = ?", (rowid,)
             ).fetchone()
             value = found[0] if found else None
-        what = f"deployment record {rowid}" if table == "deployment" else f"row {rowid} of {table}"
-        pointer = f" ({column} {value})" if column is not None else ""
-        problems.append(f"foreign key: {what} points at a missing {parent}{pointer}")
+        problems.append(_foreign_key_problem(table, rowid, parent, column, value))
     return problems
+
+
+def _foreign_key_problem(
+    table: str, row: object, parent: str, column: str | None, value: object
+) -> str:
+    what = f"deployment record {row}" if table == "deployment" else f"row {row} of {table}"
+    pointer = f" ({column} {value})" if column is not None else ""
+    return f"foreign key: {what} points at a missing {parent}{pointer}"
 
 
 def schema(db: peewee.Database) -> tuple[list[str], list[str]]:
     """(applied migrations, problems), by the migrations' own bookkeeping."""
-    applied = migrations.applied(db)
+    if is_postgresql(db):
+        from deploytrack.store import pgmigrate
+
+        applied = pgmigrate.applied(db)
+    else:
+        applied = migrations.applied(db)
     if applied is None:
+        if is_postgresql(db):  # a new database: its schema is made by `db migrate` only
+            return [], [
+                "schema: no migration table: run 'deploytrack --db URL db migrate' to set "
+                "the database up"
+            ]
         return [], ["schema: no migration table: this is not a deploytrack database"]
     problems = [f"schema: migration {n} is not applied" for n in migrations.pending(applied)]
     problems += [
@@ -108,15 +310,22 @@ def _slot(
 
 
 def one_active_per_slot(db: peewee.Database) -> list[str]:
+    ids = (
+        "string_agg(d.id::text, ', ' ORDER BY d.id)"
+        if is_postgresql(db)
+        else "group_concat(d.id, ', ')"
+    )
     rows = db.execute_sql(
         _select_with_slot(
-            "COUNT(*), group_concat(d.id, ', ')",
+            f"COUNT(*), {ids}",
             # Ordered in a subquery: SQLite concatenates in the order rows arrive.
             "(SELECT * FROM deployment WHERE status = 'deployed' ORDER BY id) AS d",
             "d",
         )
-        + " GROUP BY d.environment_id, d.logical_environment_id, d.deployment_name, d.kind"
-        " HAVING COUNT(*) > 1"
+        # The names too: PostgreSQL selects no column a group does not fix (each group has
+        # one of each anyway: it has one environment id and one logical environment id).
+        + " GROUP BY d.environment_id, d.logical_environment_id, d.deployment_name, d.kind,"
+        " e.name, l.name HAVING COUNT(*) > 1"
     ).fetchall()
     return [f"invariant: {r[0]} deployed records for {_slot(*r[2:])}: records {r[1]}" for r in rows]
 
@@ -150,6 +359,8 @@ def timeline(db: peewee.Database) -> list[str]:
     only the last record may be open. One pass over the slot index (the window's
     partition and order are those of deployment_key_time, so SQLite sorts nothing).
     """
+    # The null-safe comparison: SQLite's `IS NOT`, the standard's IS DISTINCT FROM.
+    distinct = "IS DISTINCT FROM" if is_postgresql(db) else "IS NOT"
     rows = db.execute_sql(
         "WITH ordered AS (SELECT id, environment_id, logical_environment_id,"
         "  deployment_name, kind, status, ended_at, superseded_by,"
@@ -159,7 +370,7 @@ def timeline(db: peewee.Database) -> list[str]:
         # Names are joined to the few problem rows only, not to every record.
         " bad AS (SELECT * FROM ordered WHERE next_id IS NOT NULL"
         "  AND (ended_at IS NULL OR ended_at > next_start OR (status = 'superseded'"
-        "   AND (ended_at <> next_start OR superseded_by IS NOT next_id)))"
+        f"   AND (ended_at <> next_start OR superseded_by {distinct} next_id)))"
         "  ORDER BY id LIMIT 50)"
         " "
         + _select_with_slot(
