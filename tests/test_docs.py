@@ -308,10 +308,6 @@ def test_make_demo_runs_the_readme_commands(tmp_path: Path) -> None:
     assert not (tmp_path / "home" / "config" / "deploytrack").exists()
 
 
-@pytest.mark.xfail(
-    reason="doctor and audit export on PostgreSQL are ported by pgstore: remove at its merge",
-    strict=True,
-)
 def test_make_demo_db_postgresql_runs_the_readme_commands_on_a_throwaway_server(
     tmp_path: Path,
 ) -> None:
