@@ -294,3 +294,39 @@ def test_a_postgresql_command_in_a_process_that_imported_peewee_first(pg_empty: 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == migrations.names()[-1]
+
+
+# -- a role that is not the owner ---------------------------------------------------------
+
+
+def test_a_role_that_may_not_vacuum_is_warned_after_a_redaction_not_told_the_value_is_gone(
+    pg_empty: str, pg_server: Any
+) -> None:
+    """The CI role of docs/postgresql.md (SELECT, INSERT, UPDATE) can redact, but the
+    server skips its VACUUM with a mere WARNING: the old row version, value included,
+    stays in the table, and the command must say so, as it does for an older reader."""
+    mistake = "postgres://admin:Hunter2-mistake-7c1d@db/api"
+    assert invoke(pg_empty, "db", "migrate").exit_code == 0
+    set_ = invoke(pg_empty, "variable", "set", "URL", mistake, "--logical-env", "production")
+    assert set_.exit_code == 0, set_.output
+    role = f"ci_{os.getpid()}"
+    with pg_admin_for(pg_server.url) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        with pg_admin_for(pg_empty) as conn:
+            conn.execute(f'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO "{role}"')
+        as_ci = pg_empty.replace("deploytrack@", f"{role}@")
+        result = invoke(as_ci, "variable", "redact", "--id", "1")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("Redacted entry 1 (URL at production, set ")
+        assert "gone" not in result.stdout
+        assert result.stderr.startswith(f"Warning: {as_ci} keeps the old row version")
+        # The warning is true: the value is still in the table's files.
+        from test_variable_redaction import pg_files
+
+        assert mistake.encode() in pg_files(pg_empty)
+    finally:
+        with pg_admin_for(pg_empty) as conn:
+            conn.execute(f'DROP OWNED BY "{role}"')
+        with pg_admin_for(pg_server.url) as admin:
+            admin.execute(f'DROP ROLE "{role}"')
