@@ -127,7 +127,9 @@ def test_an_empty_selection_measures_nothing(history: History, clock: Clock) -> 
     assert starts[0] == "2026-08-17T00:00:00.000000Z"  # since = Fri 2026-08-22 09:00
     assert starts[-1] == "2026-11-16T00:00:00.000000Z"  # until = Fri 2026-11-20 09:00
     assert len(starts) == 14 and {row["count"] for row in frequency["per_interval"]} == {0}
-    assert body["lead_time"] == {"count": 0, "median_seconds": None, "p90_seconds": None}
+    assert body["lead_time"] == {
+        "count": 0, "median_seconds": None, "p90_seconds": None, "from_import_time": 0,
+    }  # fmt: skip
     assert body["change_failure_rate"] == {"failed": 0, "total": 0, "rate": None}
     assert body["recovery_time"] == {"count": 0, "median_seconds": None}
 
@@ -145,7 +147,9 @@ def test_one_deployment(history: History) -> None:
         "start": "2026-11-16T00:00:00.000000Z",
         "count": 1,
     }
-    assert body["lead_time"] == {"count": 1, "median_seconds": 2 * HOUR, "p90_seconds": 2 * HOUR}
+    assert body["lead_time"] == {
+        "count": 1, "median_seconds": 2 * HOUR, "p90_seconds": 2 * HOUR, "from_import_time": 0,
+    }  # fmt: skip
     assert body["change_failure_rate"] == {"failed": 0, "total": 1, "rate": 0.0}
     assert body["recovery_time"] == {"count": 0, "median_seconds": None}
 
@@ -386,7 +390,7 @@ def test_lead_time_from_each_kind_of_evidence(history: History, ok: Invoke) -> N
     body = history.metrics()
     # Deployed at `now`: 1, 6, 3, 4, 5 and 2 hours after the build times above.
     assert body["lead_time"] == {"count": 6, "median_seconds": int(3.5 * HOUR),
-                                 "p90_seconds": int(5.5 * HOUR)}  # fmt: skip
+                                 "p90_seconds": int(5.5 * HOUR), "from_import_time": 0}  # fmt: skip
     assert "from import time" not in ok("metrics").stdout
 
 
@@ -463,7 +467,9 @@ def test_lead_time_is_measured_once_per_digest_at_its_first_deployment(history: 
     history.at(hours=1)
     body = history.metrics()
     assert body["deployment_frequency"]["count"] == 2
-    assert body["lead_time"] == {"count": 1, "median_seconds": 2 * HOUR, "p90_seconds": 2 * HOUR}
+    assert body["lead_time"] == {
+        "count": 1, "median_seconds": 2 * HOUR, "p90_seconds": 2 * HOUR, "from_import_time": 0,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -627,6 +633,7 @@ def test_compute_gives_the_report_its_samples(history: History, db_path: Path) -
         found = compute(store, MetricsQuery())
         assert found.lead_time_samples == (3 * HOUR, 2 * HOUR)
         assert found.lead_time.from_import_time == 1
+        assert found.lead_time.__json__()["from_import_time"] == 1
         assert (found.until, found.since) == (now + 3 * HOUR * US, now - (90 * DAY - 3 * HOUR) * US)
         with pytest.raises(ServiceError, match="the failure window is negative"):
             compute(store, MetricsQuery(failure_window_us=-1))

@@ -52,8 +52,8 @@ class LeadTime:
     count: int
     median_seconds: int | None
     p90_seconds: int | None
-    # Outside the JSON: how many of the `count` lead times started from an attestation's
-    # import time, the evidence stating no build time (the table says so).
+    # How many of the `count` lead times started from an attestation's import time, the
+    # evidence stating no build time: the "say which", for machines as for people.
     from_import_time: int = 0
 
     def __json__(self) -> dict[str, Any]:
@@ -61,6 +61,7 @@ class LeadTime:
             "count": self.count,
             "median_seconds": self.median_seconds,
             "p90_seconds": self.p90_seconds,
+            "from_import_time": self.from_import_time,
         }
 
 
