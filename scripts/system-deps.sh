@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages the tests use as real parts, when they are missing:
-#   docker-registry (CNCF distribution registry), skopeo, apache2-utils (htpasswd), openssl.
-# The registry tests start these as real parts and fail (never skip) when one is missing.
+#   docker-registry (CNCF distribution registry), skopeo, apache2-utils (htpasswd), openssl,
+#   and postgresql (its initdb and pg_ctl: scripts/pgtemp.py starts a throwaway server).
+# The tests start these as real parts and fail (never skip) when one is missing.
 # CI runs as root; elsewhere sudo is used. Nothing is installed when all are present.
 set -eu
 missing=""
@@ -9,6 +10,8 @@ command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 command -v skopeo >/dev/null 2>&1 || missing="$missing skopeo"
 command -v htpasswd >/dev/null 2>&1 || missing="$missing apache2-utils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+# Debian keeps the server's programs off $PATH, in a folder per major version.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 [ -z "$missing" ] && exit 0
 echo "Installing test packages:$missing"
 if ! command -v apt-get >/dev/null 2>&1; then
