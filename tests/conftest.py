@@ -21,6 +21,8 @@ from helpers import record_args
 
 from deploytrack.cli import cli
 
+pytest_plugins = ["pytester"]  # tests/test_backends.py checks this conftest's rules
+
 FIXTURES = Path(__file__).parent / "fixtures"
 ATTESTATIONS = FIXTURES / "attestations"
 # The real files that must be refused (see fixtures/attestations/README.md).

@@ -19,6 +19,7 @@ import re
 import select
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -125,7 +126,7 @@ def _read_all(fd: int, proc: subprocess.Popen[bytes], deadline: float) -> bytes:
 def on_terminal(entry_point: str, db: Path, *args: str, env: dict[str, str] | None = None) -> Ran:
     """Run the entry point with stderr on a pseudo-terminal (stdout to a file)."""
     master, slave = os.openpty()
-    with open(db.parent / "stdout.txt", "w+b") as out:
+    with tempfile.TemporaryFile() as out:
         try:
             proc = subprocess.Popen(
                 [entry_point, "--db", str(db), *args],

@@ -1,0 +1,79 @@
+"""The suite's own rule for backends (tests/conftest.py): a test that opens a database runs
+on SQLite and on PostgreSQL, one marked sqlite_only runs on SQLite alone and must say why,
+and the pending list marks PostgreSQL variants as expected failures, strictly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A throwaway test folder with this suite's conftest.py and helpers."""
+    for name in ("conftest.py", "helpers.py"):
+        pytester.makepyfile(**{name.removesuffix(".py"): (TESTS / name).read_text()})
+    return pytester
+
+
+def collected(suite: pytest.Pytester, source: str) -> list[str]:
+    suite.makepyfile(test_sample=source)
+    result = suite.runpytest_inprocess("--collect-only", "-q", "--strict-markers")
+    assert result.ret == 0, result.stdout.str()
+    return [line for line in result.outlines if "::" in line]
+
+
+def test_a_database_test_runs_on_both_backends_and_a_pure_one_once(
+    suite: pytest.Pytester,
+) -> None:
+    ids = collected(
+        suite,
+        "def test_db(db_path): pass\ndef test_cli(ok): pass\ndef test_pure(): pass\n",
+    )
+    assert ids == [
+        "test_sample.py::test_db[sqlite]",
+        "test_sample.py::test_db[postgresql]",
+        "test_sample.py::test_cli[sqlite]",
+        "test_sample.py::test_cli[postgresql]",
+        "test_sample.py::test_pure",
+    ]
+
+
+def test_sqlite_only_runs_on_sqlite_alone(suite: pytest.Pytester) -> None:
+    ids = collected(
+        suite,
+        "import pytest\n"
+        "@pytest.mark.sqlite_only(reason='the file mode')\n"
+        "def test_file(db_path): pass\n",
+    )
+    assert ids == ["test_sample.py::test_file[sqlite]"]
+
+
+@pytest.mark.parametrize("mark", ["sqlite_only", "sqlite_only()", "sqlite_only(reason=' ')"])
+def test_sqlite_only_without_a_reason_fails_collection(suite: pytest.Pytester, mark: str) -> None:
+    suite.makepyfile(test_sample=f"import pytest\n@pytest.mark.{mark}\ndef test_x(db_path): pass\n")
+    result = suite.runpytest_inprocess("--collect-only", "-q", "--strict-markers")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*sqlite_only needs a reason*"])
+
+
+def test_pending_postgresql_variants_are_strict_expected_failures(
+    suite: pytest.Pytester,
+) -> None:
+    conftest = suite.path / "conftest.py"
+    text = conftest.read_text()
+    start = text.index("PENDING_PGSTORE: dict[str, set[str] | None] = {")
+    end = text.index("}\n", start) + 2
+    conftest.write_text(
+        text[:start]
+        + 'PENDING_PGSTORE: dict[str, set[str] | None] = {"test_sample.py": {"test_late"}}\n'
+        + text[end:]
+    )
+    suite.makepyfile(test_sample="def test_late(backend): pass\ndef test_on_time(backend): pass\n")
+    result = suite.runpytest_inprocess("-q", "-rA", "-p", "no:cacheprovider")
+    # The PostgreSQL variant of the pending test passes: strict, that fails the run.
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*test_late?postgresql?*XPASS(strict)*ported by pgstore*"])
