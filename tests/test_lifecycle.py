@@ -635,6 +635,7 @@ def plan(db_path: Path, condition: Any) -> str:
         store.close()
 
 
+@pytest.mark.sqlite_only(reason="reads SQLite's query plans (EXPLAIN QUERY PLAN)")
 def test_point_in_time_queries_are_index_driven(ok: Invoke, db_path: Path) -> None:
     """No plan reads the deployment table from end to end: history length must not matter."""
     rec(ok, V1)
