@@ -16,6 +16,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A throwaway test folder with this suite's conftest.py and helpers."""
     for name in ("conftest.py", "helpers.py"):
         pytester.makepyfile(**{name.removesuffix(".py"): (TESTS / name).read_text()})
+    pytester.syspathinsert(TESTS.parent / "scripts")  # pgtemp, for the PostgreSQL server
     return pytester
 
 
@@ -77,3 +78,23 @@ def test_pending_postgresql_variants_are_strict_expected_failures(
     # The PostgreSQL variant of the pending test passes: strict, that fails the run.
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*test_late?postgresql?*XPASS(strict)*ported by pgstore*"])
+
+
+def test_each_test_gets_a_database_as_freshly_migrated(suite: pytest.Pytester) -> None:
+    """On PostgreSQL a used database is put back (rows) or dropped (schema changed): either
+    way the next test cannot tell it from a new one."""
+    suite.makepyfile(
+        test_sample="from conftest import fail_writes, untouched\n"
+        "def test_1_writes(ok, db_path):\n"
+        "    ok('environment', 'create', '--name', 'left-behind')\n"
+        "    assert not untouched(db_path)\n"
+        "def test_2_is_fresh(ok, db_path):\n"
+        "    assert untouched(db_path)\n"
+        "def test_3_changes_the_schema(db_path):\n"
+        "    fail_writes(db_path, 'environment')\n"
+        "def test_4_is_fresh(ok, db_path):\n"
+        "    assert untouched(db_path)\n"
+        "    ok('environment', 'create', '--name', 'left-behind')\n"
+    )
+    result = suite.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-k", "postgresql")
+    result.assert_outcomes(passed=4)
