@@ -150,14 +150,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """ "sqlite" or "postgresql": which backend this variant of the test runs on."""
+    """Which backend this variant of the test runs on: "sqlite" or "postgresql"."""
     return str(request.param)
 
 
 @pytest.fixture
 def db_path(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     """The test's database: on SQLite a file path (not created yet); on PostgreSQL the URL
-    (a str) of a fresh database, already migrated (a copy of the session's template)."""
+    (a str) of a database as `db migrate` leaves a new one (pg_migrated)."""
     if backend == "sqlite":
         return tmp_path / "deploytrack.db"
     return request.getfixturevalue("pg_migrated")
