@@ -110,6 +110,10 @@ PENDING_PGSTORE: dict[str, set[str] | None] = {
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # libpq reads PG* variables (PGSSLMODE, PGOPTIONS, PGSERVICE...) for every connection:
+    # the developer's own would point the throwaway server's connections elsewhere.
+    for name in [n for n in os.environ if n.startswith("PG")]:
+        del os.environ[name]
     config.addinivalue_line(
         "markers",
         "sqlite_only(reason): the test is about SQLite itself (the file, its locking, "

@@ -98,3 +98,12 @@ def test_each_test_gets_a_database_as_freshly_migrated(suite: pytest.Pytester) -
     )
     result = suite.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-k", "postgresql")
     result.assert_outcomes(passed=4)
+
+
+def test_the_developers_libpq_variables_do_not_reach_the_throwaway_server(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGSSLMODE", "require")  # the throwaway server has no TLS
+    suite.makepyfile(test_sample="def test_db(ok):\n    ok('environment', 'list')\n")
+    result = suite.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-k", "postgresql")
+    result.assert_outcomes(passed=1)
