@@ -63,9 +63,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 BACKENDS = ("sqlite", "postgresql")
 # Test files whose PostgreSQL variants wait for code another branch (pgstore) ports: health
 # and doctor, audit export/import, redaction's scrub. Their PostgreSQL failures are expected
-# (strict: one that passes fails the run, so the list stays honest). Delete this dict, and
-# its use in pytest_collection_modifyitems, when pgstore is merged. A file name maps to None
-# (every test in it) or to the names of its tests that wait.
+# (strict: one that passes fails the run, so the list stays honest). Empty this dict when
+# pgstore is merged (the hook stays: tests/test_backends.py checks it). A file name maps to
+# None (every test in it) or to the names of its tests that wait.
 PENDING_PGSTORE: dict[str, set[str] | None] = {
     "test_doctor.py": {
         "test_a_blob_that_does_not_hash_to_its_digest",
