@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages the tests use as real parts, when they are missing:
 #   docker-registry (CNCF distribution registry), skopeo, apache2-utils (htpasswd), openssl;
+#   postgresql (its initdb and pg_ctl: scripts/pgtemp.py starts a throwaway server);
 #   chromium, the browser the report's tests drive through Playwright (Playwright's own
 #   browser downloads are not used: /usr/bin/chromium is its executable).
 # The tests start these as real parts and fail (never skip) when one is missing.
@@ -12,6 +13,8 @@ command -v skopeo >/dev/null 2>&1 || missing="$missing skopeo"
 command -v htpasswd >/dev/null 2>&1 || missing="$missing apache2-utils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+# Debian keeps the server's programs off $PATH, in a folder per major version.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 [ -z "$missing" ] && exit 0
 echo "Installing test packages:$missing"
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -6,6 +6,7 @@ installed `deploytrack` entry point as a subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -19,6 +20,8 @@ from click.testing import CliRunner, Result
 from helpers import record_args
 
 from deploytrack.cli import cli
+
+pytest_plugins = ["pytester"]  # tests/test_backends.py checks this conftest's rules
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ATTESTATIONS = FIXTURES / "attestations"
@@ -61,6 +64,10 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # libpq reads PG* variables (PGSSLMODE, PGOPTIONS, PGSERVICE...) for every connection:
+    # the developer's own would point the throwaway server's connections elsewhere.
+    for name in [n for n in os.environ if n.startswith("PG")]:
+        del os.environ[name]
     config.addinivalue_line(
         "markers",
         "sqlite_only(reason): the test is about SQLite itself (the file, its locking, "
@@ -89,14 +96,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """ "sqlite" or "postgresql": which backend this variant of the test runs on."""
+    """Which backend this variant of the test runs on: "sqlite" or "postgresql"."""
     return str(request.param)
 
 
 @pytest.fixture
 def db_path(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     """The test's database: on SQLite a file path (not created yet); on PostgreSQL the URL
-    (a str) of a fresh database, already migrated (a copy of the session's template)."""
+    (a str) of a database as `db migrate` leaves a new one (pg_migrated)."""
     if backend == "sqlite":
         return tmp_path / "deploytrack.db"
     return request.getfixturevalue("pg_migrated")
@@ -244,13 +251,151 @@ def execute(target: Path | str, sql: str, params: Sequence[object] = ()) -> None
         conn.close()
 
 
-def _db_errors() -> tuple[type[BaseException], ...]:
+class Raw:
+    """A connection past deploytrack's code, as someone holding the database's credentials
+    would open one (`raw(db_path)`), with the sqlite3 calls the tests use on both backends:
+    `execute` (SQLite's `?` placeholders; returns a cursor), `commit`, `rollback`, `close`.
+
+    On PostgreSQL a failed statement would abort the whole transaction; each statement runs
+    under a savepoint instead, so a test can try a refused write and carry on, as on SQLite.
+    """
+
+    def __init__(self, target: Path | str) -> None:
+        self.postgresql = is_pg(target)
+        if self.postgresql:
+            from deploytrack.store.postgres import psycopg_module
+
+            self._pg: Any = psycopg_module().connect(str(target))
+        else:
+            self._lite = sqlite3.connect(target)
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Any:
+        if not self.postgresql:
+            return self._lite.execute(sql, tuple(params))
+        from deploytrack.store.postgres import convert
+
+        self._pg.execute("SAVEPOINT raw")
+        try:
+            cursor = self._pg.execute(convert(sql), tuple(params))
+        except BaseException:
+            self._pg.execute("ROLLBACK TO SAVEPOINT raw")
+            raise
+        self._pg.execute("RELEASE SAVEPOINT raw")
+        return cursor
+
+    def commit(self) -> None:
+        (self._pg if self.postgresql else self._lite).commit()
+
+    def rollback(self) -> None:
+        (self._pg if self.postgresql else self._lite).rollback()
+
+    def close(self) -> None:
+        (self._pg if self.postgresql else self._lite).close()
+
+    def __enter__(self) -> Raw:
+        return self
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        """Like `with sqlite3.connect(...)`, commit unless the block raised; and close."""
+        try:
+            if kind is None:
+                self.commit()
+            else:
+                self.rollback()
+        finally:
+            self.close()
+
+
+def raw(target: Path | str) -> Raw:
+    return Raw(target)
+
+
+def _errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     from deploytrack.store.postgres import psycopg_module
 
-    return (sqlite3.Error, psycopg_module().Error)
+    psycopg = psycopg_module()
+    return (sqlite3.Error, psycopg.Error), (sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
-DB_ERRORS = _db_errors()
+# What the database itself raises, on either backend: any error, and a refused write (a
+# CHECK, a trigger's RAISE, a foreign key, a unique index).
+DB_ERRORS, INTEGRITY_ERRORS = _errors()
+# How each backend words a failed CHECK constraint (match= of pytest.raises).
+CHECK_FAILED = "CHECK constraint failed|violates check constraint"
+UNIQUE_FAILED = "UNIQUE constraint failed|violates unique constraint"
+FOREIGN_KEY_FAILED = "FOREIGN KEY constraint failed|violates foreign key constraint"
+
+
+def fail_writes(target: Path | str, table: str, message: str = "injected failure") -> None:
+    """Make every INSERT into `table` fail with `message` (a trigger a test adds, to prove
+    a command's write is one transaction), on either backend."""
+    if is_pg(target):
+        execute(
+            target,
+            "CREATE FUNCTION test_fail_writes() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$ BEGIN RAISE EXCEPTION '{message}'"
+            " USING ERRCODE = 'integrity_constraint_violation'; END $$",
+        )
+        execute(
+            target,
+            f"CREATE TRIGGER test_fail_writes BEFORE INSERT ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION test_fail_writes()",
+        )
+    else:
+        execute(
+            target,
+            f"CREATE TRIGGER test_fail_writes BEFORE INSERT ON {table}"
+            f" BEGIN SELECT RAISE(ABORT, '{message}'); END",
+        )
+
+
+_PG_FRESH: list[list[str]] = []  # the snapshot of a freshly migrated database (pg_template)
+
+
+def untouched(target: Path | str) -> bool:
+    """Whether the command left the database as the test got it: on SQLite no file at all
+    (it is created on first use); on PostgreSQL, as freshly migrated."""
+    if is_pg(target):
+        return snapshot(target) == _PG_FRESH[0]
+    return not Path(target).exists()
+
+
+def stored_bytes(target: Path | str) -> bytes:
+    """Everything the database holds, as bytes, to prove a secret never reaches it: on SQLite
+    the file with its -wal and -shm; on PostgreSQL every value of every row (text as UTF-8,
+    bytea as is)."""
+    if not is_pg(target):
+        path = Path(target)
+        files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+        return b"".join(p.read_bytes() for p in files if p.exists())
+    out: list[bytes] = []
+    with _pg_connect(str(target)) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+        ).fetchall()
+        for (table,) in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    if isinstance(value, bytes | bytearray | memoryview):
+                        out.append(bytes(value))
+                    elif value is not None:
+                        out.append(str(value).encode())
+    return b"\n".join(out)
+
+
+@contextlib.contextmanager
+def keep_wal(target: Path | str) -> Iterator[None]:
+    """On SQLite, an open reader for the block keeps the -wal file from being checkpointed
+    away (so stored_bytes sees what a write left there); PostgreSQL has no such file."""
+    if is_pg(target):
+        yield
+        return
+    holder = sqlite3.connect(target)
+    try:
+        holder.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        yield
+    finally:
+        holder.close()
 
 
 @pytest.fixture
@@ -385,8 +530,7 @@ def pg_empty(pg_server: Any) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pg_template(pg_server: Any) -> str:
     """A database migrated once per session with `deploytrack db migrate`, then closed to
-    connections: each test's database is a copy of it (a copy costs a few ms, a migration
-    about a second)."""
+    connections: the first databases of the session are copies of it."""
     name = "deploytrack_template"
     with pg_admin(pg_server) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -403,12 +547,88 @@ def pg_template(pg_server: Any) -> str:
     return name
 
 
+# Databases a test has used, put back as freshly migrated: copying the template costs 0.1 to
+# 1 s on a busy machine (CREATE DATABASE waits for checkpoints), putting one back ~0.03 s.
+_PG_POOL: list[str] = []
+# What a fresh database holds: its schema (what a reset cannot restore: a database whose
+# schema a test changed is dropped instead), and the rows of each table, in storage order.
+_PG_SCHEMA: list[list[Any]] = []
+_PG_SEED: dict[str, list[tuple[Any, ...]]] = {}
+
+
+def _schema_of(conn: Any) -> list[Any]:
+    queries = [
+        "SELECT table_name, column_name, data_type, is_nullable, column_default, collation_name"
+        " FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY 1, 2",
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+        " FROM pg_constraint WHERE connamespace = current_schema()::regnamespace ORDER BY 1, 2",
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index ORDER BY 1",
+        "SELECT tgrelid::regclass::text, tgname, tgenabled, tgfoid::regprocedure::text"
+        " FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1, 2",
+        "SELECT oid::regprocedure::text, md5(prosrc) FROM pg_proc"
+        " WHERE pronamespace = current_schema()::regnamespace ORDER BY 1",
+        "SELECT setconfig FROM pg_db_role_setting s JOIN pg_database d"
+        " ON d.oid = s.setdatabase WHERE d.datname = current_database()",
+    ]
+    return [conn.execute(sql).fetchall() for sql in queries]
+
+
+def _learn_fresh(url: str) -> None:
+    with _pg_connect(url) as conn:
+        _PG_SCHEMA.append(_schema_of(conn))
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+        ).fetchall()
+        for (table,) in tables:
+            _PG_SEED[table] = conn.execute(f'SELECT * FROM "{table}" ORDER BY ctid').fetchall()
+    _PG_FRESH.append(snapshot(url))
+
+
+def _reset(server: Any, name: str) -> bool:
+    """Put a used database back as freshly migrated; False when it cannot be (its schema
+    changed): the caller drops it."""
+    from deploytrack.store.postgres import psycopg_module
+
+    psycopg = psycopg_module()
+    with pg_admin(server) as admin:
+        # A connection the test left open may hold locks, or a transaction.
+        admin.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+    try:
+        with psycopg.connect(server.url_for(name)) as conn:
+            conn.execute("SET LOCAL lock_timeout = '5s'")
+            if _schema_of(conn) != _PG_SCHEMA[0]:
+                return False
+            # No trigger may refuse the deletes (append-only tables), nor number the rows.
+            conn.execute("SET LOCAL session_replication_role = replica")
+            for table in _PG_SEED:
+                conn.execute(f'DELETE FROM "{table}"')
+            with conn.cursor() as cursor:
+                for table, rows in _PG_SEED.items():
+                    if rows:
+                        marks = ", ".join(["%s"] * len(rows[0]))
+                        cursor.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+        return True
+    except psycopg.Error:
+        return False
+
+
 @pytest.fixture
 def pg_migrated(pg_server: Any, pg_template: str) -> Iterator[str]:
-    """The URL of a new database with deploytrack's schema (a copy of the template),
-    dropped after the test (WITH FORCE: a connection left open does not keep it)."""
-    name = _new_database(pg_server, pg_template)
+    """The URL of a database with deploytrack's schema, as `db migrate` leaves a new one:
+    a copy of the template, or one an earlier test used, put back. After the test it is
+    put back in the pool, or dropped (WITH FORCE) when its schema changed."""
+    name = _PG_POOL.pop() if _PG_POOL else _new_database(pg_server, pg_template)
+    url = pg_server.url_for(name)
+    if not _PG_FRESH:
+        _learn_fresh(url)
     try:
-        yield pg_server.url_for(name)
+        yield url
     finally:
-        _drop_database(pg_server, name)
+        if _reset(pg_server, name):
+            _PG_POOL.append(name)
+        else:
+            _drop_database(pg_server, name)

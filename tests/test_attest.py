@@ -13,14 +13,13 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 import stat
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Invoke, assert_refused, query, snapshot
+from conftest import Invoke, assert_refused, keep_wal, query, snapshot, stored_bytes
 from helpers import sha256_digest
 from keyutil import (
     INTOTO,
@@ -475,57 +474,55 @@ def test_sign_an_existing_bundle_adds_a_signature(
 
 def test_no_password_or_private_key_reaches_the_database_or_the_output(
     ok: Invoke, run: Invoke, db_path: Path, tmp_path: Path, keys: dict[str, KeyPair],
-    files: dict[str, Path],
+    files: dict[str, Path], backend: str,
 ) -> None:  # fmt: skip
-    """The database file with its WAL (kept by an open reader), every output and every error
-    of a session that uses encrypted keys holds no password and no private key material."""
+    """The database (on SQLite the file with its WAL, kept by an open reader), every output
+    and every error of a session that uses encrypted keys holds no password and no private
+    key material."""
     ok("environment", "create", "--name", "k8s")
-    holder = sqlite3.connect(db_path)  # keeps the -wal file from being checkpointed away
-    holder.execute("SELECT count(*) FROM environment").fetchall()
-    outputs: list[str] = []
-    secrets: list[bytes] = [PASSWORD.encode()]
-    for name in ("ec-trad-enc", "ec-pkcs8-enc", "rsa-trad-enc", "ed25519-pkcs8-enc"):
-        pair = keys[name]
-        private = pair.loaded()
-        from cryptography.hazmat.primitives import serialization
+    with keep_wal(db_path):
+        outputs: list[str] = []
+        secrets: list[bytes] = [PASSWORD.encode()]
+        for name in ("ec-trad-enc", "ec-pkcs8-enc", "rsa-trad-enc", "ed25519-pkcs8-enc"):
+            pair = keys[name]
+            private = pair.loaded()
+            from cryptography.hazmat.primitives import serialization
 
-        der = private.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        secrets.append(der[-32:])  # the private scalar / seed ends the DER
-        secrets.extend(
-            line.encode()
-            for line in pair.private.read_text().splitlines()
-            if "-----" not in line and ":" not in line and line
-        )
-        secrets.append(base64.b64encode(der)[-40:])
-        for result in (
-            create(run, "--material", f"ARTIFACT={files['artifact']}", "--key",
-                   str(pair.private), "--key-password-stdin", "-o", "json", input=pair.stdin),
-            create(run, "--material", f"ARTIFACT={files['artifact']}", "--key",
-                   str(pair.private), "--key-password-stdin", input=pair.stdin),
-            create(run, "--material", "STRING=x", "--key", str(pair.private),
-                   "--key-password-stdin", input=pair.stdin),  # refused: no subject
-            create(run, "--material", f"ARTIFACT={files['artifact']}", "--key",
-                   str(pair.private), "--key-password-stdin", input="not " + PASSWORD + "\n"),
-            create(run, "--material", f"ARTIFACT={files['artifact']}", "--key",
-                   str(pair.private)),
-        ):  # fmt: skip
-            outputs.append(result.output + result.stderr + repr(result.exception))
-        ok("logical-environment", "policy", "set", "--name", "production",
-           "--trusted-key", str(pair.public))  # fmt: skip
-        outputs.append(
-            run("logical-environment", "policy", "set", "--name", "production",
-                "--trusted-key", str(pair.private)).stderr
-        )  # fmt: skip
-    wal = db_path.with_name(db_path.name + "-wal")
-    assert wal.exists() and wal.stat().st_size > 0
-    stored = b"".join(
-        p.read_bytes() for p in (db_path, wal, db_path.with_name(db_path.name + "-shm"))
-    )
-    holder.close()
+            der = private.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            secrets.append(der[-32:])  # the private scalar / seed ends the DER
+            secrets.extend(
+                line.encode()
+                for line in pair.private.read_text().splitlines()
+                if "-----" not in line and ":" not in line and line
+            )
+            secrets.append(base64.b64encode(der)[-40:])
+            for result in (
+                create(run, "--material", f"ARTIFACT={files['artifact']}", "--key",
+                       str(pair.private), "--key-password-stdin", "-o", "json", input=pair.stdin),
+                create(run, "--material", f"ARTIFACT={files['artifact']}", "--key",
+                       str(pair.private), "--key-password-stdin", input=pair.stdin),
+                create(run, "--material", "STRING=x", "--key", str(pair.private),
+                       "--key-password-stdin", input=pair.stdin),  # refused: no subject
+                create(run, "--material", f"ARTIFACT={files['artifact']}", "--key",
+                       str(pair.private), "--key-password-stdin", input="not " + PASSWORD + "\n"),
+                create(run, "--material", f"ARTIFACT={files['artifact']}", "--key",
+                       str(pair.private)),
+            ):  # fmt: skip
+                outputs.append(result.output + result.stderr + repr(result.exception))
+            ok("logical-environment", "policy", "set", "--name", "production",
+               "--trusted-key", str(pair.public))  # fmt: skip
+            outputs.append(
+                run("logical-environment", "policy", "set", "--name", "production",
+                    "--trusted-key", str(pair.private)).stderr
+            )  # fmt: skip
+        if backend == "sqlite":
+            wal = db_path.with_name(db_path.name + "-wal")
+            assert wal.exists() and wal.stat().st_size > 0
+        stored = stored_bytes(db_path)
     everything = stored + "\n".join(outputs).encode()
     for secret in secrets:
         assert len(secret) >= 16

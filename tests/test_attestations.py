@@ -30,6 +30,7 @@ from conftest import (
     good_attestations,
     query,
     snapshot,
+    untouched,
 )
 from helpers import record_args
 from test_evidence_parse import (
@@ -303,7 +304,7 @@ def test_list_filters_by_project_and_version(ok: Invoke) -> None:
 def test_flag_that_is_not_utf8_is_a_usage_error(run: Invoke, db_path: Path) -> None:
     result = run("attestation", "import", str(FULL), "--project", "bad\udcffname")
     assert_refused(result, code=2, contains="--project")
-    assert not db_path.exists()
+    assert untouched(db_path)
 
 
 # --- identical bytes ---------------------------------------------------------------------------
@@ -488,12 +489,12 @@ def test_directory_is_refused(
 def test_refused_import_does_not_create_the_database(run: Invoke, db_path: Path) -> None:
     result = run("attestation", "import", str(attestation("chainloop-invalid.json")))
     assert_refused(result, contains="chainloop-invalid.json")
-    assert not db_path.exists()
+    assert untouched(db_path)
 
 
 def test_import_needs_a_path(run: Invoke, db_path: Path) -> None:
     assert_refused(run("attestation", "import"), code=2, contains="PATH")
-    assert not db_path.exists()
+    assert untouched(db_path)
 
 
 # --- stdin ---------------------------------------------------------------------------------------
@@ -525,7 +526,7 @@ def test_stdin_json_lines(ok: Invoke) -> None:
 def test_stdin_twice_is_a_usage_error(run: Invoke, db_path: Path) -> None:
     result = run("attestation", "import", "-", str(FULL), "-", input=FULL.read_bytes())
     assert_refused(result, code=2, contains="stdin")
-    assert not db_path.exists()
+    assert untouched(db_path)
 
 
 def test_empty_stdin_is_refused(run: Invoke, db_path: Path, baseline: list[str]) -> None:
@@ -949,7 +950,7 @@ def test_entry_point_usage_error_exits_2(entry_point: str, db_path: Path) -> Non
     assert result.returncode == 2
     stderr = result.stderr.decode()
     assert len(stderr.splitlines()) == 1 and stderr.startswith("Error: "), stderr
-    assert not db_path.exists()
+    assert untouched(db_path)
 
 
 def test_python_dash_m_help() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import NGINX_FULL, Invoke, Record, assert_refused, attestation, query
+from conftest import NGINX_FULL, Invoke, Record, assert_refused, attestation, query, untouched
 from helpers import sha256_digest, slot_args
 
 from deploytrack.cli import cli
@@ -110,7 +110,7 @@ def test_extra_arguments_are_counted_never_repeated(run: Invoke, db_path: Path) 
     result = run("variable", "set", "TOKEN", SECRET, "a", SECRET, "--logical-env", "production")
     assert_refused(result, code=2, contains="2 unexpected extra arguments after KEY VALUE")
     _nothing_repeated(result)
-    assert not db_path.exists() or not query(db_path, "SELECT * FROM variable_event")
+    assert untouched(db_path) or not query(db_path, "SELECT * FROM variable_event")
 
 
 def test_an_extra_argument_of_a_command_without_arguments(run: Invoke) -> None:
@@ -345,7 +345,7 @@ def test_a_bare_group_prints_its_help_on_stdout(path: tuple[str, ...], db_path: 
     assert lines[0].startswith("Usage: ")
     assert "Commands:" in lines
     assert len(lines) > 6  # the usual layout, not one squashed line
-    assert not db_path.exists()
+    assert untouched(db_path)
 
 
 def test_a_bare_group_through_the_entry_point(entry_point: str) -> None:

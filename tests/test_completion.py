@@ -17,6 +17,10 @@ from deploytrack.cli import cli
 from deploytrack.cli.completion import database_path
 from deploytrack.store import resolve_path
 
+# Completion reads an SQLite file directly (no store, no driver: it runs on every Tab); on a
+# PostgreSQL URL it offers nothing, which test_a_postgresql_url_completes_nothing shows.
+pytestmark = pytest.mark.sqlite_only(reason="completion reads SQLite files only")
+
 
 def complete(
     entry_point: str, words: str, env: dict[str, str] | None = None, *, python: bool = False
@@ -108,6 +112,18 @@ def test_a_missing_database_completes_nothing_and_stays_missing(
     )
     assert got == [] and done.stderr == ""
     assert not missing.parent.exists()
+
+
+def test_a_postgresql_url_completes_nothing(entry_point: str, pg_migrated: str) -> None:
+    """Completion does not connect to a server on every Tab: names are not offered, fixed
+    choices still are, and nothing is printed."""
+    ok = CliRunner().invoke(cli, ["--db", pg_migrated, "environment", "create", "--name", "k8s"])
+    assert ok.exit_code == 0, ok.stderr
+    env = {"DEPLOYTRACK_DB": pg_migrated}
+    got, done = complete(entry_point, "deploytrack deployment list --env ", env)
+    assert got == [] and done.stderr == ""
+    got, done = complete(entry_point, "deploytrack deployment list --kind h", env)
+    assert got == ["HELM_CHART"] and done.stderr == ""
 
 
 @pytest.mark.parametrize("content", [b"", b"not a database at all" * 100], ids=["empty", "junk"])

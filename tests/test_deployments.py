@@ -8,7 +8,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from conftest import (
     Record,
     assert_refused,
     attestation,
+    execute,
+    fail_writes,
     query,
     snapshot,
 )
@@ -171,13 +172,7 @@ def test_another_digest_supersedes_the_active_record(record: Record, db_path: Pa
 def test_superseding_is_one_transaction(refuse: Invoke, record: Record, db_path: Path) -> None:
     """If the new record cannot be written, the old one must stay active."""
     first = record(NGINX_FULL)["deployment"]
-    conn = sqlite3.connect(db_path)
-    conn.execute(
-        "CREATE TRIGGER test_refuse_insert BEFORE INSERT ON deployment"
-        " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-    )
-    conn.commit()
-    conn.close()
+    fail_writes(db_path, "deployment")
     refuse(*API, "--digest", NGINX_GIT, contains="injected failure")
     assert rows(db_path)[first["id"]]["status"] == "deployed"
 
@@ -426,10 +421,7 @@ def test_times_never_run_backwards_when_the_clock_does(
     """A record last seen "in the future" (another host's clock, a clock step back)."""
     first = record(NGINX_FULL)["deployment"]["id"]
     future = rows(db_path)[first]["last_seen_at"] + 3_600_000_000  # one hour ahead
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE deployment SET last_seen_at = ? WHERE id = ?", (future, first))
-    conn.commit()
-    conn.close()
+    execute(db_path, "UPDATE deployment SET last_seen_at = ? WHERE id = ?", (future, first))
 
     record(NGINX_FULL)  # heartbeat: last_seen_at must not move back
     assert rows(db_path)[first]["last_seen_at"] == future
@@ -438,10 +430,7 @@ def test_times_never_run_backwards_when_the_clock_does(
     assert stored[first]["ended_at"] >= stored[first]["last_seen_at"]
     assert stored[second]["created_at"] >= stored[first]["ended_at"]
 
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE deployment SET last_seen_at = ? WHERE id = ?", (future * 2, second))
-    conn.commit()
-    conn.close()
+    execute(db_path, "UPDATE deployment SET last_seen_at = ? WHERE id = ?", (future * 2, second))
     assert decommission(run, NGINX_GIT).exit_code == 0
     ended = rows(db_path)[second]
     assert ended["ended_at"] >= ended["last_seen_at"]

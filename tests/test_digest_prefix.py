@@ -245,6 +245,7 @@ COLUMNS = {
 }
 
 
+@pytest.mark.sqlite_only(reason="reads SQLite's query plans (EXPLAIN QUERY PLAN)")
 @pytest.mark.parametrize("columns", COLUMNS.values(), ids=COLUMNS.keys())
 def test_prefix_lookups_are_index_range_scans(ok: Invoke, db_path: Path, columns: list) -> None:
     """Every statement a lookup runs, ambiguous (the count too) or not, reads an index

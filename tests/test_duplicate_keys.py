@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Invoke, assert_refused, snapshot
+from conftest import Invoke, assert_refused, raw, snapshot
 from helpers import intoto_statement, sha256_digest
 
 from deploytrack import jsondoc
@@ -294,9 +294,9 @@ def test_the_helper_keeps_every_other_rule() -> None:
         b'{"a": 1} x': "Extra data at line 1 column 10",
         b'{"a": 1, "b": {"c": 1, "c": 2}}': 'duplicate key "c"',
     }
-    for raw, reason in cases.items():
+    for text, reason in cases.items():
         with pytest.raises(jsondoc.JSONError, match=reason):
-            jsondoc.loads(raw, max_bytes=1 << 20)
+            jsondoc.loads(text, max_bytes=1 << 20)
     with pytest.raises(jsondoc.JSONError, match="larger than 16 bytes"):
         jsondoc.loads(b'{"a": "0123456789"}', max_bytes=16)
     assert jsondoc.loads(b'{"a": [{"b": 1}, {"b": 2}]}', max_bytes=27) == {
@@ -312,9 +312,6 @@ def test_a_stored_attestation_with_a_key_twice_is_not_verified(
 ) -> None:
     # Written by an older deploytrack, which took the key twice: verify parses the stored
     # bytes again, and an ambiguous document is not vouched for, even when signed.
-    import sqlite3
-    from contextlib import closing
-
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -336,7 +333,7 @@ def test_a_stored_attestation_with_a_key_twice_is_not_verified(
         }
     ).encode()
     digest = sha256_digest(document)
-    with closing(sqlite3.connect(db_path)) as conn:
+    with raw(db_path) as conn:
         conn.execute(
             "INSERT INTO blob (digest, size, content, created_at) VALUES (?, ?, ?, 0)",
             (digest, len(document), document),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Invoke
+from conftest import INTEGRITY_ERRORS, Invoke, execute, is_pg, query, raw
 
 from deploytrack.services.catalog import environments
 from deploytrack.store import Store, eventlog, open_store
@@ -26,8 +26,8 @@ from deploytrack.tlog import merkle
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(tmp_path / "log.db")
+def store(db_path: Path) -> Iterator[Store]:
+    opened = open_store(db_path)
     try:
         yield opened
     finally:
@@ -35,9 +35,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def events(path: Path) -> list[dict[str, Any]]:
-    with closing(sqlite3.connect(path)) as conn:
-        rows = conn.execute("SELECT body FROM log_event ORDER BY seq").fetchall()
-    return [json.loads(r[0]) for r in rows]
+    rows = query(path, "SELECT body FROM log_event ORDER BY seq")
+    return [json.loads(bytes(r["body"])) for r in rows]
 
 
 # --- row images -------------------------------------------------------------------------
@@ -97,35 +96,35 @@ def test_the_state_tables_are_every_table_but_the_logs_own(store: Store) -> None
 # --- one event per named change ---------------------------------------------------------
 
 
-def test_a_row_inserted_and_deleted_in_one_event_is_no_change(store: Store, tmp_path: Path) -> None:
-    before = len(events(tmp_path / "log.db"))
+def test_a_row_inserted_and_deleted_in_one_event_is_no_change(store: Store, db_path: Path) -> None:
+    before = len(events(db_path))
     with store.write() as log:
         Environment.create(name="gone", type="custom", created_at=1, updated_at=1)
         Environment.delete().where(Environment.name == "gone").execute()
         Environment.create(name="kept", type="custom", created_at=1, updated_at=1)
         assert log.log("environment.created") is not None
-    new = events(tmp_path / "log.db")[before:]
+    new = events(db_path)[before:]
     assert [[c["row"]["name"] for c in e["changes"]] for e in new] == [["kept"]]
 
 
-def test_a_row_of_a_rolled_back_savepoint_is_no_change(store: Store, tmp_path: Path) -> None:
+def test_a_row_of_a_rolled_back_savepoint_is_no_change(store: Store, db_path: Path) -> None:
     with store.write() as log:
         with pytest.raises(RuntimeError), store.write():
             Environment.create(name="undone", type="custom", created_at=1, updated_at=1)
             raise RuntimeError("undo")
         Environment.create(name="done", type="custom", created_at=1, updated_at=1)
         log.log("environment.created")
-    last = events(tmp_path / "log.db")[-1]
+    last = events(db_path)[-1]
     assert [c["row"]["name"] for c in last["changes"]] == ["done"]
 
 
 def test_an_update_carries_the_whole_new_row_and_a_delete_its_key(
-    store: Store, tmp_path: Path
+    store: Store, db_path: Path
 ) -> None:
     environments.create(store, "e1", "first")
     environments.update(store, "e1", description="second")
     environments.delete(store, "e1")
-    created, updated, deleted = events(tmp_path / "log.db")[-3:]
+    created, updated, deleted = events(db_path)[-3:]
     assert [e["type"] for e in (created, updated, deleted)] == [
         "environment.created",
         "environment.updated",
@@ -139,45 +138,46 @@ def test_an_update_carries_the_whole_new_row_and_a_delete_its_key(
     assert deleted["changes"] == [{"table": "environment", "op": "delete", "key": {"id": 1}}]
 
 
-def test_nothing_changed_appends_nothing(store: Store, tmp_path: Path) -> None:
-    before = len(events(tmp_path / "log.db"))
+def test_nothing_changed_appends_nothing(store: Store, db_path: Path) -> None:
+    before = len(events(db_path))
     with store.write() as log:
         assert log.log("environment.updated") is None
-    assert len(events(tmp_path / "log.db")) == before
+    assert len(events(db_path)) == before
 
 
-def test_changes_without_an_event_are_refused_and_rolled_back(store: Store, tmp_path: Path) -> None:
+def test_changes_without_an_event_are_refused_and_rolled_back(store: Store, db_path: Path) -> None:
     refused = pytest.raises(TransactionMisuse, match="environment changed with no event logged")
     with refused, store.write():
         Environment.create(name="sneaky", type="custom", created_at=1, updated_at=1)
-    with closing(sqlite3.connect(tmp_path / "log.db")) as conn:
-        assert conn.execute("SELECT count(*) FROM environment").fetchone()[0] == 0
+    assert query(db_path, "SELECT count(*) AS n FROM environment") == [{"n": 0}]
 
 
-def test_a_connection_of_another_program_captures_nothing(store: Store, tmp_path: Path) -> None:
-    """The capture triggers are TEMP: in deploytrack's connection only, in no file."""
+def test_a_connection_of_another_program_captures_nothing(store: Store, db_path: Path) -> None:
+    """The capture triggers are TEMP on SQLite: in deploytrack's connection only, in no file.
+    On PostgreSQL they are in the schema, and report only while deploytrack's session has
+    `deploytrack.capture` on."""
     environments.create(store, "e1")
-    with closing(sqlite3.connect(tmp_path / "log.db")) as conn:
-        triggers = conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name GLOB 'deploytrack_capture_*'"
-        ).fetchone()[0]
-        # Nothing of deploytrack's capture runs here (it would call a function this
-        # connection does not have): the edit goes through, and only log verify sees it.
-        conn.execute("UPDATE environment SET description = 'by hand'")
-        conn.commit()
-    assert triggers == 0
+    size = len(events(db_path))
+    if not is_pg(db_path):
+        with closing(sqlite3.connect(db_path)) as conn:
+            triggers = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name GLOB 'deploytrack_capture_*'"
+            ).fetchone()[0]
+        assert triggers == 0
+    # Nothing of deploytrack's capture runs here (on SQLite it would call a function this
+    # connection does not have): the edit goes through, and only log verify sees it.
+    execute(db_path, "UPDATE environment SET description = 'by hand'")
+    assert query(db_path, "SELECT description FROM environment") == [{"description": "by hand"}]
+    assert len(events(db_path)) == size
 
 
 # --- the tree -------------------------------------------------------------------------
 
 
-def test_leaves_hash_the_stored_bytes_and_the_root_is_rfc6962s(
-    store: Store, tmp_path: Path
-) -> None:
+def test_leaves_hash_the_stored_bytes_and_the_root_is_rfc6962s(store: Store, db_path: Path) -> None:
     for i in range(13):  # 13 = 8 + 4 + 1: a frontier of three subtrees
         environments.create(store, f"e{i}")
-    path = tmp_path / "log.db"
-    with closing(sqlite3.connect(path)) as conn:
+    with raw(db_path) as conn:
         rows = conn.execute("SELECT body, leaf_hash FROM log_event ORDER BY seq").fetchall()
         heads = conn.execute("SELECT size, root FROM log_tree_head ORDER BY size").fetchall()
         nodes = conn.execute("SELECT count(*) FROM log_node").fetchone()[0]
@@ -197,9 +197,9 @@ def test_leaves_hash_the_stored_bytes_and_the_root_is_rfc6962s(
 
 
 def test_the_first_event_names_the_origin_and_the_setup_rows_follow(
-    store: Store, tmp_path: Path
+    store: Store, db_path: Path, tmp_path: Path
 ) -> None:
-    first, *setup = events(tmp_path / "log.db")
+    first, *setup = events(db_path)
     with store.read():
         origin = eventlog.origin(store.db)
     assert first == {"changes": [], "origin": origin, "seq": 1, "time": first["time"],
@@ -218,23 +218,25 @@ def test_the_first_event_names_the_origin_and_the_setup_rows_follow(
         other.close()
 
 
-def test_the_logs_tables_are_append_only(store: Store, tmp_path: Path) -> None:
+def test_the_logs_tables_are_append_only(store: Store, db_path: Path) -> None:
     environments.create(store, "e1")
-    with closing(sqlite3.connect(tmp_path / "log.db")) as conn:
-        for sql, message in [
-            ("UPDATE log_event SET type = 'x'", "logged events never change"),
-            ("DELETE FROM log_event", "logged events are never deleted"),
-            ("UPDATE log_node SET hash = zeroblob(32)", "the log tree never changes"),
-            ("DELETE FROM log_tree_head", "tree heads are never deleted"),
-            ("UPDATE log_origin SET origin = 'deploytrack.local/x'", "the log origin never"),
+    zeros = bytes(32)
+    with raw(db_path) as conn:
+        for sql, params, message in [
+            ("UPDATE log_event SET type = 'x'", (), "logged events never change"),
+            ("DELETE FROM log_event", (), "logged events are never deleted"),
+            ("UPDATE log_node SET hash = ?", (zeros,), "the log tree never changes"),
+            ("DELETE FROM log_tree_head", (), "tree heads are never deleted"),
+            ("UPDATE log_origin SET origin = 'deploytrack.local/x'", (), "the log origin never"),
             (
                 "INSERT INTO log_event (seq, time, type, body, leaf_hash)"
-                " VALUES (99, 0, 'x', x'00', zeroblob(32))",
+                " VALUES (99, 0, 'x', ?, ?)",
+                (b"\x00", zeros),
                 "events are appended in sequence",
             ),
         ]:
-            with pytest.raises(sqlite3.IntegrityError, match=message):
-                conn.execute(sql)
+            with pytest.raises(INTEGRITY_ERRORS, match=message):
+                conn.execute(sql, params)
 
 
 def test_log_list_prints_each_event_as_hashed(ok: Invoke) -> None:
@@ -249,7 +251,7 @@ def test_log_list_prints_each_event_as_hashed(ok: Invoke) -> None:
     assert isinstance(rows[-1]["event"]["changes"][0]["row"]["created_at"], int)
 
 
-def test_the_capture_survives_a_first_write_that_rolled_back(store: Store, tmp_path: Path) -> None:
+def test_the_capture_survives_a_first_write_that_rolled_back(store: Store, db_path: Path) -> None:
     """The triggers are created inside the first write's transaction: rolled back with it,
     they are created again by the next write, which is captured like any other."""
     with pytest.raises(RuntimeError), store.write():
@@ -258,7 +260,7 @@ def test_the_capture_survives_a_first_write_that_rolled_back(store: Store, tmp_p
     with refused, store.write():
         Environment.create(name="sneaky", type="custom", created_at=1, updated_at=1)
     environments.create(store, "after")
-    assert events(tmp_path / "log.db")[-1]["changes"][0]["row"]["name"] == "after"
+    assert events(db_path)[-1]["changes"][0]["row"]["name"] == "after"
 
 
 def test_only_what_the_schema_allows_is_captured(store: Store) -> None:
@@ -269,17 +271,27 @@ def test_only_what_the_schema_allows_is_captured(store: Store) -> None:
     assert tables["deployment"].captured == ("insert", "update")
     assert tables["environment"].captured == ("insert", "update", "delete")
     environments.create(store, "e1")
-    names = {
-        row[0]
-        for row in store.db.connection().execute(
-            "SELECT name FROM sqlite_temp_master WHERE type = 'trigger'"
-        )
-    }
-    expected = {f"deploytrack_capture_{t.name}_{op}" for t in tables.values() for op in t.captured}
+    if store.postgresql:
+        names = {
+            str(row[0])
+            for row in store.db.execute_sql(
+                "SELECT tgname FROM pg_trigger WHERE tgname LIKE '\\_dt\\_capture\\_%'"
+            )
+        }
+        prefix = "_dt_capture_"
+    else:
+        names = {
+            row[0]
+            for row in store.db.connection().execute(
+                "SELECT name FROM sqlite_temp_master WHERE type = 'trigger'"
+            )
+        }
+        prefix = "deploytrack_capture_"
+    expected = {f"{prefix}{t.name}_{op}" for t in tables.values() for op in t.captured}
     assert names == expected
 
 
-def test_a_migration_that_adds_a_column_logs_each_row_again(store: Store, tmp_path: Path) -> None:
+def test_a_migration_that_adds_a_column_logs_each_row_again(store: Store, db_path: Path) -> None:
     """What m009 and m010 do for the rows they give a new column: without the events,
     the log no longer replays to the table; with them (one `schema.migrated` per row), it
     does."""
@@ -296,7 +308,7 @@ def test_a_migration_that_adds_a_column_logs_each_row_again(store: Store, tmp_pa
         )
     with store.write():
         eventlog.log_rows_again(store.db, "environment", "m999_example")
-    added = events(tmp_path / "log.db")[-2:]
+    added = events(db_path)[-2:]
     assert [(e["type"], e["migration"], e["changes"][0]["row"]["region"]) for e in added] == [
         ("schema.migrated", "m999_example", "eu"),
         ("schema.migrated", "m999_example", "eu"),

@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, Invoke, attestation, query, snapshot
+from conftest import FIXTURES, INTEGRITY_ERRORS, Invoke, attestation, query, raw, snapshot
 from helpers import as_json, sha256_digest
 
 CASES = FIXTURES / "sigstore-conformance" / "bundle-verify"
@@ -387,7 +386,9 @@ finally:
 """
 
 
-def test_keyless_verification_makes_no_network_call(happy: str, db_path: Path) -> None:
+def test_keyless_verification_makes_no_network_call(
+    happy: str, db_path: Path, tmp_path: Path
+) -> None:
     """Observable: in a process where every connection fails and is counted, verification
     passes and tried none."""
     result = subprocess.run(
@@ -404,17 +405,15 @@ def test_keyless_verification_makes_no_network_call(happy: str, db_path: Path) -
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "HOME": str(db_path.parent), "XDG_CACHE_HOME": str(db_path.parent)},
+        env={**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr
     assert "connections: 0" in result.stderr
     assert result.stdout.startswith(f"Verified {HAPPY_DIGEST}: signed by {DEFAULT_IDENTITY}")
-    # Nothing written outside the database (no TUF cache): only the database's own files.
-    assert {p.name for p in db_path.parent.iterdir()} <= {
-        db_path.name,
-        db_path.name + "-wal",
-        db_path.name + "-shm",
-    }
+    # Nothing written outside the database (no TUF cache): only an SQLite database's own
+    # files (its folder is HOME), nothing on PostgreSQL.
+    name = "deploytrack.db"
+    assert {p.name for p in tmp_path.iterdir()} <= {name, name + "-wal", name + "-shm"}
 
 
 # --- the schema ------------------------------------------------------------------------------
@@ -426,7 +425,7 @@ def test_identity_verifications_and_policy_identities_are_append_only(
     ok("attestation", "verify", happy, *_identity_args())
     ok("logical-environment", "policy", "set", "--name", "production",
        "--trusted-identity", DEFAULT_IDENTITY, "--trusted-issuer", GITHUB)  # fmt: skip
-    with sqlite3.connect(db_path) as conn:
+    with raw(db_path) as conn:
         for sql in (
             "UPDATE attestation_identity_verification SET identity = 'x'",
             "DELETE FROM attestation_identity_verification",
@@ -439,7 +438,7 @@ def test_identity_verifications_and_policy_identities_are_append_only(
             "INSERT INTO deployment_admission (deployment_id, requirement, attestation_id,"
             " public_key_id, identity_verification_id) VALUES (1, '', 1, 1, 1)",
         ):
-            with pytest.raises(sqlite3.IntegrityError):
+            with pytest.raises(INTEGRITY_ERRORS):
                 conn.execute(sql)
 
 
@@ -614,7 +613,7 @@ def test_the_verified_statement_must_name_what_the_store_indexed(
     finds the attestation by the indexed ones. An index row the statement does not hold
     (written behind deploytrack's back: the tables only refuse updates and deletes) means
     the verification would vouch for a digest the signer never named."""
-    with sqlite3.connect(db_path) as conn:
+    with raw(db_path) as conn:
         conn.execute(
             "INSERT INTO attestation_subject (attestation_id, name, digest) VALUES (1, 'x', ?)",
             ("sha256:" + "1" * 64,),

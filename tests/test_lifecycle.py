@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Invoke, assert_refused, query, snapshot
+from conftest import CHECK_FAILED, INTEGRITY_ERRORS, Invoke, assert_refused, query, raw, snapshot
 from helpers import as_json, intoto_statement, slot_args
 
 from deploytrack import timeutil
@@ -389,13 +389,13 @@ def test_lineage_fields_end_the_deployment_json(ok: Invoke) -> None:
 def test_lineage_is_immutable_even_on_an_active_record(ok: Invoke, db_path: Path) -> None:
     source = rec(ok, V1, env="stage-cluster", stage="staging")["deployment"]
     made = as_json(promote(ok, "--to-env", "prod-cluster", "-o", "json"))["deployment"]
-    conn = sqlite3.connect(db_path)
+    conn = raw(db_path)
     try:
         for sql in (
             f"UPDATE deployment SET promoted_from = NULL WHERE id = {made['id']}",
             f"UPDATE deployment SET rollback_of = {source['id']} WHERE id = {made['id']}",
         ):
-            with pytest.raises(sqlite3.IntegrityError, match="immutable history"):
+            with pytest.raises(INTEGRITY_ERRORS, match="immutable history"):
                 conn.execute(sql)
         # The other columns of an active record still heartbeat.
         conn.execute(
@@ -413,7 +413,7 @@ def test_lineage_must_point_at_the_same_artifact(ok: Invoke, db_path: Path) -> N
     prod = rec(ok, V2)["deployment"]
     row = rows(db_path)[prod["id"]]
     moment = row["created_at"] + 1
-    conn = sqlite3.connect(db_path)
+    conn = raw(db_path)
 
     def insert(column: str, digest: str, target: int) -> None:
         conn.execute(
@@ -430,10 +430,10 @@ def test_lineage_must_point_at_the_same_artifact(ok: Invoke, db_path: Path) -> N
             ("rollback_of", V1, prod["id"]),  # same slot, another digest
             ("promoted_from", V3, staged["id"]),  # another digest
         ]:
-            with pytest.raises(sqlite3.IntegrityError, match="lineage"):
+            with pytest.raises(INTEGRITY_ERRORS, match="lineage"):
                 insert(column, digest, target)
         insert("promoted_from", V1, staged["id"])  # the real thing is accepted
-        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        with pytest.raises(INTEGRITY_ERRORS, match=CHECK_FAILED):
             # Lineage points back in time: a record cannot copy one with a larger id.
             conn.execute(
                 "INSERT INTO deployment (id, environment_id, logical_environment_id, "
@@ -635,6 +635,7 @@ def plan(db_path: Path, condition: Any) -> str:
         store.close()
 
 
+@pytest.mark.sqlite_only(reason="reads SQLite's query plans (EXPLAIN QUERY PLAN)")
 def test_point_in_time_queries_are_index_driven(ok: Invoke, db_path: Path) -> None:
     """No plan reads the deployment table from end to end: history length must not matter."""
     rec(ok, V1)

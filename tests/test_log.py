@@ -2,8 +2,9 @@
 logged exactly, concurrent writers keep it dense, and an older database is brought in.
 
 Every tampering is made as a tamperer would: with the `sqlite3` module, dropping the
-append-only and immutability triggers around the edit and recreating them, never through
-deploytrack. Each is caught by `log verify` (exit 1, its precise message) and by `doctor`.
+append-only and immutability triggers around the edit and recreating them (on PostgreSQL,
+psycopg with the triggers switched off for the session), never through deploytrack. Each is
+caught by `log verify` (exit 1, its precise message) and by `doctor`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,23 @@ import hashlib
 import json
 import re
 import sqlite3
+import tempfile
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NGINX_FULL, NGINX_GIT, Clock, Invoke, assert_refused, snapshot
+from conftest import (
+    NGINX_FULL,
+    NGINX_GIT,
+    Clock,
+    Invoke,
+    assert_refused,
+    is_pg,
+    raw,
+    snapshot,
+)
 from helpers import as_json, intoto_statement, record_args, sha256_digest, slot_args
 from keyutil import ed25519_pair
 
@@ -42,7 +53,25 @@ ANY_DIGEST = _AnyDigest()
 
 
 def tamper(db: Path, *statements: tuple[str, tuple[Any, ...]] | str) -> None:
-    """Edit the file as anyone with sqlite3 can: drop every trigger, edit, recreate them."""
+    """Edit the file as anyone with sqlite3 can: drop every trigger, edit, recreate them.
+    On PostgreSQL, as the database's owner can, in one transaction: switch deploytrack's
+    triggers off, edit, switch them on (all but the ones that number new rows, which SQLite
+    does without a trigger)."""
+    if is_pg(db):
+        with raw(db) as pg:
+            triggers = pg.execute(
+                "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c"
+                " ON c.oid = t.tgrelid WHERE NOT t.tgisinternal"
+                " AND t.tgname NOT LIKE '%\\_assign\\_id'"
+            ).fetchall()
+            for table, name in triggers:
+                pg.execute(f'ALTER TABLE "{table}" DISABLE TRIGGER "{name}"')
+            for statement in statements:
+                sql, params = (statement, ()) if isinstance(statement, str) else statement
+                pg.execute(sql, params)
+            for table, name in triggers:
+                pg.execute(f'ALTER TABLE "{table}" ENABLE TRIGGER "{name}"')
+        return
     with closing(sqlite3.connect(db)) as conn:
         triggers = conn.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
@@ -73,10 +102,9 @@ def rehash(db: Path) -> None:
         split = 1 << ((len(leaves) - 1).bit_length() - 1)
         return node(mth(leaves[:split]), mth(leaves[split:]))
 
-    with closing(sqlite3.connect(db)) as conn:
-        bodies = [bytes(b) for (b,) in conn.execute("SELECT body FROM log_event ORDER BY seq")]
-        leaves = [leaf(b) for b in bodies]
-        sizes = [s for (s,) in conn.execute("SELECT size FROM log_tree_head ORDER BY size")]
+    bodies = [bytes(b) for (b,) in _rows(db, "SELECT body FROM log_event ORDER BY seq")]
+    leaves = [leaf(b) for b in bodies]
+    sizes = [s for (s,) in _rows(db, "SELECT size FROM log_tree_head ORDER BY size")]
     statements: list[tuple[str, tuple[Any, ...]] | str] = [
         "DELETE FROM log_node",
         "DELETE FROM log_tree_head",
@@ -108,8 +136,7 @@ def events(ok: Invoke, *args: str) -> list[dict[str, Any]]:
 
 
 def log_size(db: Path) -> int:
-    with closing(sqlite3.connect(db)) as conn:
-        return int(conn.execute("SELECT count(*) FROM log_event").fetchone()[0])
+    return int(_rows(db, "SELECT count(*) FROM log_event")[0][0])
 
 
 def verifies(ok: Invoke) -> None:
@@ -181,10 +208,7 @@ def _commitment(salt: str, value: str) -> str:
 
 
 def _value_row(db: Path, id_: int) -> tuple[str, str]:
-    with closing(sqlite3.connect(db)) as conn:
-        value, salt = conn.execute(
-            "SELECT value, value_salt FROM variable_event WHERE id = ?", (id_,)
-        ).fetchone()
+    [(value, salt)] = _rows(db, "SELECT value, value_salt FROM variable_event WHERE id = ?", id_)
     return value, salt
 
 
@@ -208,10 +232,7 @@ def _changed_salt(db: Path) -> str:
 
 
 def _changed_ciphertext(db: Path) -> str:
-    with closing(sqlite3.connect(db)) as conn:
-        (ciphertext,) = conn.execute(
-            "SELECT ciphertext FROM variable_event WHERE id = 2"
-        ).fetchone()
+    [(ciphertext,)] = _rows(db, "SELECT ciphertext FROM variable_event WHERE id = 2")
     forged = bytes(ciphertext[:-1]) + bytes([ciphertext[-1] ^ 1])
     tamper(db, ("UPDATE variable_event SET ciphertext = ? WHERE id = 2", (forged,)))
 
@@ -225,10 +246,10 @@ def _changed_ciphertext(db: Path) -> str:
 
 
 def _changed_public_key(db: Path) -> str:
-    with closing(sqlite3.connect(db)) as conn:
-        (pem,) = conn.execute("SELECT pem FROM public_key WHERE id = 1").fetchone()
-    _, other = ed25519_pair(db.parent, "other")
-    forged = other.read_text()
+    [(pem,)] = _rows(db, "SELECT pem FROM public_key WHERE id = 1")
+    with tempfile.TemporaryDirectory() as folder:
+        _, other = ed25519_pair(Path(folder), "other")
+        forged = other.read_text()
     tamper(db, ("UPDATE public_key SET pem = ? WHERE id = 1", (forged,)))
     return (
         f"public_key 1: pem is {json.dumps(forged)[:120]} in the table but "
@@ -237,8 +258,7 @@ def _changed_public_key(db: Path) -> str:
 
 
 def _flip_body_byte(db: Path) -> str:
-    with closing(sqlite3.connect(db)) as conn:
-        (body,) = conn.execute("SELECT body FROM log_event WHERE seq = 7").fetchone()
+    [(body,)] = _rows(db, "SELECT body FROM log_event WHERE seq = 7")
     body = bytearray(body)
     body[len(body) // 2] ^= 0x01
     tamper(db, ("UPDATE log_event SET body = ? WHERE seq = 7", (bytes(body),)))
@@ -246,9 +266,8 @@ def _flip_body_byte(db: Path) -> str:
 
 
 def _swap(db: Path, a: int, b: int, columns: str) -> None:
-    with closing(sqlite3.connect(db)) as conn:
-        first = conn.execute(f"SELECT {columns} FROM log_event WHERE seq = ?", (a,)).fetchone()
-        second = conn.execute(f"SELECT {columns} FROM log_event WHERE seq = ?", (b,)).fetchone()
+    [first] = _rows(db, f"SELECT {columns} FROM log_event WHERE seq = ?", a)
+    [second] = _rows(db, f"SELECT {columns} FROM log_event WHERE seq = ?", b)
     sets = ", ".join(f"{c.strip()} = ?" for c in columns.split(","))
     tamper(
         db,
@@ -272,11 +291,9 @@ def edit(*statements: Statement, message: str) -> Tampering:
 
 
 def _body_and_leaf(db: Path) -> str:
-    tamper(
-        db,
-        "UPDATE log_event SET body = CAST(replace(CAST(body AS TEXT), 'kubernetes', 'server')"
-        " AS BLOB) WHERE seq = 6",
-    )
+    [(body,)] = _rows(db, "SELECT body FROM log_event WHERE seq = 6")
+    edited = bytes(body).replace(b"kubernetes", b"server")
+    tamper(db, ("UPDATE log_event SET body = ? WHERE seq = 6", (edited,)))
     _releaf(db, 6)
     return "the log's tree node at level 1, index 2 is not what events 5-6 hash to"
 
@@ -410,8 +427,7 @@ TAMPERINGS: dict[str, tuple[Tampering, str]] = {
 
 def _releaf(db: Path, seq: int) -> None:
     """Give event `seq` the leaf hash of its (edited) body, as a tamperer would."""
-    with closing(sqlite3.connect(db)) as conn:
-        (body,) = conn.execute("SELECT body FROM log_event WHERE seq = ?", (seq,)).fetchone()
+    [(body,)] = _rows(db, "SELECT body FROM log_event WHERE seq = ?", seq)
     leaf = hashlib.sha256(b"\x00" + bytes(body)).digest()
     tamper(db, ("UPDATE log_event SET leaf_hash = ? WHERE seq = ?", (leaf, seq)))
 
@@ -436,16 +452,21 @@ def test_tampering_is_caught_by_log_verify_and_doctor(
 def test_the_issues_example_is_caught_exactly_as_the_issue_says(history: Path, run: Invoke) -> None:
     """Drop `deployment_immutable`, move a superseded record's created_at back a year,
     recreate the trigger: doctor used to say Healthy."""
-    with closing(sqlite3.connect(history)) as conn:
-        (sql,) = conn.execute(
-            "SELECT sql FROM sqlite_master WHERE name = 'deployment_immutable'"
-        ).fetchone()
-        with conn:
-            conn.execute("DROP TRIGGER deployment_immutable")
-            conn.execute(
-                "UPDATE deployment SET created_at = created_at - 365 * 86400000000 WHERE id = 1"
-            )
-            conn.execute(sql)
+    edit = "UPDATE deployment SET created_at = created_at - 365 * 86400000000 WHERE id = 1"
+    if is_pg(history):
+        with raw(history) as pg:
+            pg.execute("ALTER TABLE deployment DISABLE TRIGGER deployment_immutable")
+            pg.execute(edit)
+            pg.execute("ALTER TABLE deployment ENABLE TRIGGER deployment_immutable")
+    else:
+        with closing(sqlite3.connect(history)) as conn:
+            (sql,) = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'deployment_immutable'"
+            ).fetchone()
+            with conn:
+                conn.execute("DROP TRIGGER deployment_immutable")
+                conn.execute(edit)
+                conn.execute(sql)
     result = run("log", "verify")
     assert_refused(result)
     assert result.stderr == (
@@ -659,9 +680,9 @@ def test_every_write_command_logs_exactly_the_rows_it_changed(
     assert b"postgres" not in bodies and b"oops" not in bodies
 
 
-def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql).fetchall()
+def _rows(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with raw(db) as conn:
+        return list(conn.execute(sql, params).fetchall())
 
 
 # --- every write logs ----------------------------------------------------------------------
@@ -749,6 +770,9 @@ def _previous_release(
     return order
 
 
+@pytest.mark.sqlite_only(
+    reason="an SQLite file of the previous release (ATTACHed copies), upgraded as it is opened"
+)
 def test_a_database_of_the_previous_release_is_brought_into_the_log(
     history: Path, ok: Invoke, run: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

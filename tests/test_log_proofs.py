@@ -18,7 +18,7 @@ from typing import Any
 import peewee
 import pytest
 from click.testing import CliRunner
-from conftest import NGINX_GIT, Invoke, Record, query
+from conftest import NGINX_GIT, Invoke, Record, is_pg, query
 from cryptography.hazmat.primitives import serialization
 from helpers import as_json
 from keyutil import KeyPair, cryptography_keys
@@ -272,22 +272,55 @@ def _rewrite_history(path: Path, created_at: int) -> None:
     """What someone holding the file can do with sqlite3 and this repository's own code:
     drop the append-only triggers, move deployment 1's created_at in the table and in
     every event, and append the whole log again so that leaves, nodes, tree head and
-    state agree. Only a checkpoint kept elsewhere tells."""
-    db = peewee.SqliteDatabase(str(path))
+    state agree. Only a checkpoint kept elsewhere tells. (On PostgreSQL, the database's
+    owner does the same with the triggers switched off.)"""
+    tables = ("log_event", "log_node", "log_tree_head", "deployment")
+    marks = ", ".join("?" * len(tables))
+    db: Any
+    if is_pg(path):
+        from deploytrack.store.postgres import open_database
+
+        db = open_database(str(path))
+        pg_triggers = (
+            "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            f" WHERE NOT t.tgisinternal AND c.relname IN ({marks})"
+            " AND t.tgname NOT LIKE '%\\_assign\\_id'"
+        )
+
+        def drop() -> list[Any]:
+            found = db.execute_sql(pg_triggers, tables).fetchall()
+            for table, name in found:
+                db.execute_sql(f'ALTER TABLE "{table}" DISABLE TRIGGER "{name}"')
+            return list(found)
+
+        def restore(found: list[Any]) -> None:
+            for table, name in found:
+                db.execute_sql(f'ALTER TABLE "{table}" ENABLE TRIGGER "{name}"')
+    else:
+        db = peewee.SqliteDatabase(str(path))
+
+        def drop() -> list[Any]:
+            found = db.execute_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+                f" AND tbl_name IN ({marks})",
+                tables,
+            ).fetchall()
+            for name, _ in found:
+                db.execute_sql(f'DROP TRIGGER "{name}"')
+            return list(found)
+
+        def restore(found: list[Any]) -> None:
+            for _, sql in found:
+                db.execute_sql(sql)
+
+    db.connect()
     with db.atomic():
-        tables = ("log_event", "log_node", "log_tree_head", "deployment")
-        triggers = db.execute_sql(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN "
-            f"({', '.join('?' * len(tables))})",
-            tables,
-        ).fetchall()
-        for name, _ in triggers:
-            db.execute_sql(f'DROP TRIGGER "{name}"')
+        triggers = drop()
         events = db.execute_sql("SELECT time, type, body FROM log_event ORDER BY seq").fetchall()
         for table in ("log_event", "log_node", "log_tree_head"):
             db.execute_sql(f"DELETE FROM {table}")
         for time, type_, body in events:
-            event = json.loads(body)
+            event = json.loads(bytes(body))
             for change in event["changes"]:
                 if change["table"] == "deployment" and change["key"] == {"id": 1}:
                     change["row"]["created_at"] = created_at
@@ -295,8 +328,7 @@ def _rewrite_history(path: Path, created_at: int) -> None:
             eventlog.append(db, type_, event["changes"], time=time, **fields)
         eventlog.seal(db)
         db.execute_sql("UPDATE deployment SET created_at = ? WHERE id = 1", (created_at,))
-        for _, sql in triggers:
-            db.execute_sql(sql)
+        restore(triggers)
     db.close()
 
 

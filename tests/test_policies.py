@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import Result
-from conftest import NGINX_FULL, Invoke, assert_refused, attestation, query, snapshot
+from conftest import (
+    INTEGRITY_ERRORS,
+    NGINX_FULL,
+    Invoke,
+    assert_refused,
+    attestation,
+    query,
+    raw,
+    snapshot,
+)
 from helpers import sha256_digest
 from keyutil import KeyPair, bundle, cryptography_keys, envelope, signed_envelope, statement
 
@@ -504,7 +512,7 @@ def test_policy_set_refusals(
 
 
 def _insert_deployment(db_path: Path, policy_id: int | None) -> None:
-    conn = sqlite3.connect(db_path)
+    conn = raw(db_path)
     try:
         env = conn.execute("SELECT id FROM environment WHERE name = 'cluster'").fetchone()[0]
         stage = conn.execute(
@@ -530,13 +538,13 @@ def test_schema_refuses_records_that_skip_the_gate(
     ]
     before = snapshot(db_path)
     for wrong in (None, policy["id"] + 1):
-        with pytest.raises(sqlite3.IntegrityError, match="must name the stage policy in force"):
+        with pytest.raises(INTEGRITY_ERRORS, match="must name the stage policy in force"):
             _insert_deployment(db_path, wrong)
     assert snapshot(db_path) == before
     made = recorded(record(run, APP))["deployment"]
-    conn = sqlite3.connect(db_path)
+    conn = raw(db_path)
     try:
-        with pytest.raises(sqlite3.IntegrityError, match="immutable history"):
+        with pytest.raises(INTEGRITY_ERRORS, match="immutable history"):
             conn.execute("UPDATE deployment SET policy_id = NULL WHERE id = ?", (made["id"],))
         for sql in (
             "UPDATE stage_policy SET required_predicates = '[]'",
@@ -546,7 +554,7 @@ def test_schema_refuses_records_that_skip_the_gate(
             "DELETE FROM deployment_admission",
             "UPDATE deployment_admission SET requirement = 'x'",
         ):
-            with pytest.raises(sqlite3.IntegrityError, match="trust history"):
+            with pytest.raises(INTEGRITY_ERRORS, match="trust history"):
                 conn.execute(sql)
     finally:
         conn.close()

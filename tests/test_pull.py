@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import Result
-from conftest import Invoke, assert_refused, attestation, query
+from conftest import Invoke, assert_refused, attestation, query, untouched
 from helpers import record_args, sha256_digest
 from registry import registry_support as rs
 
@@ -420,7 +420,7 @@ def test_nothing_attached_is_said_and_stores_nothing(
         result.stdout
         == f"Nothing is attached to {reg['digest']} ({reg['registry'].host}/none/app:1.0).\n"
     )
-    assert not db_path.exists() or events(db_path, "attestation.pulled") == []
+    assert untouched(db_path) or events(db_path, "attestation.pulled") == []
 
 
 def test_referrers_api_with_link_pages(

@@ -21,11 +21,15 @@ import platformdirs
 import pytest
 from click.testing import CliRunner
 from conftest import (
+    CHECK_FAILED,
+    INTEGRITY_ERRORS,
     NGINX_FULL,
     NGINX_GIT,
+    UNIQUE_FAILED,
     Invoke,
     Record,
     assert_refused,
+    is_pg,
     query,
     snapshot,
 )
@@ -38,6 +42,12 @@ from deploytrack.store.migrations import MIGRATION_TABLE, MIGRATIONS
 
 MIGRATION_NAMES = [m.__name__ for m in MIGRATIONS]
 DEFAULT_STAGES = {"development", "staging", "production"}
+
+# Why a test runs on SQLite only (the sqlite_only marker of conftest.py).
+FILE = "about the SQLite file itself (its mode, its content, what is beside it)"
+WAL = "SQLite's write-ahead log"
+LOCKING = "SQLite's locking: BEGIN IMMEDIATE and the busy timeout"
+ON_OPEN = "SQLite migrates on open; PostgreSQL's db migrate is tested in test_postgres.py"
 
 
 def file_sha256(path: Path) -> str:
@@ -154,6 +164,7 @@ def test_default_folder_is_private(umask_zero: None) -> None:
     assert mode(folder / "deploytrack.db") == 0o600
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 def test_wal_and_shm_are_no_more_permissive_than_the_db(db_path: Path, umask_zero: None) -> None:
     store = open_store(db_path)
     try:
@@ -179,6 +190,7 @@ def test_a_folder_given_as_the_database_is_refused(tmp_path: Path) -> None:
 # --- journal mode, busy timeout, write locking -----------------------------------------
 
 
+@pytest.mark.sqlite_only(reason=WAL)
 def test_new_database_uses_wal(ok: Invoke, db_path: Path) -> None:
     ok("environment", "list")
     conn = sqlite3.connect(db_path)
@@ -188,6 +200,7 @@ def test_new_database_uses_wal(ok: Invoke, db_path: Path) -> None:
         conn.close()
 
 
+@pytest.mark.sqlite_only(reason=WAL)
 def test_a_database_left_out_of_wal_is_switched_on_the_next_open(ok: Invoke, db_path: Path) -> None:
     # As if the process that created the schema died before switching the journal mode.
     ok("environment", "list")
@@ -198,6 +211,7 @@ def test_a_database_left_out_of_wal_is_switched_on_the_next_open(ok: Invoke, db_
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.sqlite_only(reason=LOCKING)
 def test_busy_timeout_is_set(db_path: Path) -> None:
     store = open_store(db_path)
     try:
@@ -224,6 +238,7 @@ def _assert_one_immediate_transaction(statements: list[str]) -> None:
     assert {"INSERT", "UPDATE", "DELETE"} & set(inner), statements
 
 
+@pytest.mark.sqlite_only(reason=LOCKING)
 def test_every_write_is_one_begin_immediate_transaction(ok: Invoke, db_path: Path) -> None:
     from conftest import attestation
 
@@ -271,6 +286,7 @@ print("done")
 """
 
 
+@pytest.mark.sqlite_only(reason=LOCKING)
 def test_concurrent_read_then_write_never_hits_a_locked_database(
     seeded: None, db_path: Path, tmp_path: Path
 ) -> None:
@@ -296,6 +312,7 @@ def test_concurrent_read_then_write_never_hits_a_locked_database(
 # --- migrations -------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only(reason=ON_OPEN)
 def test_migrations_are_recorded_in_order_and_applied_once(db_path: Path) -> None:
     for _ in range(3):
         open_store(db_path).close()
@@ -350,6 +367,7 @@ def _assert_untouched(path: Path, digest: str, listing: set[str]) -> None:
     assert {p.name for p in path.parent.iterdir()} - sqlite_side_files == listing
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 @pytest.mark.parametrize(
     "tamper",
     [
@@ -384,6 +402,7 @@ def test_database_of_a_newer_deploytrack_is_refused_untouched(
         _assert_untouched(db_path, digest, listing)
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 def test_a_file_that_is_not_sqlite_is_refused_untouched(run: Invoke, db_path: Path) -> None:
     db_path.write_bytes(b"this is a shopping list, not a database\n" * 200)
     digest = file_sha256(db_path)
@@ -393,6 +412,7 @@ def test_a_file_that_is_not_sqlite_is_refused_untouched(run: Invoke, db_path: Pa
     _assert_untouched(db_path, digest, listing)
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 def test_an_sqlite_database_of_another_program_is_refused_untouched(
     run: Invoke, db_path: Path
 ) -> None:
@@ -414,6 +434,7 @@ def test_an_sqlite_database_of_another_program_is_refused_untouched(
         conn.close()
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 def test_an_empty_file_becomes_a_new_database(ok: Invoke, db_path: Path) -> None:
     db_path.touch()
     ok("environment", "create", "--name", "x")
@@ -432,6 +453,7 @@ def umask_022() -> Iterator[None]:
         os.umask(old)
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 def test_an_empty_0644_file_is_made_0600_with_its_wal_and_shm(
     db_path: Path, umask_022: None
 ) -> None:
@@ -447,6 +469,7 @@ def test_an_empty_0644_file_is_made_0600_with_its_wal_and_shm(
         store.close()
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 def test_the_cli_adopts_an_empty_file_as_a_private_database(
     ok: Invoke, db_path: Path, umask_022: None
 ) -> None:
@@ -456,6 +479,7 @@ def test_the_cli_adopts_an_empty_file_as_a_private_database(
     assert json.loads(ok("doctor", "-o", "json").stdout)["healthy"] is True
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 def test_an_empty_read_only_file_stays_read_only(db_path: Path, umask_022: None) -> None:
     # Making it private must not make it writable: 0444 becomes 0400, never 0600.
     db_path.write_bytes(b"")
@@ -465,6 +489,7 @@ def test_an_empty_read_only_file_stays_read_only(db_path: Path, umask_022: None)
     assert mode(db_path) & 0o222 == 0, oct(mode(db_path))
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 def test_an_existing_database_keeps_the_mode_its_owner_gave_it(
     ok: Invoke, run: Invoke, db_path: Path, umask_022: None
 ) -> None:
@@ -476,6 +501,7 @@ def test_an_existing_database_keeps_the_mode_its_owner_gave_it(
     assert run("doctor").exit_code == 1
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 def test_doctor_does_not_change_the_mode_of_an_empty_file(
     run: Invoke, db_path: Path, umask_022: None
 ) -> None:
@@ -484,6 +510,7 @@ def test_doctor_does_not_change_the_mode_of_an_empty_file(
     assert mode(db_path) == 0o644 and db_path.stat().st_size == 0
 
 
+@pytest.mark.sqlite_only(reason=FILE)
 def test_an_empty_file_that_cannot_be_made_private_is_refused(
     run: Invoke, db_path: Path, umask_022: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -504,17 +531,39 @@ def test_an_empty_file_that_cannot_be_made_private_is_refused(
 
 
 class Raw:
-    """A plain sqlite3 connection on the database file: no deploytrack code involved."""
+    """A plain connection on the database (sqlite3, or psycopg on PostgreSQL): no deploytrack
+    code involved. SQL is written once, with SQLite's `?` placeholders."""
 
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
+    def __init__(self, target: Path | str) -> None:
+        self.postgresql = is_pg(target)
+        if self.postgresql:
+            from deploytrack.store.postgres import psycopg_module
+
+            self.conn: Any = psycopg_module().connect(str(target), autocommit=True)
+        else:
+            self.conn = sqlite3.connect(target, isolation_level=None)
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> Any:
+        if self.postgresql:
+            from deploytrack.store.postgres import convert
+
+            return self.conn.execute(convert(sql), params)
+        return self.conn.execute(sql, params)
 
     def one(self, sql: str, params: tuple[object, ...] = ()) -> Any:
-        return self.conn.execute(sql, params).fetchone()[0]
+        return self.execute(sql, params).fetchone()[0]
+
+    def row(self, sql: str) -> dict[str, Any]:
+        cursor = self.execute(sql)
+        values = cursor.fetchone()
+        return dict(zip([d[0] for d in cursor.description], values, strict=True))
 
     def attempt(self, sql: str, params: tuple[object, ...] = ()) -> None:
         """Run a statement in a transaction that is always rolled back."""
+        if self.postgresql:
+            with self.conn.transaction(force_rollback=True):
+                self.execute(sql, params)
+            return
         self.conn.execute("BEGIN")
         try:
             self.conn.execute(sql, params)
@@ -574,10 +623,10 @@ def test_history_fixture_has_the_expected_statuses(raw: Raw, history: dict[str, 
 def test_partial_unique_index_allows_one_deployed_record_per_slot(
     raw: Raw, history: dict[str, int]
 ) -> None:
-    active = dict(raw.conn.execute("SELECT * FROM deployment WHERE status = 'deployed'").fetchone())
+    active = raw.row("SELECT * FROM deployment WHERE status = 'deployed'")
     twin = {k: v for k, v in active.items() if k != "id"}
     twin["digest"] = NGINX_FULL
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed"):
+    with pytest.raises(INTEGRITY_ERRORS, match=UNIQUE_FAILED):
         raw.insert_deployment(twin)
     # The index is partial: ended records of the same slot are allowed beside the active one.
     ended = {**twin, "status": "decommissioned", "ended_at": twin["created_at"]}
@@ -589,9 +638,9 @@ def test_partial_unique_index_allows_one_deployed_record_per_slot(
 
 @pytest.mark.parametrize("status", ["deployed", "superseded", "decommissioned"])
 def test_deployment_rows_cannot_be_deleted(raw: Raw, history: dict[str, int], status: str) -> None:
-    with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+    with pytest.raises(INTEGRITY_ERRORS, match="never deleted"):
         raw.attempt("DELETE FROM deployment WHERE id = ?", (history[status],))
-    with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+    with pytest.raises(INTEGRITY_ERRORS, match="never deleted"):
         raw.attempt("DELETE FROM deployment")
 
 
@@ -609,7 +658,7 @@ def test_deployment_rows_cannot_be_deleted(raw: Raw, history: dict[str, int], st
 def test_ended_rows_cannot_be_updated(
     raw: Raw, history: dict[str, int], status: str, assignment: str
 ) -> None:
-    with pytest.raises(sqlite3.IntegrityError, match="immutable history"):
+    with pytest.raises(INTEGRITY_ERRORS, match="immutable history"):
         raw.attempt(f"UPDATE deployment SET {assignment} WHERE id = ?", (history[status],))
 
 
@@ -630,11 +679,11 @@ def test_immutable_columns_of_an_active_row_cannot_be_updated(
     raw: Raw, history: dict[str, int], assignment: str
 ) -> None:
     if assignment.startswith("environment_id"):
-        raw.conn.execute(
+        raw.execute(
             "INSERT INTO environment (name, type, created_at, updated_at)"
             " VALUES ('other', 'custom', 1, 1)"
         )
-    with pytest.raises(sqlite3.IntegrityError, match="immutable history"):
+    with pytest.raises(INTEGRITY_ERRORS, match="immutable history"):
         raw.attempt(f"UPDATE deployment SET {assignment} WHERE id = ?", (history["deployed"],))
 
 
@@ -653,7 +702,7 @@ def test_an_active_row_may_heartbeat_or_end(
 
 def test_insert_of_a_digest_no_attestation_names_is_refused(raw: Raw) -> None:
     unknown = "sha256:" + hashlib.sha256(b"never attested").hexdigest()
-    with pytest.raises(sqlite3.IntegrityError, match="not in the evidence store"):
+    with pytest.raises(INTEGRITY_ERRORS, match="not in the evidence store"):
         raw.insert_deployment({**_base_row(raw), "digest": unknown})
     raw.insert_deployment({**_base_row(raw), "digest": NGINX_GIT})
 
@@ -697,14 +746,14 @@ INVALID_ROWS = {
 
 @pytest.mark.parametrize("overrides", INVALID_ROWS.values(), ids=INVALID_ROWS.keys())
 def test_check_constraints_refuse_invalid_rows(raw: Raw, overrides: dict[str, object]) -> None:
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+    with pytest.raises(INTEGRITY_ERRORS, match=CHECK_FAILED):
         raw.insert_deployment({**_base_row(raw), **overrides})
 
 
 def test_digest_check_refuses_a_non_sha256_digest_the_evidence_names(raw: Raw) -> None:
     # The git subject's sha1 passes the evidence trigger; only the CHECK can refuse it.
     sha1 = raw.one("SELECT digest FROM attestation_subject WHERE digest LIKE 'sha1:%' LIMIT 1")
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+    with pytest.raises(INTEGRITY_ERRORS, match=CHECK_FAILED):
         raw.insert_deployment({**_base_row(raw), "digest": sha1})
 
 
@@ -712,7 +761,7 @@ def test_digest_check_refuses_a_non_sha256_digest_the_evidence_names(raw: Raw) -
     ("table", "assignment"),
     [
         ("blob", "size = size + 1"),
-        ("blob", "content = x'00'"),
+        ("blob", "content = content || content"),
         ("attestation", "project = 'forged'"),
         # Re-point the evidence at an artifact nobody attested.
         ("attestation_subject", f"digest = 'sha256:{'f' * 64}'"),
@@ -724,8 +773,8 @@ def test_evidence_rows_cannot_be_updated(raw: Raw, table: str, assignment: str) 
     # The update would change every row: one that writes a value back as it was (a digest
     # for itself) would be refused by the trigger too, and prove nothing about forgery.
     column, _, value = assignment.partition(" = ")
-    assert raw.one(f"SELECT count(*) FROM {table} WHERE {column} IS {value}") == 0
-    with pytest.raises(sqlite3.IntegrityError, match="never changes"):
+    assert raw.one(f"SELECT count(*) FROM {table} WHERE {column} IS NOT DISTINCT FROM {value}") == 0
+    with pytest.raises(INTEGRITY_ERRORS, match="never changes"):
         raw.attempt(f"UPDATE {table} SET {assignment}")
 
 
@@ -734,7 +783,7 @@ def test_evidence_rows_cannot_be_updated(raw: Raw, table: str, assignment: str) 
 )
 def test_evidence_rows_cannot_be_deleted(raw: Raw, table: str) -> None:
     assert raw.one(f"SELECT count(*) FROM {table}") > 0
-    with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+    with pytest.raises(INTEGRITY_ERRORS, match="never deleted"):
         raw.attempt(f"DELETE FROM {table}")
 
 
@@ -747,6 +796,6 @@ def test_raw_refusals_left_the_database_unchanged(
         "UPDATE deployment SET created_at = created_at - 1",
         "DELETE FROM blob",
     ):
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(INTEGRITY_ERRORS):
             raw.attempt(sql)
     assert snapshot(db_path) == before

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import sys
 import types
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Invoke, assert_refused, query, snapshot
+from conftest import CHECK_FAILED, INTEGRITY_ERRORS, Invoke, assert_refused, query, raw, snapshot
 from helpers import as_json, intoto_statement, record_args
 
 from deploytrack.observe import Observed
@@ -393,11 +392,11 @@ def test_the_source_of_a_record_is_immutable_and_checked(
     store: Store, ok: Invoke, db_path: Path
 ) -> None:
     ok(*record_args(ENV, STAGE, "web"), "--digest", V1)
-    conn = sqlite3.connect(db_path)
+    conn = raw(db_path)
     try:
-        with pytest.raises(sqlite3.IntegrityError, match="immutable history"):
+        with pytest.raises(INTEGRITY_ERRORS, match="immutable history"):
             conn.execute("UPDATE deployment SET source = 'observed' WHERE id = 1")
-        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        with pytest.raises(INTEGRITY_ERRORS, match=CHECK_FAILED):
             conn.execute(
                 "INSERT INTO deployment (environment_id, logical_environment_id,"
                 " deployment_name, kind, digest, status, created_at, last_seen_at, source)"

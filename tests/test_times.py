@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NGINX_FULL, NGINX_GIT, Clock, Invoke
+from conftest import NGINX_FULL, NGINX_GIT, Clock, Invoke, untouched
 
 from deploytrack import timeutil
 
@@ -136,4 +136,4 @@ def test_the_readme_example_works_once_something_ran_then(
     made = rec(ok, NGINX_FULL)
     at = ("deployment", "list", "--logical-env", "production", "--at", "2026-11-20T14:00:00Z")
     assert f"{made['id']} " in ok(*at).stdout
-    assert db_path.exists()
+    assert not untouched(db_path)

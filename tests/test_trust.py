@@ -12,14 +12,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NGINX_FULL, Invoke, assert_refused, attestation, query, snapshot
+from conftest import (
+    DB_ERRORS,
+    INTEGRITY_ERRORS,
+    NGINX_FULL,
+    Invoke,
+    assert_refused,
+    attestation,
+    query,
+    raw,
+    snapshot,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -556,8 +565,8 @@ def test_trust_history_is_append_only(ok: Invoke, db_path: Path, sql: str) -> No
         str(PUBLISH_KEY),
     )
     before = snapshot(db_path)
-    conn = sqlite3.connect(db_path)
-    with pytest.raises(sqlite3.DatabaseError, match="trust history"):
+    conn = raw(db_path)
+    with pytest.raises(DB_ERRORS, match="trust history"):
         conn.execute(sql)
     conn.close()
     assert snapshot(db_path) == before
@@ -565,8 +574,8 @@ def test_trust_history_is_append_only(ok: Invoke, db_path: Path, sql: str) -> No
 
 def test_public_key_table_refuses_private_material(ok: Invoke, db_path: Path) -> None:
     ok("environment", "list")  # creates the database
-    conn = sqlite3.connect(db_path)
-    with pytest.raises(sqlite3.IntegrityError):
+    conn = raw(db_path)
+    with pytest.raises(INTEGRITY_ERRORS):
         conn.execute(
             "INSERT INTO public_key (fingerprint, algorithm, pem, created_at) VALUES "
             "('SHA256:x', 'ed25519', '-----BEGIN PRIVATE KEY-----', 0)"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -17,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Invoke, assert_refused, query, snapshot
+from conftest import (
+    CHECK_FAILED,
+    INTEGRITY_ERRORS,
+    Invoke,
+    assert_refused,
+    keep_wal,
+    query,
+    raw,
+    snapshot,
+    stored_bytes,
+)
 
 SCOPE = ("--logical-env", "production", "--env", "prod-cluster", "--deployment-name", "api")
 STAGE = ("--logical-env", "production")
@@ -190,9 +199,9 @@ SALT = "0123456789abcdef" * 2  # a well-formed value salt (m005)
 
 @pytest.mark.parametrize("name", ["1ABC", "A-B", "DEPLOYTRACK_X", "deploytrack_x", ""])
 def test_the_schema_refuses_what_the_rules_refuse(ok: Invoke, db_path: Path, name: str) -> None:
-    conn = sqlite3.connect(db_path)
+    conn = raw(db_path)
     try:
-        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        with pytest.raises(INTEGRITY_ERRORS, match=CHECK_FAILED):
             conn.execute(
                 "INSERT INTO variable_event (logical_environment_id, name, action, value, "
                 "value_salt, created_at) VALUES (3, ?, 'set', 'v', ?, 1)",
@@ -204,7 +213,7 @@ def test_the_schema_refuses_what_the_rules_refuse(ok: Invoke, db_path: Path, nam
             ("is_secret, ciphertext", (1, b"x")),
             ("is_secret, value, value_salt, ciphertext", (0, "v", SALT, b"x")),
         ]:
-            with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            with pytest.raises(INTEGRITY_ERRORS, match=CHECK_FAILED):
                 conn.execute(
                     f"INSERT INTO variable_event (logical_environment_id, name, action, "
                     f"{columns}, created_at) VALUES (3, 'OK', 'set', "
@@ -515,26 +524,23 @@ def test_secrets_are_masked_everywhere_but_resolve_reveal(ok: Invoke, key_file: 
 
 
 def test_no_secret_plaintext_in_the_database_its_wal_or_shm(
-    ok: Invoke, db_path: Path, key_file: Path
+    ok: Invoke, db_path: Path, key_file: Path, backend: str
 ) -> None:
     secret = "correct-horse-battery-staple-7f3a"
     plain = "a-plain-value-9c2e"  # the control: plain values are found, so the search works
     ok("variable", "set", "PLAIN", plain, *STAGE)
-    # A second connection keeps the WAL from being checkpointed away when the CLI exits.
-    holder = sqlite3.connect(db_path)
-    try:
-        holder.execute("SELECT count(*) FROM variable_event").fetchone()
+    # On SQLite a second connection keeps the WAL from being checkpointed away when the CLI
+    # exits.
+    with keep_wal(db_path):
         ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *STAGE, input=secret)
         ok("variable", "set", "DB_PASSWORD", "--secret", "--stdin", *STAGE, input=secret + "2")
         ok("variable", "set", "TOKEN", secret, *SCOPE, "--secret")
-        files = [db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")]
-        assert Path(f"{db_path}-wal").stat().st_size > 0
-        raw = b"".join(p.read_bytes() for p in files if p.exists())
-        assert plain.encode() in raw
-        assert secret.encode() not in raw
-        assert secret.encode("utf-16-le") not in raw
-    finally:
-        holder.close()
+        if backend == "sqlite":
+            assert Path(f"{db_path}-wal").stat().st_size > 0
+        held = stored_bytes(db_path)
+        assert plain.encode() in held
+        assert secret.encode() not in held
+        assert secret.encode("utf-16-le") not in held
     stored = [e for e in events(db_path) if e["is_secret"]]
     assert len(stored) == 3
     assert all(e["value"] is None and e["ciphertext"] and e["key_id"] for e in stored)
@@ -662,7 +668,7 @@ def test_a_ciphertext_moved_to_another_variable_does_not_decrypt(
     ok: Invoke, run: Invoke, db_path: Path, key_file: Path
 ) -> None:
     ok("variable", "set", "REAL", "hunter2", *STAGE, "--secret")
-    conn = sqlite3.connect(db_path)
+    conn = raw(db_path)
     conn.execute(
         "INSERT INTO variable_event (logical_environment_id, environment_id, deployment_name, "
         "name, action, is_secret, ciphertext, key_id, created_at) SELECT logical_environment_id, "
@@ -690,8 +696,7 @@ def test_a_secret_stays_a_secret(ok: Invoke, run: Invoke, db_path: Path, key_fil
         assert f"variable unset TOKEN {' '.join(SCOPE)}" in result.stderr
         assert "n3w" not in result.stderr + result.stdout
     assert snapshot(db_path) == before
-    raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
-    assert b"n3w-plaintext" not in raw
+    assert b"n3w-plaintext" not in stored_bytes(db_path)
     # With --secret it changes, still encrypted.
     ok("variable", "set", "TOKEN", "--secret", "--stdin", *SCOPE, input="n3w\n")
     assert values(ok, "--reveal") == {"TOKEN": "n3w"}
@@ -902,11 +907,11 @@ def test_history_keeps_every_change(ok: Invoke, db_path: Path) -> None:
 
 def test_history_is_append_only(ok: Invoke, db_path: Path) -> None:
     ok("variable", "set", "URL", "http://a", *STAGE)
-    conn = sqlite3.connect(db_path)
+    conn = raw(db_path)
     try:
-        with pytest.raises(sqlite3.IntegrityError, match="never changes"):
+        with pytest.raises(INTEGRITY_ERRORS, match="never changes"):
             conn.execute("UPDATE variable_event SET value = 'x'")
-        with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+        with pytest.raises(INTEGRITY_ERRORS, match="never deleted"):
             conn.execute("DELETE FROM variable_event")
     finally:
         conn.close()

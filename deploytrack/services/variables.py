@@ -152,6 +152,8 @@ def _secrets_in_force() -> list[tuple[VariableEvent, Scope]]:
         VariableEvent.select()
         .where(
             VariableEvent.id.in_(_newest_per_scope())
+            # Compared, not used bare: the column is an integer, and PostgreSQL (unlike
+            # SQLite) takes no integer for a truth value.
             & (VariableEvent.is_secret == 1)
             & (VariableEvent.action == SET)
         )

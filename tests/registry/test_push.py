@@ -612,22 +612,26 @@ def test_tls_with_a_private_ca(
 
 
 def test_no_push_permission(
-    token_registry: rs.Registry, ok: Invoke, run: Invoke, db_path: Path, tmp_path: Path
-) -> None:
+    token_registry: rs.Registry, ok: Invoke, run: Invoke, db_path: Path, tmp_path: Path,
+    backend: str,
+) -> None:  # fmt: skip
     """pub/app is public: anyone may pull it (the subject resolves), only logins push."""
     image = f"{token_registry.host}/pub/app:1.0"
     subject = token_registry.digests["pub/app:1.0"]
-    digest = _import(ok, tmp_path, rs.statement(subject))
+    # The registry lives for the session: each backend's run pushes an attestation of its own.
+    digest = _import(ok, tmp_path, rs.statement(subject, name=f"pub-app-{backend}"))
+    stored = _revisions(token_registry, "pub/app")
+    assert subject in stored
     before = snapshot(db_path)
     result = _push(run, digest, image, "--plain-http")
     assert_refused(result, contains="wants a login to push to pub/app")
-    assert _revisions(token_registry, "pub/app") == {subject}
+    assert _revisions(token_registry, "pub/app") == stored
     assert snapshot(db_path) == before
     login = ("--registry-server", token_registry.host, "--registry-username", BOB[0],
              "--registry-password-stdin")  # fmt: skip
     _pushed(_push(run, digest, image, "--plain-http", *login, input=f"{BOB[1]}\n"))
-    # The subject, the referrer, and the referrers tag's index (a manifest too).
-    assert len(_revisions(token_registry, "pub/app")) == 3
+    # The referrer, and the referrers tag's new index (a manifest too).
+    assert len(_revisions(token_registry, "pub/app") - stored) == 2
 
 
 # --- attestation create --push ---------------------------------------------------------------
