@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from deploytrack.services.views.metrics import Band
 
 DAY_US = 86_400 * 1_000_000
+# The window `metrics` and `report` look at when --since is not given.
 DEFAULT_WINDOW_US = 90 * DAY_US
 DEFAULT_FAILURE_WINDOW_US = 24 * 3600 * 1_000_000
 # 0001-01-01T00:00:00Z, the first instant a time can be written for (a Monday).

@@ -21,6 +21,7 @@ from deploytrack import timeutil
 from deploytrack.digests import short
 from deploytrack.services import ServiceError, deployments
 from deploytrack.services.catalog import environments, logical_environments
+from deploytrack.services.metrics import DAY_US, DEFAULT_WINDOW_US, MetricsQuery, compute
 from deploytrack.services.views.report import (
     Bar,
     Cell,
@@ -52,8 +53,6 @@ if TYPE_CHECKING:
 
     from deploytrack.services.views.deployments import DeploymentView
 
-DAY_US = 86_400 * 1_000_000
-DEFAULT_WINDOW_US = 90 * DAY_US
 # `status`'s rule: a slot whose last heartbeat is older than this is stale.
 STALE_AFTER_US = 24 * 3_600 * 1_000_000
 # The viewBox widths of the charts (their height follows their rows).
@@ -347,8 +346,6 @@ def _ticks(since: int, until: int, count: int = TICKS) -> tuple[Tick, ...]:
 
 def _metrics(store: Store, stage: str, env: str | None, since: int, until: int) -> MetricsPanel:
     """`deploytrack metrics` of one selection, with its two charts."""
-    from deploytrack.services.metrics import MetricsQuery, compute
-
     found = compute(
         store,
         MetricsQuery(logical_environment=stage, environment=env, since=since, until=until),

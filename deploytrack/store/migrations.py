@@ -757,7 +757,9 @@ def pending(applied: list[str]) -> list[str]:
     return [n for n in names() if n not in done]
 
 
-def _refuse_newer(applied: list[str], path: str) -> None:
+def refuse_newer(applied: list[str], path: str) -> None:
+    """Refuse a database that records a migration this deploytrack does not know (both
+    backends: `pgmigrate` asks the same)."""
     newer = unknown(applied)
     if newer:
         raise StoreError(
@@ -770,10 +772,10 @@ def ensure_current(db: peewee.Database, path: str) -> None:
     done = applied(db)
     if done is not None and len(done) == len(MIGRATIONS):
         # The hot path: one SELECT, no lock.
-        _refuse_newer(done, path)
+        refuse_newer(done, path)
         return
     if done is not None:
-        _refuse_newer(done, path)
+        refuse_newer(done, path)
 
     with db.atomic("IMMEDIATE"):
         # Re-read under the write lock: another process may have migrated meanwhile.
@@ -790,7 +792,7 @@ def ensure_current(db: peewee.Database, path: str) -> None:
                 "(name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
             )
             done = []
-        _refuse_newer(done, path)
+        refuse_newer(done, path)
         for step in MIGRATIONS:
             if step.__name__ in done:
                 continue

@@ -37,15 +37,6 @@ def _refuse_foreign(db: peewee.Database, shown: str) -> None:
         )
 
 
-def _refuse_newer(done: list[str], shown: str) -> None:
-    newer = migrations.unknown(done)
-    if newer:
-        raise StoreError(
-            f"database {shown} was written by a newer deploytrack (unknown schema migration "
-            f"{newer[0]!r}); upgrade deploytrack to use it"
-        )
-
-
 def ensure_current(db: peewee.Database, shown: str) -> None:
     """Refuse a database whose schema is not this deploytrack's: one query when it is."""
     done = applied(db)
@@ -55,7 +46,7 @@ def ensure_current(db: peewee.Database, shown: str) -> None:
             f"database {shown} has no deploytrack schema yet: run "
             "'deploytrack --db URL db migrate' once to set it up"
         )
-    _refuse_newer(done, shown)
+    migrations.refuse_newer(done, shown)
     waiting = migrations.pending(done)
     if waiting:
         raise StoreError(
@@ -81,7 +72,7 @@ def migrate(db: peewee.Database) -> list[str]:
                 " applied_at BIGINT NOT NULL)"
             )
             done = []
-        _refuse_newer(done, shown)
+        migrations.refuse_newer(done, shown)
         steps = [step for step in PG_MIGRATIONS if step.__name__ not in done]
         for step in steps:
             step(db)
