@@ -330,3 +330,61 @@ def test_a_role_that_may_not_vacuum_is_warned_after_a_redaction_not_told_the_val
             conn.execute(f'DROP OWNED BY "{role}"')
         with pg_admin_for(pg_server.url) as admin:
             admin.execute(f'DROP ROLE "{role}"')
+
+
+# -- deadlocks and serialization failures are retried ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error", ["DeadlockDetected", "SerializationFailure"], ids=["40P01", "40001"]
+)
+def test_a_deadlock_or_serialization_failure_is_a_retry(error: str) -> None:
+    from deploytrack.store import postgres
+
+    psycopg = postgres.psycopg_module()
+    found = postgres.translate(getattr(psycopg.errors, error)("conflict"), "postgresql://a:pw9@h/d")
+    assert isinstance(found, postgres.Retry) and found.retryable
+    assert "retry the command" in str(found) and "pw9" not in str(found)
+    other = postgres.translate(psycopg.errors.UndefinedTable("no such table"), "postgresql://h/d")
+    assert not getattr(other, "retryable", False)
+
+
+def _flaky_cli(failures: int) -> tuple[Any, list[int]]:
+    """A group of deploytrack's class with one command that is refused by a retryable
+    conflict `failures` times, then succeeds."""
+    import click
+
+    from deploytrack.cli import DeploytrackGroup
+    from deploytrack.store.postgres import Retry
+
+    attempts: list[int] = []
+
+    @click.group(cls=DeploytrackGroup)
+    def group() -> None:
+        pass
+
+    @group.command("write")
+    def write() -> None:
+        attempts.append(1)
+        if len(attempts) <= failures:
+            raise Retry("database is busy: a concurrent transaction conflicted; retry")
+        click.echo("written")
+
+    return group, attempts
+
+
+def test_the_cli_runs_a_command_again_after_a_retryable_conflict() -> None:
+    group, attempts = _flaky_cli(failures=2)
+    result = CliRunner().invoke(group, ["write"], standalone_mode=True)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "written\n" and result.stderr == ""
+    assert len(attempts) == 3
+
+
+def test_retries_are_bounded_and_end_in_one_error_line() -> None:
+    from deploytrack.cli import RETRIES
+
+    group, attempts = _flaky_cli(failures=100)
+    result = CliRunner().invoke(group, ["write"])
+    assert_refused(result, contains="retry")
+    assert len(attempts) == RETRIES
