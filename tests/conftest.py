@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -64,6 +65,11 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A run stopped with SIGTERM (a CI timeout, `kill`) tears down like Ctrl-C: pytest then
+    # runs the session's finalizers, which stop the throwaway PostgreSQL servers and remove
+    # their folders. By default SIGTERM ends the process at once and leaves them running.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     # libpq reads PG* variables (PGSSLMODE, PGOPTIONS, PGSERVICE...) for every connection:
     # the developer's own would point the throwaway server's connections elsewhere.
     for name in [n for n in os.environ if n.startswith("PG")]:
