@@ -11,8 +11,25 @@ import pytest
 TESTS = Path(__file__).parent
 
 
+@pytest.fixture(scope="module")
+def every_deploytrack_module() -> None:
+    """Every deploytrack module imported before `pytester` exists (a wider scope is set up
+    first). pytester takes a snapshot of sys.modules when it is created and puts it back
+    after the test: a deploytrack module first imported by the inner run would be dropped,
+    then imported again by a later test, and a second `store.models` defines a second set
+    of peewee models, which queries built by modules imported earlier then mix with it
+    (`no such column: t2.environment_id`)."""
+    import importlib
+    import pkgutil
+
+    import deploytrack
+
+    for module in pkgutil.walk_packages(deploytrack.__path__, "deploytrack."):
+        importlib.import_module(module.name)
+
+
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite(every_deploytrack_module: None, pytester: pytest.Pytester) -> pytest.Pytester:
     """A throwaway test folder with this suite's conftest.py and helpers."""
     for name in ("conftest.py", "helpers.py"):
         pytester.makepyfile(**{name.removesuffix(".py"): (TESTS / name).read_text()})
