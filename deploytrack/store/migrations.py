@@ -227,7 +227,12 @@ def m001_core(db: peewee.Database) -> None:
         )
     for sql in statements:
         db.execute_sql(sql)
+    insert_default_logical_environments(db)
 
+
+def insert_default_logical_environments(db: peewee.Database) -> None:
+    """The three logical environments every new database starts with (m001 on both
+    backends: the same rows, in the same order, so the same ids and `imported` events)."""
     now = timeutil.now_us()
     for name, description in (
         ("development", "For development and testing"),

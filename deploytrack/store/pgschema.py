@@ -54,7 +54,7 @@ import secrets
 
 import peewee
 
-from deploytrack.store.migrations import Migration
+from deploytrack.store.migrations import Migration, insert_default_logical_environments
 
 # Every PostgreSQL step, in the order of definition: the order they are applied in.
 PG_MIGRATIONS: list[Migration] = []
@@ -357,20 +357,7 @@ RETURN NEW;""",
             table, "stored evidence never changes", "stored evidence is never deleted"
         )
     _run(db, statements)
-
-    from deploytrack import timeutil
-
-    now = timeutil.now_us()
-    for name, description in (
-        ("development", "For development and testing"),
-        ("staging", "Pre-production validation"),
-        ("production", "Live production workloads"),
-    ):
-        db.execute_sql(
-            "INSERT INTO logical_environment"
-            " (name, description, is_default, created_at, updated_at) VALUES (?, ?, 1, ?, ?)",
-            (name, description, now, now),
-        )
+    insert_default_logical_environments(db)
 
 
 @migration
