@@ -41,6 +41,26 @@ NGINX_GIT = "sha256:fbd9335f55d83d8aaf9ab1a539b0f2a87b444e8c54f34c9a1ca9d7df1560
 Invoke = Callable[..., Result]
 
 
+# What a database answers, asked of two databases that must agree (an audit bundle's source
+# and the database imported from it, whatever their backends): the fixture history's rows,
+# evidence, variables (the secret revealed), policy and log.
+RESOLVE_API = ("variable", "resolve", "--logical-env", "production", "--env", "cluster",
+               "--deployment-name", "api", "--reveal")  # fmt: skip
+ROUND_TRIP_QUESTIONS = [
+    ("deployment", "list", "--history", "-o", "json"),
+    ("deployment", "describe", "3", "-o", "json"),
+    ("attestation", "list", "-o", "json"),
+    ("discover", NGINX_GIT, "-o", "json"),
+    ("variable", "history", "--logical-env", "production", "-o", "json"),
+    ("environment", "list", "-o", "json"),
+    ("logical-environment", "list", "-o", "json"),
+    ("logical-environment", "policy", "show", "--name", "production", "-o", "json"),
+    ("log", "list", "-o", "json"),
+    ("log", "verify", "-o", "json"),
+    (*RESOLVE_API, "-o", "json"),
+]
+
+
 def attestation(name: str) -> Path:
     return ATTESTATIONS / name
 

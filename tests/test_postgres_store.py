@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import NGINX_FULL, NGINX_GIT, assert_refused, attestation
+from conftest import NGINX_FULL, NGINX_GIT, ROUND_TRIP_QUESTIONS, assert_refused, attestation
 from helpers import record_args
 
 from deploytrack.cli import cli
@@ -237,22 +237,6 @@ def test_tls_is_a_problem_only_off_the_host() -> None:
 # -- audit export / import across backends ----------------------------------------------------
 
 
-QUESTIONS = [
-    ("deployment", "list", "--history", "-o", "json"),
-    ("deployment", "describe", "3", "-o", "json"),
-    ("attestation", "list", "-o", "json"),
-    ("discover", NGINX_GIT, "-o", "json"),
-    ("variable", "history", "--logical-env", "production", "-o", "json"),
-    ("environment", "list", "-o", "json"),
-    ("logical-environment", "list", "-o", "json"),
-    ("logical-environment", "policy", "show", "--name", "production", "-o", "json"),
-    ("log", "list", "-o", "json"),
-    ("log", "verify", "-o", "json"),
-    ("variable", "resolve", "--logical-env", "production", "--env", "cluster",
-     "--deployment-name", "api", "--reveal", "-o", "json"),
-]  # fmt: skip
-
-
 @pytest.fixture
 def secrets_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "secrets.key"
@@ -290,7 +274,7 @@ def export(db: str | Path, path: Path) -> Path:
 
 
 def same_answers(a: str | Path, b: str | Path) -> None:
-    for question in QUESTIONS:
+    for question in ROUND_TRIP_QUESTIONS:
         assert ok_on(a, *question).stdout == ok_on(b, *question).stdout, question
 
 
